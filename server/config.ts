@@ -1,0 +1,70 @@
+/**
+ * Server configuration: `server/config.ini` (section [DEFAULT], the course's layout),
+ * each key overridden by the environment variable of the same name.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import ini from 'ini';
+import { ConfigError, durationMs, intIn, logLevel, nonEmpty } from '../shared/config/values.js';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  backlog: number;
+  agencies: number;
+  storagePath: string;
+  workers: number;
+  logLevel: string;
+  drainTimeoutMs: number;
+}
+
+export const DEFAULT_CONFIG_PATH = 'server/config.ini';
+
+const DEFAULTS: Record<string, string> = {
+  SERVER_HOST: '0.0.0.0',
+  SERVER_PORT: '12345',
+  SERVER_LISTEN_BACKLOG: '128',
+  SERVER_AGENCIES: '5',
+  SERVER_STORAGE_PATH: './bets.csv',
+  LOGGING_LEVEL: 'INFO',
+  SERVER_DRAIN_TIMEOUT: '5s',
+};
+
+function readIni(path: string, required: boolean): Record<string, unknown> {
+  if (!existsSync(path)) {
+    if (required) throw new ConfigError('SERVER_CONFIG', `file ${path} does not exist; point SERVER_CONFIG at a readable .ini file`);
+    return {};
+  }
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = ini.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError('SERVER_CONFIG', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  const section = (parsed.DEFAULT ?? {}) as Record<string, unknown>;
+  const top = Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v !== 'object'));
+  return { ...top, ...section };
+}
+
+/** Reads file then environment; throws ConfigError naming the first bad key. */
+export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const path = env.SERVER_CONFIG ?? DEFAULT_CONFIG_PATH;
+  const file = readIni(path, env.SERVER_CONFIG !== undefined);
+  const get = (key: string): string => {
+    const fromEnv = env[key];
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    const fromFile = file[key];
+    return fromFile !== undefined ? String(fromFile) : (DEFAULTS[key] ?? '');
+  };
+  const workers = get('SERVER_WORKERS');
+  return {
+    host: nonEmpty('SERVER_HOST', get('SERVER_HOST')),
+    port: intIn('SERVER_PORT', get('SERVER_PORT'), 0, 65535),
+    backlog: intIn('SERVER_LISTEN_BACKLOG', get('SERVER_LISTEN_BACKLOG'), 1, 65535),
+    agencies: intIn('SERVER_AGENCIES', get('SERVER_AGENCIES'), 1, 100_000),
+    storagePath: nonEmpty('SERVER_STORAGE_PATH', get('SERVER_STORAGE_PATH')),
+    workers: workers === '' ? availableParallelism() : intIn('SERVER_WORKERS', workers, 0, 256),
+    logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
+    drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 60_000),
+  };
+}

@@ -1,0 +1,45 @@
+/** Server entry point: configuration, listen, and graceful shutdown on SIGTERM/SIGINT. */
+import { createLogger } from '../shared/logging/logger.js';
+import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
+import { loadServerConfig, type ServerConfig } from './config.js';
+import { LotteryServer } from './server.js';
+
+async function main(): Promise<void> {
+  let config: ServerConfig;
+  try {
+    config = loadServerConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    createLogger({ level: process.env.LOGGING_LEVEL ?? 'info' }).error({ action: 'config', result: 'fail', error: err.message });
+    process.exit(EXIT_CONFIG);
+  }
+  const log = createLogger({ level: config.logLevel });
+  log.info({ action: 'config', result: 'success', ...describe(config) });
+
+  let server: LotteryServer;
+  try {
+    server = new LotteryServer(config, log);
+    const address = await server.listen();
+    log.info({ action: 'listen', result: 'success', host: address.address, puerto: address.port, workers: config.workers });
+  } catch (err) {
+    log.error({ action: 'listen', result: 'fail', error: (err as Error).message });
+    process.exit(1);
+  }
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      log.warn({ action: 'exit', result: 'fail', signal, error: 'second signal: exiting at once without draining' });
+      process.exit(1);
+    }
+    log.info({ action: 'shutdown', result: 'in_progress', signal });
+    server.close().then(
+      () => { log.info({ action: 'exit', result: 'success' }); process.exit(0); },
+      (err: unknown) => { log.error({ action: 'exit', result: 'fail', error: (err as Error).message }); process.exit(1); },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+await main();

@@ -1,0 +1,80 @@
+/**
+ * The worker pool that validates, stores and draws. With `workers: 0` the same handlers
+ * run inline on the main thread (for the benchmark's comparison only): the storage then
+ * refuses to wait on its lock, which is safe because nothing else holds it.
+ */
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { createHandlers, type Handlers } from './handlers.js';
+import {
+  TaskKind, type DrawResult, type StoreBatchResult, type StoreBatchTask, type Task, type TaskResult, type WorkerInit,
+} from './tasks.js';
+
+export interface BetPoolOptions {
+  workers: number;
+  init: WorkerInit;
+}
+
+export function defaultWorkers(): number {
+  return availableParallelism();
+}
+
+/** Under vitest the sources are .ts: workers then load them through tsx. */
+function workerFile(): { filename: string; execArgv: string[] } {
+  const here = import.meta.url;
+  const ts = here.endsWith('.ts');
+  const filename = fileURLToPath(new URL(ts ? './worker.ts' : './worker.js', here));
+  return { filename, execArgv: ts ? ['--import', 'tsx'] : [] };
+}
+
+export class BetPool {
+  readonly #piscina: Piscina<Task, TaskResult> | null;
+  readonly #inline: Handlers | null;
+  #closing: Promise<void> | null = null;
+
+  constructor(opts: BetPoolOptions) {
+    if (opts.workers === 0) {
+      this.#piscina = null;
+      this.#inline = createHandlers(opts.init, true);
+      return;
+    }
+    this.#inline = null;
+    this.#piscina = new Piscina<Task, TaskResult>({
+      ...workerFile(),
+      minThreads: opts.workers,
+      maxThreads: opts.workers,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      workerData: opts.init,
+    });
+  }
+
+  get workers(): number {
+    return this.#piscina?.maxThreads ?? 0;
+  }
+
+  storeBatch(task: Omit<StoreBatchTask, 'kind'>): Promise<StoreBatchResult> {
+    const full: StoreBatchTask = { kind: TaskKind.STORE_BATCH, ...task };
+    return this.#run(full, [task.bets.buffer as ArrayBuffer]) as Promise<StoreBatchResult>;
+  }
+
+  draw(): Promise<DrawResult> {
+    return this.#run({ kind: TaskKind.DRAW }, []) as Promise<DrawResult>;
+  }
+
+  #run(task: Task, transferList: ArrayBuffer[]): Promise<TaskResult> {
+    if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
+    if (this.#inline !== null) return new Promise((resolve) => setImmediate(resolve)).then(() => this.#inline!.run(task));
+    return this.#piscina!.run(task, { transferList });
+  }
+
+  /**
+   * Lets queued tasks finish, then stops the workers. Idempotent. `force` (after the
+   * drain deadline) abandons queued tasks.
+   */
+  close(force = false): Promise<void> {
+    if (this.#closing === null) this.#closing = this.#piscina?.close({ force }) ?? Promise.resolve();
+    else if (force && this.#piscina !== null) void this.#piscina.destroy();
+    return this.#closing;
+  }
+}

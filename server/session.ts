@@ -1,0 +1,187 @@
+/**
+ * One connection, bound by its HELLO to one agency. Frames are handled strictly in order,
+ * one at a time; while a batch is in the pool the stream is paused, so a fast client is
+ * held back by TCP rather than by our memory. Any Duplex works (tests use duplexPair).
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../shared/logging/logger.js';
+import { FrameDecoder, decodeMessage, encodeMessage, encodeWinnersFrames } from '../shared/protocol/codec.js';
+import { ProtocolError } from '../shared/protocol/errors.js';
+import {
+  AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION, messageTypeName,
+  type BatchDTO, type Frame, type Message,
+} from '../shared/protocol/messages.js';
+import { AgencyRefusedError, type Lottery } from './lottery.js';
+
+const CLOSE_GRACE_MS = 1000;
+
+export class Session {
+  readonly id: number;
+  readonly #stream: Duplex;
+  readonly #lottery: Lottery;
+  readonly #log: Logger;
+  readonly #decoder = new FrameDecoder();
+  readonly #queue: Frame[] = [];
+  #agency = 0;
+  #busy = false;
+  #closing: Promise<void> | null = null;
+  #idle: (() => void) | null = null;
+
+  constructor(id: number, stream: Duplex, lottery: Lottery, log: Logger) {
+    this.id = id;
+    this.#stream = stream;
+    this.#lottery = lottery;
+    this.#log = log;
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('end', () => void this.close());
+    stream.on('error', (err) => {
+      this.#log.warn({ action: 'conexion', result: 'fail', sesion: id, agencia: this.#agency, error: err.message });
+      void this.close();
+    });
+    stream.on('close', () => void this.close());
+  }
+
+  get agency(): number { return this.#agency; }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closing !== null) return;
+    try {
+      for (const frame of this.#decoder.push(chunk)) this.#queue.push(frame);
+    } catch (err) {
+      this.#queue.length = 0;
+      void this.#fail(err);
+      return;
+    }
+    void this.#drain();
+  }
+
+  /** Handles queued frames in order; only one runs at a time. */
+  async #drain(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
+        await this.#handle(decodeMessage(frame));
+      }
+    } catch (err) {
+      await this.#fail(err);
+    } finally {
+      this.#busy = false;
+      this.#idle?.();
+    }
+  }
+
+  async #handle(msg: Message): Promise<void> {
+    if (msg.type === MessageType.PING) return this.#onPing();
+    if (msg.type === MessageType.HELLO) return this.#onHello(msg.version, msg.agency);
+    if (this.#agency === 0) throw new ProtocolError(ErrorCode.NOT_BOUND, `${messageTypeName(msg.type)} before HELLO; send HELLO with the agency number first`);
+    switch (msg.type) {
+      case MessageType.BATCH: return this.#onBatch(msg);
+      case MessageType.FINISHED: return this.#onFinished(msg.agency);
+      case MessageType.WINNERS_QUERY: return this.#onWinnersQuery(msg.agency);
+      default:
+        throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${messageTypeName(msg.type)} is a server message; a client may not send it`);
+    }
+  }
+
+  #onPing(): Promise<void> {
+    const l = this.#lottery;
+    return this.#send(encodeMessage({ type: MessageType.PONG, finished: l.finished, expected: l.agencies, drawn: l.drawn }));
+  }
+
+  #onHello(version: number, agency: number): Promise<void> {
+    if (version !== PROTOCOL_VERSION) throw new ProtocolError(ErrorCode.BAD_VERSION, `protocol version ${version} is not supported; this server speaks version ${PROTOCOL_VERSION}`);
+    if (this.#agency !== 0) throw new ProtocolError(ErrorCode.ALREADY_BOUND, `this connection is already bound to agency ${this.#agency}; open a new connection for another agency`);
+    const lastSeq = this.#lottery.bind(agency, this);
+    this.#agency = agency;
+    this.#log.info({ action: 'conexion', result: 'success', sesion: this.id, agencia: agency, ultimo_lote: lastSeq });
+    return this.#send(encodeMessage({ type: MessageType.WELCOME, agency, lastSeq }));
+  }
+
+  async #onBatch(batch: BatchDTO): Promise<void> {
+    this.#stream.pause();
+    try {
+      const ack = await this.#lottery.storeBatch(this.#agency, batch);
+      const fields = { cantidad: batch.count, agencia: this.#agency, lote: batch.seq };
+      if (ack.status === AckStatus.REJECTED) {
+        this.#log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
+      } else {
+        this.#log.info({ action: 'apuesta_recibida', result: 'success', ...fields, ...(ack.status === AckStatus.DUPLICATE ? { duplicado: 'si' } : {}) });
+      }
+      await this.#send(encodeMessage(ack));
+    } finally {
+      if (this.#closing === null) this.#stream.resume();
+    }
+  }
+
+  #onFinished(agency: number): Promise<void> {
+    this.#checkOwn(agency, 'FINISHED');
+    const mark = this.#lottery.finish(agency);
+    this.#log.info({ action: 'notificacion', result: 'success', agencia: agency, terminadas: mark.finished, esperadas: mark.expected, ...(mark.counted ? {} : { repetida: 'si' }) });
+    return this.#send(encodeMessage({ type: MessageType.FINISHED_ACK, finished: mark.finished, expected: mark.expected }));
+  }
+
+  async #onWinnersQuery(agency: number): Promise<void> {
+    this.#checkOwn(agency, 'WINNERS_QUERY');
+    const answer = this.#lottery.winners(agency);
+    if (!answer.ready) return this.#send(encodeMessage({ type: MessageType.NOT_READY, finished: answer.finished, expected: answer.expected }));
+    this.#log.info({ action: 'consulta_ganadores', result: 'success', agencia: agency, cant_ganadores: answer.documents.length });
+    for (const frame of encodeWinnersFrames(answer.documents)) await this.#send(frame);
+  }
+
+  #checkOwn(agency: number, what: string): void {
+    if (agency !== this.#agency) {
+      throw new ProtocolError(ErrorCode.WRONG_AGENCY, `${what} for agency ${agency} on a connection bound to agency ${this.#agency}`);
+    }
+  }
+
+  /** Writes a frame, waiting for 'drain' when the stream asks us to. */
+  #send(frame: Buffer): Promise<void> {
+    if (this.#stream.destroyed || !this.#stream.writable) return Promise.resolve();
+    if (this.#stream.write(frame)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => { this.#stream.off('drain', done); this.#stream.off('close', done); resolve(); };
+      this.#stream.once('drain', done);
+      this.#stream.once('close', done);
+    });
+  }
+
+  /** Tells the peer what went wrong (ERROR), then closes: after a protocol error we cannot resync. */
+  async #fail(err: unknown): Promise<void> {
+    const code = err instanceof ProtocolError || err instanceof AgencyRefusedError ? err.code : ErrorCode.INTERNAL;
+    const message = err instanceof Error ? err.message : String(err);
+    const level = code === ErrorCode.INTERNAL ? 'error' : 'warn';
+    this.#log[level]({ action: 'protocolo', result: 'fail', sesion: this.id, agencia: this.#agency, codigo: code, error: message });
+    await this.#send(encodeMessage({ type: MessageType.ERROR, code, message }));
+    await this.close();
+  }
+
+  /**
+   * Stops reading, waits for the frame being handled (its batch is acknowledged), then
+   * ends the stream. Idempotent; frames queued but not started are dropped unacknowledged.
+   */
+  close(): Promise<void> {
+    if (this.#closing === null) this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#stream.pause();
+    this.#queue.length = 0;
+    if (this.#busy) await new Promise<void>((resolve) => { this.#idle = resolve; });
+    if (this.#agency !== 0) this.#lottery.unbind(this.#agency, this);
+    await endStream(this.#stream);
+  }
+}
+
+/** Ends the write side and waits for the stream to close, destroying it after a grace period. */
+function endStream(stream: Duplex): Promise<void> {
+  if (stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => stream.destroy(), CLOSE_GRACE_MS);
+    stream.once('close', () => { clearTimeout(timer); resolve(); });
+    stream.end();
+    // A peer that already ended its side lets us finish at once.
+    if (stream.readableEnded) stream.destroy();
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * Monitor around storeBets/loadBets. Appends take the write lock, scans take a read lock,
+ * both on a SharedArrayBuffer shared by every pool worker. Invariants:
+ *  - a batch is one write() of whole rows under the write lock: rows of two batches never
+ *    interleave and a reader never sees part of a batch;
+ *  - the file descriptor is opened once, by the owner (main thread), in append mode; fds
+ *    are process-wide, so workers write to it directly.
+ */
+import { closeSync, openSync } from 'node:fs';
+import type { Bet } from '../../shared/domain/bet.js';
+import { betsToRows, loadBets, writeAll } from './bets-file.js';
+import { LockBusyError, RWLock } from './rw-lock.js';
+
+/** What a worker needs to attach to the storage: plain data, sent through workerData. */
+export interface StorageHandle {
+  lock: SharedArrayBuffer;
+  fd: number;
+  path: string;
+}
+
+export class ProtectedStorage {
+  readonly #lock: RWLock;
+  readonly #handle: StorageHandle;
+  readonly #block: boolean;
+
+  /** `block` is false on the main thread: it never waits, and fails if the lock is taken. */
+  constructor(handle: StorageHandle, block: boolean) {
+    this.#handle = handle;
+    this.#lock = new RWLock(handle.lock);
+    this.#block = block;
+  }
+
+  /** Opens (creating if needed) the bets file for appending. Owner side only. */
+  static open(path: string): StorageHandle {
+    return { lock: RWLock.allocate(), fd: openSync(path, 'a'), path };
+  }
+
+  static close(handle: StorageHandle): void {
+    closeSync(handle.fd);
+  }
+
+  get path(): string {
+    return this.#handle.path;
+  }
+
+  /** Stores the whole batch, or nothing if formatting fails before the lock is taken. */
+  storeBets(bets: readonly Bet[]): void {
+    const rows = betsToRows(bets);
+    this.#lock.withWrite(() => writeAll(this.#handle.fd, rows), this.#block);
+  }
+
+  /** Streams every stored bet while holding a read lock: no append can land mid-scan. */
+  async *loadBets(): AsyncGenerator<Bet> {
+    if (this.#block) this.#lock.acquireRead();
+    else if (!this.#lock.tryAcquireRead()) throw new LockBusyError('read');
+    try {
+      yield* loadBets(this.#handle.path);
+    } finally {
+      this.#lock.releaseRead();
+    }
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Frame codec: pure functions and an incremental decoder, no I/O.
+ * Frame: `type: u8 | length: u32 BE | payload[length]`, HEADER_SIZE + length <= MAX_FRAME.
+ */
+import { FrameTooLargeError, MalformedMessageError, UnknownMessageTypeError } from './errors.js';
+import {
+  AckStatus, HEADER_SIZE, MAX_PAYLOAD, MessageType, PROTOCOL_VERSION, isMessageType,
+  type Frame, type Message,
+} from './messages.js';
+import { PayloadReader, PayloadWriter } from './payload.js';
+
+/**
+ * Incremental decoder: `push(chunk)` returns every whole frame completed by the chunk and
+ * keeps the partial rest. A bad header throws as soon as its 5 bytes are in, before any
+ * payload is buffered, so a hostile length never makes us allocate.
+ * Returned payloads are views into the pushed chunks: callers copy what they keep past
+ * the next push only if they mutate those chunks (sockets never do).
+ */
+export class FrameDecoder {
+  #pending: Buffer | null = null;
+
+  /** Bytes held waiting for the rest of a frame. */
+  get buffered(): number {
+    return this.#pending?.length ?? 0;
+  }
+
+  push(chunk: Buffer): Frame[] {
+    const buf = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    const frames: Frame[] = [];
+    let pos = 0;
+    while (buf.length - pos >= HEADER_SIZE) {
+      const type = buf.readUInt8(pos);
+      const length = buf.readUInt32BE(pos + 1);
+      checkHeader(type, length);
+      const end = pos + HEADER_SIZE + length;
+      if (end > buf.length) break;
+      frames.push({ type, payload: buf.subarray(pos + HEADER_SIZE, end) });
+      pos = end;
+    }
+    this.#pending = pos === buf.length ? null : buf.subarray(pos);
+    return frames;
+  }
+}
+
+export function checkHeader(type: number, length: number): void {
+  if (!isMessageType(type)) throw new UnknownMessageTypeError(type);
+  if (length > MAX_PAYLOAD) throw new FrameTooLargeError(length);
+}
+
+/** Wraps a payload into a frame; `payload` must already respect MAX_PAYLOAD. */
+export function encodeFrame(type: number, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  if (payload.length > MAX_PAYLOAD) throw new FrameTooLargeError(payload.length);
+  const w = new PayloadWriter(HEADER_SIZE + payload.length);
+  return w.u8(type).u32(payload.length).bytes(payload).buf;
+}
+
+function frameWriter(type: number, payloadSize: number): PayloadWriter {
+  if (payloadSize > MAX_PAYLOAD) throw new FrameTooLargeError(payloadSize);
+  return new PayloadWriter(HEADER_SIZE + payloadSize).u8(type).u32(payloadSize);
+}
+
+const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+/** Clips a UTF-8 string to at most `max` bytes without splitting a character. */
+export function clipUtf8(s: string, max: number): string {
+  if (bytes(s) <= max) return s;
+  let out = '';
+  for (const ch of s) {
+    if (bytes(out) + bytes(ch) > max) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** Encodes any message except BATCH, which is built by BatchBuilder (bet-codec.ts). */
+export function encodeMessage(msg: Exclude<Message, { type: typeof MessageType.BATCH }>): Buffer {
+  switch (msg.type) {
+    case MessageType.HELLO:
+      return frameWriter(msg.type, 6).u16(msg.version).u32(msg.agency).buf;
+    case MessageType.WELCOME:
+      return frameWriter(msg.type, 8).u32(msg.agency).u32(msg.lastSeq).buf;
+    case MessageType.BATCH_ACK:
+      if (msg.status === AckStatus.REJECTED) {
+        const reason = clipUtf8(msg.reason, 1024);
+        return frameWriter(msg.type, 9 + bytes(reason)).u32(msg.seq).u8(msg.status).u16(msg.index).str16(reason).buf;
+      }
+      return frameWriter(msg.type, 7).u32(msg.seq).u8(msg.status).u16(msg.count).buf;
+    case MessageType.FINISHED:
+    case MessageType.WINNERS_QUERY:
+      return frameWriter(msg.type, 4).u32(msg.agency).buf;
+    case MessageType.FINISHED_ACK:
+    case MessageType.NOT_READY:
+      return frameWriter(msg.type, 8).u32(msg.finished).u32(msg.expected).buf;
+    case MessageType.WINNERS:
+      return encodeWinners(msg.documents, msg.last);
+    case MessageType.ERROR: {
+      const text = clipUtf8(msg.message, 2048);
+      return frameWriter(msg.type, 4 + bytes(text)).u16(msg.code).str16(text).buf;
+    }
+    case MessageType.PING:
+      return frameWriter(msg.type, 0).buf;
+    case MessageType.PONG:
+      return frameWriter(msg.type, 9).u32(msg.finished).u32(msg.expected).u8(msg.drawn ? 1 : 0).buf;
+  }
+}
+
+function encodeWinners(documents: readonly string[], last: boolean): Buffer {
+  const size = 3 + documents.reduce((n, d) => n + 1 + bytes(d), 0);
+  const w = frameWriter(MessageType.WINNERS, size).u8(last ? 1 : 0).u16(documents.length);
+  for (const d of documents) w.str8(d);
+  return w.buf;
+}
+
+/** Splits a winners list into as many WINNERS frames as the frame limit needs (at least one). */
+export function encodeWinnersFrames(documents: readonly string[]): Buffer[] {
+  const frames: Buffer[] = [];
+  let chunk: string[] = [];
+  let size = 3;
+  for (const d of documents) {
+    const add = 1 + bytes(d);
+    if (size + add > MAX_PAYLOAD || chunk.length === 0xffff) {
+      frames.push(encodeWinners(chunk, false));
+      chunk = [];
+      size = 3;
+    }
+    chunk.push(d);
+    size += add;
+  }
+  frames.push(encodeWinners(chunk, true));
+  return frames;
+}
+
+/** Decodes one frame into its message. Throws ProtocolError subclasses on bad input. */
+export function decodeMessage(frame: Frame): Message {
+  checkHeader(frame.type, frame.payload.length);
+  const r = new PayloadReader(frame.payload);
+  const msg = decodeBody(frame.type, r);
+  if (msg.type !== MessageType.BATCH) r.end(`${msg.type === MessageType.ERROR ? 'ERROR' : 'message'} payload`);
+  return msg;
+}
+
+function decodeBody(type: number, r: PayloadReader): Message {
+  switch (type) {
+    case MessageType.HELLO:
+      return { type, version: r.u16('HELLO version'), agency: r.u32('HELLO agency') };
+    case MessageType.WELCOME:
+      return { type, agency: r.u32('WELCOME agency'), lastSeq: r.u32('WELCOME lastSeq') };
+    case MessageType.BATCH:
+      return { type, seq: r.u32('BATCH seq'), count: r.u16('BATCH count'), bets: r.rest() };
+    case MessageType.BATCH_ACK:
+      return decodeAck(r);
+    case MessageType.FINISHED:
+      return { type, notification: 'FIRST_NOTIFICATION', agency: r.u32('FINISHED agency') };
+    case MessageType.WINNERS_QUERY:
+      return { type, agency: r.u32('WINNERS_QUERY agency') };
+    case MessageType.FINISHED_ACK:
+    case MessageType.NOT_READY:
+      return { type, finished: r.u32('finished count'), expected: r.u32('expected count') };
+    case MessageType.WINNERS:
+      return decodeWinners(r);
+    case MessageType.ERROR:
+      return { type, code: r.u16('ERROR code'), message: r.str16('ERROR message') };
+    case MessageType.PING:
+      return { type };
+    case MessageType.PONG:
+      return { type, finished: r.u32('PONG finished'), expected: r.u32('PONG expected'), drawn: r.u8('PONG drawn') === 1 };
+    default:
+      throw new UnknownMessageTypeError(type);
+  }
+}
+
+function decodeAck(r: PayloadReader): Message {
+  const type = MessageType.BATCH_ACK;
+  const seq = r.u32('BATCH_ACK seq');
+  const status = r.u8('BATCH_ACK status');
+  if (status === AckStatus.REJECTED) {
+    return { type, seq, status, index: r.u16('BATCH_ACK index'), reason: r.str16('BATCH_ACK reason') };
+  }
+  if (status !== AckStatus.STORED && status !== AckStatus.DUPLICATE) {
+    throw new MalformedMessageError(`BATCH_ACK status ${status} is not 0, 1 or 2`);
+  }
+  return { type, seq, status, count: r.u16('BATCH_ACK count') };
+}
+
+function decodeWinners(r: PayloadReader): Message {
+  const last = r.u8('WINNERS last');
+  const count = r.u16('WINNERS count');
+  const documents: string[] = [];
+  for (let i = 0; i < count; i++) documents.push(r.str8(`WINNERS document ${i}`));
+  return { type: MessageType.WINNERS, last: last === 1, documents };
+}
+
+export { PROTOCOL_VERSION };

@@ -1,0 +1,82 @@
+/**
+ * Every message of the wire protocol as plain data. docs/protocol.md documents the bytes.
+ * A frame is `type: u8 | length: u32 BE | payload`, at most MAX_FRAME bytes in all.
+ */
+export const HEADER_SIZE = 5;
+export const MAX_FRAME = 8192;
+export const MAX_PAYLOAD = MAX_FRAME - HEADER_SIZE;
+export const PROTOCOL_VERSION = 1;
+
+export const MessageType = {
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  BATCH: 0x03,
+  BATCH_ACK: 0x04,
+  FINISHED: 0x05,
+  FINISHED_ACK: 0x06,
+  WINNERS_QUERY: 0x07,
+  WINNERS: 0x08,
+  NOT_READY: 0x09,
+  ERROR: 0x0a,
+  PING: 0x0b,
+  PONG: 0x0c,
+} as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+const TYPE_NAMES = new Map<number, string>(Object.entries(MessageType).map(([k, v]) => [v, k]));
+export function isMessageType(type: number): type is MessageType {
+  return TYPE_NAMES.has(type);
+}
+export function messageTypeName(type: number): string {
+  return TYPE_NAMES.get(type) ?? `0x${type.toString(16).padStart(2, '0')}`;
+}
+
+export const AckStatus = { STORED: 0, REJECTED: 1, DUPLICATE: 2 } as const;
+export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus];
+
+export const ErrorCode = {
+  FRAME_TOO_LARGE: 1,
+  UNKNOWN_TYPE: 2,
+  MALFORMED: 3,
+  NOT_BOUND: 4,
+  ALREADY_BOUND: 5,
+  UNKNOWN_AGENCY: 6,
+  AGENCY_BUSY: 7,
+  WRONG_AGENCY: 8,
+  UNEXPECTED_MESSAGE: 9,
+  SHUTTING_DOWN: 10,
+  INTERNAL: 11,
+  BAD_VERSION: 12,
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface Frame {
+  type: number;
+  payload: Buffer;
+}
+
+export interface HelloDTO { type: typeof MessageType.HELLO; version: number; agency: number }
+/** `lastSeq`: the highest batch sequence number the server has stored for this agency (0: none). */
+export interface WelcomeDTO { type: typeof MessageType.WELCOME; agency: number; lastSeq: number }
+/**
+ * A batch as it crosses the wire: `bets` holds the encoded bets, left undecoded on the
+ * main thread; a pool worker decodes and validates them (see bet-codec.ts).
+ */
+export interface BatchDTO { type: typeof MessageType.BATCH; seq: number; count: number; bets: Buffer }
+export type BatchAckDTO =
+  | { type: typeof MessageType.BATCH_ACK; seq: number; status: typeof AckStatus.STORED | typeof AckStatus.DUPLICATE; count: number }
+  | { type: typeof MessageType.BATCH_ACK; seq: number; status: typeof AckStatus.REJECTED; index: number; reason: string };
+/** The course's FIRST_NOTIFICATION: the agency has sent all its bets. */
+export interface NotificationDTO { type: typeof MessageType.FINISHED; notification: 'FIRST_NOTIFICATION'; agency: number }
+export interface FinishedAckDTO { type: typeof MessageType.FINISHED_ACK; finished: number; expected: number }
+export interface WinnersQueryDTO { type: typeof MessageType.WINNERS_QUERY; agency: number }
+/** Winners may span several frames; `last` marks the final one. */
+export interface WinnersDTO { type: typeof MessageType.WINNERS; last: boolean; documents: string[] }
+export interface NotReadyDTO { type: typeof MessageType.NOT_READY; finished: number; expected: number }
+export interface ErrorDTO { type: typeof MessageType.ERROR; code: number; message: string }
+export interface PingDTO { type: typeof MessageType.PING }
+export interface PongDTO { type: typeof MessageType.PONG; finished: number; expected: number; drawn: boolean }
+
+export type Message =
+  | HelloDTO | WelcomeDTO | BatchDTO | BatchAckDTO | NotificationDTO | FinishedAckDTO
+  | WinnersQueryDTO | WinnersDTO | NotReadyDTO | ErrorDTO | PingDTO | PongDTO;
