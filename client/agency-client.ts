@@ -1,0 +1,158 @@
+/**
+ * One agency's run: stream the CSV in batches over one connection (several batches in
+ * flight, acknowledged in order), send FINISHED, then ask for the winners until the draw
+ * has happened. `stop()` (SIGTERM) ends reading and closes the file and the socket.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../shared/logging/logger.js';
+import { BatchBuilder } from '../shared/protocol/bet-codec.js';
+import { encodeMessage } from '../shared/protocol/codec.js';
+import { AckStatus, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { readAgencyBets } from './bets-reader.js';
+import type { ClientConfig } from './config.js';
+import { connectWithRetry, type Connection } from './connection.js';
+
+/** Batches sent and not yet acknowledged; keeps the server busy across round trips. */
+const WINDOW = 8;
+
+export interface RunSummary {
+  sent: number;
+  batches: number;
+  rejected: number;
+  badRows: number;
+  winners: string[];
+}
+
+export class WinnersTimeoutError extends Error {
+  constructor(ms: number, finished: number, expected: number) {
+    super(`no draw after ${ms} ms: ${finished} of ${expected} agencies have finished; raise winners.timeout or check the other agencies`);
+    this.name = 'WinnersTimeoutError';
+  }
+}
+
+export class AgencyClient {
+  readonly #config: ClientConfig;
+  readonly #log: Logger;
+  readonly #abort = new AbortController();
+  #conn: Connection | null = null;
+  readonly #inflight: Array<{ seq: number; count: number }> = [];
+  readonly #summary: RunSummary = { sent: 0, batches: 0, rejected: 0, badRows: 0, winners: [] };
+
+  constructor(config: ClientConfig, log: Logger) {
+    this.#config = config;
+    this.#log = log;
+  }
+
+  get stopping(): boolean { return this.#abort.signal.aborted; }
+
+  async run(): Promise<RunSummary> {
+    const c = this.#config;
+    this.#conn = await connectWithRetry(c.host, c.port, c.connectTimeoutMs, (err, attempt, delay) => {
+      this.#log.info({ action: 'connect', result: 'in_progress', intento: attempt, espera_ms: delay, error: err.message });
+    }, this.#abort.signal);
+    const conn = this.#conn;
+    await conn.send(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: c.id }));
+    const welcome = await conn.expect(MessageType.WELCOME);
+    this.#log.info({ action: 'connect', result: 'success', servidor: `${c.host}/${c.port}`, ultimo_lote: welcome.lastSeq });
+    await this.#sendBets(conn);
+    if (this.stopping) return this.#summary;
+    await conn.send(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: c.id }));
+    const ack = await conn.expect(MessageType.FINISHED_ACK);
+    this.#log.info({ action: 'notificacion_enviada', result: 'success', terminadas: ack.finished, esperadas: ack.expected });
+    this.#summary.winners = await this.#queryWinners(conn);
+    this.#log.info({ action: 'consulta_ganadores', result: 'success', cant_ganadores: this.#summary.winners.length });
+    await this.#closeSocket();
+    return this.#summary;
+  }
+
+  async #sendBets(conn: Connection): Promise<void> {
+    const c = this.#config;
+    const builder = new BatchBuilder(c.maxAmount);
+    let seq = 0;
+    const flush = async (): Promise<void> => {
+      const count = builder.count;
+      await conn.send(builder.take(++seq));
+      this.#inflight.push({ seq, count });
+      if (this.#inflight.length >= WINDOW) await this.#awaitAck(conn);
+    };
+    const bets = readAgencyBets({
+      path: c.dataFile,
+      agency: c.id,
+      signal: this.#abort.signal,
+      onBadRow: (bad) => {
+        this.#summary.badRows++;
+        this.#log.warn({ action: 'apuesta_invalida', result: 'fail', archivo: bad.file, linea: bad.line, error: bad.error });
+      },
+      onClose: () => this.#log.info({ action: 'close_file', result: 'success', archivo: c.dataFile }),
+    });
+    try {
+      for await (const bet of bets) {
+        if (!builder.add(bet)) {
+          await flush();
+          builder.add(bet);
+        }
+        if (builder.full) await flush();
+      }
+      if (builder.count > 0) await flush();
+    } catch (err) {
+      if (!this.stopping) throw err;
+    }
+    while (this.#inflight.length > 0 && !this.stopping) await this.#awaitAck(conn);
+  }
+
+  async #awaitAck(conn: Connection): Promise<void> {
+    const ack = await conn.expect(MessageType.BATCH_ACK);
+    const head = this.#inflight.shift();
+    if (head === undefined || head.seq !== ack.seq) {
+      throw new Error(`acknowledgement for batch ${ack.seq} arrived while batch ${head?.seq} was expected`);
+    }
+    this.#summary.batches++;
+    if (ack.status === AckStatus.REJECTED) {
+      this.#summary.rejected += head.count;
+      this.#log.error({ action: 'apuesta_enviada', result: 'fail', cantidad: head.count, lote: ack.seq, indice: ack.index, error: ack.reason });
+      return;
+    }
+    this.#summary.sent += head.count;
+    this.#log.info({ action: 'apuesta_enviada', result: 'success', cantidad: head.count, lote: ack.seq });
+  }
+
+  /** Asks until the draw has happened, backing off from 50 ms to 1 s. */
+  async #queryWinners(conn: Connection): Promise<string[]> {
+    const deadline = Date.now() + this.#config.winnersTimeoutMs;
+    let delay = 50;
+    for (;;) {
+      await conn.send(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: this.#config.id }));
+      const reply = await conn.next();
+      if (reply.type === MessageType.WINNERS) return this.#collectWinners(conn, reply.documents, reply.last);
+      if (reply.type !== MessageType.NOT_READY) throw new Error(`unexpected ${reply.type} while waiting for the winners`);
+      if (Date.now() + delay > deadline) throw new WinnersTimeoutError(this.#config.winnersTimeoutMs, reply.finished, reply.expected);
+      this.#log.debug({ action: 'consulta_ganadores', result: 'in_progress', terminadas: reply.finished, esperadas: reply.expected });
+      await sleep(delay, undefined, { signal: this.#abort.signal });
+      delay = Math.min(delay * 2, 1000);
+    }
+  }
+
+  async #collectWinners(conn: Connection, first: string[], last: boolean): Promise<string[]> {
+    const all = [...first];
+    while (!last) {
+      const more = await conn.expect(MessageType.WINNERS);
+      all.push(...more.documents);
+      last = more.last;
+    }
+    return all;
+  }
+
+  async #closeSocket(): Promise<void> {
+    if (this.#conn === null) return;
+    const conn = this.#conn;
+    this.#conn = null;
+    await conn.close();
+    this.#log.info({ action: 'close_socket', result: 'success' });
+  }
+
+  /** SIGTERM: stop reading (the file closes), close the socket. Idempotent. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#closeSocket();
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Streams an agency CSV (`nombre,apellido,documento,nacimiento,numero`, no header) as bets.
+ * Memory stays flat: csv-parse pulls from the file as we consume. A bad row never takes good
+ * rows with it: csv-parse skips records it cannot parse (skip_records_with_error) and we
+ * check the rest ourselves; either way `onBadRow` hears the file, line and reason.
+ */
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { parse, type CsvError } from 'csv-parse';
+import { parseAgencyRecord, type Bet } from '../shared/domain/bet.js';
+
+export interface BadRow {
+  file: string;
+  line: number;
+  error: string;
+}
+
+interface ParsedRecord {
+  record: string[];
+  info: { lines: number };
+}
+
+export interface ReadOptions {
+  path: string;
+  agency: number;
+  onBadRow: (bad: BadRow) => void;
+  signal?: AbortSignal;
+  /** Called once the file is closed, after the last row or on abort/error. */
+  onClose?: () => void;
+}
+
+export async function* readAgencyBets(opts: ReadOptions): AsyncGenerator<Bet> {
+  const { path, agency, onBadRow } = opts;
+  const source = createReadStream(path);
+  if (opts.onClose) source.once('close', opts.onClose);
+  const parser = parse({
+    bom: true,
+    info: true,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    skip_records_with_error: true,
+  });
+  parser.on('skip', (err: CsvError) => {
+    onBadRow({ file: path, line: Number(err.lines ?? 0), error: err.message.replace(/^Invalid Record Length: |^/, '') });
+  });
+  // pipeline forwards a missing file or a read error to the parser, and so to this loop.
+  const done = pipeline(source, parser, { signal: opts.signal });
+  done.catch(() => {}); // the same error surfaces through the iteration below
+  try {
+    for await (const { record, info } of parser as AsyncIterable<ParsedRecord>) {
+      const bet = parseAgencyRecord(agency, record);
+      if (typeof bet === 'string') onBadRow({ file: path, line: info.lines, error: bet });
+      else yield bet;
+    }
+    await done;
+  } finally {
+    source.destroy();
+  }
+}
