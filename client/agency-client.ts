@@ -116,10 +116,10 @@ export class AgencyClient {
     this.#log.info({ action: 'apuesta_enviada', result: 'success', cantidad: head.count, lote: ack.seq });
   }
 
-  /** Asks until the draw has happened, backing off from 50 ms to 1 s. */
+  /** Asks until the draw has happened, backing off from 20 ms to 250 ms. */
   async #queryWinners(conn: Connection): Promise<string[]> {
     const deadline = Date.now() + this.#config.winnersTimeoutMs;
-    let delay = 50;
+    let delay = 20;
     for (;;) {
       await conn.send(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: this.#config.id }));
       const reply = await conn.next();
@@ -128,7 +128,7 @@ export class AgencyClient {
       if (Date.now() + delay > deadline) throw new WinnersTimeoutError(this.#config.winnersTimeoutMs, reply.finished, reply.expected);
       this.#log.debug({ action: 'consulta_ganadores', result: 'in_progress', terminadas: reply.finished, esperadas: reply.expected });
       await sleep(delay, undefined, { signal: this.#abort.signal });
-      delay = Math.min(delay * 2, 1000);
+      delay = Math.min(delay * 2, 250);
     }
   }
 
