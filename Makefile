@@ -15,8 +15,9 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 
 install: $(NODE_MODULES_STAMP)
 
+# tsc compiles everything into dist/; the entry points are then bundled in place (tools/bundle.ts).
 build: install
-	npx tsc -p tsconfig.json
+	npm run build
 
 # Generates data/agency-N.csv for every agency that has no file yet (never overwrites).
 data: build

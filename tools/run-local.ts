@@ -58,7 +58,8 @@ async function waitFor(proc: Proc, action: string, ms: number): Promise<LogLine>
   const deadline = Date.now() + ms;
   for (;;) {
     const hit = proc.lines.find((l) => l.action === action);
-    if (hit) return hit;
+    if (hit?.result === 'success') return hit;
+    if (hit?.result === 'fail') throw new Error(`${proc.name} failed: ${hit.fields.error ?? action}; see ${values.out}/${proc.name}.log`);
     if (proc.child.exitCode !== null || Date.now() > deadline) throw new Error(`${proc.name} did not log ${action}; see ${values.out}/${proc.name}.log`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -74,6 +75,7 @@ async function main(): Promise<number> {
   await waitFor(server, 'listen', 10_000);
   const started = performance.now();
   const clients: Proc[] = [];
+  process.once('exit', () => { for (const p of [server, ...clients]) p.child.kill('SIGKILL'); });
   for (let id = 1; id <= agencies; id++) {
     const dataFile = join(values.data, `agency-${id}.csv`);
     if (!existsSync(dataFile)) throw new Error(`${dataFile} is missing: run \`make data\` (or npm run gen-data -- --agencies ${agencies})`);

@@ -3,6 +3,7 @@
  * run inline on the main thread (for the benchmark's comparison only): the storage then
  * refuses to wait on its lock, which is safe because nothing else holds it.
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -20,12 +21,15 @@ export function defaultWorkers(): number {
   return availableParallelism();
 }
 
-/** Under vitest the sources are .ts: workers then load them through tsx. */
+/**
+ * Under vitest the sources are .ts: workers then load them through tsx. Once bundled
+ * (tools/bundle.ts), this code lives in dist/server/main.js and the worker in ./pool/.
+ */
 function workerFile(): { filename: string; execArgv: string[] } {
   const here = import.meta.url;
-  const ts = here.endsWith('.ts');
-  const filename = fileURLToPath(new URL(ts ? './worker.ts' : './worker.js', here));
-  return { filename, execArgv: ts ? ['--import', 'tsx'] : [] };
+  if (here.endsWith('.ts')) return { filename: fileURLToPath(new URL('./worker.ts', here)), execArgv: ['--import', 'tsx'] };
+  const beside = fileURLToPath(new URL('./worker.js', here));
+  return { filename: existsSync(beside) ? beside : fileURLToPath(new URL('./pool/worker.js', here)), execArgv: [] };
 }
 
 export class BetPool {

@@ -1,0 +1,29 @@
+/**
+ * Bundles each entry point that `tsc` compiled into one minified file in place, so that a
+ * process start reads and compiles one file instead of ~400 modules (see docs/benchmarks.md).
+ * The compiled tree stays as it is for tests; only the entry files are replaced.
+ */
+import { build } from 'esbuild';
+
+const ENTRIES = ['dist/server/main.js', 'dist/server/pool/worker.js', 'dist/client/main.js', 'dist/tools/healthcheck.js'];
+
+// CommonJS dependencies (pino, piscina) call require() on Node built-ins inside the ESM bundle.
+const banner = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
+
+const { existsSync } = await import('node:fs');
+for (const entry of ENTRIES.filter((e) => existsSync(e))) {
+  await build({
+    entryPoints: [entry],
+    outfile: entry,
+    allowOverwrite: true,
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    banner: { js: banner },
+    // piscina starts workers from its own files, found through __dirname: keep it a package.
+    external: ['piscina'],
+    logLevel: 'warning',
+  });
+}
