@@ -62,18 +62,57 @@ export class Lottery {
 
   /** Stores one batch on the pool; answers with the BATCH_ACK to send. */
   async storeBatch(agency: number, batch: BatchDTO): Promise<BatchAckDTO> {
+    const [ack] = await this.storeBatches(agency, [batch]);
+    return ack!;
+  }
+
+  /**
+   * Stores consecutive batches of one agency in one pool task; answers one BATCH_ACK per
+   * batch, in order. Retransmissions (seq at or below the last stored) are acknowledged as
+   * DUPLICATE without touching the pool, so a batch is never stored twice.
+   */
+  async storeBatches(agency: number, batches: readonly BatchDTO[]): Promise<BatchAckDTO[]> {
     const type = MessageType.BATCH_ACK;
-    const { seq, count } = batch;
-    if (this.#counter.hasFinished(agency)) {
-      return { type, seq, status: AckStatus.REJECTED, index: 0, reason: `agency ${agency} already sent FINISHED; no more bets are taken from it` };
+    const acks: Array<BatchAckDTO | null> = [];
+    const fresh: Array<{ at: number; batch: BatchDTO }> = [];
+    let highest = this.#lastSeq.get(agency) ?? 0;
+    for (const batch of batches) {
+      const { seq, count } = batch;
+      if (this.#counter.hasFinished(agency)) {
+        acks.push({ type, seq, status: AckStatus.REJECTED, index: 0, reason: `agency ${agency} already sent FINISHED; no more bets are taken from it` });
+      } else if (seq <= highest) {
+        acks.push({ type, seq, status: AckStatus.DUPLICATE, count });
+      } else {
+        fresh.push({ at: acks.length, batch });
+        acks.push(null);
+        highest = seq;
+      }
     }
-    const last = this.#lastSeq.get(agency) ?? 0;
-    if (seq <= last) return { type, seq, status: AckStatus.DUPLICATE, count };
-    // The pool takes ownership of the bytes (transferred), so copy them out of the socket chunk.
-    const result = await this.#pool.storeBatch({ agency, seq, count, bets: new Uint8Array(batch.bets) });
-    if (!result.ok) return { type, seq, status: AckStatus.REJECTED, index: result.index, reason: result.reason };
-    this.#lastSeq.set(agency, Math.max(seq, this.#lastSeq.get(agency) ?? 0));
-    return { type, seq, status: AckStatus.STORED, count: result.stored };
+    if (fresh.length > 0) await this.#store(agency, fresh, acks);
+    return acks as BatchAckDTO[];
+  }
+
+  async #store(agency: number, fresh: Array<{ at: number; batch: BatchDTO }>, acks: Array<BatchAckDTO | null>): Promise<void> {
+    // The pool takes ownership of the bytes (transferred): copy them out of the socket chunks.
+    const bytes = new Uint8Array(fresh.reduce((n, f) => n + f.batch.bets.length, 0));
+    let offset = 0;
+    const refs = fresh.map(({ batch }) => {
+      bytes.set(batch.bets, offset);
+      const ref = { seq: batch.seq, count: batch.count, start: offset, end: offset + batch.bets.length };
+      offset = ref.end;
+      return ref;
+    });
+    const results = await this.#pool.storeBatches({ agency, batches: refs, bytes });
+    results.forEach((result, i) => {
+      const { at, batch } = fresh[i]!;
+      const { seq } = batch;
+      if (!result.ok) {
+        acks[at] = { type: MessageType.BATCH_ACK, seq, status: AckStatus.REJECTED, index: result.index, reason: result.reason };
+        return;
+      }
+      this.#lastSeq.set(agency, Math.max(seq, this.#lastSeq.get(agency) ?? 0));
+      acks[at] = { type: MessageType.BATCH_ACK, seq, status: AckStatus.STORED, count: result.stored };
+    });
   }
 
   /** Records FINISHED; the call that completes the set starts the draw, exactly once. */

@@ -1,4 +1,5 @@
 /** Server entry point: configuration, listen, and graceful shutdown on SIGTERM/SIGINT. */
+import type { AddressInfo } from 'node:net';
 import { createLogger } from '../shared/logging/logger.js';
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
@@ -17,10 +18,10 @@ async function main(): Promise<void> {
   log.info({ action: 'config', result: 'success', ...describe(config) });
 
   let server: LotteryServer;
+  let address: AddressInfo;
   try {
     server = new LotteryServer(config, log);
-    const address = await server.listen();
-    log.info({ action: 'listen', result: 'success', host: address.address, puerto: address.port, workers: config.workers });
+    address = await server.listen();
   } catch (err) {
     log.error({ action: 'listen', result: 'fail', error: (err as Error).message });
     process.exit(1);
@@ -40,6 +41,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Logged only once the handlers are installed: whoever waits for this line may signal at once.
+  log.info({ action: 'listen', result: 'success', host: address.address, puerto: address.port, workers: config.workers });
 }
 
 await main();

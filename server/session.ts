@@ -9,11 +9,13 @@ import { FrameDecoder, decodeMessage, encodeMessage, encodeWinnersFrames } from 
 import { ProtocolError } from '../shared/protocol/errors.js';
 import {
   AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION, messageTypeName,
-  type BatchDTO, type Frame, type Message,
+  type BatchAckDTO, type BatchDTO, type Frame, type Message,
 } from '../shared/protocol/messages.js';
 import { AgencyRefusedError, type Lottery } from './lottery.js';
 
 const CLOSE_GRACE_MS = 1000;
+/** Bounds one pool task (and the acks written at once); a client window is 8 batches. */
+const MAX_BATCHES_PER_TASK = 32;
 
 export class Session {
   readonly id: number;
@@ -55,13 +57,18 @@ export class Session {
     void this.#drain();
   }
 
-  /** Handles queued frames in order; only one runs at a time. */
+  /**
+   * Handles queued frames in order; only one runs at a time. Consecutive BATCH frames
+   * already queued go to the pool together (one task, one write), acknowledged in order.
+   */
   async #drain(): Promise<void> {
     if (this.#busy) return;
     this.#busy = true;
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
-        await this.#handle(decodeMessage(frame));
+        const msg = decodeMessage(frame);
+        if (msg.type === MessageType.BATCH && this.#agency !== 0) await this.#onBatches([msg, ...this.#takeBatches()]);
+        else await this.#handle(msg);
       }
     } catch (err) {
       await this.#fail(err);
@@ -71,12 +78,21 @@ export class Session {
     }
   }
 
+  /** Removes and decodes the BATCH frames at the head of the queue, up to MAX_BATCHES_PER_TASK - 1. */
+  #takeBatches(): BatchDTO[] {
+    const batches: BatchDTO[] = [];
+    while (batches.length < MAX_BATCHES_PER_TASK - 1 && this.#queue[0]?.type === MessageType.BATCH) {
+      batches.push(decodeMessage(this.#queue.shift()!) as BatchDTO);
+    }
+    return batches;
+  }
+
   async #handle(msg: Message): Promise<void> {
     if (msg.type === MessageType.PING) return this.#onPing();
     if (msg.type === MessageType.HELLO) return this.#onHello(msg.version, msg.agency);
     if (this.#agency === 0) throw new ProtocolError(ErrorCode.NOT_BOUND, `${messageTypeName(msg.type)} before HELLO; send HELLO with the agency number first`);
     switch (msg.type) {
-      case MessageType.BATCH: return this.#onBatch(msg);
+      case MessageType.BATCH: return this.#onBatches([msg]);
       case MessageType.FINISHED: return this.#onFinished(msg.agency);
       case MessageType.WINNERS_QUERY: return this.#onWinnersQuery(msg.agency);
       default:
@@ -98,19 +114,23 @@ export class Session {
     return this.#send(encodeMessage({ type: MessageType.WELCOME, agency, lastSeq }));
   }
 
-  async #onBatch(batch: BatchDTO): Promise<void> {
+  async #onBatches(batches: BatchDTO[]): Promise<void> {
     this.#stream.pause();
     try {
-      const ack = await this.#lottery.storeBatch(this.#agency, batch);
-      const fields = { cantidad: batch.count, agencia: this.#agency, lote: batch.seq };
-      if (ack.status === AckStatus.REJECTED) {
-        this.#log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
-      } else {
-        this.#log.info({ action: 'apuesta_recibida', result: 'success', ...fields, ...(ack.status === AckStatus.DUPLICATE ? { duplicado: 'si' } : {}) });
-      }
-      await this.#send(encodeMessage(ack));
+      const acks = await this.#lottery.storeBatches(this.#agency, batches);
+      acks.forEach((ack, i) => this.#logAck(batches[i]!, ack));
+      await this.#send(Buffer.concat(acks.map((ack) => encodeMessage(ack))));
     } finally {
       if (this.#closing === null) this.#stream.resume();
+    }
+  }
+
+  #logAck(batch: BatchDTO, ack: BatchAckDTO): void {
+    const fields = { cantidad: batch.count, agencia: this.#agency, lote: batch.seq };
+    if (ack.status === AckStatus.REJECTED) {
+      this.#log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
+    } else {
+      this.#log.info({ action: 'apuesta_recibida', result: 'success', ...fields, ...(ack.status === AckStatus.DUPLICATE ? { duplicado: 'si' } : {}) });
     }
   }
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { createHandlers, type Handlers } from './handlers.js';
 import {
-  TaskKind, type DrawResult, type StoreBatchResult, type StoreBatchTask, type Task, type TaskResult, type WorkerInit,
+  TaskKind, type DrawResult, type StoreBatchResult, type StoreBatchesTask, type Task, type TaskResult, type WorkerInit,
 } from './tasks.js';
 
 export interface BetPoolOptions {
@@ -57,9 +57,9 @@ export class BetPool {
     return this.#piscina?.maxThreads ?? 0;
   }
 
-  storeBatch(task: Omit<StoreBatchTask, 'kind'>): Promise<StoreBatchResult> {
-    const full: StoreBatchTask = { kind: TaskKind.STORE_BATCH, ...task };
-    return this.#run(full, [task.bets.buffer as ArrayBuffer]) as Promise<StoreBatchResult>;
+  storeBatches(task: Omit<StoreBatchesTask, 'kind'>): Promise<StoreBatchResult[]> {
+    const full: StoreBatchesTask = { kind: TaskKind.STORE_BATCHES, ...task };
+    return this.#run(full, [task.bytes.buffer as ArrayBuffer]) as Promise<StoreBatchResult[]>;
   }
 
   draw(): Promise<DrawResult> {

@@ -3,12 +3,12 @@
  * (SERVER_WORKERS=0, kept for benchmarks). Results are returned, and only DEBUG per-bet
  * lines are logged here (synchronously, so none is lost).
  */
-import { hasWon } from '../../shared/domain/bet.js';
+import { hasWon, type Bet } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { decodeBets } from '../../shared/protocol/bet-codec.js';
 import { ProtectedNotificationCounter } from '../storage/notification-counter.js';
 import { ProtectedStorage } from '../storage/protected-storage.js';
-import { TaskKind, type DrawResult, type StoreBatchResult, type StoreBatchTask, type Task, type TaskResult, type WorkerInit } from './tasks.js';
+import { TaskKind, type DrawResult, type StoreBatchResult, type StoreBatchesTask, type Task, type TaskResult, type WorkerInit } from './tasks.js';
 
 export class DrawTooEarlyError extends Error {
   constructor(finished: number, expected: number) {
@@ -29,8 +29,8 @@ export function createHandlers(init: WorkerInit, onMainThread: boolean): Handler
   return {
     async run(task: Task): Promise<TaskResult> {
       switch (task.kind) {
-        case TaskKind.STORE_BATCH:
-          return storeBatch(storage, log, task);
+        case TaskKind.STORE_BATCHES:
+          return storeBatches(storage, log, task);
         case TaskKind.DRAW:
           return draw(storage, counter);
       }
@@ -38,17 +38,26 @@ export function createHandlers(init: WorkerInit, onMainThread: boolean): Handler
   };
 }
 
-function storeBatch(storage: ProtectedStorage, log: Logger, task: StoreBatchTask): StoreBatchResult {
-  const bytes = Buffer.from(task.bets.buffer, task.bets.byteOffset, task.bets.byteLength);
-  const decoded = decodeBets(bytes, task.count, task.agency);
-  if (!decoded.ok) return decoded;
-  storage.storeBets(decoded.bets);
+/**
+ * Validates every batch on its own, then appends the valid ones in a single write under
+ * one write-lock hold: a bad batch loses only itself, and each good batch lands whole.
+ */
+function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchResult[] {
+  const all = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
+  const valid: Bet[] = [];
+  const results = task.batches.map((ref): StoreBatchResult => {
+    const decoded = decodeBets(all.subarray(ref.start, ref.end), ref.count, task.agency);
+    if (!decoded.ok) return decoded;
+    for (const bet of decoded.bets) valid.push(bet);
+    return { ok: true, stored: decoded.bets.length };
+  });
+  if (valid.length > 0) storage.storeBets(valid);
   if (log.isLevelEnabled('debug')) {
-    for (const bet of decoded.bets) {
+    for (const bet of valid) {
       log.debug({ action: 'apuesta_almacenada', result: 'success', agencia: bet.agency, dni: bet.document, numero: bet.number });
     }
   }
-  return { ok: true, stored: decoded.bets.length };
+  return results;
 }
 
 async function draw(storage: ProtectedStorage, counter: ProtectedNotificationCounter): Promise<DrawResult> {

@@ -4,7 +4,7 @@
  */
 import type { StorageHandle } from '../storage/protected-storage.js';
 
-export const TaskKind = { STORE_BATCH: 'store_batch', DRAW: 'draw' } as const;
+export const TaskKind = { STORE_BATCHES: 'store_batches', DRAW: 'draw' } as const;
 
 /** Sent once to every worker as `workerData`. */
 export interface WorkerInit {
@@ -14,15 +14,26 @@ export interface WorkerInit {
   logFormat: string;
 }
 
-/** One BATCH frame's bets, still encoded; `bets` is transferred, not copied. */
-export interface StoreBatchTask {
-  kind: typeof TaskKind.STORE_BATCH;
-  agency: number;
+/** Where one BATCH frame's bets sit inside a StoreBatchesTask's `bytes`. */
+export interface BatchRef {
   seq: number;
   count: number;
-  bets: Uint8Array;
+  start: number;
+  end: number;
 }
 
+/**
+ * Consecutive BATCH frames of one agency, still encoded, in one task: one hop to a worker
+ * and one write for all of them. `bytes` is transferred, not copied.
+ */
+export interface StoreBatchesTask {
+  kind: typeof TaskKind.STORE_BATCHES;
+  agency: number;
+  batches: BatchRef[];
+  bytes: Uint8Array;
+}
+
+/** The outcome of one batch: each batch is stored whole or not at all, on its own. */
 export type StoreBatchResult =
   | { ok: true; stored: number }
   | { ok: false; index: number; reason: string };
@@ -37,5 +48,5 @@ export interface DrawResult {
   scanned: number;
 }
 
-export type Task = StoreBatchTask | DrawTask;
-export type TaskResult = StoreBatchResult | DrawResult;
+export type Task = StoreBatchesTask | DrawTask;
+export type TaskResult = StoreBatchResult[] | DrawResult;
