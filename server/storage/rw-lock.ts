@@ -70,9 +70,15 @@ export class RWLock {
   }
 
   releaseRead(): void {
-    const before = Atomics.sub(this.#words, STATE, 1);
-    if (before <= 0) throw new Error('releaseRead without holding a read lock');
-    if (before === 1) Atomics.notify(this.#words, STATE);
+    const w = this.#words;
+    for (;;) {
+      // Check before decrementing: a stray release must not turn "free" (0) into "writer" (-1).
+      const seen = Atomics.load(w, STATE);
+      if (seen <= 0) throw new Error('releaseRead without holding a read lock');
+      if (Atomics.compareExchange(w, STATE, seen, seen - 1) !== seen) continue;
+      if (seen === 1) Atomics.notify(w, STATE);
+      return;
+    }
   }
 
   /** Runs `fn` holding the write lock; `block` false refuses to wait (main thread). */
