@@ -10,7 +10,7 @@ import { encodeMessage } from '../shared/protocol/codec.js';
 import { AckStatus, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { readAgencyBets } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
-import { connectWithRetry, type Connection } from './connection.js';
+import { UnexpectedReplyError, connectWithRetry, type Connection } from './connection.js';
 
 /** Batches sent and not yet acknowledged; keeps the server busy across round trips. */
 const WINDOW = 8;
@@ -124,7 +124,7 @@ export class AgencyClient {
       await conn.send(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: this.#config.id }));
       const reply = await conn.next();
       if (reply.type === MessageType.WINNERS) return this.#collectWinners(conn, reply.documents, reply.last);
-      if (reply.type !== MessageType.NOT_READY) throw new Error(`unexpected ${reply.type} while waiting for the winners`);
+      if (reply.type !== MessageType.NOT_READY) throw new UnexpectedReplyError('WINNERS or NOT_READY', reply.type);
       if (Date.now() + delay > deadline) throw new WinnersTimeoutError(this.#config.winnersTimeoutMs, reply.finished, reply.expected);
       this.#log.debug({ action: 'consulta_ganadores', result: 'in_progress', terminadas: reply.finished, esperadas: reply.expected });
       await sleep(delay, undefined, { signal: this.#abort.signal });

@@ -36,6 +36,9 @@ export async function* readAgencyBets(opts: ReadOptions): AsyncGenerator<Bet> {
   const parser = parse({
     bom: true,
     info: true,
+    // Explicit: auto-detection fixes the first line's ending for the whole file, so a CRLF
+    // file with one LF line merges two rows (and an LF file keeps a '\r' in the last field).
+    record_delimiter: ['\r\n', '\n'],
     relax_column_count: true,
     skip_empty_lines: true,
     skip_records_with_error: true,

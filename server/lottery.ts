@@ -78,10 +78,10 @@ export class Lottery {
     let highest = this.#lastSeq.get(agency) ?? 0;
     for (const batch of batches) {
       const { seq, count } = batch;
-      if (this.#counter.hasFinished(agency)) {
-        acks.push({ type, seq, status: AckStatus.REJECTED, index: 0, reason: `agency ${agency} already sent FINISHED; no more bets are taken from it` });
-      } else if (seq <= highest) {
+      if (seq <= highest) {
         acks.push({ type, seq, status: AckStatus.DUPLICATE, count });
+      } else if (this.#counter.hasFinished(agency)) {
+        acks.push({ type, seq, status: AckStatus.REJECTED, index: 0, reason: `agency ${agency} already sent FINISHED; no more bets are taken from it` });
       } else {
         fresh.push({ at: acks.length, batch });
         acks.push(null);

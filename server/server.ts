@@ -71,12 +71,13 @@ export class LotteryServer {
 
     const sessions = [...this.#sessions];
     const drained = Promise.all(sessions.map(async (s) => {
-      await s.close();
+      await s.close(true);
       log.info({ action: 'close_session', result: 'success', sesion: s.id, agencia: s.agency });
     }));
     const inTime = await withDeadline(drained, this.#config.drainTimeoutMs);
     if (!inTime) log.warn({ action: 'close_sessions', result: 'fail', error: `batches still in the pool after ${this.#config.drainTimeoutMs} ms; abandoning them unacknowledged` });
-    await acceptorClosed;
+    // Sessions end their sockets (destroyed after a grace period), so this settles; bounded anyway.
+    await withDeadline(acceptorClosed, this.#config.drainTimeoutMs);
 
     await withDeadline(this.#lottery.drawSettled, this.#config.drainTimeoutMs);
     const poolClosed = await withDeadline(this.#pool.close(), inTime ? this.#config.drainTimeoutMs : 0);

@@ -173,23 +173,28 @@ export class Session {
     const level = code === ErrorCode.INTERNAL ? 'error' : 'warn';
     this.#log[level]({ action: 'protocolo', result: 'fail', sesion: this.id, agencia: this.#agency, codigo: code, error: message });
     await this.#send(encodeMessage({ type: MessageType.ERROR, code, message }));
-    await this.close();
+    // Not awaited: #fail may run inside #drain, and close() waits for #drain to finish.
+    void this.close();
   }
 
   /**
    * Stops reading, waits for the frame being handled (its batch is acknowledged), then
-   * ends the stream. Idempotent; frames queued but not started are dropped unacknowledged.
+   * ends the stream, first telling the peer with ERROR SHUTTING_DOWN when the server is
+   * stopping. Idempotent; frames queued but not started are dropped unacknowledged.
    */
-  close(): Promise<void> {
-    if (this.#closing === null) this.#closing = this.#close();
+  close(shuttingDown = false): Promise<void> {
+    if (this.#closing === null) this.#closing = this.#close(shuttingDown);
     return this.#closing;
   }
 
-  async #close(): Promise<void> {
+  async #close(shuttingDown: boolean): Promise<void> {
     this.#stream.pause();
     this.#queue.length = 0;
     if (this.#busy) await new Promise<void>((resolve) => { this.#idle = resolve; });
     if (this.#agency !== 0) this.#lottery.unbind(this.#agency, this);
+    if (shuttingDown) {
+      await this.#send(encodeMessage({ type: MessageType.ERROR, code: ErrorCode.SHUTTING_DOWN, message: 'the server is shutting down; batches not acknowledged were not stored' }));
+    }
     await endStream(this.#stream);
   }
 }

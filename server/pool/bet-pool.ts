@@ -36,6 +36,7 @@ export class BetPool {
   readonly #piscina: Piscina<Task, TaskResult> | null;
   readonly #inline: Handlers | null;
   #closing: Promise<void> | null = null;
+  #destroying: Promise<void> | null = null;
 
   constructor(opts: BetPoolOptions) {
     if (opts.workers === 0) {
@@ -49,6 +50,7 @@ export class BetPool {
       minThreads: opts.workers,
       maxThreads: opts.workers,
       idleTimeout: Number.MAX_SAFE_INTEGER,
+      recordTiming: false,
       workerData: opts.init,
     });
   }
@@ -73,12 +75,14 @@ export class BetPool {
   }
 
   /**
-   * Lets queued tasks finish, then stops the workers. Idempotent. `force` (after the
-   * drain deadline) abandons queued tasks.
+   * Lets queued tasks finish, then stops the workers. Idempotent; never rejects.
+   * `force` (after the drain deadline) terminates the workers at once, abandoning their tasks.
    */
   close(force = false): Promise<void> {
-    if (this.#closing === null) this.#closing = this.#piscina?.close({ force }) ?? Promise.resolve();
-    else if (force && this.#piscina !== null) void this.#piscina.destroy();
-    return this.#closing;
+    const piscina = this.#piscina;
+    this.#closing ??= piscina === null ? Promise.resolve() : piscina.close().catch(() => {});
+    if (!force || piscina === null) return this.#closing;
+    this.#destroying ??= piscina.destroy().catch(() => {});
+    return this.#destroying;
   }
 }

@@ -3,11 +3,13 @@
  * (SERVER_WORKERS=0, kept for benchmarks). Results are returned, and only DEBUG per-bet
  * lines are logged here (synchronously, so none is lost).
  */
-import { hasWon, type Bet } from '../../shared/domain/bet.js';
+import { hasWon } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { decodeBets } from '../../shared/protocol/bet-codec.js';
 import { ProtectedNotificationCounter } from '../storage/notification-counter.js';
+import { betsToRows } from '../storage/bets-file.js';
 import { ProtectedStorage } from '../storage/protected-storage.js';
+import { maxRowsSize, transcodeBatch } from './transcode.js';
 import { TaskKind, type DrawResult, type StoreBatchResult, type StoreBatchesTask, type Task, type TaskResult, type WorkerInit } from './tasks.js';
 
 export class DrawTooEarlyError extends Error {
@@ -41,23 +43,44 @@ export function createHandlers(init: WorkerInit, onMainThread: boolean): Handler
 /**
  * Validates every batch on its own, then appends the valid ones in a single write under
  * one write-lock hold: a bad batch loses only itself, and each good batch lands whole.
+ * Batches go through transcodeBatch; one it declines takes the slow path (decodeBets),
+ * which stores unusual but valid text the same way and words the reason of a bad bet.
  */
 function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchResult[] {
-  const all = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
-  const valid: Bet[] = [];
+  const src = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
+  const total = task.batches.reduce((n, b) => n + b.count, 0);
+  const out = Buffer.allocUnsafe(maxRowsSize(src.length, total));
+  const parts: Buffer[] = [];
+  let segment = 0;
+  let o = 0;
   const results = task.batches.map((ref): StoreBatchResult => {
-    const decoded = decodeBets(all.subarray(ref.start, ref.end), ref.count, task.agency);
+    const bytes = src.subarray(ref.start, ref.end);
+    const end = transcodeBatch(bytes, ref.count, task.agency, out, o);
+    if (end !== null) {
+      o = end;
+      return { ok: true, stored: ref.count };
+    }
+    const decoded = decodeBets(bytes, ref.count, task.agency);
     if (!decoded.ok) return decoded;
-    for (const bet of decoded.bets) valid.push(bet);
+    parts.push(out.subarray(segment, o), betsToRows(decoded.bets));
+    segment = o;
     return { ok: true, stored: decoded.bets.length };
   });
-  if (valid.length > 0) storage.storeBets(valid);
-  if (log.isLevelEnabled('debug')) {
-    for (const bet of valid) {
+  parts.push(out.subarray(segment, o));
+  const rows = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  if (rows.length > 0) storage.storeRows(rows);
+  if (log.isLevelEnabled('debug')) logStored(log, src, task);
+  return results;
+}
+
+function logStored(log: Logger, src: Buffer, task: StoreBatchesTask): void {
+  for (const ref of task.batches) {
+    const decoded = decodeBets(src.subarray(ref.start, ref.end), ref.count, task.agency);
+    if (!decoded.ok) continue;
+    for (const bet of decoded.bets) {
       log.debug({ action: 'apuesta_almacenada', result: 'success', agencia: bet.agency, dni: bet.document, numero: bet.number });
     }
   }
-  return results;
 }
 
 async function draw(storage: ProtectedStorage, counter: ProtectedNotificationCounter): Promise<DrawResult> {

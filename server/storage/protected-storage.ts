@@ -49,6 +49,14 @@ export class ProtectedStorage {
     this.#lock.withWrite(() => writeAll(this.#handle.fd, rows), this.#block);
   }
 
+  /**
+   * Appends rows already formatted as betsToRows would (whole CRLF-terminated rows of one
+   * or more batches), in one write under the write lock.
+   */
+  storeRows(rows: Buffer): void {
+    this.#lock.withWrite(() => writeAll(this.#handle.fd, rows), this.#block);
+  }
+
   /** Streams every stored bet while holding a read lock: no append can land mid-scan. */
   async *loadBets(): AsyncGenerator<Bet> {
     if (this.#block) this.#lock.acquireRead();
