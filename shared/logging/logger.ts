@@ -1,10 +1,13 @@
 /**
  * pino loggers that print the course's line format by default:
  *   2026-11-25T13:00:00.000Z INFO  action: sorteo | result: success | key: value
- * and pino's own JSON with LOG_FORMAT=json. Every line is written synchronously to fd 1,
- * so nothing is lost when the process exits, from the main thread or a worker thread.
+ * and pino's own JSON with LOG_FORMAT=json. Lines reach fd 1 through a synchronous writer,
+ * so nothing is lost when the process exits: worker threads write each line at once; the
+ * main thread gathers the lines of one event-loop turn into one write (a busy server logs
+ * thousands of lines a second) and flushes what is left on 'exit'.
  * Call with an object holding `action` and `result` first: `log.info({ action, result, ...fields })`.
  */
+import { isMainThread } from 'node:worker_threads';
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
@@ -48,10 +51,41 @@ export function normalizeLevel(level: string): LevelWithSilent | null {
   return (LOG_LEVELS as readonly string[]).includes(l) ? (l as LevelWithSilent) : null;
 }
 
+type Sink = { write(line: string): unknown };
+
+let stdoutSink: Sink | null = null;
+
+/** One per process: the synchronous stdout writer, batched per event-loop turn on the main thread. */
+function stdout(): Sink {
+  if (stdoutSink !== null) return stdoutSink;
+  const dest = pino.destination({ dest: 1, sync: true });
+  if (!isMainThread) return (stdoutSink = dest);
+  let pending = '';
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    dest.write(text);
+  };
+  process.on('exit', flush);
+  stdoutSink = {
+    write(line: string) {
+      pending += line;
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush).unref();
+      }
+    },
+  };
+  return stdoutSink;
+}
+
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = normalizeLevel(opts.level ?? 'info') ?? 'info';
   const format = opts.format ?? process.env.LOG_FORMAT ?? LogFormat.TEXT;
-  const out = opts.destination ?? pino.destination({ dest: 1, sync: true });
+  const out = opts.destination ?? stdout();
   const stream: DestinationStream = format === LogFormat.JSON
     ? { write: (line: string) => out.write(line) }
     : { write: (line: string) => out.write(formatLine(line)) };
