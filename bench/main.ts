@@ -1,0 +1,176 @@
+/**
+ * `npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json]
+ *  [--no-startup] [--profile|--no-profile] [--out DIR]`, from the repo root after `npx tsc -p .`.
+ * Runs the floor and the scenarios of docs/benchmarks.md, prints the tables, and writes
+ * DIR/latest.json, DIR/latest.svg and dated copies (DIR defaults to bench/results).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { renderChart } from './chart.js';
+import type { DataSet } from './data.js';
+import { runFloor, type FloorResult } from './floor.js';
+import { makePlan, type ScenarioSpec } from './plan.js';
+import { profileRun, type ProfileResult } from './profile.js';
+import { renderTables, summarizeFloor, summarizeScenario, targets, type DataInfo, type FloorOutcome, type ScenarioOutcome } from './report.js';
+import { ClientKind, LogFormat, runOnce, type RunResult } from './run.js';
+import { measureStartup, type StartupResult } from './startup.js';
+
+const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json] [--no-startup] [--profile|--no-profile] [--out DIR]
+  groups: course, scale, many, big, workers, batch (or a scenario id such as workers-scale-0)`;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean' }, repeats: { type: 'string' }, only: { type: 'string' }, 'log-format': { type: 'string' },
+    'no-startup': { type: 'boolean' }, profile: { type: 'boolean' }, 'no-profile': { type: 'boolean' }, out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  strict: true,
+});
+if (args.help === true) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const repoRoot = process.cwd();
+if (!existsSync(join(repoRoot, 'dist/server/main.js')) || !existsSync(join(repoRoot, 'dist/bench/load-client.js'))) {
+  process.stderr.write('bench: dist/ is missing or stale; run `npx tsc -p .` from the repo root first\n');
+  process.exit(2);
+}
+const quick = args.quick === true;
+const repeats = args.repeats === undefined ? undefined : Number(args.repeats);
+if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1)) {
+  process.stderr.write(`bench: --repeats ${args.repeats}: give a whole number >= 1\n${USAGE}\n`);
+  process.exit(2);
+}
+const logFormat = args['log-format'] === LogFormat.JSON ? LogFormat.JSON : LogFormat.TEXT;
+const plan = makePlan({ quick, repeats, only: args.only?.split(',').map((s) => s.trim()) });
+const doProfile = args.profile === true || (!quick && args['no-profile'] !== true && args.only === undefined);
+const outDir = args.out ?? join(repoRoot, 'bench/results');
+const say = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
+
+const info = (d: DataSet): DataInfo => ({ name: d.name, source: d.source, agencies: d.files.length, bets: d.bets, bytes: d.bytes });
+const brief = (r: RunResult): string => `${r.valid ? '' : 'INVALID '}wall ${Math.round(r.wallMs)} ms, ingest ${r.ingestMs} ms, ${Math.round(r.betsPerS)} bets/s` +
+  `${r.latencyMs === null ? '' : `, ack p50/p99 ${r.latencyMs.p50.toFixed(1)}/${r.latencyMs.p99.toFixed(1)} ms`}${r.valid ? '' : ` (${r.problems.join('; ')})`}`;
+
+async function runScenario(spec: ScenarioSpec, data: DataSet, workDir: string, client: ClientKind): Promise<RunResult> {
+  return runOnce({
+    data, workDir, client, workers: spec.workers, maxAmount: spec.maxAmount, timeoutMs: spec.timeoutMs,
+    barrier: spec.barrier, backlog: spec.backlog, logFormat, repoRoot,
+  });
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const loadBefore = loadavg();
+  const workDir = mkdtempSync(join(tmpdir(), 'loteria-bench-'));
+  const floors: FloorOutcome[] = [];
+  const outcomes: ScenarioOutcome[] = [];
+  let startup: StartupResult | null = null;
+  let profile: ProfileResult | null = null;
+  try {
+    if (args['no-startup'] !== true) {
+      say('start-up: node -e 0, server time to listen and to first ack, client time to connect, module counts');
+      startup = await measureStartup(workDir, quick ? 2 : 5, repoRoot);
+    }
+    const datasets = new Map<string, DataSet>();
+    for (const d of plan.data) {
+      say(`data ${d.key}: preparing (generated files are cached in the OS temp dir)`);
+      const data = await d.load(workDir);
+      datasets.set(d.key, data);
+      const specs = plan.scenarios.filter((s) => s.dataKey === d.key);
+      const floor: FloorOutcome = { key: d.key, data: info(data), runs: [] };
+      floors.push(floor);
+      const mine = specs.map((spec) => ({ spec, data: info(data), runs: [] as RunResult[], probes: [] as RunResult[] }));
+      outcomes.push(...mine);
+      const rounds = Math.max(...specs.map((s) => s.repeats));
+      for (let rep = 0; rep < rounds; rep++) {
+        const f: FloorResult = await runFloor(data, workDir, d.floorOneProcess, 300_000, repoRoot);
+        floor.runs.push(f);
+        say(`${d.key} round ${rep + 1}/${rounds}: floor wall ${Math.round(f.wallMs)} ms, transfer ${Math.round(f.transferMs)} ms${f.valid ? '' : ` INVALID (${f.problems.join('; ')})`}`);
+        for (const o of mine) {
+          if (rep >= o.spec.repeats) continue;
+          const r = await runScenario(o.spec, data, workDir, o.spec.client);
+          o.runs.push(r);
+          say(`  ${o.spec.id} (${o.spec.client} clients): ${brief(r)}`);
+          if (o.spec.probe && (!quick || rep === 0)) {
+            const p = await runScenario(o.spec, data, workDir, ClientKind.LOAD);
+            o.probes.push(p);
+            say(`  ${o.spec.id} (bench load client): ${brief(p)}`);
+          }
+        }
+      }
+    }
+    if (doProfile) {
+      const scale = [...datasets.entries()].find(([k]) => k.endsWith('x10000'))?.[1];
+      if (scale !== undefined) {
+        const files = scale.files.slice(0, 20);
+        const sub: DataSet = { ...scale, name: '20x10000', files, bets: files.reduce((n, f) => n + f.rows, 0), bytes: files.reduce((n, f) => n + f.bytes, 0) };
+        say('profile: 20x10000 with SERVER_WORKERS=0 and one client under --cpu-prof');
+        profile = await profileRun(sub, workDir, 150, logFormat, repoRoot);
+      }
+    }
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+
+  const floorSummaries = floors.map(summarizeFloor);
+  const floorKeyOf = (id: string): string => plan.scenarios.find((s) => s.id === id)?.dataKey ?? '';
+  const summaries = outcomes.map((o) => summarizeScenario(o, floorSummaries.find((f) => f.key === o.spec.dataKey)));
+  const goals = targets(summaries);
+  process.stdout.write(`\n${renderTables(summaries, floorSummaries, goals)}\n`);
+  if (startup !== null) process.stdout.write(`\nstart-up (median ms): ${startupLine(startup)}\n`);
+  if (profile !== null) {
+    for (const p of profile.profiles) {
+      process.stdout.write(`\nprofile ${p.who}, ${p.totalMs} ms sampled; by area: ${p.areas.slice(0, 8).map((a) => `${a.name} ${a.pct}%`).join(', ')}\n`);
+      process.stdout.write(`  native time by caller: ${p.callers.slice(0, 6).map((a) => `${a.name} ${a.pct}%`).join(', ')}\n`);
+    }
+  }
+
+  const meta = {
+    date: started.toISOString(), mode: quick ? 'quick' : args.only === undefined ? 'full' : `only ${args.only}`,
+    durationS: Math.round((Date.now() - started.getTime()) / 1000), node: process.version,
+    cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, loadavgBefore: loadBefore, loadavgAfter: loadavg(),
+    commit: process.env.BENCH_COMMIT ?? git(['rev-parse', '--short', 'HEAD']), dirtyFiles: git(['status', '--porcelain']).split('\n').filter((l) => l !== '').length,
+    logFormat, batchDefault: 150, entryPoints: entryKind(),
+  };
+  const compactRuns = (runs: RunResult[]): unknown[] => runs.map((r) => ({ ...r, serverCpu: { ...r.serverCpu, otherS: r.serverCpu.otherS.slice(0, 6) } }));
+  const result = {
+    meta, startup, floors: floorSummaries.map((f, i) => ({ ...f, data: floors[i]?.data, runs: floors[i]?.runs })),
+    scenarios: summaries.map((s, i) => ({ ...s, data: outcomes[i]?.data, runs: compactRuns(outcomes[i]?.runs ?? []), probes: compactRuns(outcomes[i]?.probes ?? []) })),
+    targets: goals, profile,
+  };
+  mkdirSync(outDir, { recursive: true });
+  const stamp = `${started.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-')}-${meta.mode.replace(/[^a-z0-9-]+/gi, '-')}`;
+  const json = `${JSON.stringify(result, null, 1)}\n`;
+  const svg = renderChart(summaries, floorSummaries, floorKeyOf, `loteria bench ${meta.mode}, ${meta.date}, node ${meta.node}, ${meta.cpus}, commit ${meta.commit}; bars: median, whiskers: min–max`);
+  for (const name of ['latest', stamp]) {
+    writeFileSync(join(outDir, `${name}.json`), json);
+    writeFileSync(join(outDir, `${name}.svg`), svg);
+  }
+  say(`wrote ${join(outDir, 'latest.json')} and latest.svg (and ${stamp}.*) in ${meta.durationS} s`);
+}
+
+function startupLine(s: StartupResult): string {
+  const m = (v: { median: number } | null): string => (v === null ? 'n/a' : String(Math.round(v.median)));
+  return `node -e 0 ${m(s.nodeBareMs)}; server listen ${m(s.serverListenMs)} (inline ${m(s.serverListenInlineMs)}), ` +
+    `first ack ${m(s.serverFirstAckMs)} (inline ${m(s.serverFirstAckInlineMs)}); client config ${m(s.clientConfigMs)}, ` +
+    `connect ${m(s.clientConnectMs)}, exit ${m(s.clientExitMs)}; modules server ${s.serverModules?.total ?? '?'}, client ${s.clientModules?.total ?? '?'}`;
+}
+
+/** Whether dist/ holds tools/bundle.ts's one-file entry points or tsc's module tree. */
+function entryKind(): string {
+  const text = readFileSync(join(repoRoot, 'dist/server/main.js'), 'utf8');
+  return /from ['"]\.\/server\.js['"]/.test(text) ? 'tsc output (unbundled)' : 'bundled (tools/bundle.ts)';
+}
+
+function git(argv: string[]): string {
+  try {
+    return execFileSync('git', argv, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+await main();

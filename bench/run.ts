@@ -1,0 +1,236 @@
+/**
+ * One measured run of the real server (node dist/server/main.js) on 127.0.0.1 with either
+ * the real agency clients (one node dist/client/main.js per agency) or the bench's load
+ * client (every agency in one process, timestamps each batch's acknowledgement).
+ * Figures come from wall-clock times taken here, the server's JSON log lines, /proc, and
+ * the stored bets.csv. The run's temp dir (logs, bets.csv) is removed afterwards.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseLogLine } from '../shared/logging/parse.js';
+import { countRows, type DataSet } from './data.js';
+import type { LoadConfig, LoadReport } from './load-client.js';
+import {
+  freePort, now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo,
+} from './procs.js';
+import { spread } from './stats.js';
+
+export const ClientKind = { REAL: 'real', LOAD: 'load' } as const;
+export type ClientKind = (typeof ClientKind)[keyof typeof ClientKind];
+
+export interface RunOptions {
+  data: DataSet;
+  workDir: string;
+  client: ClientKind;
+  /** SERVER_WORKERS; undefined leaves the server's default (one per core). */
+  workers?: number;
+  maxAmount: number;
+  timeoutMs: number;
+  /** Load client only: connect every agency before any sends. */
+  barrier?: boolean;
+  backlog?: number;
+  /** Extra node flags for the server (e.g. --cpu-prof). */
+  serverFlags?: string[];
+  /** Extra node flags for the first `profiledClients` real clients. */
+  clientFlags?: string[];
+  profiledClients?: number;
+  /** LOG_FORMAT of server and real clients: text is the project's default. */
+  logFormat: LogFormat;
+  /** Where the server's working directory is (the repo root). */
+  repoRoot: string;
+}
+
+export interface ServerCpu { mainS: number; otherS: number[]; totalS: number }
+
+export interface RunResult {
+  client: ClientKind;
+  valid: boolean;
+  problems: string[];
+  expected: number;
+  stored: number;
+  workers: number;
+  wallMs: number;
+  ingestMs: number;
+  betsPerS: number;
+  serverListenMs: number;
+  firstConnMs: number;
+  clientStartMs: number | null;
+  drawMs: number | null;
+  latencyMs: LoadReport['latencyMs'] | null;
+  serverPeakRssMb: number;
+  clientPeakRssMb: number;
+  /** The largest client's VmRSS (MB) at a quarter, half, three quarters and the end of its life. */
+  clientRssQuartersMb: number[];
+  clientsCpuS: number;
+  serverCpu: ServerCpu;
+  serverLogLines: number;
+  serverLogBytes: number;
+  clientLogBytes: number;
+  connectRetries: number;
+  maxConcurrent: number | null;
+}
+
+export const LogFormat = { TEXT: 'text', JSON: 'json' } as const;
+export type LogFormat = (typeof LogFormat)[keyof typeof LogFormat];
+
+interface LogLine { time: number; action?: string; result?: string; [k: string]: unknown }
+
+/**
+ * Reads a log in either format. Text lines (`ISO LEVEL action: X | result: Y | k: v`) are
+ * split the graders' way (shared/logging/parse.ts); numeric values come back as numbers.
+ */
+function readLog(path: string): LogLine[] {
+  if (!existsSync(path)) return [];
+  const out: LogLine[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (line.startsWith('{')) {
+      try { out.push(JSON.parse(line) as LogLine); } catch { /* a partial last line */ }
+      continue;
+    }
+    const parsed = parseLogLine(line);
+    const time = Date.parse(line.slice(0, 24));
+    if (parsed === null || Number.isNaN(time)) continue;
+    const entry: LogLine = { time, action: parsed.action, result: parsed.result };
+    for (const [k, v] of Object.entries(parsed.fields)) if (k !== 'action' && k !== 'result') entry[k] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+    out.push(entry);
+  }
+  return out;
+}
+
+const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
+
+function baseEnv(format: LogFormat): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: process.env.HOME, LOG_FORMAT: format };
+}
+
+function quarters(series: Array<[number, number]>): number[] {
+  if (series.length === 0) return [];
+  return [0.25, 0.5, 0.75, 1].map((q) => mb(series[Math.min(series.length - 1, Math.floor(q * (series.length - 1)))]?.[1] ?? 0));
+}
+
+export async function runOnce(o: RunOptions): Promise<RunResult> {
+  const dir = mkdtempSync(join(o.workDir, 'run-'));
+  try {
+    return await measure(o, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(o: RunOptions, dir: string): Promise<RunResult> {
+  const port = await freePort();
+  const betsPath = join(dir, 'bets.csv');
+  const serverEnv: NodeJS.ProcessEnv = {
+    ...baseEnv(o.logFormat), SERVER_HOST: '127.0.0.1', SERVER_PORT: String(port), SERVER_AGENCIES: String(o.data.files.length),
+    SERVER_STORAGE_PATH: betsPath, LOGGING_LEVEL: 'INFO', SERVER_LISTEN_BACKLOG: String(o.backlog ?? 128),
+    ...(o.workers === undefined ? {} : { SERVER_WORKERS: String(o.workers) }),
+  };
+  const address = `127.0.0.1:${port}`;
+  const many = o.data.files.length > 20;
+  const cpuBefore = reapedChildrenCpuS();
+  const t0 = now();
+  const server = spawnChild({
+    name: 'server', args: [...(o.serverFlags ?? []), 'dist/server/main.js'], env: serverEnv, cwd: o.repoRoot,
+    logFile: join(dir, 'server.log'), timeoutMs: o.timeoutMs, pollMs: 50,
+  });
+  const clients: Child[] = [];
+  if (o.client === ClientKind.REAL) {
+    for (const [i, f] of o.data.files.entries()) {
+      const flags = i < (o.profiledClients ?? 0) ? o.clientFlags ?? [] : [];
+      clients.push(spawnChild({
+        name: `client-${f.agency}`, args: [...flags, 'dist/client/main.js'], cwd: o.repoRoot,
+        env: { ...baseEnv(o.logFormat), CLI_ID: String(f.agency), CLI_SERVER_ADDRESS: address, CLI_DATA_FILE: f.path, CLI_BATCH_MAXAMOUNT: String(o.maxAmount), CLI_LOG_LEVEL: 'INFO' },
+        logFile: join(dir, `client-${f.agency}.log`), timeoutMs: o.timeoutMs, pollMs: many ? 250 : 100,
+      }));
+    }
+  } else {
+    const cfg: LoadConfig = {
+      host: '127.0.0.1', port, agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path })),
+      maxAmount: o.maxAmount, window: 8, barrier: o.barrier ?? false, connectTimeoutMs: 60_000,
+    };
+    writeFileSync(join(dir, 'load.json'), JSON.stringify(cfg));
+    clients.push(spawnChild({
+      name: 'load-client', args: ['dist/bench/load-client.js', join(dir, 'load.json')], cwd: o.repoRoot,
+      env: baseEnv(o.logFormat), logFile: join(dir, 'load.out'), timeoutMs: o.timeoutMs, pollMs: 100,
+    }));
+  }
+  const exits: ExitInfo[] = await Promise.all(clients.map((c) => c.exited));
+  const tEnd = Math.max(...exits.map((e) => e.at));
+  const clientsCpuS = reapedChildrenCpuS() - cpuBefore;
+  server.sample();
+  const threads = readThreadsCpu(server.pid);
+  const serverExit = await stopChild(server);
+
+  const problems: string[] = [];
+  exits.forEach((e, i) => {
+    if (e.timedOut) problems.push(`${clients[i]?.name} killed after ${o.timeoutMs} ms`);
+    else if (e.code !== 0) problems.push(`${clients[i]?.name} exited with ${e.code ?? e.signal}`);
+  });
+  if (serverExit.timedOut) problems.push(`server killed after ${o.timeoutMs} ms`);
+
+  const log = readLog(join(dir, 'server.log'));
+  const listen = log.find((l) => l.action === 'listen');
+  const conns = log.filter((l) => l.action === 'conexion' && l.result === 'success');
+  const acks = log.filter((l) => l.action === 'apuesta_recibida');
+  const rejected = acks.filter((l) => l.result !== 'success').length;
+  if (rejected > 0) problems.push(`${rejected} batches rejected`);
+  const draw = log.find((l) => l.action === 'sorteo' && l.result === 'success');
+  const firstConn = Math.min(...conns.map((l) => l.time));
+  const lastAck = Math.max(...acks.map((l) => l.time));
+  const stored = existsSync(betsPath) ? countRows(betsPath) : 0;
+  if (stored !== o.data.bets) problems.push(`stored ${stored} bets of ${o.data.bets}`);
+  const ingestMs = lastAck - firstConn;
+
+  let load: LoadReport | null = null;
+  let clientStartMs: number | null = null;
+  let connectRetries = 0;
+  let clientLogBytes = 0;
+  if (o.client === ClientKind.LOAD) {
+    try {
+      load = JSON.parse(readFileSync(join(dir, 'load.out'), 'utf8').split('\n')[0] ?? '') as LoadReport;
+      connectRetries = load.connectRetries;
+      for (const e of load.errors.slice(0, 3)) problems.push(e);
+    } catch {
+      problems.push('the load client printed no report');
+    }
+  } else {
+    const starts: number[] = [];
+    for (const f of o.data.files) {
+      const path = join(dir, `client-${f.agency}.log`);
+      clientLogBytes += existsSync(path) ? statSync(path).size : 0;
+      const lines = readLog(path);
+      const first = lines[0];
+      if (first !== undefined) starts.push(first.time - t0);
+      connectRetries += lines.filter((l) => l.action === 'connect' && l.result === 'in_progress').length;
+    }
+    clientStartMs = spread(starts)?.median ?? null;
+  }
+  const main = threads[0]?.cpuS ?? 0;
+  const other = threads.slice(1).map((t) => t.cpuS).filter((s) => s > 0).sort((a, b) => b - a);
+  return {
+    client: o.client,
+    valid: problems.length === 0,
+    problems,
+    expected: o.data.bets,
+    stored,
+    workers: typeof listen?.workers === 'number' ? listen.workers : (o.workers ?? -1),
+    wallMs: tEnd - t0,
+    ingestMs,
+    betsPerS: ingestMs > 0 ? stored / (ingestMs / 1000) : NaN,
+    serverListenMs: listen === undefined ? NaN : listen.time - t0,
+    firstConnMs: firstConn - t0,
+    clientStartMs,
+    drawMs: typeof draw?.duracion_ms === 'number' ? draw.duracion_ms : null,
+    latencyMs: load?.latencyMs ?? null,
+    serverPeakRssMb: mb(server.peakRssKb),
+    clientPeakRssMb: mb(Math.max(...clients.map((c) => c.peakRssKb))),
+    clientRssQuartersMb: quarters(clients.reduce((a, c) => (c.peakRssKb > a.peakRssKb ? c : a)).rssSeries),
+    clientsCpuS: Math.round(clientsCpuS * 100) / 100,
+    serverCpu: { mainS: main, otherS: other, totalS: Math.round((main + other.reduce((s, v) => s + v, 0)) * 100) / 100 },
+    serverLogLines: log.length,
+    serverLogBytes: existsSync(join(dir, 'server.log')) ? statSync(join(dir, 'server.log')).size : 0,
+    clientLogBytes,
+    connectRetries,
+    maxConcurrent: load?.maxConcurrent ?? null,
+  };
+}
