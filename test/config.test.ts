@@ -1,0 +1,137 @@
+/**
+ * Configuration refused at start: exit code 2 and one `config | fail` line naming the key.
+ * The loaders are also checked directly with env objects (file, then environment).
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadClientConfig } from '../client/config.js';
+import { loadServerConfig } from '../server/config.js';
+import { ConfigError, EXIT_CONFIG } from '../shared/config/values.js';
+import {
+  CLIENT_YAML, SERVER_INI, killAll, makeTempDir, removeDir, spawnClient, spawnServer, type Proc,
+} from './helpers/processes.js';
+
+let dir: string;
+beforeAll(async () => { dir = await makeTempDir('config'); });
+afterEach(killAll);
+afterAll(async () => { await killAll(); await removeDir(dir); });
+
+/** The run ended with exit code 2 after exactly one `config | fail` line whose error starts with `key:`. */
+async function expectRefused(p: Proc, key: string): Promise<string> {
+  const exit = await p.waitExit();
+  const lines = p.lines.filter((l) => /action: config \| result: fail \| error: /.test(l));
+  expect({ exit, lines: lines.length, text: p.text }).toEqual({ exit: { code: EXIT_CONFIG, signal: null }, lines: 1, text: p.text });
+  const error = lines[0]!.slice(lines[0]!.indexOf('error: ') + 'error: '.length);
+  expect(error.startsWith(`${key}: `)).toBe(true);
+  expect(p.indexOf('listen')).toBe(-1);
+  return error;
+}
+
+describe('server refuses a bad configuration with exit code 2', () => {
+  it.each([
+    ['SERVER_PORT', 'abc', /not an integer/],
+    ['SERVER_PORT', '70000', /out of range/],
+    ['SERVER_AGENCIES', '0', /out of range/],
+    ['SERVER_WORKERS', '-1', /out of range/],
+    ['LOGGING_LEVEL', 'LOUD', /not a log level/],
+    ['SERVER_DRAIN_TIMEOUT', 'soon', /not a duration/],
+  ])('%s=%s', async (key, value, why) => {
+    const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), [key]: value });
+    expect(await expectRefused(p, key)).toMatch(why);
+  });
+
+  it('SERVER_CONFIG naming a missing file', async () => {
+    const missing = join(dir, 'nope.ini');
+    const p = spawnServer({ SERVER_CONFIG: missing, SERVER_PORT: '0' });
+    expect(await expectRefused(p, 'SERVER_CONFIG')).toContain(missing);
+  });
+
+  it('a valid configuration logs config success, then listens', async () => {
+    const p = spawnServer({ SERVER_PORT: '0', SERVER_AGENCIES: '3', SERVER_WORKERS: '1', SERVER_STORAGE_PATH: join(dir, 'ok.csv') });
+    await p.waitForAction('listen', 'success');
+    const config = p.log.find((l) => l.action === 'config');
+    expect(config).toMatchObject({ result: 'success', fields: { agencies: '3', workers: '1', host: '127.0.0.1', port: '0' } });
+    expect(p.indexOf('config')).toBeLessThan(p.indexOf('listen'));
+    p.signal('SIGTERM');
+    expect(await p.waitExit()).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('client refuses a bad configuration with exit code 2', () => {
+  const good = { CLI_ID: '1', CLI_SERVER_ADDRESS: '127.0.0.1:1', CLI_DATA_FILE: '/nonexistent.csv' };
+  it.each([
+    ['CLI_ID', 'x', /not an integer/],
+    ['CLI_ID', '0', /out of range/],
+    ['CLI_BATCH_MAXAMOUNT', '0', /out of range/],
+    ['CLI_SERVER_ADDRESS', 'nohostport', /not host:port/],
+    ['CLI_SERVER_ADDRESS', '127.0.0.1:99999', /out of range/],
+    ['CLI_LOG_LEVEL', 'chatty', /not a log level/],
+    ['CLI_SERVER_CONNECTTIMEOUT', '5 s', /not a duration/],
+  ])('%s=%s', async (key, value, why) => {
+    const p = spawnClient({ ...good, [key]: value });
+    expect(await expectRefused(p, key)).toMatch(why);
+  });
+
+  it('CLI_CONFIG naming a missing file', async () => {
+    const p = spawnClient({ ...good, CLI_CONFIG: join(dir, 'nope.yaml') });
+    await expectRefused(p, 'CLI_CONFIG');
+  });
+});
+
+describe('loadServerConfig', () => {
+  it('reads server/config.ini, then lets each environment variable override its key', () => {
+    const fromFile = loadServerConfig({ SERVER_CONFIG: SERVER_INI });
+    expect(fromFile).toEqual({
+      host: '0.0.0.0', port: 12345, backlog: 128, agencies: 5, storagePath: './bets.csv',
+      workers: availableParallelism(), logLevel: 'info', drainTimeoutMs: 5000,
+    });
+    const env = {
+      SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', SERVER_PORT: '0', SERVER_AGENCIES: '1',
+      SERVER_WORKERS: '0', LOGGING_LEVEL: 'debug', SERVER_DRAIN_TIMEOUT: '250ms', SERVER_STORAGE_PATH: '/tmp/x.csv',
+    };
+    expect(loadServerConfig(env)).toMatchObject({
+      host: '127.0.0.1', port: 0, agencies: 1, workers: 0, logLevel: 'debug', drainTimeoutMs: 250, storagePath: '/tmp/x.csv',
+    });
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_PORT: '' }).port).toBe(12345);
+  });
+
+  it.each([
+    ['SERVER_PORT', '-1'], ['SERVER_PORT', '1.5'], ['SERVER_LISTEN_BACKLOG', '0'], ['SERVER_AGENCIES', 'five'],
+    ['SERVER_WORKERS', '257'], ['LOGGING_LEVEL', 'LOUD'], ['SERVER_DRAIN_TIMEOUT', '2h'], ['SERVER_HOST', '   '],
+  ])('refuses %s=%j naming the key', (key, value) => {
+    expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(ConfigError);
+    expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(new RegExp(`^${key}: `));
+  });
+});
+
+describe('loadClientConfig', () => {
+  it('reads client/config.yaml, then the CLI_* overrides', () => {
+    expect(loadClientConfig({ CLI_CONFIG: CLIENT_YAML })).toEqual({
+      id: 1, host: '127.0.0.1', port: 12345, connectTimeoutMs: 30_000, maxAmount: 150,
+      logLevel: 'info', winnersTimeoutMs: 120_000, dataFile: 'data/agency-1.csv',
+    });
+    expect(loadClientConfig({
+      CLI_CONFIG: CLIENT_YAML, CLI_ID: '4', CLI_SERVER_ADDRESS: 'server:4000', CLI_BATCH_MAXAMOUNT: '7',
+      CLI_LOG_LEVEL: 'WARN', CLI_SERVER_CONNECTTIMEOUT: '2s', CLI_WINNERS_TIMEOUT: '1m', CLI_DATA_FILE: '/d/a.csv',
+    })).toEqual({
+      id: 4, host: 'server', port: 4000, connectTimeoutMs: 2000, maxAmount: 7,
+      logLevel: 'warn', winnersTimeoutMs: 60_000, dataFile: '/d/a.csv',
+    });
+  });
+
+  it('defaults the data file to data/agency-{id}.csv and accepts an IPv6 host in brackets', () => {
+    const c = loadClientConfig({ CLI_CONFIG: CLIENT_YAML, CLI_ID: '3', CLI_SERVER_ADDRESS: '[::1]:5000' });
+    expect(c).toMatchObject({ id: 3, host: '::1', port: 5000, dataFile: 'data/agency-3.csv' });
+  });
+
+  it.each([
+    ['CLI_ID', 'x'], ['CLI_ID', '-2'], ['CLI_BATCH_MAXAMOUNT', '0'], ['CLI_BATCH_MAXAMOUNT', '65536'],
+    ['CLI_SERVER_ADDRESS', 'nohostport'], ['CLI_SERVER_ADDRESS', 'host:'], ['CLI_WINNERS_TIMEOUT', 'forever'],
+  ])('refuses %s=%j naming the key', (key, value) => {
+    expect(() => loadClientConfig({ CLI_CONFIG: CLIENT_YAML, [key]: value })).toThrowError(new RegExp(`^${key}: `));
+  });
+});

@@ -1,0 +1,140 @@
+/**
+ * SIGTERM mid-ingestion, to the server and to a client: orderly release of every resource,
+ * exit code 0, and for the server "acknowledged implies stored" with no torn last row.
+ */
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadBets } from '../server/storage/bets-file.js';
+import { generateAgencyFile } from '../tools/gen-data.js';
+import {
+  countStoredRows, failures, killAll, makeTempDir, removeDir, spawnServer, startClient, startServer, type Proc,
+} from './helpers/processes.js';
+
+const BIG = 200_000;
+let dir: string;
+let bigFile: string;
+const sockets: Socket[] = [];
+
+beforeAll(async () => {
+  dir = await makeTempDir('signals');
+  bigFile = join(dir, 'agency-1.csv');
+  await generateAgencyFile({ path: bigFile, agency: 1, seed: 99, rows: BIG });
+});
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await killAll();
+});
+afterAll(async () => { await killAll(); await removeDir(dir); });
+
+function sumCantidad(p: Proc, action: string): number {
+  return p.log.filter((l) => l.action === action && l.result === 'success').reduce((n, l) => n + Number(l.fields.cantidad), 0);
+}
+
+/** Positions of these actions in the log, in the order given; -1 for a missing one. */
+function positions(p: Proc, actions: string[]): number[] {
+  return actions.map((a) => p.indexOf(a));
+}
+
+function expectIncreasing(p: Proc, actions: string[]): void {
+  const at = positions(p, actions);
+  expect({ actions, found: at.every((i) => i >= 0), increasing: at.every((v, i) => i === 0 || v > at[i - 1]!) })
+    .toEqual({ actions, found: true, increasing: true });
+}
+
+describe('SIGTERM to the server while an agency is sending', () => {
+  let storage: string;
+  let server: Proc;
+  let port: number;
+  let client: Proc;
+
+  beforeAll(async () => {
+    storage = join(dir, 'server-term.csv');
+    ({ proc: server, port } = await startServer({ storagePath: storage, agencies: 1 }));
+    client = startClient({ port, id: 1, dataFile: bigFile });
+    await server.waitForAction('apuesta_recibida', 'success');
+    server.signal('SIGTERM');
+    await server.waitExit();
+  });
+
+  it('exits 0 after closing acceptor, pool and storage in that order, with no failure before the signal', () => {
+    expect(server.exit).toEqual({ code: 0, signal: null });
+    const shutdown = server.indexOf('shutdown');
+    expect(shutdown).toBeGreaterThan(0);
+    expect(server.log[shutdown]?.fields.signal).toBe('SIGTERM');
+    expect(failures(server, shutdown)).toEqual([]);
+    expectIncreasing(server, ['shutdown', 'close_acceptor', 'close_pool', 'close_storage', 'exit']);
+    expect(server.log.at(-1)).toMatchObject({ action: 'exit', result: 'success' });
+  });
+
+  it('stored every batch it acknowledged, and only those, with no torn last row', async () => {
+    const acknowledged = sumCantidad(server, 'apuesta_recibida');
+    expect(acknowledged).toBeGreaterThan(0);
+    expect(acknowledged).toBeLessThan(BIG); // the signal really came mid-ingestion
+    expect(await countStoredRows(storage)).toBe(acknowledged);
+    let loaded = 0;
+    for await (const bet of loadBets(storage)) {
+      expect(bet.agency).toBe(1);
+      loaded++;
+    }
+    expect(loaded).toBe(acknowledged);
+  });
+
+  it('every batch the client saw acknowledged is stored; the client stops instead of hanging', async () => {
+    await client.waitExit();
+    expect(sumCantidad(client, 'apuesta_enviada')).toBeLessThanOrEqual(await countStoredRows(storage));
+  });
+
+  it('a new server listens on the same port at once (no "address in use")', async () => {
+    const again = spawnServer({ SERVER_PORT: String(port), SERVER_AGENCIES: '1', SERVER_STORAGE_PATH: join(dir, 'restart.csv') }, 'server-restart');
+    const listen = await again.waitForAction('listen');
+    expect({ result: listen.result, port: Number(listen.fields.puerto), error: listen.fields.error }).toEqual({ result: 'success', port, error: undefined });
+    again.signal('SIGTERM');
+    expect({ exit: await again.waitExit(), text: again.text }).toEqual({ exit: { code: 0, signal: null }, text: again.text });
+  });
+});
+
+describe('SIGTERM to a client while it is sending', () => {
+  it('closes its file and socket, exits 0, and the server keeps exactly what it acknowledged', async () => {
+    const storage = join(dir, 'client-term.csv');
+    const { proc: server, port } = await startServer({ storagePath: storage, agencies: 1 });
+    const client = startClient({ port, id: 1, dataFile: bigFile });
+    await client.waitForAction('apuesta_enviada', 'success');
+    client.signal('SIGTERM');
+    expect(await client.waitExit()).toEqual({ code: 0, signal: null });
+    const shutdown = client.indexOf('shutdown');
+    expect(shutdown).toBeGreaterThan(0);
+    expect(failures(client, shutdown)).toEqual([]);
+    expect(client.indexOf('close_file')).toBeGreaterThanOrEqual(0);
+    expectIncreasing(client, ['shutdown', 'close_socket', 'exit']);
+    expect(client.log.at(-1)).toMatchObject({ action: 'exit', result: 'success' });
+    expect(sumCantidad(client, 'apuesta_enviada')).toBeLessThan(BIG);
+    // The server saw the agency leave; it stays up, then shuts down cleanly.
+    server.signal('SIGTERM');
+    expect(await server.waitExit()).toEqual({ code: 0, signal: null });
+    expect(failures(server)).toEqual([]);
+    expect(server.count('sorteo')).toBe(0);
+    expect(await countStoredRows(storage)).toBe(sumCantidad(server, 'apuesta_recibida'));
+  });
+});
+
+describe('a second SIGTERM while the server drains', () => {
+  it('exits at once without waiting for the drain', async () => {
+    const { proc: server, port } = await startServer({ storagePath: join(dir, 'twice.csv'), agencies: 1 });
+    // A peer that never ends its side keeps the session's close waiting for its grace period.
+    const peer = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    sockets.push(peer);
+    peer.on('error', () => {});
+    await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
+    await server.waitFor(() => false, 300).catch(() => {}); // let the server accept it
+    server.signal('SIGTERM');
+    await server.waitForAction('close_acceptor');
+    server.signal('SIGTERM');
+    const exit = await server.waitExit(5_000);
+    expect(exit).toEqual({ code: 1, signal: null });
+    const second = server.log.find((l) => l.action === 'exit');
+    expect(second?.result).toBe('fail');
+    expect(server.lines.find((l) => l.includes('action: exit'))).toMatch(/second signal/);
+    expect(server.indexOf('close_storage')).toBe(-1); // it did not wait for the drain
+  });
+});
