@@ -32,3 +32,43 @@ test: build
 
 clean:
 	rm -rf dist bets.csv logs
+
+# ---------------------------------------------------------------- Docker (docs/docker.md)
+# `docker compose` (v2) when it works, else `docker-compose` (v1); the project name is
+# passed with -p because the compose file has no top-level `name:` (v1 does not know it).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_PROJECT ?= loteria
+COMPOSE_YML ?= docker-compose.yml
+STOP_TIMEOUT ?= 10
+# On a machine without a container registry, ../shared/docker/ensure-engine.sh starts Docker
+# and builds the base image; elsewhere the machine's own Docker is used as it is.
+ENSURE_ENGINE := $(wildcard ../shared/docker/ensure-engine.sh)
+DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML)
+
+.PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-logs e2e-docker
+
+docker-engine:
+	@$(if $(ENSURE_ENGINE),bash $(ENSURE_ENGINE) >/dev/null,docker info >/dev/null)
+
+# Both images from the one multi-stage Dockerfile.
+docker-image: docker-engine
+	docker build --target server -t loteria-server:latest .
+	docker build --target client -t loteria-client:latest .
+
+# Builds the images, generates any missing data/agency-N.csv, starts everything detached.
+docker-compose-up: docker-image data
+	$(DOCKER_COMPOSE) up -d
+
+# Stops with SIGTERM (SIGKILL after STOP_TIMEOUT s), then removes containers, network and
+# the bets volume (the server appends: a second run on the same file would count every bet
+# twice). KEEP_VOLUMES=1 keeps the volume.
+docker-compose-down:
+	$(DOCKER_COMPOSE) stop -t $(STOP_TIMEOUT)
+	$(DOCKER_COMPOSE) down $(if $(KEEP_VOLUMES),,-v)
+
+docker-compose-logs:
+	$(DOCKER_COMPOSE) logs -f
+
+# The Docker end-to-end check (a full run, then the three SIGTERM drills); cleans up after itself.
+e2e-docker: build
+	bash e2e/docker/run.sh

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# `make e2e-docker`: the system in Docker Compose, end to end (docs/docker.md).
+#   0. docker-compose.yml is what `./generar-compose.sh docker-compose.yml 5` writes; both images build.
+#   1. five agencies on generated data run to completion: every client exits 0, one draw,
+#      each agency's winners match its file, no `result: fail`, one stored row per input bet.
+#   2. SIGTERM drills while clients are sending: client1 alone, the server alone, and
+#      `down` with everything running: each stopped container exits 0 having logged its
+#      resources closing; no `result: fail` before the signal; nothing acknowledged is lost.
+# Needs node (for the data generator and the log checker) and Docker with Compose. Uses
+# ../shared/docker/ensure-engine.sh when it exists (a machine without a registry), else the
+# machine's own Docker. Runs without a TTY. Everything it creates is removed at the end;
+# E2E_KEEP=1 keeps the temporary directory (logs, bets files) for inspection.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$PWD
+PROJECT=${E2E_PROJECT:-loteriae2e}
+DRILL_BETS=${E2E_DRILL_BETS:-100000}
+CONTAINERS=(server client1 client2 client3 client4 client5)
+CLIENTS=(client1 client2 client3 client4 client5)
+
+say() { printf '\n== %s  [%ss]\n' "$*" "$SECONDS"; }
+die() { echo "e2e-docker: $*" >&2; exit 1; }
+with_timeout() { if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi; }
+now_iso() { node -e 'console.log(new Date().toISOString())'; }
+
+ENSURE=$ROOT/../shared/docker/ensure-engine.sh
+if [ -f "$ENSURE" ]; then
+  COMPOSE=$(bash "$ENSURE")
+elif docker compose version >/dev/null 2>&1; then
+  COMPOSE="docker compose"
+elif command -v docker-compose >/dev/null; then
+  COMPOSE=docker-compose
+else
+  die "neither 'docker compose' nor 'docker-compose' works; install Docker with Compose"
+fi
+[ -f dist/tools/gen-data.js ] && [ -d node_modules/tsx ] || make --no-print-directory build
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/loteria-e2e-docker.XXXXXX")
+compose() { $COMPOSE -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"; }
+checker() { node --import tsx "$ROOT/e2e/docker/check.ts" "$@"; }
+cleanup() {
+  local rc=$?
+  jobs -p | xargs -r kill 2>/dev/null || true
+  compose down -v -t 10 >/dev/null 2>&1 || true
+  if [ "${E2E_KEEP:-}" = 1 ]; then echo "e2e-docker: kept $WORK"; else rm -rf "$WORK"; fi
+  if [ $rc -eq 0 ]; then echo "e2e-docker: PASS in ${SECONDS}s"; else echo "e2e-docker: FAIL (exit $rc) after ${SECONDS}s" >&2; fi
+}
+trap cleanup EXIT
+
+# The containers have fixed names (server, clientN): refuse to touch another project's.
+compose down -v -t 10 >/dev/null 2>&1 || true
+for c in "${CONTAINERS[@]}"; do
+  if docker container inspect "$c" >/dev/null 2>&1; then
+    die "a container named $c exists (another stack? 'make docker-compose-down' stops the project's); remove it first"
+  fi
+done
+
+bets_volume() {
+  docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" --filter label=com.docker.compose.volume=bets | head -n1
+}
+# Copies the server's bets file out of the named volume (through a throwaway container).
+read_bets() {
+  local vol; vol=$(bets_volume)
+  [ -n "$vol" ] || die "the bets volume of project $PROJECT does not exist"
+  docker run --rm -v "$vol":/d:ro loteria-server:latest sh -c 'cat /d/bets.csv 2>/dev/null || true' > "$1"
+  echo "bets file: $(wc -l < "$1" | tr -d ' ') rows on volume $vol"
+}
+# Waits until $1 has logged at least $2 acknowledged batches.
+wait_sending() {
+  local n
+  for _ in $(seq 1 600); do
+    n=$(docker logs "$1" 2>&1 | grep -c 'action: apuesta_enviada | result: success' || true)
+    [ "$n" -ge "$2" ] && return 0
+    if [ "$(docker inspect -f '{{.State.Running}}' "$1")" != true ]; then
+      docker logs "$1" 2>&1 | tail -n 20 >&2
+      die "$1 stopped before it had sent $2 batches"
+    fi
+    sleep 0.1
+  done
+  die "$1 did not send $2 batches within 60 s"
+}
+dump() { echo "--- last lines of $1" >&2; tail -n "${2:-40}" "$1" >&2; }
+
+# ---------------------------------------------------------------- 0. compose file, images
+say "generated compose file and data"
+DATA_DIR=$WORK/data ./generar-compose.sh - 5 > "$WORK/generated.yml"
+diff -u docker-compose.yml "$WORK/generated.yml" || die "docker-compose.yml differs from './generar-compose.sh docker-compose.yml 5'"
+echo "docker-compose.yml is what './generar-compose.sh docker-compose.yml 5' writes"
+DATA_DIR=$WORK/scaled ./generar-compose.sh "$WORK/scaled.yml" 7 2>/dev/null
+$COMPOSE -p "$PROJECT" -f "$WORK/scaled.yml" config -q || die "the generated 7-agency compose file is invalid"
+grep -q 'SERVER_AGENCIES=7' "$WORK/scaled.yml" && grep -q 'container_name: client7' "$WORK/scaled.yml" \
+  || die "the 7-agency compose file lacks SERVER_AGENCIES=7 or client7"
+echo "a 7-agency file validates ($COMPOSE config) with SERVER_AGENCIES=7 and client1..client7"
+
+say "images"
+docker build -q --target server -t loteria-server:latest . >/dev/null
+docker build -q --target client -t loteria-client:latest . >/dev/null
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^loteria-'
+
+# ---------------------------------------------------------------- 1. complete run
+say "1. five agencies on generated data ($(cat "$WORK"/data/agency-*.csv | wc -l | tr -d ' ') bets)"
+export DATA_DIR=$WORK/data
+start=$SECONDS
+compose up -d
+codes=$(with_timeout 180 docker wait "${CLIENTS[@]}" | tr '\n' ' ') || die "clients did not finish within 180 s"
+echo "client exit codes: $codes(all done $((SECONDS - start)) s after up)"
+compose logs --no-color > "$WORK/ingest.log"
+[ "$codes" = "0 0 0 0 0 " ] || { dump "$WORK/ingest.log"; die "a client did not exit 0: $codes"; }
+health=$(docker inspect -f '{{.State.Health.Status}}' server)
+[ "$health" = healthy ] || die "server health is '$health', expected healthy"
+echo "server health: $health"
+read_bets "$WORK/ingest-bets.csv"
+checker ingest --log "$WORK/ingest.log" --data "$WORK/data" --agencies 5 --bets "$WORK/ingest-bets.csv" \
+  || { dump "$WORK/ingest.log"; die "the complete run failed its checks"; }
+compose down -v -t 10 >/dev/null 2>&1
+
+# ---------------------------------------------------------------- 2. SIGTERM drills
+say "drill data: 5 x $DRILL_BETS bets"
+node dist/tools/gen-data.js --agencies 5 --bets "$DRILL_BETS" --out "$WORK/big" >/dev/null
+export DATA_DIR=$WORK/big
+drill_up() { compose up -d > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "up failed"; }; wait_sending client1 20; }
+
+say "2a. SIGTERM client1 only"
+drill_up
+sig=$(now_iso)
+docker kill --signal=SIGTERM client1 >/dev/null
+code=$(with_timeout 15 docker wait client1) || die "client1 still running 15 s after SIGTERM"
+echo "client1 exit code $code"
+compose stop -t 10 >/dev/null 2>&1
+compose logs --no-color > "$WORK/drill-client.log"
+read_bets "$WORK/drill-client-bets.csv"
+checker drill --log "$WORK/drill-client.log" --signal-time "$sig" --stopped client1 --exit "client1=$code" \
+  --sending client1 --agencies 5 --bets "$WORK/drill-client-bets.csv" || { dump "$WORK/drill-client.log"; die "drill: SIGTERM client1"; }
+compose down -v -t 10 >/dev/null 2>&1
+
+say "2b. SIGTERM server only"
+drill_up
+sig=$(now_iso)
+docker kill --signal=SIGTERM server >/dev/null
+code=$(with_timeout 15 docker wait server) || die "server still running 15 s after SIGTERM"
+echo "server exit code $code"
+# Clients lose their connection and end on their own (not asserted: only the server was stopped).
+with_timeout 30 docker wait "${CLIENTS[@]}" >/dev/null || compose stop -t 10 >/dev/null 2>&1
+compose logs --no-color > "$WORK/drill-server.log"
+read_bets "$WORK/drill-server-bets.csv"
+checker drill --log "$WORK/drill-server.log" --signal-time "$sig" --stopped server --exit "server=$code" \
+  --sending client1 --agencies 5 --bets "$WORK/drill-server-bets.csv" || { dump "$WORK/drill-server.log"; die "drill: SIGTERM server"; }
+compose down -v -t 10 >/dev/null 2>&1
+
+say "2c. down with everything running"
+drill_up
+# `down` removes the containers: follow their logs and exit codes from outside first.
+followers=()
+for c in "${CONTAINERS[@]}"; do
+  ( with_timeout 60 docker wait "$c" > "$WORK/exit-$c" 2>/dev/null || true ) & followers+=($!)
+  ( docker logs -f "$c" 2>&1 | while IFS= read -r line; do printf '%s | %s\n' "$c" "$line"; done > "$WORK/follow-$c.log" ) & followers+=($!)
+done
+sleep 0.5
+sig=$(now_iso)
+start=$SECONDS
+compose down -t 10 2>&1 | grep -v '^$' || true
+echo "down took $((SECONDS - start)) s"
+wait "${followers[@]}" || true
+cat "$WORK"/follow-*.log > "$WORK/drill-down.log"
+exits=()
+for c in "${CONTAINERS[@]}"; do exits+=(--exit "$c=$(tr -d '[:space:]' < "$WORK/exit-$c")"); done
+echo "exit codes: ${exits[*]}"
+read_bets "$WORK/drill-down-bets.csv"
+checker drill --log "$WORK/drill-down.log" --signal-time "$sig" --stopped "$(IFS=,; echo "${CONTAINERS[*]}")" "${exits[@]}" \
+  --sending client1 --agencies 5 --bets "$WORK/drill-down-bets.csv" || { dump "$WORK/drill-down.log"; die "drill: down"; }
+compose down -v -t 10 >/dev/null 2>&1
