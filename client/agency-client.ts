@@ -37,6 +37,8 @@ export class AgencyClient {
   #conn: Connection | null = null;
   readonly #inflight: Array<{ seq: number; count: number }> = [];
   readonly #summary: RunSummary = { sent: 0, batches: 0, rejected: 0, badRows: 0, winners: [] };
+  /** Settles once the data file is closed (at once while it has not been opened). */
+  #fileClosed: Promise<void> = Promise.resolve();
 
   constructor(config: ClientConfig, log: Logger) {
     this.#config = config;
@@ -75,6 +77,8 @@ export class AgencyClient {
       this.#inflight.push({ seq, count });
       if (this.#inflight.length >= WINDOW) await this.#awaitAck(conn);
     };
+    let fileClosed = (): void => {};
+    this.#fileClosed = new Promise((resolve) => { fileClosed = resolve; });
     const bets = readAgencyBets({
       path: c.dataFile,
       agency: c.id,
@@ -83,7 +87,10 @@ export class AgencyClient {
         this.#summary.badRows++;
         this.#log.warn({ action: 'apuesta_invalida', result: 'fail', archivo: bad.file, linea: bad.line, error: bad.error });
       },
-      onClose: () => this.#log.info({ action: 'close_file', result: 'success', archivo: c.dataFile }),
+      onClose: () => {
+        this.#log.info({ action: 'close_file', result: 'success', archivo: c.dataFile });
+        fileClosed();
+      },
     });
     try {
       for await (const bet of bets) {
@@ -150,9 +157,9 @@ export class AgencyClient {
     this.#log.info({ action: 'close_socket', result: 'success' });
   }
 
-  /** SIGTERM: stop reading (the file closes), close the socket. Idempotent. */
+  /** SIGTERM: stop reading, close the socket; settles once both file and socket are closed. Idempotent. */
   async stop(): Promise<void> {
     this.#abort.abort();
-    await this.#closeSocket();
+    await Promise.all([this.#closeSocket(), this.#fileClosed]);
   }
 }
