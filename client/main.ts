@@ -39,8 +39,8 @@ async function main(): Promise<void> {
     process.exit(summary.rejected > 0 ? 1 : 0);
   } catch (err) {
     if (client.stopping) return;
-    log.error({ action: 'exit', result: 'fail', error: (err as Error).message });
     await client.stop();
+    log.error({ action: 'exit', result: 'fail', error: (err as Error).message });
     process.exit(1);
   }
 }
