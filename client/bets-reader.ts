@@ -17,7 +17,7 @@ export interface BadRow {
 
 interface ParsedRecord {
   record: string[];
-  info: { lines: number };
+  info: { lines: number; records: number; empty_lines: number };
 }
 
 export interface ReadOptions {
@@ -43,19 +43,36 @@ export async function* readAgencyBets(opts: ReadOptions): AsyncGenerator<Bet> {
     skip_empty_lines: true,
     skip_records_with_error: true,
   });
-  parser.on('skip', (err: CsvError) => {
-    onBadRow({ file: path, line: Number(err.lines ?? 0), error: err.message.replace(/^Invalid Record Length: |^/, '') });
-  });
+  // csv-parse reports a record it cannot parse when it gives up on it (an unclosed quote:
+  // at the end of the file), so its line is where the record ENDS. Skips are held until
+  // the records before them are consumed; the bad record starts after the last of those.
+  const skipped: CsvError[] = [];
+  parser.on('skip', (err: CsvError) => skipped.push(err));
+  let lastLine = 0;
+  let lastEmpty = 0;
+  const reportSkips = (recordsBefore: number): void => {
+    while (skipped.length > 0 && Number(skipped[0]!.records ?? 0) <= recordsBefore) {
+      const err = skipped.shift()!;
+      const start = lastLine + 1 + Math.max(0, Number(err.empty_lines ?? 0) - lastEmpty);
+      const end = Number(err.lines ?? start);
+      const where = end > start ? `lines ${start}-${end} are one unparsable record (check the quotes on line ${start}): ` : '';
+      onBadRow({ file: path, line: start, error: `${where}${err.message.replace(/^Invalid Record Length: /, '')}` });
+    }
+  };
   // pipeline forwards a missing file or a read error to the parser, and so to this loop.
   const done = pipeline(source, parser, { signal: opts.signal });
   done.catch(() => {}); // the same error surfaces through the iteration below
   try {
     for await (const { record, info } of parser as AsyncIterable<ParsedRecord>) {
+      reportSkips(info.records - 1);
       const bet = parseAgencyRecord(agency, record);
       if (typeof bet === 'string') onBadRow({ file: path, line: info.lines, error: bet });
       else yield bet;
+      lastLine = info.lines;
+      lastEmpty = info.empty_lines;
     }
     await done;
+    reportSkips(Number.POSITIVE_INFINITY);
   } finally {
     source.destroy();
   }
