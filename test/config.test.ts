@@ -17,13 +17,13 @@ beforeAll(async () => { dir = await makeTempDir('config'); });
 afterEach(killAll);
 afterAll(async () => { await killAll(); await removeDir(dir); });
 
-/** The run ended with exit code 2 after exactly one `config | fail` line whose error starts with `key:`. */
+/** The run ended with exit code 2 after exactly one `config | fail` line whose error starts with `key - ` (the logger turns `: ` inside values into ` - `). */
 async function expectRefused(p: Proc, key: string): Promise<string> {
   const exit = await p.waitExit();
   const lines = p.lines.filter((l) => /action: config \| result: fail \| error: /.test(l));
   expect({ exit, lines: lines.length, text: p.text }).toEqual({ exit: { code: EXIT_CONFIG, signal: null }, lines: 1, text: p.text });
   const error = lines[0]!.slice(lines[0]!.indexOf('error: ') + 'error: '.length);
-  expect(error.startsWith(`${key}: `)).toBe(true);
+  expect(error.startsWith(`${key} - `)).toBe(true);
   expect(p.indexOf('listen')).toBe(-1);
   return error;
 }

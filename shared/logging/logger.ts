@@ -19,10 +19,13 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'action', 'result', 'msg']);
 
-/** Values may not hold `|` or line breaks: the graders split on them. */
+/**
+ * Values may not hold `|` or line breaks, and a `: ` inside a value would make the graders
+ * (who take the text after the last `:` of a part) lose its beginning: `a: b` becomes `a - b`.
+ */
 function clean(value: unknown): string {
   const text = typeof value === 'string' ? value : JSON.stringify(value);
-  return (text ?? String(value)).replace(/[|\r\n]+/g, '/');
+  return (text ?? String(value)).replace(/[|\r\n]+/g, '/').replace(/:\s+/g, ' - ');
 }
 
 /** Turns one pino JSON line into the course's text line. */
