@@ -3,6 +3,8 @@
  * flight, acknowledged in order), send FINISHED, then ask for the winners until the draw
  * has happened. `stop()` (SIGTERM) ends reading and closes the file and the socket.
  */
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../shared/logging/logger.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
@@ -30,6 +32,22 @@ export class WinnersTimeoutError extends Error {
   }
 }
 
+export class DataFileError extends Error {
+  constructor(path: string, cause: string) {
+    super(`cannot read the data file ${path} (${cause}); set CLI_DATA_FILE or data.file, or generate it with make data`);
+    this.name = 'DataFileError';
+  }
+}
+
+/** Fails before connecting, so a missing file is not reported only after the connect retries. */
+async function checkReadable(path: string): Promise<void> {
+  try {
+    await access(path, constants.R_OK);
+  } catch (err) {
+    throw new DataFileError(path, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+  }
+}
+
 export class AgencyClient {
   readonly #config: ClientConfig;
   readonly #log: Logger;
@@ -49,6 +67,7 @@ export class AgencyClient {
 
   async run(): Promise<RunSummary> {
     const c = this.#config;
+    await checkReadable(c.dataFile);
     this.#conn = await connectWithRetry(c.host, c.port, c.connectTimeoutMs, (err, attempt, delay) => {
       this.#log.info({ action: 'connect', result: 'in_progress', intento: attempt, espera_ms: delay, error: err.message });
     }, this.#abort.signal);

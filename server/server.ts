@@ -66,8 +66,9 @@ export class LotteryServer {
 
   async #close(): Promise<void> {
     const log = this.#log;
+    const port = (this.#server.address() as AddressInfo | null)?.port ?? this.#config.port;
     const acceptorClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    log.info({ action: 'close_acceptor', result: 'success', puerto: this.#config.port });
+    log.info({ action: 'close_acceptor', result: 'success', puerto: port });
 
     const sessions = [...this.#sessions];
     const drained = Promise.all(sessions.map(async (s) => {

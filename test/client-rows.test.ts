@@ -118,4 +118,12 @@ describe('the client against a real server', () => {
     server.signal('SIGTERM');
     expect(await server.waitExit()).toEqual({ code: 0, signal: null });
   });
+
+  it('checks its data file before connecting, so no server is needed to report it missing', async () => {
+    const missing = join(dir, 'no-such-agency.csv');
+    const client = startClient({ port: 1, id: 1, dataFile: missing });
+    expect((await client.waitExit()).code).not.toBe(0);
+    expect(client.log.some((l) => l.action === 'connect')).toBe(false);
+    expect(client.lines.find((l) => l.includes('action: exit | result: fail'))).toMatch(/cannot read the data file .*no-such-agency\.csv \(ENOENT\)/);
+  });
 });
