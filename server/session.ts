@@ -1,7 +1,7 @@
 /**
  * One connection, bound by its HELLO to one agency. Frames are handled strictly in order,
- * one at a time; while a batch is in the pool the stream is paused, so a fast client is
- * held back by TCP rather than by our memory. Any Duplex works (tests use duplexPair).
+ * one at a time; while any is being handled (a batch in the pool) the stream is paused, so
+ * a fast client is held back by TCP rather than by our memory. Any Duplex works (tests use duplexPair).
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/logging/logger.js';
@@ -64,6 +64,9 @@ export class Session {
   async #drain(): Promise<void> {
     if (this.#busy) return;
     this.#busy = true;
+    // Backpressure: no more reading while frames are being handled (a batch in the pool, or
+    // a reply waiting for 'drain'), so the queue holds at most one socket chunk of frames.
+    this.#stream.pause();
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
         const msg = decodeMessage(frame);
@@ -74,6 +77,7 @@ export class Session {
       await this.#fail(err);
     } finally {
       this.#busy = false;
+      if (this.#closing === null) this.#stream.resume();
       this.#idle?.();
     }
   }
@@ -115,14 +119,9 @@ export class Session {
   }
 
   async #onBatches(batches: BatchDTO[]): Promise<void> {
-    this.#stream.pause();
-    try {
-      const acks = await this.#lottery.storeBatches(this.#agency, batches);
-      acks.forEach((ack, i) => this.#logAck(batches[i]!, ack));
-      await this.#send(Buffer.concat(acks.map((ack) => encodeMessage(ack))));
-    } finally {
-      if (this.#closing === null) this.#stream.resume();
-    }
+    const acks = await this.#lottery.storeBatches(this.#agency, batches);
+    acks.forEach((ack, i) => this.#logAck(batches[i]!, ack));
+    await this.#send(Buffer.concat(acks.map((ack) => encodeMessage(ack))));
   }
 
   #logAck(batch: BatchDTO, ack: BatchAckDTO): void {

@@ -213,6 +213,8 @@ describe('Session over a duplex pair', () => {
     // Reading resumed once the acks were out.
     p.stream.write(encodeMessage({ type: MessageType.PING }));
     expect(await p.next()).toMatchObject({ type: MessageType.PONG });
+    // The session resumes when its handler returns, just after the reply is written.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(p.server.isPaused()).toBe(false);
   });
 });
