@@ -10,7 +10,7 @@ interface Panel { title: string; unit: string; labels: string[]; series: Series[
 
 const W = 460;
 const H = 300;
-const PAD = { l: 64, r: 12, t: 34, b: 76 };
+const PAD = { l: 64, r: 12, t: 34, b: 84 };
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 function niceMax(v: number): number {
@@ -46,6 +46,7 @@ function panel(p: Panel, ox: number, oy: number): string {
   });
   const bw = Math.round((10 * slot * 0.8) / Math.max(1, p.series.length)) / 10;
   let legendX = ox + 8;
+  let legendY = oy + H - 28;
   p.series.forEach((s, si) => {
     const pts: string[] = [];
     s.values.forEach((v, i) => {
@@ -57,9 +58,12 @@ function panel(p: Panel, ox: number, oy: number): string {
       if (p.kind === 'lines') out.push(`<circle cx="${cx}" cy="${y(v.median)}" r="3" fill="${s.color}"/>`);
     });
     if (pts.length > 1) out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed === true ? ' stroke-dasharray="5 3"' : ''}/>`);
-    out.push(`<rect x="${legendX}" y="${oy + H - 22}" width="10" height="10" fill="${s.color}"/>`,
-      `<text x="${legendX + 13}" y="${oy + H - 13}" font-size="10">${esc(s.name)}${s.dashed === true ? ' (dashed)' : ''}</text>`);
-    legendX += 22 + 5.5 * (s.name.length + (s.dashed === true ? 9 : 0));
+    const text = `${s.name}${s.dashed === true ? ' (dashed)' : ''}`;
+    const width = 22 + 5.5 * text.length;
+    if (legendX + width > ox + W && legendX > ox + 8) { legendX = ox + 8; legendY += 14; }
+    out.push(`<rect x="${legendX}" y="${legendY - 9}" width="10" height="10" fill="${s.color}"/>`,
+      `<text x="${legendX + 13}" y="${legendY}" font-size="10">${esc(text)}</text>`);
+    legendX += width;
   });
   for (const r of p.refs ?? []) {
     out.push(`<line x1="${ox + PAD.l}" x2="${ox + W - PAD.r}" y1="${y(r.value)}" y2="${y(r.value)}" stroke="#c00" stroke-dasharray="4 3"/>`,
@@ -78,7 +82,7 @@ function floorRate(s: ScenarioSummary, floors: FloorSummary[], key: string): Spr
 
 export function renderChart(s: ScenarioSummary[], floors: FloorSummary[], floorKeyOf: (id: string) => string, caption: string): string {
   const heads = ['course', 'scale', 'many', 'big'].map((id) => s.find((v) => v.id === id)).filter((v): v is ScenarioSummary => v !== undefined);
-  const loadLabel = (v: ScenarioSummary): string => `${v.id}\n${short(v.bets)} bets, ${v.agencies} conn`;
+  const loadLabel = (v: ScenarioSummary): string => `${v.id}\n${short(v.bets)} / ${v.agencies} conn`;
   const panels: Panel[] = [
     {
       title: 'Stored bets/s against load (log scale)', unit: 'bets/s (ingest phase)', kind: 'bars', log: true, labels: heads.map(loadLabel),

@@ -10,7 +10,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.js';
-import type { DataSet } from './data.js';
+import { uniformData, type DataSet } from './data.js';
 import { runFloor, type FloorResult } from './floor.js';
 import { makePlan, type ScenarioSpec } from './plan.js';
 import { profileRun, type ProfileResult } from './profile.js';
@@ -19,7 +19,8 @@ import { ClientKind, LogFormat, runOnce, type RunResult } from './run.js';
 import { measureStartup, type StartupResult } from './startup.js';
 
 const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json] [--no-startup] [--profile|--no-profile] [--out DIR]
-  groups: course, scale, many, big, workers, batch (or a scenario id such as workers-scale-0)`;
+  groups: course, scale, many, big, workers, batch, startup, profile (or a scenario id such as workers-scale-0);
+  without --only: start-up, every scenario, and (full mode) the profile`;
 
 const { values: args } = parseArgs({
   options: {
@@ -45,8 +46,11 @@ if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1)) {
   process.exit(2);
 }
 const logFormat = args['log-format'] === LogFormat.JSON ? LogFormat.JSON : LogFormat.TEXT;
-const plan = makePlan({ quick, repeats, only: args.only?.split(',').map((s) => s.trim()) });
-const doProfile = args.profile === true || (!quick && args['no-profile'] !== true && args.only === undefined);
+
+const only = args.only?.split(',').map((s) => s.trim());
+const doProfile = args.profile === true || (only?.includes('profile') ?? false) || (!quick && args['no-profile'] !== true && only === undefined);
+const doStartup = args['no-startup'] !== true && (only === undefined || only.includes('startup'));
+const plan = makePlan({ quick, repeats, only });
 const outDir = args.out ?? join(repoRoot, 'bench/results');
 const say = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
 
@@ -70,15 +74,13 @@ async function main(): Promise<void> {
   let startup: StartupResult | null = null;
   let profile: ProfileResult | null = null;
   try {
-    if (args['no-startup'] !== true) {
+    if (doStartup) {
       say('start-up: node -e 0, server time to listen and to first ack, client time to connect, module counts');
       startup = await measureStartup(workDir, quick ? 2 : 5, repoRoot);
     }
-    const datasets = new Map<string, DataSet>();
     for (const d of plan.data) {
       say(`data ${d.key}: preparing (generated files are cached in the OS temp dir)`);
       const data = await d.load(workDir);
-      datasets.set(d.key, data);
       const specs = plan.scenarios.filter((s) => s.dataKey === d.key);
       const floor: FloorOutcome = { key: d.key, data: info(data), runs: [] };
       floors.push(floor);
@@ -103,13 +105,8 @@ async function main(): Promise<void> {
       }
     }
     if (doProfile) {
-      const scale = [...datasets.entries()].find(([k]) => k.endsWith('x10000'))?.[1];
-      if (scale !== undefined) {
-        const files = scale.files.slice(0, 20);
-        const sub: DataSet = { ...scale, name: '20x10000', files, bets: files.reduce((n, f) => n + f.rows, 0), bytes: files.reduce((n, f) => n + f.bytes, 0) };
-        say('profile: 20x10000 with SERVER_WORKERS=0 and one client under --cpu-prof');
-        profile = await profileRun(sub, workDir, 150, logFormat, repoRoot);
-      }
+      say('profile: 20 agencies x 10,000 bets, SERVER_WORKERS=0, server and one client under --cpu-prof');
+      profile = await profileRun(await uniformData(20, 10_000), workDir, 150, logFormat, repoRoot);
     }
   } finally {
     rmSync(workDir, { recursive: true, force: true });

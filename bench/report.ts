@@ -44,6 +44,8 @@ export interface ScenarioSummary {
   serverLogBytes: number;
   clientLogBytes: number;
   connectRetries: number;
+  /** 1-minute load average at the start of the runs: the shared machine's other work. */
+  loadavg: Spread | null;
 }
 
 export interface Target { id: string; text: string; measured: string; met: boolean | null }
@@ -92,6 +94,7 @@ export function summarizeScenario(o: ScenarioOutcome, floor: FloorSummary | unde
     serverLogBytes: median(ok.map((r) => r.serverLogBytes)),
     clientLogBytes: median(ok.map((r) => r.clientLogBytes)),
     connectRetries: Math.max(0, ...o.runs.map((r) => r.connectRetries)),
+    loadavg: spreadOf([...o.runs, ...o.probes], (r) => r.loadavg),
   };
 }
 
@@ -155,8 +158,8 @@ export function renderTables(s: ScenarioSummary[], floors: FloorSummary[], t: Ta
     s.map((v) => [name(v), fmt(v.wallMs), x(v.wallVsFloor), fmt(v.ingestMs), x(v.ingestVsTransfer), fmt(v.betsPerS), fmt(v.loadClientBetsPerS), fmt(v.latencyP50Ms, 1), fmt(v.latencyP99Ms, 1)]),
   );
   const resources = table(
-    ['scenario', 'workers', 'srv RSS MB', 'client RSS MB', 'srv main CPU s', 'srv other thr CPU s', 'clients CPU s', 'listen ms', 'client log-1st ms', 'srv log KB', 'retries'],
-    s.map((v) => [name(v), String(v.workers), fmt(v.serverRssMb, 1), fmt(v.clientRssMb, 1), fmt(v.serverMainCpuS, 2), fmt(v.serverOtherCpuS, 2), fmt(v.clientsCpuS, 2), fmt(v.serverListenMs), fmt(v.clientStartMs), n0(v.serverLogBytes / 1024), String(v.connectRetries)]),
+    ['scenario', 'workers', 'srv RSS MB', 'client RSS MB', 'srv main CPU s', 'srv other thr CPU s', 'clients CPU s', 'listen ms', 'client log-1st ms', 'srv log KB', 'retries', 'loadavg'],
+    s.map((v) => [name(v), String(v.workers), fmt(v.serverRssMb, 1), fmt(v.clientRssMb, 1), fmt(v.serverMainCpuS, 2), fmt(v.serverOtherCpuS, 2), fmt(v.clientsCpuS, 2), fmt(v.serverListenMs), fmt(v.clientStartMs), n0(v.serverLogBytes / 1024), String(v.connectRetries), fmt(v.loadavg, 1)]),
   );
   const floorTable = table(
     ['floor (data set)', 'senders', 'MB', 'wall ms', 'transfer ms'],

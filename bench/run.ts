@@ -6,6 +6,7 @@
  * the stored bets.csv. The run's temp dir (logs, bets.csv) is removed afterwards.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseLogLine } from '../shared/logging/parse.js';
 import { countRows, type DataSet } from './data.js';
@@ -44,6 +45,8 @@ export interface ServerCpu { mainS: number; otherS: number[]; totalS: number }
 
 export interface RunResult {
   client: ClientKind;
+  /** 1-minute load average when the run started: how busy the shared machine was. */
+  loadavg: number;
   valid: boolean;
   problems: string[];
   expected: number;
@@ -128,6 +131,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
   const address = `127.0.0.1:${port}`;
   const many = o.data.files.length > 20;
   const cpuBefore = reapedChildrenCpuS();
+  const loadBefore = loadavg()[0] ?? NaN;
   const t0 = now();
   const server = spawnChild({
     name: 'server', args: [...(o.serverFlags ?? []), 'dist/server/main.js'], env: serverEnv, cwd: o.repoRoot,
@@ -209,6 +213,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
   const other = threads.slice(1).map((t) => t.cpuS).filter((s) => s > 0).sort((a, b) => b - a);
   return {
     client: o.client,
+    loadavg: Math.round(loadBefore * 10) / 10,
     valid: problems.length === 0,
     problems,
     expected: o.data.bets,
