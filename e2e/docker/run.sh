@@ -120,32 +120,28 @@ node dist/tools/gen-data.js --agencies 5 --bets "$DRILL_BETS" --out "$WORK/big" 
 export DATA_DIR=$WORK/big
 drill_up() { compose up -d > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "up failed"; }; wait_sending client1 20; }
 
+# One container gets SIGTERM while client1 is sending; $3 says how the others end.
+kill_drill() {
+  local stopped=$1 name=$2 rest=$3 code
+  drill_up
+  sig=$(now_iso)
+  docker kill --signal=SIGTERM "$stopped" >/dev/null
+  code=$(with_timeout 15 docker wait "$stopped") || die "$stopped still running 15 s after SIGTERM"
+  echo "$stopped exit code $code"
+  eval "$rest"
+  compose logs --no-color > "$WORK/drill-$name.log"
+  read_bets "$WORK/drill-$name-bets.csv"
+  checker drill --log "$WORK/drill-$name.log" --signal-time "$sig" --stopped "$stopped" --exit "$stopped=$code" \
+    --sending client1 --agencies 5 --bets "$WORK/drill-$name-bets.csv" || { dump "$WORK/drill-$name.log"; die "drill: SIGTERM $stopped"; }
+  compose down -v -t 10 >/dev/null 2>&1
+}
+
 say "2a. SIGTERM client1 only"
-drill_up
-sig=$(now_iso)
-docker kill --signal=SIGTERM client1 >/dev/null
-code=$(with_timeout 15 docker wait client1) || die "client1 still running 15 s after SIGTERM"
-echo "client1 exit code $code"
-compose stop -t 10 >/dev/null 2>&1
-compose logs --no-color > "$WORK/drill-client.log"
-read_bets "$WORK/drill-client-bets.csv"
-checker drill --log "$WORK/drill-client.log" --signal-time "$sig" --stopped client1 --exit "client1=$code" \
-  --sending client1 --agencies 5 --bets "$WORK/drill-client-bets.csv" || { dump "$WORK/drill-client.log"; die "drill: SIGTERM client1"; }
-compose down -v -t 10 >/dev/null 2>&1
+kill_drill client1 client 'compose stop -t 10 >/dev/null 2>&1'
 
 say "2b. SIGTERM server only"
-drill_up
-sig=$(now_iso)
-docker kill --signal=SIGTERM server >/dev/null
-code=$(with_timeout 15 docker wait server) || die "server still running 15 s after SIGTERM"
-echo "server exit code $code"
 # Clients lose their connection and end on their own (not asserted: only the server was stopped).
-with_timeout 30 docker wait "${CLIENTS[@]}" >/dev/null || compose stop -t 10 >/dev/null 2>&1
-compose logs --no-color > "$WORK/drill-server.log"
-read_bets "$WORK/drill-server-bets.csv"
-checker drill --log "$WORK/drill-server.log" --signal-time "$sig" --stopped server --exit "server=$code" \
-  --sending client1 --agencies 5 --bets "$WORK/drill-server-bets.csv" || { dump "$WORK/drill-server.log"; die "drill: SIGTERM server"; }
-compose down -v -t 10 >/dev/null 2>&1
+kill_drill server server 'with_timeout 30 docker wait "${CLIENTS[@]}" >/dev/null || compose stop -t 10 >/dev/null 2>&1'
 
 say "2c. down with everything running"
 drill_up
