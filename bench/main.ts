@@ -151,9 +151,9 @@ async function main(): Promise<void> {
 
 function startupLine(s: StartupResult): string {
   const m = (v: { median: number } | null): string => (v === null ? 'n/a' : String(Math.round(v.median)));
-  return `node -e 0 ${m(s.nodeBareMs)}; server listen ${m(s.serverListenMs)} (inline ${m(s.serverListenInlineMs)}), ` +
+  return `node -e 0 ${m(s.nodeBareMs)} (CPU ${m(s.nodeBareCpuMs)}); server listen ${m(s.serverListenMs)} (inline ${m(s.serverListenInlineMs)}), ` +
     `first ack ${m(s.serverFirstAckMs)} (inline ${m(s.serverFirstAckInlineMs)}); client config ${m(s.clientConfigMs)}, ` +
-    `connect ${m(s.clientConnectMs)}, exit ${m(s.clientExitMs)}; modules server ${s.serverModules?.total ?? '?'}, client ${s.clientModules?.total ?? '?'}`;
+    `connect ${m(s.clientConnectMs)}, exit ${m(s.clientExitMs)} (CPU ${m(s.clientCpuMs)}); modules server ${s.serverModules?.total ?? '?'}, client ${s.clientModules?.total ?? '?'}`;
 }
 
 /** Whether dist/ holds tools/bundle.ts's one-file entry points or tsc's module tree. */

@@ -126,7 +126,7 @@ export function targets(s: ScenarioSummary[]): Target[] {
     out.push({ id: 'big-rss', text: '5M-bet file: client RSS < 100 MB', measured: `${fmt(big.clientRssMb, 1)} MB`, met: (big.clientRssMb?.max ?? Infinity) < 100 });
     if (scale !== undefined && scale.agencies === 100) {
       const r = ratio(big.wallMs, scale.wallMs);
-      out.push({ id: 'big-time', text: '5M-bet file: ≤ 1.3 × 5 × the time of 1M bets (scenario 2)', measured: r === null ? 'n/a' : `${(r / 5).toFixed(2)} × (5 × scenario 2)`, met: r === null ? null : r / 5 <= 1.3 });
+      out.push({ id: 'big-time', text: '5M-bet file: ≤ 1.3 × 5 × the wall of 1M bets (scenario 2, 100 processes)', measured: r === null ? 'n/a' : `${(r / 5).toFixed(2)} × (5 × scenario 2)`, met: r === null ? null : r / 5 <= 1.3 });
     }
   }
   for (const data of ['course', 'scale']) {

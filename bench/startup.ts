@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, encodeMessage } from '../shared/protocol/codec.js';
 import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
-import { freePort, now, spawnChild, stopChild, waitForLine } from './procs.js';
+import { freePort, now, reapedChildrenCpuS, spawnChild, stopChild, waitForLine } from './procs.js';
 import { spreadOf, type Spread } from './stats.js';
 
 export interface ModuleCount { project: number; packages: number; builtins: number; total: number; byPackage: Record<string, number> }
@@ -25,6 +25,9 @@ export interface StartupResult {
   clientConfigMs: Spread | null;
   clientConnectMs: Spread | null;
   clientExitMs: Spread | null;
+  /** CPU (user + system) of the whole one-bet client process, and of `node -e 0`. */
+  clientCpuMs: Spread | null;
+  nodeBareCpuMs: Spread | null;
   serverModules: ModuleCount | null;
   clientModules: ModuleCount | null;
 }
@@ -75,11 +78,12 @@ async function serverOnce(dir: string, workers: number | null, repoRoot: string)
   }
 }
 
-async function clientOnce(dir: string, repoRoot: string): Promise<{ config: number; connect: number; exit: number }> {
+async function clientOnce(dir: string, repoRoot: string): Promise<{ config: number; connect: number; exit: number; cpu: number }> {
   const port = await freePort();
   const server = spawnChild({ name: 'server', args: ['dist/server/main.js'], env: serverEnv(dir, port, null), cwd: repoRoot, timeoutMs: 30_000 });
   try {
     await waitForLine(server, isAction('listen'), 20_000);
+    const cpuBefore = reapedChildrenCpuS();
     const client = spawnChild({
       name: 'client', args: ['dist/client/main.js'], cwd: repoRoot, timeoutMs: 30_000,
       env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), CLI_LOG_LEVEL: 'INFO' }),
@@ -89,7 +93,8 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
     const c = await config;
     const k = await connected;
     const exit = await client.exited;
-    return { config: c.at - client.startedAt, connect: k.at - client.startedAt, exit: exit.at - client.startedAt };
+    const cpu = 1000 * (reapedChildrenCpuS() - cpuBefore);
+    return { config: c.at - client.startedAt, connect: k.at - client.startedAt, exit: exit.at - client.startedAt, cpu };
   } finally {
     await stopChild(server, 2000);
     rmSync(join(dir, 'bets.csv'), { force: true });
@@ -152,12 +157,15 @@ export async function measureStartup(workDir: string, repeats: number, repoRoot:
   writeFileSync(join(dir, 'one.csv'), 'Ana,Paz,30111222,1990-01-02,7574\r\n');
   try {
     const bare: number[] = [];
+    const bareCpu: number[] = [];
     const pooled: Array<Awaited<ReturnType<typeof serverOnce>>> = [];
     const inline: Array<Awaited<ReturnType<typeof serverOnce>>> = [];
     const clients: Array<Awaited<ReturnType<typeof clientOnce>>> = [];
     for (let i = 0; i < repeats; i++) {
+      const cpuBefore = reapedChildrenCpuS();
       const c = spawnChild({ name: 'node -e 0', args: ['-e', '0'], env: env({}), timeoutMs: 10_000 });
       bare.push((await c.exited).at - c.startedAt);
+      bareCpu.push(1000 * (reapedChildrenCpuS() - cpuBefore));
       pooled.push(await serverOnce(dir, null, repoRoot));
       inline.push(await serverOnce(dir, 0, repoRoot));
       clients.push(await clientOnce(dir, repoRoot));
@@ -172,6 +180,8 @@ export async function measureStartup(workDir: string, repeats: number, repoRoot:
       clientConfigMs: spreadOf(clients, (r) => r.config),
       clientConnectMs: spreadOf(clients, (r) => r.connect),
       clientExitMs: spreadOf(clients, (r) => r.exit),
+      clientCpuMs: spreadOf(clients, (r) => r.cpu),
+      nodeBareCpuMs: spreadOf(bareCpu, (v) => v),
       serverModules: await modulesOf(dir, 'server', repoRoot),
       clientModules: await modulesOf(dir, 'client', repoRoot),
     };
