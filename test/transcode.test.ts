@@ -17,7 +17,7 @@ function rng(seed: number): () => number {
   };
 }
 
-const NAMES = ['María Belén', 'Ana', 'Saldaña', 'O"Neil', 'Pérez, Juan', ' ', '\u00a0', 'Zoë', '"', ',', 'x\ty', 'Łukasz', '  Nicolás  '];
+const NAMES = ['María Belén', 'Ana', 'Saldaña', 'O"Neil', 'Pérez, Juan', ' ', '\u00a0', 'Zoë', '"', ',', 'x\ty', 'Łukasz', '  Nicolás  ', 'Jo\u{1F600}', '\u{10FFFF}x', '\u20ac'];
 const DOCS = ['12345678', '1', '0000000000', '12345678901', '12a4', ''];
 const DATES = ['1990-01-01', '2000-02-29', '1900-02-29', '2023-02-30', '1999-13-01', '0000-01-01', '1990-1-01', '2024-04-31', '2024-04-30'];
 
@@ -77,6 +77,12 @@ describe('transcodeBatch agrees with decodeBets + betsToRows', () => {
     const badUtf8 = Buffer.from(bytes);
     badUtf8[5] = 0xff; // first byte of the first name
     expect(fast(badUtf8, 1, 3)).toBeNull();
+    // Overlong, surrogate and cut multi-byte sequences in the first name ('Ana' -> bytes 5..7).
+    for (const seq of [[0xc0, 0x80, 0x41], [0xed, 0xa0, 0x80], [0x41, 0x41, 0xc3], [0xf4, 0x90, 0x80]]) {
+      const bad = Buffer.from(bytes);
+      bad.set(seq, 5);
+      expect(fast(bad, 1, 3)).toBeNull();
+    }
     const control = Buffer.from(bytes);
     control[5] = 0x0a;
     expect(fast(control, 1, 3)).toBeNull();
