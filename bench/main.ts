@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   };
   mkdirSync(outDir, { recursive: true });
   const stamp = `${started.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-')}-${meta.mode.replace(/[^a-z0-9-]+/gi, '-')}`;
-  const json = `${JSON.stringify(result, null, 1)}\n`;
+  const json = `${compactJson(result)}\n`;
   const svg = renderChart(summaries, floorSummaries, floorKeyOf, `loteria bench ${meta.mode}, ${meta.date}, node ${meta.node}, ${meta.cpus}, commit ${meta.commit}; bars: median, whiskers: min–max`);
   for (const name of ['latest', stamp]) {
     writeFileSync(join(outDir, `${name}.json`), json);
@@ -154,6 +154,20 @@ function startupLine(s: StartupResult): string {
   return `node -e 0 ${m(s.nodeBareMs)} (CPU ${m(s.nodeBareCpuMs)}); server listen ${m(s.serverListenMs)} (inline ${m(s.serverListenInlineMs)}), ` +
     `first ack ${m(s.serverFirstAckMs)} (inline ${m(s.serverFirstAckInlineMs)}); client config ${m(s.clientConfigMs)}, ` +
     `connect ${m(s.clientConnectMs)}, exit ${m(s.clientExitMs)} (CPU ${m(s.clientCpuMs)}); modules server ${s.serverModules?.total ?? '?'}, client ${s.clientModules?.total ?? '?'}`;
+}
+
+/** JSON with numbers rounded (1 decimal below 100, integers above), one line per value below depth 3. */
+function compactJson(value: unknown): string {
+  const round = (_k: string, v: unknown): unknown =>
+    typeof v === 'number' && !Number.isInteger(v) ? (Math.abs(v) >= 100 ? Math.round(v) : Math.round(v * 10) / 10) : v;
+  const walk = (v: unknown, depth: number, pad: string): string => {
+    if (depth >= 3 || v === null || typeof v !== 'object') return JSON.stringify(v, round) ?? 'null';
+    const inner = `${pad} `;
+    if (Array.isArray(v)) return v.length === 0 ? '[]' : `[\n${v.map((x) => inner + walk(x, depth + 1, inner)).join(',\n')}\n${pad}]`;
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined);
+    return `{\n${entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${walk(round(k, x), depth + 1, inner)}`).join(',\n')}\n${pad}}`;
+  };
+  return walk(value, 0, '');
 }
 
 /** Whether dist/ holds tools/bundle.ts's one-file entry points or tsc's module tree. */

@@ -64,7 +64,9 @@ export function readMemKb(pid: number): { hwm: number; rss: number } | null {
   try {
     const text = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
-    return { hwm: kb('VmHWM'), rss: kb('VmRSS') };
+    const rss = kb('VmRSS');
+    // A zombie (exited, not yet reaped) has no memory lines left.
+    return rss === 0 ? null : { hwm: kb('VmHWM'), rss };
   } catch {
     return null;
   }
