@@ -1,7 +1,9 @@
 /**
  * One connection, bound by its HELLO to one agency. Frames are handled strictly in order,
- * one at a time; while any is being handled (a batch in the pool) the stream is paused, so
- * a fast client is held back by TCP rather than by our memory. Any Duplex works (tests use duplexPair).
+ * one at a time. Backpressure: while a batch is in the pool the session reads ahead at most
+ * READ_AHEAD frames (they become the next pool task together), then pauses the stream, so a
+ * fast client, or one that does not read its replies, is held back by TCP, not by our
+ * memory. Any Duplex works (tests use duplexPair).
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/logging/logger.js';
@@ -16,6 +18,8 @@ import { AgencyRefusedError, type Lottery } from './lottery.js';
 const CLOSE_GRACE_MS = 1000;
 /** Bounds one pool task (and the acks written at once); a client window is 8 batches. */
 const MAX_BATCHES_PER_TASK = 32;
+/** Frames read ahead while one is handled; past it the stream pauses (backpressure). */
+const READ_AHEAD = MAX_BATCHES_PER_TASK;
 
 export class Session {
   readonly id: number;
@@ -49,6 +53,7 @@ export class Session {
     if (this.#closing !== null) return;
     try {
       for (const frame of this.#decoder.push(chunk)) this.#queue.push(frame);
+      if (this.#queue.length >= READ_AHEAD) this.#stream.pause();
     } catch (err) {
       this.#queue.length = 0;
       void this.#fail(err);
@@ -64,11 +69,9 @@ export class Session {
   async #drain(): Promise<void> {
     if (this.#busy) return;
     this.#busy = true;
-    // Backpressure: no more reading while frames are being handled (a batch in the pool, or
-    // a reply waiting for 'drain'), so the queue holds at most one socket chunk of frames.
-    this.#stream.pause();
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
+        if (this.#queue.length < READ_AHEAD && this.#stream.isPaused() && this.#closing === null) this.#stream.resume();
         const msg = decodeMessage(frame);
         if (msg.type === MessageType.BATCH && this.#agency !== 0) await this.#onBatches([msg, ...this.#takeBatches()]);
         else await this.#handle(msg);
@@ -77,7 +80,6 @@ export class Session {
       await this.#fail(err);
     } finally {
       this.#busy = false;
-      if (this.#closing === null) this.#stream.resume();
       this.#idle?.();
     }
   }

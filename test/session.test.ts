@@ -23,7 +23,9 @@ let lottery: Lottery;
 const lines: string[] = [];
 const log = createLogger({ level: 'debug', format: 'json', destination: { write(l: string) { lines.push(l); } } });
 /** Pool calls, as seen through a wrapper: whether the calling stream was paused, and concurrency. */
-const poolCalls = { pausedAtCall: [] as boolean[], inFlight: 0, maxInFlight: 0, done: 0 };
+const poolCalls = { pausedAtCall: [] as boolean[], inFlight: 0, maxInFlight: 0, done: 0, batchesPerCall: [] as number[] };
+/** Pool calls wait for this gate, so a test can hold batches "in the pool". */
+let poolGate: Promise<void> = Promise.resolve();
 let callingStream: Duplex | null = null;
 const stored: Bet[] = [];
 
@@ -35,8 +37,10 @@ beforeAll(async () => {
   const watched = {
     async storeBatches(task: Parameters<BetPool['storeBatches']>[0]) {
       poolCalls.pausedAtCall.push(callingStream?.isPaused() ?? false);
+      poolCalls.batchesPerCall.push(task.batches.length);
       poolCalls.maxInFlight = Math.max(poolCalls.maxInFlight, ++poolCalls.inFlight);
       try {
+        await poolGate;
         return await pool.storeBatches(task);
       } finally {
         poolCalls.inFlight--;
@@ -190,31 +194,37 @@ describe('Session over a duplex pair', () => {
     expect(await again.next()).toEqual({ type: MessageType.WELCOME, agency: 1, lastSeq: 5 });
   });
 
-  it('pauses the stream while a batch is in the pool (backpressure)', async () => {
+  it('reads at most 32 frames ahead while a batch is in the pool, then pauses (backpressure)', async () => {
     const p = await bound(2);
     callingStream = p.server;
-    const calls = poolCalls.pausedAtCall.length;
-    const frames = [1, 2, 3].map((seq) => batch(seq, [bet(2, `20${seq}`, seq === 2 ? 7574 : seq)]));
-    p.stream.write(frames[0]);
-    // The session reads the frame synchronously and pauses before the pool task starts.
+    const calls = poolCalls.batchesPerCall.length;
+    let release = (): void => {};
+    poolGate = new Promise((resolve) => { release = resolve; });
+    const bets = Array.from({ length: 60 }, (_, i) => bet(2, `3${i}`, i === 7 ? 7574 : i));
+    const frames = bets.map((b, i) => batch(i + 1, [b]));
+    for (const f of frames) p.stream.write(f);
+    // The first batch is held in the pool; the session reads ahead, then stops reading.
+    for (let i = 0; i < 100 && !p.server.isPaused(); i++) await new Promise((resolve) => setImmediate(resolve));
     expect(p.server.isPaused()).toBe(true);
-    p.stream.write(frames[1]);
-    p.stream.write(frames[2]);
-    // Not consumed: held in the paused side's buffer or, behind it, in the writer's.
-    expect(p.server.readableLength + p.stream.writableLength).toBeGreaterThanOrEqual(frames[1]!.length + frames[2]!.length);
-    const acks = [await p.next(), await p.next(), await p.next()];
+    const unread = p.server.readableLength + p.stream.writableLength;
+    expect(unread).toBeGreaterThanOrEqual(frames[0]!.length * (60 - 1 - 32));
+    poolGate = Promise.resolve();
+    release();
+    const acks = [];
+    for (let i = 0; i < 60; i++) acks.push(await p.next());
     callingStream = null;
-    expect(acks.map((a) => (a as { status: number }).status)).toEqual([AckStatus.STORED, AckStatus.STORED, AckStatus.STORED]);
-    expect(poolCalls.pausedAtCall.slice(calls).every(Boolean)).toBe(true);
-    expect(poolCalls.pausedAtCall.length).toBeGreaterThan(calls);
+    expect(acks.map((a) => (a as { seq: number; status: number }).status)).toEqual(frames.map(() => AckStatus.STORED));
+    expect(acks.map((a) => (a as { seq: number }).seq)).toEqual(frames.map((_, i) => i + 1));
+    const perCall = poolCalls.batchesPerCall.slice(calls);
+    expect(perCall.reduce((n, c) => n + c, 0)).toBe(60);
+    expect(Math.max(...perCall)).toBeLessThanOrEqual(32);
+    expect(perCall.length).toBeLessThan(60); // queued batches share pool tasks
     expect(poolCalls.maxInFlight).toBe(1);
-    stored.push(bet(2, '201', 1), bet(2, '202', 7574), bet(2, '203', 3));
+    stored.push(...bets);
     expect(onDisk()).toBe(expectedDisk());
-    // Reading resumed once the acks were out.
+    // Reading resumed once the queue drained.
     p.stream.write(encodeMessage({ type: MessageType.PING }));
     expect(await p.next()).toMatchObject({ type: MessageType.PONG });
-    // The session resumes when its handler returns, just after the reply is written.
-    await new Promise((resolve) => setImmediate(resolve));
     expect(p.server.isPaused()).toBe(false);
   });
 });
@@ -287,7 +297,7 @@ describe('FINISHED, draw and winners', () => {
     await lottery.drawSettled;
     expect(lottery.drawn).toBe(true);
     two.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 2 }));
-    expect(await two.next()).toEqual({ type: MessageType.WINNERS, last: true, documents: ['202'] });
+    expect(await two.next()).toEqual({ type: MessageType.WINNERS, last: true, documents: ['37'] });
     // A repeated FINISHED counts once.
     two.stream.write(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: 2 }));
     expect(await two.next()).toEqual({ type: MessageType.FINISHED_ACK, finished: 2, expected: 2 });
