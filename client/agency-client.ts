@@ -15,7 +15,7 @@ import type { ClientConfig } from './config.js';
 import { UnexpectedReplyError, connectWithRetry, type Connection } from './connection.js';
 
 /** Batches sent and not yet acknowledged; keeps the server busy across round trips. */
-const WINDOW = 8;
+const WINDOW = 32;
 
 export interface RunSummary {
   sent: number;
