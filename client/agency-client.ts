@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logging/logger.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
 import { AckStatus, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
-import { readAgencyBets } from './bets-reader.js';
+import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
 import { UnexpectedReplyError, connectWithRetry, type Connection } from './connection.js';
 
@@ -98,7 +98,7 @@ export class AgencyClient {
     };
     let fileClosed = (): void => {};
     this.#fileClosed = new Promise((resolve) => { fileClosed = resolve; });
-    const bets = readAgencyBets({
+    const chunks = readAgencyBetChunks({
       path: c.dataFile,
       agency: c.id,
       signal: this.#abort.signal,
@@ -112,12 +112,14 @@ export class AgencyClient {
       },
     });
     try {
-      for await (const bet of bets) {
-        if (!builder.add(bet)) {
-          await flush();
-          builder.add(bet);
+      for await (const chunk of chunks) {
+        for (const bet of chunk) {
+          if (!builder.add(bet)) {
+            await flush();
+            builder.add(bet);
+          }
+          if (builder.full) await flush();
         }
-        if (builder.full) await flush();
       }
       if (builder.count > 0) await flush();
     } catch (err) {

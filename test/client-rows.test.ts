@@ -73,6 +73,16 @@ describe('readAgencyBets on a file with bad rows, a BOM, mixed CRLF/LF and empty
     expect(bad.map((b) => b.line)).toEqual([3]);
   });
 
+  it('counts the line breaks inside a quoted field when numbering later rows', async () => {
+    const path = join(dir, 'multi-line.csv');
+    await writeFile(path, 'A,B,1,1990-01-01,1\r\n"Multi\nLine",X,2,1990-01-01,2\r\n\r\nbad,row\r\nC,D,3,1990-01-01,3\r\n');
+    const { good, bad } = await readAll(path);
+    expect(good.map((b) => b.firstName)).toEqual(['A', 'C']);
+    expect(bad.map((b) => b.line)).toEqual([2, 5]);
+    expect(bad[0]!.error).toMatch(/first name/);
+    expect(bad[1]!.error).toMatch(/expected 5 fields/);
+  });
+
   it('rejects with the cause when the file does not exist', async () => {
     await expect(readAll(join(dir, 'missing.csv'))).rejects.toThrow(/ENOENT/);
   });

@@ -11,6 +11,24 @@ import { PayloadReader } from './payload.js';
 const BATCH_HEAD = 6; // seq u32 + count u16
 const MAX_COUNT = 0xffff;
 
+/** Writes a u8 length and the UTF-8 bytes (ASCII by hand: cheaper than a native call for short text). */
+function writeStr8(b: Buffer, p: number, s: string): number {
+  if (s.length > 255) throw new RangeError(`a field of ${s.length} characters does not fit in a str8 (255 bytes); check betProblem first`);
+  let o = p + 1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) {
+      const n = b.write(s, p + 1, 'utf8');
+      if (n > 255 || Buffer.byteLength(s) > 255) throw new RangeError('a field over 255 UTF-8 bytes does not fit in a str8; check betProblem first');
+      b[p] = n;
+      return p + 1 + n;
+    }
+    b[o++] = c;
+  }
+  b[p] = s.length;
+  return o;
+}
+
 export function encodedBetSize(bet: Bet): number {
   return 4 + 4 + 2 +
     Buffer.byteLength(bet.firstName) + Buffer.byteLength(bet.lastName) +
@@ -22,7 +40,9 @@ export function encodedBetSize(bet: Bet): number {
  * `betProblem` first: a name over 255 bytes cannot be encoded.
  */
 export class BatchBuilder {
-  #buf = Buffer.allocUnsafe(MAX_FRAME);
+  // Room past MAX_FRAME for one bet of the largest size (4 names of 255 bytes): a bet is
+  // written first and taken back if the frame went over the limit.
+  #buf = Buffer.allocUnsafe(MAX_FRAME + 4 + 4 * 256 + 2);
   #pos = HEADER_SIZE + BATCH_HEAD;
   #count = 0;
   readonly #maxCount: number;
@@ -36,15 +56,18 @@ export class BatchBuilder {
 
   /** Appends the bet, or returns false (and changes nothing) when the frame has no room for it. */
   add(bet: Bet): boolean {
-    if (this.full || this.#pos + encodedBetSize(bet) > MAX_FRAME) return false;
+    if (this.full) return false;
     const b = this.#buf;
-    let p = b.writeUInt32BE(bet.agency, this.#pos);
-    for (const s of [bet.firstName, bet.lastName, bet.document, bet.birthdate]) {
-      const n = b.write(s, p + 1, 'utf8');
-      b.writeUInt8(n, p);
-      p += 1 + n;
-    }
-    this.#pos = b.writeUInt16BE(bet.number, p);
+    let p = this.#pos;
+    b[p] = bet.agency >>> 24; b[p + 1] = bet.agency >>> 16; b[p + 2] = bet.agency >>> 8; b[p + 3] = bet.agency;
+    p = writeStr8(b, p + 4, bet.firstName);
+    p = writeStr8(b, p, bet.lastName);
+    p = writeStr8(b, p, bet.document);
+    p = writeStr8(b, p, bet.birthdate);
+    b[p] = bet.number >>> 8; b[p + 1] = bet.number;
+    p += 2;
+    if (p > MAX_FRAME) return false;
+    this.#pos = p;
     this.#count++;
     return true;
   }
