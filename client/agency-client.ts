@@ -144,7 +144,7 @@ export class AgencyClient {
     this.#log.info({ action: 'apuesta_enviada', result: 'success', cantidad: head.count, lote: ack.seq });
   }
 
-  /** Asks until the draw has happened, backing off from 20 ms to 250 ms. */
+  /** Asks until the draw has happened, backing off from 20 ms to 100 ms. */
   async #queryWinners(conn: Connection): Promise<string[]> {
     const deadline = Date.now() + this.#config.winnersTimeoutMs;
     let delay = 20;
@@ -156,7 +156,7 @@ export class AgencyClient {
       if (Date.now() + delay > deadline) throw new WinnersTimeoutError(this.#config.winnersTimeoutMs, reply.finished, reply.expected);
       this.#log.debug({ action: 'consulta_ganadores', result: 'in_progress', terminadas: reply.finished, esperadas: reply.expected });
       await sleep(delay, undefined, { signal: this.#abort.signal });
-      delay = Math.min(delay * 2, 250);
+      delay = Math.min(delay * 2, 100);
     }
   }
 

@@ -120,7 +120,7 @@ function connectOnce(host: string, port: number): Promise<Socket> {
 }
 
 /**
- * Connects, retrying with exponential backoff (100 ms doubling to 2 s) until `timeoutMs`
+ * Connects, retrying with exponential backoff (20 ms doubling to 2 s) until `timeoutMs`
  * has passed; `onRetry` hears each failure.
  */
 export async function connectWithRetry(
@@ -128,7 +128,7 @@ export async function connectWithRetry(
   onRetry: (err: Error, attempt: number, delayMs: number) => void, signal?: AbortSignal,
 ): Promise<Connection> {
   const deadline = Date.now() + timeoutMs;
-  let delay = 100;
+  let delay = 20;
   for (let attempt = 1; ; attempt++) {
     try {
       return new Connection(await connectOnce(host, port));
