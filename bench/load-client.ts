@@ -3,9 +3,9 @@
  * through shared/protocol. Unlike the real client it encodes every batch before the clock
  * starts (so it is never the bottleneck) and timestamps each BATCH write and its BATCH_ACK.
  * Otherwise it behaves like the real one: one connection per agency, HELLO, up to `window`
- * batches in flight (the real client's WINDOW is 8), FINISHED, winners polled from 50 ms
- * doubling to 1 s. With `barrier` every agency is connected before any sends a bet.
- * CSV rows are split on commas (the bench's files are never quoted).
+ * batches in flight (the real client's WINDOW is 32), FINISHED, winners polled from 20 ms
+ * doubling to 100 ms, as the real client does. With `barrier` every agency is connected
+ * before any sends a bet. CSV rows are split on commas (the bench's files are never quoted).
  * Usage: node dist/bench/load-client.js CONFIG_JSON; prints one JSON line (LoadReport).
  */
 import { readFileSync } from 'node:fs';
@@ -157,7 +157,7 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
       }
       socket.write(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: a.agency }));
       await conn.next();
-      for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      for (let delay = 20; ; delay = Math.min(delay * 2, 100)) {
         socket.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: a.agency }));
         let reply = (await conn.next()).msg;
         if (reply.type === MessageType.WINNERS) {

@@ -16,6 +16,9 @@ import {
 } from './procs.js';
 import { spread } from './stats.js';
 
+/** Batches in flight per agency in the load client: the real client's WINDOW. */
+export const LOAD_WINDOW = 32;
+
 export const ClientKind = { REAL: 'real', LOAD: 'load' } as const;
 export type ClientKind = (typeof ClientKind)[keyof typeof ClientKind];
 
@@ -150,7 +153,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
   } else {
     const cfg: LoadConfig = {
       host: '127.0.0.1', port, agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path })),
-      maxAmount: o.maxAmount, window: 8, barrier: o.barrier ?? false, connectTimeoutMs: 60_000,
+      maxAmount: o.maxAmount, window: LOAD_WINDOW, barrier: o.barrier ?? false, connectTimeoutMs: 60_000,
     };
     writeFileSync(join(dir, 'load.json'), JSON.stringify(cfg));
     clients.push(spawnChild({
