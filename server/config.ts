@@ -15,6 +15,7 @@ export interface ServerConfig {
   storagePath: string;
   workers: number;
   logLevel: string;
+  /** At most 8 s: shutdown must end inside Docker's 10 s grace period. */
   drainTimeoutMs: number;
 }
 
@@ -65,6 +66,6 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     storagePath: nonEmpty('SERVER_STORAGE_PATH', get('SERVER_STORAGE_PATH')),
     workers: workers === '' ? availableParallelism() : intIn('SERVER_WORKERS', workers, 0, 256),
     logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
-    drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 60_000),
+    drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 8_000),
   };
 }

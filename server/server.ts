@@ -64,24 +64,36 @@ export class LotteryServer {
     return this.#closing;
   }
 
+  /**
+   * One deadline (SERVER_DRAIN_TIMEOUT) bounds the whole drain: sessions still busy when it
+   * passes (a batch stuck in the pool, or a peer that does not read its replies) are
+   * destroyed, and the pool is then forced. So shutdown ends within the deadline plus a
+   * moment, inside Docker's 10 s grace period.
+   */
   async #close(): Promise<void> {
     const log = this.#log;
+    const deadline = Date.now() + this.#config.drainTimeoutMs;
+    const left = (): number => Math.max(0, deadline - Date.now());
     const port = (this.#server.address() as AddressInfo | null)?.port ?? this.#config.port;
     const acceptorClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    log.info({ action: 'close_acceptor', result: 'success', puerto: port });
 
     const sessions = [...this.#sessions];
     const drained = Promise.all(sessions.map(async (s) => {
       await s.close(true);
       log.info({ action: 'close_session', result: 'success', sesion: s.id, agencia: s.agency });
     }));
-    const inTime = await withDeadline(drained, this.#config.drainTimeoutMs);
-    if (!inTime) log.warn({ action: 'close_sessions', result: 'fail', error: `batches still in the pool after ${this.#config.drainTimeoutMs} ms; abandoning them unacknowledged` });
-    // Sessions end their sockets (destroyed after a grace period), so this settles; bounded anyway.
-    await withDeadline(acceptorClosed, this.#config.drainTimeoutMs);
+    const inTime = await withDeadline(drained, left());
+    if (!inTime) {
+      const stuck = sessions.filter((s) => !s.closed);
+      log.warn({ action: 'close_sessions', result: 'fail', sesiones: stuck.length, error: `still busy after ${this.#config.drainTimeoutMs} ms (a batch in the pool or a peer not reading); destroying their connections, unacknowledged batches are not stored` });
+      for (const s of stuck) s.destroy();
+      await withDeadline(drained, 1000);
+    }
+    await withDeadline(acceptorClosed, 1000);
+    log.info({ action: 'close_acceptor', result: 'success', puerto: port });
 
-    await withDeadline(this.#lottery.drawSettled, this.#config.drainTimeoutMs);
-    const poolClosed = await withDeadline(this.#pool.close(), inTime ? this.#config.drainTimeoutMs : 0);
+    await withDeadline(this.#lottery.drawSettled, left());
+    const poolClosed = await withDeadline(this.#pool.close(), left());
     if (!poolClosed) await this.#pool.close(true);
     log.info({ action: 'close_pool', result: 'success', workers: this.#pool.workers, forzado: poolClosed ? 'no' : 'si' });
 

@@ -178,6 +178,15 @@ export class Session {
     void this.close();
   }
 
+  get closed(): boolean {
+    return this.#stream.destroyed;
+  }
+
+  /** Drops the connection at once (shutdown deadline passed); a pending reply write settles on 'close'. */
+  destroy(): void {
+    this.#stream.destroy();
+  }
+
   /**
    * Stops reading, waits for the frame being handled (its batch is acknowledged), then
    * ends the stream, first telling the peer with ERROR SHUTTING_DOWN when the server is

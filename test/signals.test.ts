@@ -5,6 +5,8 @@
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { encodeMessage } from '../shared/protocol/codec.js';
+import { MessageType } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { generateAgencyFile } from '../tools/gen-data.js';
 import {
@@ -118,6 +120,24 @@ describe('SIGTERM to a client while it is sending', () => {
   });
 });
 
+describe('SIGTERM with a peer that never reads its replies', () => {
+  it('destroys the stuck connection at the drain deadline and still closes everything, exit 0', async () => {
+    const { proc: server, port } = await startServer({ storagePath: join(dir, 'stuck.csv'), agencies: 1, env: { SERVER_DRAIN_TIMEOUT: '1s' } });
+    const peer = connect({ host: '127.0.0.1', port });
+    sockets.push(peer);
+    peer.on('error', () => {});
+    await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
+    peer.pause(); // never reads: the server's PONGs fill the socket buffers and its write waits
+    const ping = encodeMessage({ type: MessageType.PING });
+    peer.write(Buffer.concat(Array.from({ length: 400_000 }, () => ping)));
+    await server.waitFor(() => false, 500).catch(() => {});
+    server.signal('SIGTERM');
+    expect(await server.waitExit(8_000)).toEqual({ code: 0, signal: null });
+    expect(server.log.find((l) => l.action === 'close_sessions')?.result).toBe('fail');
+    expectIncreasing(server, ['shutdown', 'close_sessions', 'close_acceptor', 'close_pool', 'close_storage', 'exit']);
+  });
+});
+
 describe('a second SIGTERM while the server drains', () => {
   it('exits at once without waiting for the drain', async () => {
     const { proc: server, port } = await startServer({ storagePath: join(dir, 'twice.csv'), agencies: 1 });
@@ -128,7 +148,7 @@ describe('a second SIGTERM while the server drains', () => {
     await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
     await server.waitFor(() => false, 300).catch(() => {}); // let the server accept it
     server.signal('SIGTERM');
-    await server.waitForAction('close_acceptor');
+    await server.waitForAction('shutdown');
     server.signal('SIGTERM');
     const exit = await server.waitExit(5_000);
     expect(exit).toEqual({ code: 1, signal: null });
