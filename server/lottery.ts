@@ -4,6 +4,7 @@
  * Sessions call it; it never blocks (all waiting happens in the pool).
  */
 import type { Logger } from '../shared/logging/logger.js';
+import { MIN_ENCODED_BET } from '../shared/protocol/bet-codec.js';
 import { AckStatus, ErrorCode, MessageType, type BatchAckDTO, type BatchDTO } from '../shared/protocol/messages.js';
 import type { BetPool } from './pool/bet-pool.js';
 import type { ProtectedNotificationCounter } from './storage/notification-counter.js';
@@ -80,6 +81,10 @@ export class Lottery {
       const { seq, count } = batch;
       if (seq <= highest) {
         acks.push({ type, seq, status: AckStatus.DUPLICATE, count });
+      } else if (count * MIN_ENCODED_BET > batch.bets.length) {
+        // Refused before the pool: a hostile count must not size a worker's buffers.
+        const index = Math.floor(batch.bets.length / MIN_ENCODED_BET);
+        acks.push({ type, seq, status: AckStatus.REJECTED, index, reason: `${count} bets cannot fit in ${batch.bets.length} bytes; bet ${index} is missing` });
       } else if (this.#counter.hasFinished(agency)) {
         acks.push({ type, seq, status: AckStatus.REJECTED, index: 0, reason: `agency ${agency} already sent FINISHED; no more bets are taken from it` });
       } else {

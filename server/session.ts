@@ -16,7 +16,7 @@ import {
 import { AgencyRefusedError, type Lottery } from './lottery.js';
 
 const CLOSE_GRACE_MS = 1000;
-/** Bounds one pool task (and the acks written at once); a client window is 8 batches. */
+/** Bounds one pool task (and the acks written at once); the client's window is 32 batches. */
 const MAX_BATCHES_PER_TASK = 32;
 /** Frames read ahead while one is handled; past it the stream pauses (backpressure). */
 const READ_AHEAD = MAX_BATCHES_PER_TASK;
@@ -131,7 +131,8 @@ export class Session {
     if (ack.status === AckStatus.REJECTED) {
       this.#log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
     } else {
-      this.#log.info({ action: 'apuesta_recibida', result: 'success', ...fields, ...(ack.status === AckStatus.DUPLICATE ? { duplicado: 'si' } : {}) });
+      // A retransmission gets its own action, so that summing apuesta_recibida counts each bet once.
+      this.#log.info({ action: ack.status === AckStatus.DUPLICATE ? 'apuesta_duplicada' : 'apuesta_recibida', result: 'success', ...fields });
     }
   }
 

@@ -167,6 +167,7 @@ describe('FrameDecoder errors', () => {
     ['BATCH_ACK REJECTED whose reason overruns', '04 00 00 00 0b  00 00 00 01 01 00 00 00 09 41 42'],
     ['WINNERS announcing 2 documents, holding 1', '08 00 00 00 05  01 00 02 01 37'],
     ['BATCH shorter than its seq+count head', '03 00 00 00 04  00 00 00 01'],
+    ['BATCH with seq 0', '03 00 00 00 06  00 00 00 00 00 00'],
   ])('throws MalformedMessageError on %s', (_what, bytes) => {
     const frames = decodeAll(hex(bytes));
     expect(frames).toHaveLength(1);

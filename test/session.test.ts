@@ -13,7 +13,7 @@ import { ProtectedStorage, type StorageHandle } from '../server/storage/protecte
 import type { Bet } from '../shared/domain/bet.js';
 import { createLogger } from '../shared/logging/logger.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
-import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
+import { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from '../shared/protocol/codec.js';
 import { AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
 
 let dir: string;
@@ -166,11 +166,26 @@ describe('Session over a duplex pair', () => {
     expect(logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_recibida', result: 'fail', lote: 2, indice: 2 }));
   });
 
+  it('rejects a batch whose count cannot fit in its bytes before it reaches the pool', async () => {
+    const p = await bound(1);
+    const calls = poolCalls.batchesPerCall.length;
+    const head = Buffer.alloc(6);
+    head.writeUInt32BE(3, 0);
+    head.writeUInt16BE(65_535, 4);
+    p.stream.write(encodeFrame(MessageType.BATCH, head));
+    const ack = await p.next();
+    expect(ack).toMatchObject({ type: MessageType.BATCH_ACK, seq: 3, status: AckStatus.REJECTED, index: 0 });
+    expect((ack as { reason: string }).reason).toMatch(/65535 bets cannot fit in 0 bytes/);
+    expect(poolCalls.batchesPerCall.length).toBe(calls);
+    expect(onDisk()).toBe(expectedDisk());
+  });
+
   it('acknowledges a repeated seq as DUPLICATE without storing it twice', async () => {
     const p = await bound(1);
     p.stream.write(batch(1, [bet(1, '111', 7574)]));
     expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, seq: 1, status: AckStatus.DUPLICATE, count: 1 });
     expect(onDisk()).toBe(expectedDisk());
+    expect(logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_duplicada', result: 'success', lote: 1 }));
   });
 
   it('acks several batches of one write in order; a bad one loses only itself', async () => {

@@ -6,7 +6,7 @@
  *  - the file descriptor is opened once, by the owner (main thread), in append mode; fds
  *    are process-wide, so workers write to it directly.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBets, writeAll } from './bets-file.js';
 import { LockBusyError, RWLock } from './rw-lock.js';
@@ -16,6 +16,21 @@ export interface StorageHandle {
   lock: SharedArrayBuffer;
   fd: number;
   path: string;
+}
+
+/**
+ * Appends all of `rows` or nothing: a write that fails part-way (disk full, I/O error) is
+ * cut back to where it started, so no torn row is left for the next batch to follow.
+ * Call only under the write lock.
+ */
+function appendWhole(fd: number, rows: Buffer): void {
+  const size = fstatSync(fd).size;
+  try {
+    writeAll(fd, rows);
+  } catch (err) {
+    ftruncateSync(fd, size);
+    throw err;
+  }
 }
 
 export class ProtectedStorage {
@@ -45,8 +60,7 @@ export class ProtectedStorage {
 
   /** Stores the whole batch, or nothing if formatting fails before the lock is taken. */
   storeBets(bets: readonly Bet[]): void {
-    const rows = betsToRows(bets);
-    this.#lock.withWrite(() => writeAll(this.#handle.fd, rows), this.#block);
+    this.storeRows(betsToRows(bets));
   }
 
   /**
@@ -54,7 +68,7 @@ export class ProtectedStorage {
    * or more batches), in one write under the write lock.
    */
   storeRows(rows: Buffer): void {
-    this.#lock.withWrite(() => writeAll(this.#handle.fd, rows), this.#block);
+    this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
   }
 
   /** Streams every stored bet while holding a read lock: no append can land mid-scan. */

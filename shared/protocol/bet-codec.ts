@@ -9,6 +9,8 @@ import { HEADER_SIZE, MAX_FRAME, MessageType } from './messages.js';
 import { PayloadReader } from './payload.js';
 
 const BATCH_HEAD = 6; // seq u32 + count u16
+/** The smallest valid bet on the wire: agency, 1-byte names and document, a 10-byte date, number. */
+export const MIN_ENCODED_BET = 4 + 2 + 2 + 2 + 11 + 2;
 const MAX_COUNT = 0xffff;
 
 /** Writes a u8 length and the UTF-8 bytes (ASCII by hand: cheaper than a native call for short text). */

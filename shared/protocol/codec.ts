@@ -145,8 +145,12 @@ function decodeBody(type: number, r: PayloadReader): Message {
       return { type, version: r.u16('HELLO version'), agency: r.u32('HELLO agency') };
     case MessageType.WELCOME:
       return { type, agency: r.u32('WELCOME agency'), lastSeq: r.u32('WELCOME lastSeq') };
-    case MessageType.BATCH:
-      return { type, seq: r.u32('BATCH seq'), count: r.u16('BATCH count'), bets: r.rest() };
+    case MessageType.BATCH: {
+      const seq = r.u32('BATCH seq');
+      // 0 would always look like a retransmission (the last stored seq starts at 0).
+      if (seq === 0) throw new MalformedMessageError('BATCH seq 0: sequence numbers start at 1');
+      return { type, seq, count: r.u16('BATCH count'), bets: r.rest() };
+    }
     case MessageType.BATCH_ACK:
       return decodeAck(r);
     case MessageType.FINISHED:
