@@ -30,6 +30,8 @@ export class Session {
   readonly #queue: Frame[] = [];
   #agency = 0;
   #busy = false;
+  /** A framing error seen by the decoder; reported once the frames before it are handled. */
+  #broken: unknown = null;
   #closing: Promise<void> | null = null;
   #idle: (() => void) | null = null;
 
@@ -50,14 +52,16 @@ export class Session {
   get agency(): number { return this.#agency; }
 
   #onData(chunk: Buffer): void {
-    if (this.#closing !== null) return;
+    if (this.#closing !== null || this.#broken !== null) return;
     try {
       for (const frame of this.#decoder.push(chunk)) this.#queue.push(frame);
+      if (this.#decoder.failure !== null) throw this.#decoder.failure;
       if (this.#queue.length >= READ_AHEAD) this.#stream.pause();
     } catch (err) {
-      this.#queue.length = 0;
-      void this.#fail(err);
-      return;
+      // The byte stream cannot be resynchronised: read no more. Frames queued before the
+      // bad one are still handled (and their batches acknowledged) before the ERROR goes out.
+      this.#broken = err;
+      this.#stream.pause();
     }
     void this.#drain();
   }
@@ -71,11 +75,12 @@ export class Session {
     this.#busy = true;
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
-        if (this.#queue.length < READ_AHEAD && this.#stream.isPaused() && this.#closing === null) this.#stream.resume();
+        if (this.#queue.length < READ_AHEAD && this.#stream.isPaused() && this.#closing === null && this.#broken === null) this.#stream.resume();
         const msg = decodeMessage(frame);
         if (msg.type === MessageType.BATCH && this.#agency !== 0) await this.#onBatches([msg, ...this.#takeBatches()]);
         else await this.#handle(msg);
       }
+      if (this.#broken !== null && this.#closing === null) await this.#fail(this.#broken);
     } catch (err) {
       await this.#fail(err);
     } finally {

@@ -153,6 +153,14 @@ describe('FrameDecoder errors', () => {
     expect(() => decodeAll(hex('01 ff ff ff ff 00 01'))).toThrow(FrameTooLargeError);
   });
 
+  it('returns the frames before a bad header, then reports the failure and refuses more input', () => {
+    const d = new FrameDecoder();
+    const frames = d.push(Buffer.concat([encodeMessage({ type: MessageType.PING }), hex('ff 00 00 00 00')]));
+    expect(frames.map((f) => f.type)).toEqual([MessageType.PING]);
+    expect(d.failure).toBeInstanceOf(UnknownMessageTypeError);
+    expect(() => d.push(encodeMessage({ type: MessageType.PING }))).toThrow(UnknownMessageTypeError);
+  });
+
   it('throws UnknownMessageTypeError for an unknown type byte', () => {
     expect(() => decodeAll(hex('ff 00 00 00 00'))).toThrow(UnknownMessageTypeError);
     expect(() => decodeAll(hex('00 00 00 00 00'))).toThrow(UnknownMessageTypeError);

@@ -291,6 +291,16 @@ describe('Session protocol errors', () => {
     p.stream.write(Buffer.from([MessageType.BATCH, 0x00, 0x00, 0x20, 0x00]));
     await expectError(p, ErrorCode.FRAME_TOO_LARGE);
   });
+
+  it('acknowledges the batch before a bad header in the same chunk, then sends one ERROR', async () => {
+    const p = await bound(1);
+    const good = bet(1, '150', 15);
+    p.stream.write(Buffer.concat([batch(100, [good]), Buffer.from([MessageType.BATCH, 0x00, 0x00, 0x20, 0x00])]));
+    expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, seq: 100, status: AckStatus.STORED, count: 1 });
+    stored.push(good);
+    expect(onDisk()).toBe(expectedDisk());
+    await expectError(p, ErrorCode.FRAME_TOO_LARGE);
+  });
 });
 
 describe('FINISHED, draw and winners', () => {
@@ -300,8 +310,8 @@ describe('FINISHED, draw and winners', () => {
     expect(await p.next()).toEqual({ type: MessageType.FINISHED_ACK, finished: 1, expected: 2 });
     p.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 1 }));
     expect(await p.next()).toEqual({ type: MessageType.NOT_READY, finished: 1, expected: 2 });
-    p.stream.write(batch(9, [bet(1, '190', 7574)]));
-    expect(await p.next()).toMatchObject({ type: MessageType.BATCH_ACK, seq: 9, status: AckStatus.REJECTED });
+    p.stream.write(batch(101, [bet(1, '190', 7574)])); // above the last stored seq (100)
+    expect(await p.next()).toMatchObject({ type: MessageType.BATCH_ACK, seq: 101, status: AckStatus.REJECTED });
     expect(onDisk()).toBe(expectedDisk());
   });
 

@@ -18,24 +18,41 @@ import { PayloadReader, PayloadWriter } from './payload.js';
  */
 export class FrameDecoder {
   #pending: Buffer | null = null;
+  #failure: Error | null = null;
 
   /** Bytes held waiting for the rest of a frame. */
   get buffered(): number {
     return this.#pending?.length ?? 0;
   }
 
+  /**
+   * The bad header met after the frames the last push returned; once set, every push throws
+   * it. Frames before a bad header are returned first, so they can still be handled.
+   */
+  get failure(): Error | null {
+    return this.#failure;
+  }
+
   push(chunk: Buffer): Frame[] {
+    if (this.#failure !== null) throw this.#failure;
     const buf = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
     const frames: Frame[] = [];
     let pos = 0;
-    while (buf.length - pos >= HEADER_SIZE) {
-      const type = buf.readUInt8(pos);
-      const length = buf.readUInt32BE(pos + 1);
-      checkHeader(type, length);
-      const end = pos + HEADER_SIZE + length;
-      if (end > buf.length) break;
-      frames.push({ type, payload: buf.subarray(pos + HEADER_SIZE, end) });
-      pos = end;
+    try {
+      while (buf.length - pos >= HEADER_SIZE) {
+        const type = buf.readUInt8(pos);
+        const length = buf.readUInt32BE(pos + 1);
+        checkHeader(type, length);
+        const end = pos + HEADER_SIZE + length;
+        if (end > buf.length) break;
+        frames.push({ type, payload: buf.subarray(pos + HEADER_SIZE, end) });
+        pos = end;
+      }
+    } catch (err) {
+      this.#failure = err as Error;
+      this.#pending = null;
+      if (frames.length === 0) throw err;
+      return frames;
     }
     this.#pending = pos === buf.length ? null : buf.subarray(pos);
     return frames;
