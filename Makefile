@@ -31,7 +31,7 @@ test: build
 	npx vitest run
 
 clean:
-	rm -rf dist bets.csv logs
+	rm -rf dist bets.csv logs run
 
 # ---------------------------------------------------------------- Docker (docs/docker.md)
 # `docker compose` (v2) when it works, else `docker-compose` (v1); the project name is

@@ -61,12 +61,6 @@ export class Lottery {
     if (this.#owners.get(agency) === owner) this.#owners.delete(agency);
   }
 
-  /** Stores one batch on the pool; answers with the BATCH_ACK to send. */
-  async storeBatch(agency: number, batch: BatchDTO): Promise<BatchAckDTO> {
-    const [ack] = await this.storeBatches(agency, [batch]);
-    return ack!;
-  }
-
   /**
    * Stores consecutive batches of one agency in one pool task; answers one BATCH_ACK per
    * batch, in order. Retransmissions (seq at or below the last stored) are acknowledged as

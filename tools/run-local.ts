@@ -27,8 +27,11 @@ interface Proc { name: string; child: ChildProcess; lines: LogLine[]; exit: Prom
 
 const SHOWN = /action: (config|listen|sorteo|consulta_ganadores|notificacion|exit|connect)\b|result: fail/;
 
+const children: ChildProcess[] = [];
+
 function start(name: string, script: string, env: Record<string, string>): Proc {
   const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
   const file = createWriteStream(join(values.out, `${name}.log`));
   const lines: LogLine[] = [];
   for (const stream of [child.stdout!, child.stderr!]) {
@@ -69,18 +72,18 @@ async function main(): Promise<number> {
   rmSync(values.out, { recursive: true, force: true });
   mkdirSync(values.out, { recursive: true });
   const storage = join(values.out, 'bets.csv');
+  const clients: Proc[] = [];
+  // The table needs the INFO lines (listen, apuesta_enviada, consulta_ganadores).
   const server = start('server', 'dist/server/main.js', {
-    SERVER_HOST: '127.0.0.1', SERVER_PORT: String(port), SERVER_AGENCIES: String(agencies), SERVER_STORAGE_PATH: storage,
+    SERVER_HOST: '127.0.0.1', SERVER_PORT: String(port), SERVER_AGENCIES: String(agencies), SERVER_STORAGE_PATH: storage, LOGGING_LEVEL: 'INFO',
   });
   await waitFor(server, 'listen', 10_000);
   const started = performance.now();
-  const clients: Proc[] = [];
-  process.once('exit', () => { for (const p of [server, ...clients]) p.child.kill('SIGKILL'); });
   for (let id = 1; id <= agencies; id++) {
     const dataFile = join(values.data, `agency-${id}.csv`);
     if (!existsSync(dataFile)) throw new Error(`${dataFile} is missing: run \`make data\` (or npm run gen-data -- --agencies ${agencies})`);
     clients.push(start(`client-${id}`, 'dist/client/main.js', {
-      CLI_ID: String(id), CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: dataFile,
+      CLI_ID: String(id), CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: dataFile, CLI_LOG_LEVEL: 'INFO',
     }));
   }
   const codes = await Promise.all(clients.map((c) => c.exit));
@@ -112,5 +115,7 @@ function report(clients: Proc[], codes: Array<number | null>, serverCode: number
 
 process.exitCode = await main().catch((err: unknown) => {
   console.error(`run-local: ${(err as Error).message}`);
+  // A child still running would hold our pipes open and keep this process alive.
+  for (const child of children) child.kill('SIGKILL');
   return 1;
 });

@@ -4,7 +4,6 @@
  * refuses to wait on its lock, which is safe because nothing else holds it.
  */
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { createHandlers, type Handlers } from './handlers.js';
@@ -15,10 +14,6 @@ import {
 export interface BetPoolOptions {
   workers: number;
   init: WorkerInit;
-}
-
-export function defaultWorkers(): number {
-  return availableParallelism();
 }
 
 /**
@@ -49,7 +44,7 @@ export class BetPool {
       ...workerFile(),
       minThreads: opts.workers,
       maxThreads: opts.workers,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
+      idleTimeout: Infinity,
       recordTiming: false,
       workerData: opts.init,
     });

@@ -5,7 +5,7 @@
  * doubt it answers `null` and the caller takes the slow path, which also words the error
  * (test/transcode.test.ts checks both claims on random and mutated batches).
  */
-import { MAX_NUMBER } from '../../shared/domain/bet.js';
+import { MAX_NUMBER, daysInMonth } from '../../shared/domain/bet.js';
 
 const COMMA = 0x2c;
 const QUOTE = 0x22;
@@ -33,10 +33,7 @@ function realDate(b: Buffer, p: number): boolean {
   const y = digitsAt(b, p, 4);
   const m = digitsAt(b, p + 5, 2);
   const d = digitsAt(b, p + 8, 2);
-  if (y < 1 || m < 1 || m > 12 || d < 1) return false;
-  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-  const days = m === 2 ? (leap ? 29 : 28) : m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
-  return d <= days;
+  return y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= daysInMonth(y, m);
 }
 
 /** Length of the well-formed UTF-8 sequence starting at `i` (before `end`), or 0. */

@@ -29,7 +29,8 @@ const DOCUMENT_RE = /^[0-9]{1,10}$/;
 const DATE_RE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})$/;
 const NUMBER_RE = /^[0-9]{1,4}$/;
 
-function daysInMonth(year: number, month: number): number {
+/** Days in `month` (1-12) of `year`, Gregorian leap years. */
+export function daysInMonth(year: number, month: number): number {
   if (month === 2) {
     const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
     return leap ? 29 : 28;
