@@ -17,12 +17,15 @@ import { PayloadReader, PayloadWriter } from './payload.js';
  * the next push only if they mutate those chunks (sockets never do).
  */
 export class FrameDecoder {
-  #pending: Buffer | null = null;
+  /** Bytes received but not yet returned as frames, and how many a next step needs. */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #need = HEADER_SIZE;
   #failure: Error | null = null;
 
   /** Bytes held waiting for the rest of a frame. */
   get buffered(): number {
-    return this.#pending?.length ?? 0;
+    return this.#heldBytes;
   }
 
   /**
@@ -35,26 +38,38 @@ export class FrameDecoder {
 
   push(chunk: Buffer): Frame[] {
     if (this.#failure !== null) throw this.#failure;
-    const buf = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    // Chunks are only joined once they can complete something (a header, then the frame),
+    // so a peer dribbling one byte at a time costs linear, not quadratic, copying.
+    this.#held.push(chunk);
+    this.#heldBytes += chunk.length;
+    if (this.#heldBytes < this.#need) return [];
+    const buf = this.#held.length === 1 ? chunk : Buffer.concat(this.#held, this.#heldBytes);
     const frames: Frame[] = [];
     let pos = 0;
+    this.#need = HEADER_SIZE;
     try {
       while (buf.length - pos >= HEADER_SIZE) {
         const type = buf.readUInt8(pos);
         const length = buf.readUInt32BE(pos + 1);
         checkHeader(type, length);
         const end = pos + HEADER_SIZE + length;
-        if (end > buf.length) break;
+        if (end > buf.length) {
+          this.#need = end - pos;
+          break;
+        }
         frames.push({ type, payload: buf.subarray(pos + HEADER_SIZE, end) });
         pos = end;
       }
     } catch (err) {
       this.#failure = err as Error;
-      this.#pending = null;
+      this.#held = [];
+      this.#heldBytes = 0;
       if (frames.length === 0) throw err;
       return frames;
     }
-    this.#pending = pos === buf.length ? null : buf.subarray(pos);
+    const rest = buf.subarray(pos);
+    this.#held = rest.length === 0 ? [] : [rest];
+    this.#heldBytes = rest.length;
     return frames;
   }
 }
