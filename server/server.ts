@@ -34,6 +34,8 @@ export class LotteryServer {
     });
     this.#lottery = new Lottery(this.#pool, new ProtectedNotificationCounter(counterSab), log);
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    // Every agency plus room for reconnects and health probes; beyond that, refuse.
+    this.#server.maxConnections = config.agencies * 2 + 64;
   }
 
   get lottery(): Lottery { return this.#lottery; }

@@ -16,6 +16,7 @@ import {
 import { AgencyRefusedError, type Lottery } from './lottery.js';
 
 const CLOSE_GRACE_MS = 1000;
+const HELLO_TIMEOUT_MS = 10_000;
 /** Bounds one pool task (and the acks written at once); the client's window is 32 batches. */
 const MAX_BATCHES_PER_TASK = 32;
 /** Frames read ahead while one is handled; past it the stream pauses (backpressure). */
@@ -30,12 +31,13 @@ export class Session {
   readonly #queue: Frame[] = [];
   #agency = 0;
   #busy = false;
+  #helloTimer: NodeJS.Timeout;
   /** A framing error seen by the decoder; reported once the frames before it are handled. */
   #broken: unknown = null;
   #closing: Promise<void> | null = null;
   #idle: (() => void) | null = null;
 
-  constructor(id: number, stream: Duplex, lottery: Lottery, log: Logger) {
+  constructor(id: number, stream: Duplex, lottery: Lottery, log: Logger, helloTimeoutMs = HELLO_TIMEOUT_MS) {
     this.id = id;
     this.#stream = stream;
     this.#lottery = lottery;
@@ -47,6 +49,11 @@ export class Session {
       void this.close();
     });
     stream.on('close', () => void this.close());
+    // A connection that never says HELLO (or only PINGs) must not hold a slot forever.
+    this.#helloTimer = setTimeout(() => {
+      if (this.#agency === 0) void this.#fail(new ProtocolError(ErrorCode.NOT_BOUND, `no HELLO within ${helloTimeoutMs} ms; send HELLO right after connecting`));
+    }, helloTimeoutMs);
+    this.#helloTimer.unref();
   }
 
   get agency(): number { return this.#agency; }
@@ -204,6 +211,7 @@ export class Session {
   }
 
   async #close(shuttingDown: boolean): Promise<void> {
+    clearTimeout(this.#helloTimer);
     this.#stream.pause();
     this.#queue.length = 0;
     if (this.#busy) await new Promise<void>((resolve) => { this.#idle = resolve; });

@@ -76,9 +76,9 @@ interface Peer {
 }
 
 let ids = 0;
-function connect(): Peer {
+function connect(helloTimeoutMs?: number): Peer {
   const [client, server] = duplexPair();
-  const session = new Session(++ids, server, lottery, log);
+  const session = new Session(++ids, server, lottery, log, helloTimeoutMs);
   const decoder = new FrameDecoder();
   const inbox: Message[] = [];
   let wake: (() => void) | null = null;
@@ -245,6 +245,13 @@ describe('Session over a duplex pair', () => {
 });
 
 describe('Session protocol errors', () => {
+  it('ends a connection that sends no HELLO in time with ERROR NOT_BOUND', async () => {
+    const p = connect(50);
+    p.stream.write(encodeMessage({ type: MessageType.PING }));
+    expect(await p.next()).toMatchObject({ type: MessageType.PONG });
+    await expectError(p, ErrorCode.NOT_BOUND);
+  });
+
   it('answers BATCH before HELLO with ERROR NOT_BOUND and ends the stream', async () => {
     const p = connect();
     p.stream.write(batch(1, [bet(1, '1', 1)]));
