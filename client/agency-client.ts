@@ -9,10 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../shared/logging/logger.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { AckStatus, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
-import { UnexpectedReplyError, connectWithRetry, type Connection } from './connection.js';
+import { ServerRefusedError, UnexpectedReplyError, connectWithRetry, type Connection } from './connection.js';
 
 /** Batches sent and not yet acknowledged; keeps the server busy across round trips. */
 const WINDOW = 32;
@@ -68,13 +68,7 @@ export class AgencyClient {
   async run(): Promise<RunSummary> {
     const c = this.#config;
     await checkReadable(c.dataFile);
-    this.#conn = await connectWithRetry(c.host, c.port, c.connectTimeoutMs, (err, attempt, delay) => {
-      this.#log.info({ action: 'connect', result: 'in_progress', intento: attempt, espera_ms: delay, error: err.message });
-    }, this.#abort.signal);
-    const conn = this.#conn;
-    await conn.send(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: c.id }));
-    const welcome = await conn.expect(MessageType.WELCOME);
-    this.#log.info({ action: 'connect', result: 'success', servidor: `${c.host}/${c.port}`, ultimo_lote: welcome.lastSeq });
+    const conn = await this.#bind();
     await this.#sendBets(conn);
     if (this.stopping) return this.#summary;
     await conn.send(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: c.id }));
@@ -84,6 +78,34 @@ export class AgencyClient {
     this.#log.info({ action: 'consulta_ganadores', result: 'success', cant_ganadores: this.#summary.winners.length });
     await this.#closeSocket();
     return this.#summary;
+  }
+
+  /**
+   * Connects and says HELLO, retrying within server.connectTimeout while the server is not
+   * up or still holds this agency for an earlier connection of ours (AGENCY_BUSY).
+   */
+  async #bind(): Promise<Connection> {
+    const c = this.#config;
+    const deadline = Date.now() + c.connectTimeoutMs;
+    const onRetry = (err: Error, attempt: number, delay: number): void => {
+      this.#log.info({ action: 'connect', result: 'in_progress', intento: attempt, espera_ms: delay, error: err.message });
+    };
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      const conn = await connectWithRetry(c.host, c.port, Math.max(0, deadline - Date.now()), onRetry, this.#abort.signal);
+      this.#conn = conn;
+      try {
+        await conn.send(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: c.id }));
+        const welcome = await conn.expect(MessageType.WELCOME);
+        this.#log.info({ action: 'connect', result: 'success', servidor: `${c.host}/${c.port}`, ultimo_lote: welcome.lastSeq });
+        return conn;
+      } catch (err) {
+        const busy = err instanceof ServerRefusedError && err.code === ErrorCode.AGENCY_BUSY;
+        if (!busy || Date.now() + delay > deadline) throw err;
+        await this.#closeSocket();
+        onRetry(err, 0, delay);
+        await sleep(delay, undefined, { signal: this.#abort.signal });
+      }
+    }
   }
 
   async #sendBets(conn: Connection): Promise<void> {

@@ -111,11 +111,13 @@ export class Connection {
   }
 }
 
-function connectOnce(host: string, port: number): Promise<Socket> {
+/** One attempt; a SYN that is silently dropped fails after `timeoutMs` instead of minutes. */
+function connectOnce(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port });
-    socket.once('connect', () => { socket.off('error', reject); resolve(socket); });
-    socket.once('error', reject);
+    const timer = setTimeout(() => socket.destroy(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
+    socket.once('connect', () => { clearTimeout(timer); socket.off('error', reject); resolve(socket); });
+    socket.once('error', (err) => { clearTimeout(timer); reject(err); });
   });
 }
 
@@ -131,7 +133,7 @@ export async function connectWithRetry(
   let delay = 20;
   for (let attempt = 1; ; attempt++) {
     try {
-      return new Connection(await connectOnce(host, port));
+      return new Connection(await connectOnce(host, port, Math.min(5000, Math.max(100, deadline - Date.now()))));
     } catch (err) {
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted) throw err;

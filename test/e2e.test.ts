@@ -5,9 +5,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WINNING_NUMBER } from '../shared/domain/bet.js';
+import { encodeMessage } from '../shared/protocol/codec.js';
+import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { DEFAULT_SIZES, generateAgencyFile, generateData } from '../tools/gen-data.js';
 import {
@@ -144,6 +147,30 @@ describe('single agency runs', () => {
     await server.waitExit();
     expect(client.indexOf('connect', 'in_progress')).toBeLessThan(client.indexOf('connect', 'success'));
     await expectCompleteRun({ server, clients: [client], storage }, [file]);
+  });
+
+  it('a client whose agency is still held by an old connection retries HELLO, then completes', async () => {
+    const file = join(dir, 'busy.csv');
+    await generateAgencyFile({ path: file, agency: 1, seed: 4, rows: 300 });
+    const storage = join(dir, 'busy-bets.csv');
+    const { proc: server, port } = await startServer({ storagePath: storage, agencies: 1 });
+    const squatter = connect({ host: '127.0.0.1', port });
+    squatter.on('error', () => {});
+    await new Promise<void>((resolve) => squatter.once('connect', () => resolve()));
+    squatter.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
+    await server.waitForAction('conexion', 'success');
+    const client = startClient({ port, id: 1, dataFile: file });
+    await client.waitFor((l) => l.action === 'connect' && l.result === 'in_progress' && /AGENCY_BUSY|already connected/.test(l.fields.error ?? ''));
+    squatter.destroy();
+    expect(await client.waitExit()).toEqual({ code: 0, signal: null });
+    server.signal('SIGTERM');
+    expect(await server.waitExit()).toEqual({ code: 0, signal: null });
+    // The refused HELLOs are the only failures logged; every bet is stored once.
+    expect(failures(server).length).toBeGreaterThan(0);
+    expect(failures(server).every((f) => f.includes('is already connected'))).toBe(true);
+    expect(failures(client)).toEqual([]);
+    expect(await countStoredRows(storage)).toBe(300);
+    expect(client.log.find((l) => l.action === 'consulta_ganadores')?.result).toBe('success');
   });
 
   it('an empty data file still finishes, gets zero winners, and the draw runs', async () => {
