@@ -5,16 +5,15 @@
  */
 import type { Logger } from '../shared/logging/logger.js';
 import { MIN_ENCODED_BET } from '../shared/protocol/bet-codec.js';
+import { ProtocolError } from '../shared/protocol/errors.js';
 import { AckStatus, ErrorCode, MessageType, type BatchAckDTO, type BatchDTO } from '../shared/protocol/messages.js';
 import type { BetPool } from './pool/bet-pool.js';
 import type { ProtectedNotificationCounter } from './storage/notification-counter.js';
 
-export class AgencyRefusedError extends Error {
-  readonly code: number;
-  constructor(code: number, message: string) {
-    super(message);
-    this.name = 'AgencyRefusedError';
-    this.code = code;
+/** HELLO named an agency this server does not take, or one another connection holds. */
+export class AgencyRefusedError extends ProtocolError {
+  constructor(code: typeof ErrorCode.UNKNOWN_AGENCY | typeof ErrorCode.AGENCY_BUSY, message: string) {
+    super(code, message);
   }
 }
 

@@ -4,7 +4,7 @@
  * closes the pool and the storage file, logging each resource; it is idempotent.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import type { Logger } from '../shared/logging/logger.js';
+import { LogFormat, type Logger } from '../shared/logging/logger.js';
 import type { ServerConfig } from './config.js';
 import { Lottery } from './lottery.js';
 import { BetPool } from './pool/bet-pool.js';
@@ -30,7 +30,7 @@ export class LotteryServer {
     const counterSab = ProtectedNotificationCounter.allocate(config.agencies);
     this.#pool = new BetPool({
       workers: config.workers,
-      init: { storage: this.#storage, counter: counterSab, logLevel: config.logLevel, logFormat: process.env.LOG_FORMAT ?? 'text' },
+      init: { storage: this.#storage, counter: counterSab, logLevel: config.logLevel, logFormat: process.env.LOG_FORMAT ?? LogFormat.TEXT },
     });
     this.#lottery = new Lottery(this.#pool, new ProtectedNotificationCounter(counterSab), log);
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));

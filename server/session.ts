@@ -13,7 +13,7 @@ import {
   AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION, messageTypeName,
   type BatchAckDTO, type BatchDTO, type Frame, type Message,
 } from '../shared/protocol/messages.js';
-import { AgencyRefusedError, type Lottery } from './lottery.js';
+import type { Lottery } from './lottery.js';
 
 const CLOSE_GRACE_MS = 1000;
 const HELLO_TIMEOUT_MS = 10_000;
@@ -182,7 +182,7 @@ export class Session {
 
   /** Tells the peer what went wrong (ERROR), then closes: after a protocol error we cannot resync. */
   async #fail(err: unknown): Promise<void> {
-    const code = err instanceof ProtocolError || err instanceof AgencyRefusedError ? err.code : ErrorCode.INTERNAL;
+    const code = err instanceof ProtocolError ? err.code : ErrorCode.INTERNAL;
     const message = err instanceof Error ? err.message : String(err);
     const level = code === ErrorCode.INTERNAL ? 'error' : 'warn';
     this.#log[level]({ action: 'protocolo', result: 'fail', sesion: this.id, agencia: this.#agency, codigo: code, error: message });

@@ -33,6 +33,8 @@ function appendWhole(fd: number, rows: Buffer): void {
   }
 }
 
+const closed = new WeakSet<StorageHandle>();
+
 export class ProtectedStorage {
   readonly #lock: RWLock;
   readonly #handle: StorageHandle;
@@ -50,7 +52,10 @@ export class ProtectedStorage {
     return { lock: RWLock.allocate(), fd: openSync(path, 'a'), path };
   }
 
+  /** Idempotent: a second close must not close whatever file has since reused the fd number. */
   static close(handle: StorageHandle): void {
+    if (closed.has(handle)) return;
+    closed.add(handle);
     closeSync(handle.fd);
   }
 

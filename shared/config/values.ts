@@ -51,7 +51,7 @@ export function hostPort(key: string, raw: unknown): { host: string; port: numbe
   return { host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port: intIn(key, m[2], 1, 65535) };
 }
 
-/** Renders a config object as log fields (`key: value`), values kept free of `|`. */
+/** Renders a config object as log fields (`key: value`); the logger keeps values free of `|`. */
 export function describe(config: object): Record<string, string | number> {
   const out: Record<string, string | number> = {};
   for (const [k, v] of Object.entries(config)) out[k] = typeof v === 'number' ? v : String(v);

@@ -87,7 +87,8 @@ function stdout(): Sink {
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = normalizeLevel(opts.level ?? 'info') ?? 'info';
-  const format = opts.format ?? process.env.LOG_FORMAT ?? LogFormat.TEXT;
+  // Anything but json (any case) is the text format.
+  const format = (opts.format ?? process.env.LOG_FORMAT ?? LogFormat.TEXT).trim().toLowerCase();
   const out = opts.destination ?? stdout();
   const stream: DestinationStream = format === LogFormat.JSON
     ? { write: (line: string) => out.write(line) }
