@@ -5,7 +5,7 @@
  * DIR/latest.json, DIR/latest.svg and dated copies (DIR defaults to bench/results).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -69,6 +69,9 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg();
   const workDir = mkdtempSync(join(tmpdir(), 'loteria-bench-'));
+  // Also on SIGINT/SIGTERM: procs.ts exits the process, which skips the finally below.
+  process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
+  const distBefore = distStamp();
   const floors: FloorOutcome[] = [];
   const outcomes: ScenarioOutcome[] = [];
   let startup: StartupResult | null = null;
@@ -130,8 +133,9 @@ async function main(): Promise<void> {
     durationS: Math.round((Date.now() - started.getTime()) / 1000), node: process.version,
     cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, loadavgBefore: loadBefore, loadavgAfter: loadavg(),
     commit: process.env.BENCH_COMMIT ?? git(['rev-parse', '--short', 'HEAD']), dirtyFiles: git(['status', '--porcelain']).split('\n').filter((l) => l !== '').length,
-    logFormat, batchDefault: 150, entryPoints: entryKind(),
+    logFormat, batchDefault: 150, entryPoints: entryKind(), distChangedDuringRun: distStamp() !== distBefore,
   };
+  if (meta.distChangedDuringRun) say('WARNING: dist/ was rebuilt during the run (another build or test run?): the figures mix two builds');
   const compactRuns = (runs: RunResult[]): unknown[] => runs.map((r) => ({ ...r, serverCpu: { ...r.serverCpu, otherS: r.serverCpu.otherS.slice(0, 6) } }));
   const result = {
     meta, startup, floors: floorSummaries.map((f, i) => ({ ...f, data: floors[i]?.data, runs: floors[i]?.runs })),
@@ -168,6 +172,12 @@ function compactJson(value: unknown): string {
     return `{\n${entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${walk(round(k, x), depth + 1, inner)}`).join(',\n')}\n${pad}}`;
   };
   return walk(value, 0, '');
+}
+
+/** Modification times of the entry points: a rebuild mid-run (a test run's global setup) changes them. */
+function distStamp(): string {
+  return ['dist/server/main.js', 'dist/server/pool/worker.js', 'dist/client/main.js']
+    .map((f) => (existsSync(join(repoRoot, f)) ? statSync(join(repoRoot, f)).mtimeMs : 0)).join(',');
 }
 
 /** Whether dist/ holds tools/bundle.ts's one-file entry points or tsc's module tree. */
