@@ -4,7 +4,10 @@
  */
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
 import { FrameDecoder, decodeMessage } from '../shared/protocol/codec.js';
+
+const CLOSE_GRACE_MS = 1000;
 import { MessageType, messageTypeName, type Message } from '../shared/protocol/messages.js';
 
 export class ConnectionClosedError extends Error {
@@ -88,25 +91,14 @@ export class Connection {
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  send(frame: Buffer): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#socket.write(frame)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const onDrain = (): void => { this.#socket.off('close', onClose); resolve(); };
-      const onClose = (): void => { this.#socket.off('drain', onDrain); reject(this.#failure ?? new ConnectionClosedError('closed while sending')); };
-      this.#socket.once('drain', onDrain);
-      this.#socket.once('close', onClose);
-    });
+  async send(frame: Buffer): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    if (!(await writeRespectingDrain(this.#socket, frame))) throw this.#failure ?? new ConnectionClosedError('closed while sending');
   }
 
   /** Ends the connection and waits for it to close. Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= new Promise<void>((resolve) => {
-      if (this.#socket.destroyed) return resolve();
-      const timer = setTimeout(() => this.#socket.destroy(), 1000);
-      this.#socket.once('close', () => { clearTimeout(timer); resolve(); });
-      this.#socket.end();
-    });
+    this.#closing ??= endAndClose(this.#socket, CLOSE_GRACE_MS);
     return this.#closing;
   }
 }

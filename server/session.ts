@@ -6,6 +6,7 @@
  * memory. Any Duplex works (tests use duplexPair).
  */
 import type { Duplex } from 'node:stream';
+import { endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
 import type { Logger } from '../shared/logging/logger.js';
 import { FrameDecoder, decodeMessage, encodeMessage, encodeWinnersFrames } from '../shared/protocol/codec.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
@@ -169,15 +170,9 @@ export class Session {
     }
   }
 
-  /** Writes a frame, waiting for 'drain' when the stream asks us to. */
-  #send(frame: Buffer): Promise<void> {
-    if (this.#stream.destroyed || !this.#stream.writable) return Promise.resolve();
-    if (this.#stream.write(frame)) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => { this.#stream.off('drain', done); this.#stream.off('close', done); resolve(); };
-      this.#stream.once('drain', done);
-      this.#stream.once('close', done);
-    });
+  /** Writes a frame, waiting for 'drain' when the stream asks us to; a closed stream drops it. */
+  async #send(frame: Buffer): Promise<void> {
+    await writeRespectingDrain(this.#stream, frame);
   }
 
   /** Tells the peer what went wrong (ERROR), then closes: after a protocol error we cannot resync. */
@@ -219,18 +214,6 @@ export class Session {
     if (shuttingDown) {
       await this.#send(encodeMessage({ type: MessageType.ERROR, code: ErrorCode.SHUTTING_DOWN, message: 'the server is shutting down; batches not acknowledged were not stored' }));
     }
-    await endStream(this.#stream);
+    await endAndClose(this.#stream, CLOSE_GRACE_MS);
   }
-}
-
-/** Ends the write side and waits for the stream to close, destroying it after a grace period. */
-function endStream(stream: Duplex): Promise<void> {
-  if (stream.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => stream.destroy(), CLOSE_GRACE_MS);
-    stream.once('close', () => { clearTimeout(timer); resolve(); });
-    stream.end();
-    // A peer that already ended its side lets us finish at once.
-    if (stream.readableEnded) stream.destroy();
-  });
 }

@@ -1,0 +1,31 @@
+/** Writing to and closing a Duplex the same way on both ends of a connection. */
+import type { Duplex } from 'node:stream';
+
+/**
+ * Writes `data`, honouring backpressure: resolves true once the stream can take more
+ * (at once, or on 'drain'), false when it closed first or was already unwritable.
+ */
+export function writeRespectingDrain(stream: Duplex, data: Buffer): Promise<boolean> {
+  if (stream.destroyed || !stream.writable) return Promise.resolve(false);
+  if (stream.write(data)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onDrain = (): void => { stream.off('close', onClose); resolve(true); };
+    const onClose = (): void => { stream.off('drain', onDrain); resolve(false); };
+    stream.once('drain', onDrain);
+    stream.once('close', onClose);
+  });
+}
+
+/**
+ * Ends our side and waits for the stream to close, destroying it after `graceMs` if the
+ * peer does not close its side. A peer that already ended lets us finish at once.
+ */
+export function endAndClose(stream: Duplex, graceMs: number): Promise<void> {
+  if (stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => stream.destroy(), graceMs);
+    stream.once('close', () => { clearTimeout(timer); resolve(); });
+    stream.end();
+    if (stream.readableEnded) stream.destroy();
+  });
+}
