@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, durationMs, hostPort, intIn, logLevel, nonEmpty } from '../shared/config/values.js';
+import { ConfigError, durationMs, hostPort, intIn, layered, logLevel, nonEmpty } from '../shared/config/values.js';
 
 export interface ClientConfig {
   id: number;
@@ -64,12 +64,7 @@ function lookup(tree: unknown, path: string): unknown {
 export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientConfig {
   const path = env.CLI_CONFIG ?? DEFAULT_CLIENT_CONFIG_PATH;
   const file = readYaml(path, env.CLI_CONFIG !== undefined);
-  const get = (key: Key): string => {
-    const fromEnv = env[KEYS[key]];
-    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-    const fromFile = lookup(file, key);
-    return fromFile !== undefined && fromFile !== null ? String(fromFile) : (DEFAULTS[key] ?? '');
-  };
+  const get = (key: Key): string => layered(env[KEYS[key]], lookup(file, key), DEFAULTS[key]);
   const id = intIn(KEYS.id, nonEmpty(KEYS.id, get('id')), 1, 0xffffffff);
   const { host, port } = hostPort(KEYS['server.address'], get('server.address'));
   return {

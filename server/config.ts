@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import ini from 'ini';
-import { ConfigError, durationMs, intIn, logLevel, nonEmpty } from '../shared/config/values.js';
+import { ConfigError, durationMs, intIn, layered, logLevel, nonEmpty } from '../shared/config/values.js';
 
 export interface ServerConfig {
   host: string;
@@ -51,12 +51,7 @@ function readIni(path: string, required: boolean): Record<string, unknown> {
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const path = env.SERVER_CONFIG ?? DEFAULT_CONFIG_PATH;
   const file = readIni(path, env.SERVER_CONFIG !== undefined);
-  const get = (key: string): string => {
-    const fromEnv = env[key];
-    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-    const fromFile = file[key];
-    return fromFile !== undefined ? String(fromFile) : (DEFAULTS[key] ?? '');
-  };
+  const get = (key: string): string => layered(env[key], file[key], DEFAULTS[key]);
   const workers = get('SERVER_WORKERS');
   return {
     host: nonEmpty('SERVER_HOST', get('SERVER_HOST')),

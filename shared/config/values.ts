@@ -11,6 +11,12 @@ export class ConfigError extends Error {
 /** Exit code for a configuration refused at start. */
 export const EXIT_CONFIG = 2;
 
+/** The layering both programs use: a non-empty environment value, else the file's, else the default. */
+export function layered(fromEnv: string | undefined, fromFile: unknown, fallback = ''): string {
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  return fromFile !== undefined && fromFile !== null ? String(fromFile) : fallback;
+}
+
 export function intIn(key: string, raw: unknown, min: number, max: number): number {
   const text = String(raw).trim();
   if (!/^-?[0-9]+$/.test(text)) throw new ConfigError(key, `${JSON.stringify(String(raw))} is not an integer; use a whole number from ${min} to ${max}`);
