@@ -10,12 +10,15 @@ const ENTRIES = ['dist/server/main.js', 'dist/server/pool/worker.js', 'dist/clie
 // CommonJS dependencies (pino, piscina) call require() on Node built-ins inside the ESM bundle.
 const banner = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
 
-const { existsSync } = await import('node:fs');
+const { existsSync, renameSync, writeFileSync } = await import('node:fs');
 for (const entry of ENTRIES.filter((e) => existsSync(e))) {
-  await build({
+  // Written beside and renamed over the entry: a process starting meanwhile reads the old
+  // file or the new one, never half of one.
+  const result = await build({
     entryPoints: [entry],
     outfile: entry,
     allowOverwrite: true,
+    write: false,
     bundle: true,
     minify: true,
     platform: 'node',
@@ -26,4 +29,7 @@ for (const entry of ENTRIES.filter((e) => existsSync(e))) {
     external: ['piscina'],
     logLevel: 'warning',
   });
+  const tmp = `${entry}.${process.pid}.tmp`;
+  writeFileSync(tmp, result.outputFiles[0]!.contents);
+  renameSync(tmp, entry);
 }
