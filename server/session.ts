@@ -83,7 +83,7 @@ export class Session {
     this.#busy = true;
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
-        if (this.#queue.length < READ_AHEAD && this.#stream.isPaused() && this.#closing === null && this.#broken === null) this.#stream.resume();
+        if (this.#queue.length < READ_AHEAD && this.#stream.isPaused() && this.#broken === null) this.#stream.resume();
         const msg = decodeMessage(frame);
         if (msg.type === MessageType.BATCH && this.#agency !== 0) await this.#onBatches([msg, ...this.#takeBatches()]);
         else await this.#handle(msg);

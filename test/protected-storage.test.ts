@@ -167,14 +167,20 @@ describe('ProtectedStorage across worker threads', () => {
   });
 });
 
+/** A main-thread storage holding bet '1', and a worker that holds the lock until told to stop. */
+async function mainBesideHolder(lock: 'read' | 'write') {
+  const handle = openStorage();
+  const main = new ProtectedStorage(handle, false);
+  main.storeBets([sample('1')]);
+  const flags = new Int32Array(new SharedArrayBuffer(FLAG_WORDS * 4));
+  const holder = start({ mode: 'hold', lock, handle, flags: flags.buffer });
+  await holder.next((m) => m.held === true);
+  return { handle, main, flags, holder };
+}
+
 describe('main-thread (non-blocking) ProtectedStorage', () => {
   it('throws LockBusyError instead of waiting while a worker holds the write lock', async () => {
-    const handle = openStorage();
-    const main = new ProtectedStorage(handle, false);
-    main.storeBets([sample('1')]);
-    const flags = new Int32Array(new SharedArrayBuffer(FLAG_WORDS * 4));
-    const holder = start({ mode: 'hold', lock: 'write', handle, flags: flags.buffer });
-    await holder.next((m) => m.held === true);
+    const { handle, main, flags, holder } = await mainBesideHolder('write');
 
     expect(() => main.storeBets([sample('2')])).toThrow(LockBusyError);
     await expect(main.loadBets().next()).rejects.toThrow(LockBusyError);
@@ -190,12 +196,7 @@ describe('main-thread (non-blocking) ProtectedStorage', () => {
   });
 
   it('refuses to write but may read while a worker holds a read lock', async () => {
-    const handle = openStorage();
-    const main = new ProtectedStorage(handle, false);
-    main.storeBets([sample('1')]);
-    const flags = new Int32Array(new SharedArrayBuffer(FLAG_WORDS * 4));
-    const holder = start({ mode: 'hold', lock: 'read', handle, flags: flags.buffer });
-    await holder.next((m) => m.held === true);
+    const { handle, main, flags, holder } = await mainBesideHolder('read');
 
     expect(() => main.storeBets([sample('2')])).toThrow(LockBusyError);
     const back: Bet[] = [];
