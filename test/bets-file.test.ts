@@ -126,6 +126,21 @@ describe('storeBets / loadBets', () => {
     await expect(loadAll(path)).rejects.toThrow(`${path}:2: expected 6 fields, found 4`);
   });
 
+  it('reads hand-edited rows in place exactly as the general parser does', async () => {
+    const path = tmp();
+    const rows = ['07,Ana,Paz,0012,2000-01-01,0012', '3,,,,,', '2, Ana ,Paz,1,2000-01-01,+5', '1,"Paz, Ana",x,1,2000-01-01,9'];
+    await writeFile(path, rows.map((r) => `${r}\r\n`).join('') + '1,a,b,c,d,e,7\r\n');
+    const seen: Bet[] = [];
+    await expect((async () => { for await (const b of loadBets(path)) seen.push(b); })()).rejects.toThrow(`${path}:5: expected 6 fields, found 7`);
+    const general = rows.map((r) => {
+      const [agency, firstName, lastName, document, birthdate, number] = parseRow(r) as [string, string, string, string, string, string];
+      return { agency: Number(agency), firstName, lastName, document, birthdate, number: Number(number) };
+    });
+    expect(seen).toEqual(general);
+    expect(seen[0]).toMatchObject({ agency: 7, document: '0012', number: 12 });
+    expect(seen[2]).toMatchObject({ firstName: ' Ana ', number: 5 });
+  });
+
   it('throws CorruptRowError for an unterminated quoted field', async () => {
     const path = tmp();
     await writeFile(path, '1,"abc,x,1,1990-01-01,3\r\n');

@@ -87,12 +87,14 @@ async function draw(storage: ProtectedStorage, counter: ProtectedNotificationCou
   if (!counter.allFinished) throw new DrawTooEarlyError(counter.finished, counter.expected);
   const winners = new Map<number, string[]>();
   let scanned = 0;
-  for await (const bet of storage.loadBets()) {
-    scanned++;
-    if (!hasWon(bet)) continue;
-    const list = winners.get(bet.agency);
-    if (list === undefined) winners.set(bet.agency, [bet.document]);
-    else list.push(bet.document);
+  for await (const bets of storage.loadBetChunks()) {
+    scanned += bets.length;
+    for (const bet of bets) {
+      if (!hasWon(bet)) continue;
+      const list = winners.get(bet.agency);
+      if (list === undefined) winners.set(bet.agency, [bet.document]);
+      else list.push(bet.document);
+    }
   }
   return { winners: [...winners], scanned };
 }

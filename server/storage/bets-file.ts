@@ -89,32 +89,91 @@ function rowToBet(fields: string[]): Bet | string {
   return { agency: Number(agency), firstName, lastName, document, birthdate, number: Number(number) };
 }
 
-/** Streams the stored bets back in file order. */
-export async function* loadBets(path: string = DEFAULT_STORAGE_PATH): AsyncGenerator<Bet> {
+/** The value of text[start, end) if it is 1 to 15 ASCII digits, else -1. */
+function digitsAt(text: string, start: number, end: number): number {
+  if (end <= start || end - start > 15) return -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
+function numberAt(text: string, start: number, end: number): number {
+  const value = digitsAt(text, start, end);
+  return value >= 0 ? value : Number(text.slice(start, end));
+}
+
+/**
+ * rowToBet(parseRow(line)) for a row without quotes, read in place from the chunk without
+ * splitting; null when the row does not have exactly six fields (the caller then takes the
+ * general path, which words the problem).
+ */
+function plainRowToBet(text: string, start: number, end: number): Bet | null {
+  const c1 = text.indexOf(',', start);
+  const c2 = c1 < 0 ? -1 : text.indexOf(',', c1 + 1);
+  const c3 = c2 < 0 ? -1 : text.indexOf(',', c2 + 1);
+  const c4 = c3 < 0 ? -1 : text.indexOf(',', c3 + 1);
+  const c5 = c4 < 0 ? -1 : text.indexOf(',', c4 + 1);
+  if (c5 < 0 || c5 >= end) return null;
+  const c6 = text.indexOf(',', c5 + 1);
+  if (c6 >= 0 && c6 < end) return null;
+  return {
+    agency: numberAt(text, start, c1),
+    firstName: text.slice(c1 + 1, c2),
+    lastName: text.slice(c2 + 1, c3),
+    document: text.slice(c3 + 1, c4),
+    birthdate: text.slice(c4 + 1, c5),
+    number: numberAt(text, c5 + 1, end),
+  };
+}
+
+/**
+ * Streams the stored bets back in file order, one array per chunk read from the file: the
+ * rows of a chunk are parsed synchronously, so a scan pays one await per MiB, not per bet.
+ */
+export async function* loadBetChunks(path: string = DEFAULT_STORAGE_PATH): AsyncGenerator<Bet[]> {
   let rest = '';
   let lineNo = 0;
-  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
+  // 64 KiB chunks: a chunk's bets die young (1 MiB ones survived scavenges: 2.5x slower).
+  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 16 })) {
     const text = rest + (chunk as string);
+    const bets: Bet[] = [];
+    let corrupt: CorruptRowError | null = null;
     let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+    // Rows ending before the next quote are plain: most rows, parsed in place.
+    let quote = text.indexOf('"');
+    for (let nl = text.indexOf('\n'); nl >= 0 && corrupt === null; nl = text.indexOf('\n', start)) {
       lineNo++;
-      const line = text.slice(start, text[nl - 1] === '\r' ? nl - 1 : nl);
+      const end = text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+      if (quote >= 0 && quote < start) quote = text.indexOf('"', start);
+      const plain = end > start && (quote < 0 || quote >= end) ? plainRowToBet(text, start, end) : null;
+      const bet = plain ?? (end > start ? toBet(path, lineNo, text.slice(start, end)) : null);
+      if (bet instanceof CorruptRowError) corrupt = bet;
+      else if (bet !== null) bets.push(bet);
       start = nl + 1;
-      if (line === '') continue;
-      yield toBet(path, lineNo, line);
     }
     rest = text.slice(start);
+    // The rows before a corrupt one still reach the caller, in order, before the error.
+    if (bets.length > 0) yield bets;
+    if (corrupt !== null) throw corrupt;
   }
   if (rest !== '') throw new CorruptRowError(path, lineNo + 1, 'last row is incomplete (no line end): the file was cut mid-write');
 }
 
-function toBet(path: string, lineNo: number, line: string): Bet {
+/** The stored bets one by one (see loadBetChunks). */
+export async function* loadBets(path: string = DEFAULT_STORAGE_PATH): AsyncGenerator<Bet> {
+  for await (const chunk of loadBetChunks(path)) yield* chunk;
+}
+
+function toBet(path: string, lineNo: number, line: string): Bet | CorruptRowError {
   let bet: Bet | string;
   try {
     bet = rowToBet(parseRow(line));
   } catch (err) {
     bet = (err as Error).message;
   }
-  if (typeof bet === 'string') throw new CorruptRowError(path, lineNo, bet);
-  return bet;
+  return typeof bet === 'string' ? new CorruptRowError(path, lineNo, bet) : bet;
 }

@@ -8,7 +8,7 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import type { Bet } from '../../shared/domain/bet.js';
-import { betsToRows, loadBets, writeAll } from './bets-file.js';
+import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
 import { LockBusyError, RWLock } from './rw-lock.js';
 
 /** What a worker needs to attach to the storage: plain data, sent through workerData. */
@@ -76,14 +76,22 @@ export class ProtectedStorage {
     this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
   }
 
-  /** Streams every stored bet while holding a read lock: no append can land mid-scan. */
-  async *loadBets(): AsyncGenerator<Bet> {
+  /**
+   * Streams every stored bet, in chunks (see loadBetChunks), while holding a read lock: no
+   * append can land mid-scan.
+   */
+  async *loadBetChunks(): AsyncGenerator<Bet[]> {
     if (this.#block) this.#lock.acquireRead();
     else if (!this.#lock.tryAcquireRead()) throw new LockBusyError('read');
     try {
-      yield* loadBets(this.#handle.path);
+      yield* loadBetChunks(this.#handle.path);
     } finally {
       this.#lock.releaseRead();
     }
+  }
+
+  /** Every stored bet one by one, under the read lock (see loadBetChunks). */
+  async *loadBets(): AsyncGenerator<Bet> {
+    for await (const chunk of this.loadBetChunks()) yield* chunk;
   }
 }
