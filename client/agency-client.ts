@@ -1,7 +1,7 @@
 /**
  * One agency's run: stream the CSV in batches over one connection (several batches in
- * flight, acknowledged in order), send FINISHED, then ask for the winners until the draw
- * has happened. `stop()` (SIGTERM) ends reading and closes the file and the socket.
+ * flight, acknowledged in order), send FINISHED, then ask for the winners (the server
+ * answers once the draw has happened). `stop()` (SIGTERM) ends reading and closes the file and the socket.
  */
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../shared/logging/logger.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
 import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
 import { ServerRefusedError, UnexpectedReplyError, connectWithRetry, type Connection } from './connection.js';
@@ -27,7 +27,7 @@ export interface RunSummary {
 
 export class WinnersTimeoutError extends Error {
   constructor(ms: number, finished: number, expected: number) {
-    super(`no draw after ${ms} ms: ${finished} of ${expected} agencies have finished; raise winners.timeout or check the other agencies`);
+    super(`no draw after ${ms} ms: ${finished} of ${expected} agencies had finished at last word from the server; raise winners.timeout or check the other agencies`);
     this.name = 'WinnersTimeoutError';
   }
 }
@@ -74,7 +74,7 @@ export class AgencyClient {
     await conn.send(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: c.id }));
     const ack = await conn.expect(MessageType.FINISHED_ACK);
     this.#log.info({ action: 'notificacion_enviada', result: 'success', terminadas: ack.finished, esperadas: ack.expected });
-    this.#summary.winners = await this.#queryWinners(conn);
+    this.#summary.winners = await this.#queryWinners(conn, ack);
     this.#log.info({ action: 'consulta_ganadores', result: 'success', cant_ganadores: this.#summary.winners.length });
     await this.#closeSocket();
     return this.#summary;
@@ -166,19 +166,37 @@ export class AgencyClient {
     this.#log.info({ action: 'apuesta_enviada', result: 'success', cantidad: head.count, lote: ack.seq });
   }
 
-  /** Asks until the draw has happened, backing off from 20 ms to 100 ms. */
-  async #queryWinners(conn: Connection): Promise<string[]> {
+  /**
+   * Asks for the winners. The server holds the query of a finished agency until the draw
+   * ends, so one query normally suffices; NOT_READY (a failed draw, retried on the next
+   * query) is asked again after 20 ms, doubling to 100 ms. Gives up at winners.timeout.
+   */
+  async #queryWinners(conn: Connection, finished: { finished: number; expected: number }): Promise<string[]> {
     const deadline = Date.now() + this.#config.winnersTimeoutMs;
+    const timeout = (): WinnersTimeoutError => new WinnersTimeoutError(this.#config.winnersTimeoutMs, finished.finished, finished.expected);
     let delay = 20;
     for (;;) {
       await conn.send(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: this.#config.id }));
-      const reply = await conn.next();
+      const reply = await this.#nextBefore(conn, deadline, timeout);
       if (reply.type === MessageType.WINNERS) return this.#collectWinners(conn, reply.documents, reply.last);
       if (reply.type !== MessageType.NOT_READY) throw new UnexpectedReplyError('WINNERS or NOT_READY', reply.type);
-      if (Date.now() + delay > deadline) throw new WinnersTimeoutError(this.#config.winnersTimeoutMs, reply.finished, reply.expected);
+      finished = reply;
+      if (Date.now() + delay > deadline) throw timeout();
       this.#log.debug({ action: 'consulta_ganadores', result: 'in_progress', terminadas: reply.finished, esperadas: reply.expected });
       await sleep(delay, undefined, { signal: this.#abort.signal });
       delay = Math.min(delay * 2, 100);
+    }
+  }
+
+  /** conn.next(), or `onTimeout()` thrown once `deadline` passes first. */
+  async #nextBefore(conn: Connection, deadline: number, onTimeout: () => Error): Promise<Message> {
+    const timer = new AbortController();
+    const expired = sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timer.signal }).then(() => { throw onTimeout(); });
+    expired.catch(() => {}); // settles as an abort once the reply wins
+    try {
+      return await Promise.race([conn.next(), expired]);
+    } finally {
+      timer.abort();
     }
   }
 

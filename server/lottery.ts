@@ -21,6 +21,12 @@ export type WinnersAnswer =
   | { ready: true; documents: string[] }
   | { ready: false; finished: number; expected: number };
 
+function settlement(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = (): void => {};
+  const promise = new Promise<void>((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
 export class Lottery {
   readonly #pool: BetPool;
   readonly #counter: ProtectedNotificationCounter;
@@ -30,6 +36,8 @@ export class Lottery {
   readonly #lastSeq = new Map<number, number>();
   #winners: Map<number, string[]> | null = null;
   #drawing: Promise<void> | null = null;
+  /** Resolved when the current draw ends, with a result or failed; a failure starts a fresh one. */
+  #drawEnd = settlement();
 
   constructor(pool: BetPool, counter: ProtectedNotificationCounter, log: Logger) {
     this.#pool = pool;
@@ -42,6 +50,13 @@ export class Lottery {
   get drawn(): boolean { return this.#winners !== null; }
   /** Settles when a draw in progress ends (immediately if none). */
   get drawSettled(): Promise<void> { return this.#drawing ?? Promise.resolve(); }
+  /**
+   * Settles when the next draw ends, with a result or failed, however long the other agencies
+   * take; then ask winners() again (a failed draw is retried by the next winners() call).
+   */
+  get drawEnded(): Promise<void> { return this.#drawEnd.promise; }
+
+  hasFinished(agency: number): boolean { return this.#counter.hasFinished(agency); }
 
   /** Binds `agency` to `owner` (a session) for as long as the session lives. */
   bind(agency: number, owner: object): number {
@@ -138,10 +153,15 @@ export class Lottery {
         const total = result.winners.reduce((n, [, docs]) => n + docs.length, 0);
         const ms = Math.round(performance.now() - started);
         this.#log.info({ action: 'sorteo', result: 'success', apuestas: result.scanned, ganadores: total, duracion_ms: ms });
+        this.#drawEnd.resolve();
       },
       (err: unknown) => {
         this.#drawing = null;
         this.#log.error({ action: 'sorteo', result: 'fail', error: (err as Error).message });
+        // Waiters woken by this failure must see a fresh settlement if they wait again.
+        const ended = this.#drawEnd;
+        this.#drawEnd = settlement();
+        ended.resolve();
       },
     );
   }

@@ -37,12 +37,16 @@ export class Session {
   #broken: unknown = null;
   #closing: Promise<void> | null = null;
   #idle: (() => void) | null = null;
+  /** Resolved as close() begins: wakes a WINNERS_QUERY held for the draw. */
+  readonly #closeBegun: Promise<void>;
+  #beginClose: () => void = () => {};
 
   constructor(id: number, stream: Duplex, lottery: Lottery, log: Logger, helloTimeoutMs = HELLO_TIMEOUT_MS) {
     this.id = id;
     this.#stream = stream;
     this.#lottery = lottery;
     this.#log = log;
+    this.#closeBegun = new Promise((resolve) => { this.#beginClose = resolve; });
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => void this.close());
     stream.on('error', (err) => {
@@ -156,9 +160,20 @@ export class Session {
     return this.#send(encodeMessage({ type: MessageType.FINISHED_ACK, finished: mark.finished, expected: mark.expected }));
   }
 
+  /**
+   * A finished agency's query is held until the draw ends (the answer goes out the moment
+   * the winners are known, no polling); frames behind it wait, and close() releases it. An
+   * agency that has not sent FINISHED would wait on itself: it hears NOT_READY at once, as
+   * does a held query whose draw failed (the client asks again, which retries the draw).
+   */
   async #onWinnersQuery(agency: number): Promise<void> {
     this.#checkOwn(agency, 'WINNERS_QUERY');
-    const answer = this.#lottery.winners(agency);
+    let answer = this.#lottery.winners(agency);
+    if (!answer.ready && this.#lottery.hasFinished(agency)) {
+      await Promise.race([this.#lottery.drawEnded, this.#closeBegun]);
+      if (this.#closing !== null) return;
+      answer = this.#lottery.winners(agency);
+    }
     if (!answer.ready) return this.#send(encodeMessage({ type: MessageType.NOT_READY, finished: answer.finished, expected: answer.expected }));
     this.#log.info({ action: 'consulta_ganadores', result: 'success', agencia: agency, cant_ganadores: answer.documents.length });
     for (const frame of encodeWinnersFrames(answer.documents)) await this.#send(frame);
@@ -206,6 +221,7 @@ export class Session {
   }
 
   async #close(shuttingDown: boolean): Promise<void> {
+    this.#beginClose();
     clearTimeout(this.#helloTimer);
     this.#stream.pause();
     this.#queue.length = 0;

@@ -173,6 +173,23 @@ describe('single agency runs', () => {
     expect(client.log.find((l) => l.action === 'consulta_ganadores')?.result).toBe('success');
   });
 
+  it('a finished client waiting for an agency that never finishes gives up at winners.timeout, exit 1', async () => {
+    const file = join(dir, 'lonely.csv');
+    await generateAgencyFile({ path: file, agency: 1, seed: 5, rows: 50 });
+    const { proc: server, port } = await startServer({ storagePath: join(dir, 'lonely-bets.csv'), agencies: 2 });
+    const client = startClient({ port, id: 1, dataFile: file, env: { CLI_WINNERS_TIMEOUT: '700ms' } });
+    const t0 = Date.now();
+    expect(await client.waitExit(10_000)).toEqual({ code: 1, signal: null });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const exit = client.log.find((l) => l.action === 'exit');
+    expect(exit?.result).toBe('fail');
+    expect(exit?.fields.error).toMatch(/no draw after 700 ms.*1 of 2 agencies/);
+    expect(server.log.filter((l) => l.action === 'consulta_ganadores')).toEqual([]);
+    server.signal('SIGTERM');
+    expect(await server.waitExit()).toEqual({ code: 0, signal: null });
+    expect(failures(server)).toEqual([]);
+  });
+
   it('an empty data file still finishes, gets zero winners, and the draw runs', async () => {
     const file = join(dir, 'empty.csv');
     await writeFile(file, '');

@@ -311,22 +311,40 @@ describe('Session protocol errors', () => {
 });
 
 describe('FINISHED, draw and winners', () => {
-  it('answers WINNERS_QUERY with NOT_READY until every agency finished', async () => {
+  it('answers NOT_READY at once to an agency that has not sent FINISHED (it would wait on itself)', async () => {
     const p = await bound(1);
+    p.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 1 }));
+    expect(await p.next()).toEqual({ type: MessageType.NOT_READY, finished: 0, expected: 2 });
     p.stream.write(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: 1 }));
     expect(await p.next()).toEqual({ type: MessageType.FINISHED_ACK, finished: 1, expected: 2 });
-    p.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 1 }));
-    expect(await p.next()).toEqual({ type: MessageType.NOT_READY, finished: 1, expected: 2 });
     p.stream.write(batch(101, [bet(1, '190', 7574)])); // above the last stored seq (100)
     expect(await p.next()).toMatchObject({ type: MessageType.BATCH_ACK, seq: 101, status: AckStatus.REJECTED });
     expect(onDisk()).toBe(expectedDisk());
   });
 
-  it('draws once both finished and gives each agency exactly its own winners', async () => {
+  it('holds a finished agency\'s WINNERS_QUERY while others are missing; closing the session releases it', async () => {
+    const p = await bound(1);
+    p.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 1 }));
+    p.stream.write(encodeMessage({ type: MessageType.PING }));
+    const reply = p.next();
+    const early = await Promise.race([reply, new Promise((r) => setTimeout(() => r('nothing'), 200))]);
+    expect(early).toBe('nothing'); // no NOT_READY, and the PING behind the query waits too
+    const t0 = performance.now();
+    await p.session.close(true);
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(await reply).toMatchObject({ type: MessageType.ERROR, code: ErrorCode.SHUTTING_DOWN });
+    expect(lottery.drawn).toBe(false);
+  });
+
+  it('answers a held query the moment the draw ends, once both finished, each agency exactly its own winners', async () => {
+    const one = await bound(1);
+    one.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 1 }));
+    const oneAnswer = one.next();
     const two = await bound(2);
     two.stream.write(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: 2 }));
     expect(await two.next()).toEqual({ type: MessageType.FINISHED_ACK, finished: 2, expected: 2 });
-    await lottery.drawSettled;
+    // Agency 1 asked once, before the draw: its answer comes without asking again.
+    expect(await oneAnswer).toEqual({ type: MessageType.WINNERS, last: true, documents: ['111', '112'] });
     expect(lottery.drawn).toBe(true);
     two.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 2 }));
     expect(await two.next()).toEqual({ type: MessageType.WINNERS, last: true, documents: ['37'] });
@@ -334,10 +352,6 @@ describe('FINISHED, draw and winners', () => {
     two.stream.write(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: 2 }));
     expect(await two.next()).toEqual({ type: MessageType.FINISHED_ACK, finished: 2, expected: 2 });
     expect(lottery.finished).toBe(2);
-
-    const one = await bound(1);
-    one.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 1 }));
-    expect(await one.next()).toEqual({ type: MessageType.WINNERS, last: true, documents: ['111', '112'] });
     const draws = logged().filter((l) => l.action === 'sorteo' && l.result === 'success');
     expect(draws).toHaveLength(1);
     expect(draws[0]).toMatchObject({ apuestas: stored.length, ganadores: 3 });
