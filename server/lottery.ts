@@ -106,16 +106,7 @@ export class Lottery {
   }
 
   async #store(agency: number, fresh: Array<{ at: number; batch: BatchDTO }>, acks: Array<BatchAckDTO | null>): Promise<void> {
-    // The pool takes ownership of the bytes (transferred): copy them out of the socket chunks.
-    const bytes = new Uint8Array(fresh.reduce((n, f) => n + f.batch.bets.length, 0));
-    let offset = 0;
-    const refs = fresh.map(({ batch }) => {
-      bytes.set(batch.bets, offset);
-      const ref = { seq: batch.seq, count: batch.count, start: offset, end: offset + batch.bets.length };
-      offset = ref.end;
-      return ref;
-    });
-    const results = await this.#pool.storeBatches({ agency, batches: refs, bytes });
+    const results = await this.#pool.storeBatches(agency, fresh.map((f) => f.batch));
     results.forEach((result, i) => {
       const { at, batch } = fresh[i]!;
       const { seq } = batch;

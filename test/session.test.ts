@@ -35,13 +35,13 @@ beforeAll(async () => {
   const counter = ProtectedNotificationCounter.allocate(2);
   pool = new BetPool({ workers: 2, init: { storage, counter, logLevel: 'info', logFormat: 'json' } });
   const watched = {
-    async storeBatches(task: Parameters<BetPool['storeBatches']>[0]) {
+    async storeBatches(...args: Parameters<BetPool['storeBatches']>) {
       poolCalls.pausedAtCall.push(callingStream?.isPaused() ?? false);
-      poolCalls.batchesPerCall.push(task.batches.length);
+      poolCalls.batchesPerCall.push(args[1].length);
       poolCalls.maxInFlight = Math.max(poolCalls.maxInFlight, ++poolCalls.inFlight);
       try {
         await poolGate;
-        return await pool.storeBatches(task);
+        return await pool.storeBatches(...args);
       } finally {
         poolCalls.inFlight--;
         poolCalls.done++;

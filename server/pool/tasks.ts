@@ -24,7 +24,7 @@ export interface BatchRef {
 
 /**
  * Consecutive BATCH frames of one agency, still encoded, in one task: one hop to a worker
- * and one write for all of them. `bytes` is transferred, not copied.
+ * and one write for all of them. `bytes` lies in a SharedArrayBuffer: shared, not copied.
  */
 export interface StoreBatchesTask {
   kind: typeof TaskKind.STORE_BATCHES;
