@@ -47,6 +47,15 @@ function readIni(path: string, required: boolean): Record<string, unknown> {
   return { ...top, ...section };
 }
 
+/**
+ * One worker per core the main thread leaves free (at least one): the main thread is busy
+ * with every socket, and on 2 cores a second worker bought no speed and cost ~10 MB of RSS
+ * (docs/benchmarks.md).
+ */
+export function defaultWorkers(cores = availableParallelism()): number {
+  return Math.max(1, cores - 1);
+}
+
 /** Reads file then environment; throws ConfigError naming the first bad key. */
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const path = env.SERVER_CONFIG ?? DEFAULT_CONFIG_PATH;
@@ -59,7 +68,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     backlog: intIn('SERVER_LISTEN_BACKLOG', get('SERVER_LISTEN_BACKLOG'), 1, 65535),
     agencies: intIn('SERVER_AGENCIES', get('SERVER_AGENCIES'), 1, 100_000),
     storagePath: nonEmpty('SERVER_STORAGE_PATH', get('SERVER_STORAGE_PATH')),
-    workers: workers === '' ? availableParallelism() : intIn('SERVER_WORKERS', workers, 0, 256),
+    workers: workers === '' ? defaultWorkers() : intIn('SERVER_WORKERS', workers, 0, 256),
     logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
     drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 8_000),
   };

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../client/config.js';
-import { loadServerConfig } from '../server/config.js';
+import { defaultWorkers, loadServerConfig } from '../server/config.js';
 import { ConfigError, EXIT_CONFIG } from '../shared/config/values.js';
 import {
   CLIENT_YAML, SERVER_INI, killAll, makeTempDir, removeDir, spawnClient, spawnServer, type Proc,
@@ -80,11 +80,15 @@ describe('client refuses a bad configuration with exit code 2', () => {
 });
 
 describe('loadServerConfig', () => {
+  it('defaults to one worker per core the main thread leaves free, never none', () => {
+    expect([1, 2, 4, 16].map((cores) => defaultWorkers(cores))).toEqual([1, 1, 3, 15]);
+  });
+
   it('reads server/config.ini, then lets each environment variable override its key', () => {
     const fromFile = loadServerConfig({ SERVER_CONFIG: SERVER_INI });
     expect(fromFile).toEqual({
       host: '0.0.0.0', port: 12345, backlog: 128, agencies: 5, storagePath: './bets.csv',
-      workers: availableParallelism(), logLevel: 'info', drainTimeoutMs: 5000,
+      workers: Math.max(1, availableParallelism() - 1), logLevel: 'info', drainTimeoutMs: 5000,
     });
     const env = {
       SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', SERVER_PORT: '0', SERVER_AGENCIES: '1',
