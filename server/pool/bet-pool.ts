@@ -26,9 +26,10 @@ export interface EncodedBatch {
 /**
  * A task's input is copied into a slot of shared memory that the worker reads in place; the
  * slot is reused once the task settles. (A fresh transferred buffer per task was external
- * memory that V8 reclaimed late: tens of MB of RSS per worker at 1M bets.) A session has at
- * most one task in flight and a task at most 32 frames of 8 KiB, so slots in use are bounded
- * by the connections; at most SLOTS_KEPT idle ones are kept.
+ * memory that V8 reclaimed late: tens of MB of RSS per worker at 1M bets.) A task is closed
+ * at SLOT_BYTES (one run of 32 frames of 8 KiB may exceed it alone), and each session has at
+ * most one run in flight, so slots in use are bounded by the connections; at most SLOTS_KEPT
+ * idle ones are kept.
  */
 const SLOT_BYTES = 256 << 10;
 const SLOTS_KEPT = 64;
@@ -50,12 +51,24 @@ function workerFile(): { filename: string; execArgv: string[] } {
   return { filename: existsSync(beside) ? beside : fileURLToPath(new URL('./pool/worker.js', here)), execArgv: [] };
 }
 
+/** A session's run waiting for the turn's task (group commit). */
+interface PendingRun {
+  agency: number;
+  batches: readonly EncodedBatch[];
+  bytes: number;
+  resolve: (results: StoreBatchResult[]) => void;
+  reject: (err: unknown) => void;
+}
+
 export class BetPool {
   readonly #piscina: Piscina<Task, TaskResult> | null;
   readonly #inline: Handlers | null;
   #closing: Promise<void> | null = null;
   #destroying: Promise<void> | null = null;
   readonly #freeSlots: SharedArrayBuffer[] = [];
+  #pending: PendingRun[] = [];
+  #pendingBytes = 0;
+  #flushQueued = false;
 
   constructor(opts: BetPoolOptions) {
     if (opts.workers === 0) {
@@ -79,25 +92,63 @@ export class BetPool {
     return this.#piscina?.maxThreads ?? 0;
   }
 
-  /** Stores consecutive batches of one agency in one task; one result per batch, in order. */
+  /**
+   * Stores consecutive batches of one agency; one result per batch, in order. Group commit:
+   * the runs of every session that ask in the same event-loop turn (all the socket reads of
+   * one poll phase) travel as one task and land in one write, in the order they asked.
+   */
   storeBatches(agency: number, batches: readonly EncodedBatch[]): Promise<StoreBatchResult[]> {
-    const size = batches.reduce((n, b) => n + b.bets.length, 0);
+    if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
+    const bytes = batches.reduce((n, b) => n + b.bets.length, 0);
+    if (this.#pendingBytes + bytes > SLOT_BYTES) this.#flush();
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ agency, batches, bytes, resolve, reject });
+      this.#pendingBytes += bytes;
+      if (this.#flushQueued) return;
+      this.#flushQueued = true;
+      setImmediate(() => {
+        this.#flushQueued = false;
+        this.#flush();
+      });
+    });
+  }
+
+  /** Sends the pending runs as one task. */
+  #flush(): void {
+    const runs = this.#pending;
+    if (runs.length === 0) return;
+    const size = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
     const slot = this.#freeSlots.pop() ?? new SharedArrayBuffer(Math.max(size, SLOT_BYTES));
     const bytes = new Uint8Array(slot, 0, size);
     let offset = 0;
-    const refs = batches.map(({ seq, count, bets }) => {
-      bytes.set(bets, offset);
-      offset += bets.length;
-      return { seq, count, start: offset - bets.length, end: offset };
-    });
-    const task: StoreBatchesTask = { kind: TaskKind.STORE_BATCHES, agency, batches: refs, bytes };
-    const result = this.#run(task) as Promise<StoreBatchResult[]>;
-    // Reused only once the task is over: a worker reads the slot until then.
+    const task: StoreBatchesTask = {
+      kind: TaskKind.STORE_BATCHES,
+      bytes,
+      runs: runs.map(({ agency, batches }) => ({
+        agency,
+        batches: batches.map(({ seq, count, bets }) => {
+          bytes.set(bets, offset);
+          offset += bets.length;
+          return { seq, count, start: offset - bets.length, end: offset };
+        }),
+      })),
+    };
+    // The slot is reused only once the task is over: a worker reads it until then.
     const release = (): void => {
       if (slot.byteLength === SLOT_BYTES && this.#freeSlots.length < SLOTS_KEPT) this.#freeSlots.push(slot);
     };
-    result.then(release, release);
-    return result;
+    (this.#run(task) as Promise<StoreBatchResult[][]>).then(
+      (results) => {
+        release();
+        runs.forEach((run, i) => run.resolve(results[i]!));
+      },
+      (err: unknown) => {
+        release();
+        for (const run of runs) run.reject(err);
+      },
+    );
   }
 
   draw(): Promise<DrawResult> {
@@ -111,10 +162,12 @@ export class BetPool {
   }
 
   /**
-   * Lets queued tasks finish, then stops the workers. Idempotent; never rejects.
-   * `force` (after the drain deadline) terminates the workers at once, abandoning their tasks.
+   * Sends the runs still waiting for their turn, lets queued tasks finish, then stops the
+   * workers. Idempotent; never rejects. `force` (after the drain deadline) terminates the
+   * workers at once, abandoning their tasks.
    */
   close(force = false): Promise<void> {
+    if (this.#closing === null) this.#flush();
     const piscina = this.#piscina;
     this.#closing ??= piscina === null ? Promise.resolve() : piscina.close().catch(() => {});
     if (!force || piscina === null) return this.#closing;

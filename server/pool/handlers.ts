@@ -56,31 +56,32 @@ function rowsBuffer(size: number): Buffer {
 }
 
 /**
- * Validates every batch on its own, then appends the valid ones in a single write under
- * one write-lock hold: a bad batch loses only itself, and each good batch lands whole.
- * Batches go through transcodeBatch; one it declines takes the slow path (decodeBets),
- * which stores unusual but valid text the same way and words the reason of a bad bet.
+ * Validates every batch on its own, then appends the valid ones of every run in a single
+ * write under one write-lock hold: a bad batch loses only itself, each good batch lands whole,
+ * and the rows of one run stay together. Batches go through transcodeBatch; one it declines
+ * takes the slow path (decodeBets), which stores unusual but valid text the same way and
+ * words the reason of a bad bet.
  */
-function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchResult[] {
+function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchResult[][] {
   const src = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
-  const total = task.batches.reduce((n, b) => n + b.count, 0);
+  const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + b.count, n), 0);
   const out = rowsBuffer(maxRowsSize(src.length, total));
   const parts: Buffer[] = [];
   let segment = 0;
   let o = 0;
-  const results = task.batches.map((ref): StoreBatchResult => {
+  const results = task.runs.map((run) => run.batches.map((ref): StoreBatchResult => {
     const bytes = src.subarray(ref.start, ref.end);
-    const end = transcodeBatch(bytes, ref.count, task.agency, out, o);
+    const end = transcodeBatch(bytes, ref.count, run.agency, out, o);
     if (end !== null) {
       o = end;
       return { ok: true, stored: ref.count };
     }
-    const decoded = decodeBets(bytes, ref.count, task.agency);
+    const decoded = decodeBets(bytes, ref.count, run.agency);
     if (!decoded.ok) return decoded;
     parts.push(out.subarray(segment, o), betsToRows(decoded.bets));
     segment = o;
     return { ok: true, stored: decoded.bets.length };
-  });
+  }));
   parts.push(out.subarray(segment, o));
   const rows = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   if (rows.length > 0) storage.storeRows(rows);
@@ -89,11 +90,13 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
 }
 
 function logStored(log: Logger, src: Buffer, task: StoreBatchesTask): void {
-  for (const ref of task.batches) {
-    const decoded = decodeBets(src.subarray(ref.start, ref.end), ref.count, task.agency);
-    if (!decoded.ok) continue;
-    for (const bet of decoded.bets) {
-      log.debug({ action: 'apuesta_almacenada', result: 'success', agencia: bet.agency, dni: bet.document, numero: bet.number });
+  for (const run of task.runs) {
+    for (const ref of run.batches) {
+      const decoded = decodeBets(src.subarray(ref.start, ref.end), ref.count, run.agency);
+      if (!decoded.ok) continue;
+      for (const bet of decoded.bets) {
+        log.debug({ action: 'apuesta_almacenada', result: 'success', agencia: bet.agency, dni: bet.document, numero: bet.number });
+      }
     }
   }
 }

@@ -22,14 +22,20 @@ export interface BatchRef {
   end: number;
 }
 
+/** Consecutive BATCH frames of one agency (one session's run), still encoded. */
+export interface StoreRun {
+  agency: number;
+  batches: BatchRef[];
+}
+
 /**
- * Consecutive BATCH frames of one agency, still encoded, in one task: one hop to a worker
- * and one write for all of them. `bytes` lies in a SharedArrayBuffer: shared, not copied.
+ * The runs of every session that asked in one event-loop turn, in one task: one hop to a
+ * worker and one write for all of them (group commit). `bytes` holds every batch's bets back
+ * to back, in a SharedArrayBuffer: shared, not copied.
  */
 export interface StoreBatchesTask {
   kind: typeof TaskKind.STORE_BATCHES;
-  agency: number;
-  batches: BatchRef[];
+  runs: StoreRun[];
   bytes: Uint8Array;
 }
 
@@ -49,4 +55,5 @@ export interface DrawResult {
 }
 
 export type Task = StoreBatchesTask | DrawTask;
-export type TaskResult = StoreBatchResult[] | DrawResult;
+/** One StoreBatchResult[] per run of the task, in order. */
+export type TaskResult = StoreBatchResult[][] | DrawResult;

@@ -1,0 +1,106 @@
+/**
+ * BetPool's group commit, on a real worker thread and inline. The runs of several sessions
+ * asked for in one event-loop turn travel as one task and land in one write (a speed
+ * property); what must hold with it, and is checked here: each run keeps its own results, a
+ * bad batch costs only itself, rows of a run stay together in the order the runs were asked
+ * for, and nothing waiting is lost at close.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BetPool, type EncodedBatch } from '../server/pool/bet-pool.js';
+import { betToRow } from '../server/storage/bets-file.js';
+import { ProtectedNotificationCounter } from '../server/storage/notification-counter.js';
+import { ProtectedStorage, type StorageHandle } from '../server/storage/protected-storage.js';
+import type { Bet } from '../shared/domain/bet.js';
+import { BatchBuilder } from '../shared/protocol/bet-codec.js';
+import { FrameDecoder, decodeMessage } from '../shared/protocol/codec.js';
+import type { BatchDTO } from '../shared/protocol/messages.js';
+
+let dir: string;
+const pools: BetPool[] = [];
+const handles: StorageHandle[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bet-pool-'));
+});
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+  for (const h of handles) ProtectedStorage.close(h);
+  await rm(dir, { recursive: true, force: true });
+});
+
+let files = 0;
+function openPool(workers: number): { pool: BetPool; path: string } {
+  const storage = ProtectedStorage.open(join(dir, `bets-${++files}.csv`));
+  handles.push(storage);
+  const counter = ProtectedNotificationCounter.allocate(3);
+  const pool = new BetPool({ workers, init: { storage, counter, logLevel: 'info', logFormat: 'json' } });
+  pools.push(pool);
+  return { pool, path: storage.path };
+}
+
+const bet = (agency: number, document: string, over: Partial<Bet> = {}): Bet =>
+  ({ agency, firstName: 'Ana', lastName: 'Paz, "Ñ"', document, birthdate: '1990-01-31', number: Number(document) % 10_000, ...over });
+
+/** One BATCH per group of bets, encoded and decoded the way a session sees it. */
+function batches(firstSeq: number, groups: Bet[][]): EncodedBatch[] {
+  return groups.map((bets, i) => {
+    const b = new BatchBuilder(1000);
+    for (const x of bets) expect(b.add(x)).toBe(true);
+    const [frame] = new FrameDecoder().push(b.take(firstSeq + i));
+    return decodeMessage(frame!) as BatchDTO;
+  });
+}
+
+const rows = (bets: Bet[]): string => bets.map(betToRow).join('');
+
+describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
+  it('stores the runs of one turn together, in the order asked, each with its own results', async () => {
+    const { pool, path } = openPool(workers);
+    const a = [[bet(1, '11'), bet(1, '12')], [bet(1, '13')]];
+    const b = [[bet(2, '21')], [bet(2, '22', { birthdate: '1990-02-30' })], [bet(2, '23')]];
+    const c = [[bet(3, '31'), bet(3, '32'), bet(3, '33')]];
+    const [ra, rb, rc] = await Promise.all([
+      pool.storeBatches(1, batches(1, a)),
+      pool.storeBatches(2, batches(1, b)),
+      pool.storeBatches(3, batches(1, c)),
+    ]);
+    expect(ra).toEqual([{ ok: true, stored: 2 }, { ok: true, stored: 1 }]);
+    // The bad batch of agency 2 loses only itself; its neighbours and the other runs land.
+    expect(rb![0]).toEqual({ ok: true, stored: 1 });
+    expect(rb![1]).toMatchObject({ ok: false, index: 0 });
+    expect((rb![1] as { reason: string }).reason).toMatch(/birth/);
+    expect(rb![2]).toEqual({ ok: true, stored: 1 });
+    expect(rc).toEqual([{ ok: true, stored: 3 }]);
+    expect(readFileSync(path, 'utf8')).toBe(rows([...a.flat(), b[0]![0]!, b[2]![0]!, ...c.flat()]));
+  });
+
+  it('keeps every run whole and in order when one turn holds more than a slot (several tasks)', async () => {
+    const { pool, path } = openPool(workers);
+    const before = readFileSync(path, 'utf8');
+    // 9 runs of 32 batches of ~40 bets (~1.6 KiB each): more than one 256 KiB slot.
+    const runs = Array.from({ length: 9 }, (_, r) =>
+      Array.from({ length: 32 }, (_, k) => Array.from({ length: 40 }, (_, i) => bet(1 + (r % 3), String(100_000 + r * 10_000 + k * 100 + i)))));
+    const sizes = runs.map((groups) => batches(1, groups).reduce((n, x) => n + x.bets.length, 0));
+    expect(sizes.reduce((n, s) => n + s, 0)).toBeGreaterThan(256 << 10);
+    const results = await Promise.all(runs.map((groups, r) => pool.storeBatches(1 + (r % 3), batches(100 + r * 32, groups))));
+    expect(results.flat().every((x) => x.ok)).toBe(true);
+    const later = [[bet(1, '999')]];
+    expect(await pool.storeBatches(1, batches(9999, later))).toEqual([{ ok: true, stored: 1 }]);
+    expect(readFileSync(path, 'utf8')).toBe(before + rows([...runs.flat(2), ...later.flat()]));
+  });
+
+  it('sends the runs still waiting when it closes, then refuses new ones', async () => {
+    const { pool, path } = openPool(workers);
+    const before = readFileSync(path, 'utf8');
+    const waiting = pool.storeBatches(2, batches(500, [[bet(2, '77')]]));
+    const closed = pool.close();
+    expect(await waiting).toEqual([{ ok: true, stored: 1 }]);
+    await closed;
+    await expect(pool.storeBatches(2, batches(501, [[bet(2, '78')]]))).rejects.toThrow(/closed/);
+    expect(readFileSync(path, 'utf8')).toBe(before + rows([bet(2, '77')]));
+  });
+});
