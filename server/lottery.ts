@@ -76,7 +76,7 @@ export class Lottery {
   }
 
   /**
-   * Stores consecutive batches of one agency in one pool task; answers one BATCH_ACK per
+   * Stores consecutive batches of one agency as one run (the pool sends the runs of one turn as one task); answers one BATCH_ACK per
    * batch, in order. Retransmissions (seq at or below the last stored) are acknowledged as
    * DUPLICATE without touching the pool, so a batch is never stored twice.
    */

@@ -1,7 +1,7 @@
 /**
  * One connection, bound by its HELLO to one agency. Frames are handled strictly in order,
  * one at a time. Backpressure: while a batch is in the pool the session reads ahead at most
- * READ_AHEAD frames (they become the next pool task together), then pauses the stream, so a
+ * READ_AHEAD frames (they become the next run handed to the pool together), then pauses the stream, so a
  * fast client, or one that does not read its replies, is held back by TCP, not by our
  * memory. Any Duplex works (tests use duplexPair).
  */
@@ -18,7 +18,7 @@ import type { Lottery } from './lottery.js';
 
 const CLOSE_GRACE_MS = 1000;
 const HELLO_TIMEOUT_MS = 10_000;
-/** Bounds one pool task (and the acks written at once); the client's window is 32 batches. */
+/** Bounds one run of batches (and the acks written at once); the client's window is 32 batches. */
 const MAX_BATCHES_PER_TASK = 32;
 /** Frames read ahead while one is handled; past it the stream pauses (backpressure). */
 const READ_AHEAD = MAX_BATCHES_PER_TASK;
