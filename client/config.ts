@@ -14,7 +14,7 @@ export interface ClientConfig {
   connectTimeoutMs: number;
   maxAmount: number;
   logLevel: string;
-  /** How long to keep asking for winners while the draw has not happened. */
+  /** How long to wait for the winners after FINISHED (the server holds the query until the draw). */
   winnersTimeoutMs: number;
   dataFile: string;
 }

@@ -19,9 +19,9 @@ import type { Lottery } from './lottery.js';
 const CLOSE_GRACE_MS = 1000;
 const HELLO_TIMEOUT_MS = 10_000;
 /** Bounds one run of batches (and the acks written at once); the client's window is 32 batches. */
-const MAX_BATCHES_PER_TASK = 32;
+const MAX_BATCHES_PER_RUN = 32;
 /** Frames read ahead while one is handled; past it the stream pauses (backpressure). */
-const READ_AHEAD = MAX_BATCHES_PER_TASK;
+const READ_AHEAD = MAX_BATCHES_PER_RUN;
 
 export class Session {
   readonly id: number;
@@ -80,7 +80,7 @@ export class Session {
 
   /**
    * Handles queued frames in order; only one runs at a time. Consecutive BATCH frames
-   * already queued go to the pool together (one task, one write), acknowledged in order.
+   * already queued go to the pool together as one run (one write, one ack write), acknowledged in order.
    */
   async #drain(): Promise<void> {
     if (this.#busy) return;
@@ -101,10 +101,10 @@ export class Session {
     }
   }
 
-  /** Removes and decodes the BATCH frames at the head of the queue, up to MAX_BATCHES_PER_TASK - 1. */
+  /** Removes and decodes the BATCH frames at the head of the queue, up to MAX_BATCHES_PER_RUN - 1. */
   #takeBatches(): BatchDTO[] {
     const batches: BatchDTO[] = [];
-    while (batches.length < MAX_BATCHES_PER_TASK - 1 && this.#queue[0]?.type === MessageType.BATCH) {
+    while (batches.length < MAX_BATCHES_PER_RUN - 1 && this.#queue[0]?.type === MessageType.BATCH) {
       batches.push(decodeMessage(this.#queue.shift()!) as BatchDTO);
     }
     return batches;
@@ -164,7 +164,7 @@ export class Session {
    * A finished agency's query is held until the draw ends (the answer goes out the moment
    * the winners are known, no polling); frames behind it wait, and close() releases it. An
    * agency that has not sent FINISHED would wait on itself: it hears NOT_READY at once, as
-   * does a held query whose draw failed (the client asks again, which retries the draw).
+   * does a held query whose draw failed (winners() starts the draw again; the client asks again).
    */
   async #onWinnersQuery(agency: number): Promise<void> {
     this.#checkOwn(agency, 'WINNERS_QUERY');

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BetPool, type EncodedBatch } from '../server/pool/bet-pool.js';
 import { betToRow } from '../server/storage/bets-file.js';
 import { ProtectedNotificationCounter } from '../server/storage/notification-counter.js';
@@ -63,6 +63,8 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
     const a = [[bet(1, '11'), bet(1, '12')], [bet(1, '13')]];
     const b = [[bet(2, '21')], [bet(2, '22', { birthdate: '1990-02-30' })], [bet(2, '23')]];
     const c = [[bet(3, '31'), bet(3, '32'), bet(3, '33')]];
+    // Inline, the write is on this thread and can be counted: one for the three runs.
+    const writes = vi.spyOn(ProtectedStorage.prototype, 'storeRows');
     const [ra, rb, rc] = await Promise.all([
       pool.storeBatches(1, batches(1, a)),
       pool.storeBatches(2, batches(1, b)),
@@ -76,9 +78,11 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
     expect(rb![2]).toEqual({ ok: true, stored: 1 });
     expect(rc).toEqual([{ ok: true, stored: 3 }]);
     expect(readFileSync(path, 'utf8')).toBe(rows([...a.flat(), b[0]![0]!, b[2]![0]!, ...c.flat()]));
+    if (workers === 0) expect(writes).toHaveBeenCalledTimes(1);
+    writes.mockRestore();
   });
 
-  it('keeps every run whole and in order when one turn holds more than a slot (several tasks)', async () => {
+  it('keeps every run whole, and in order with one worker or inline, when one turn holds more than a slot (several tasks)', async () => {
     const { pool, path } = openPool(workers);
     const before = readFileSync(path, 'utf8');
     // 9 runs of 32 batches of ~40 bets (~1.6 KiB each): more than one 256 KiB slot.
@@ -96,10 +100,11 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
   it('sends the runs still waiting when it closes, then refuses new ones', async () => {
     const { pool, path } = openPool(workers);
     const before = readFileSync(path, 'utf8');
-    const waiting = pool.storeBatches(2, batches(500, [[bet(2, '77')]]));
-    const closed = pool.close();
+    let settled = false;
+    const waiting = pool.storeBatches(2, batches(500, [[bet(2, '77')]])).finally(() => { settled = true; });
+    await pool.close();
+    expect(settled).toBe(true); // close() waited for it
     expect(await waiting).toEqual([{ ok: true, stored: 1 }]);
-    await closed;
     await expect(pool.storeBatches(2, batches(501, [[bet(2, '78')]]))).rejects.toThrow(/closed/);
     expect(readFileSync(path, 'utf8')).toBe(before + rows([bet(2, '77')]));
   });

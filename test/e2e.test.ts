@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WINNING_NUMBER } from '../shared/domain/bet.js';
-import { encodeMessage } from '../shared/protocol/codec.js';
+import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { DEFAULT_SIZES, generateAgencyFile, generateData } from '../tools/gen-data.js';
@@ -185,6 +185,16 @@ describe('single agency runs', () => {
     expect(exit?.result).toBe('fail');
     expect(exit?.fields.error).toMatch(/no draw after 700 ms.*1 of 2 agencies/);
     expect(server.log.filter((l) => l.action === 'consulta_ganadores')).toEqual([]);
+    // The held query went with the client's connection: agency 1 can connect again at once.
+    const again = connect({ host: '127.0.0.1', port });
+    again.on('error', () => {});
+    const reply = new Promise<unknown>((resolve) => {
+      const decoder = new FrameDecoder();
+      again.on('data', (chunk: Buffer) => { for (const f of decoder.push(chunk)) resolve(decodeMessage(f)); });
+    });
+    again.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
+    expect(await reply).toMatchObject({ type: MessageType.WELCOME, agency: 1 });
+    again.destroy();
     server.signal('SIGTERM');
     expect(await server.waitExit()).toEqual({ code: 0, signal: null });
     expect(failures(server)).toEqual([]);

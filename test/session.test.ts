@@ -233,7 +233,7 @@ describe('Session over a duplex pair', () => {
     const perCall = poolCalls.batchesPerCall.slice(calls);
     expect(perCall.reduce((n, c) => n + c, 0)).toBe(60);
     expect(Math.max(...perCall)).toBeLessThanOrEqual(32);
-    expect(perCall.length).toBeLessThan(60); // queued batches share pool tasks
+    expect(perCall.length).toBeLessThan(60); // queued batches share pool runs
     expect(poolCalls.maxInFlight).toBe(1);
     stored.push(...bets);
     expect(onDisk()).toBe(expectedDisk());
@@ -307,6 +307,31 @@ describe('Session protocol errors', () => {
     stored.push(good);
     expect(onDisk()).toBe(expectedDisk());
     await expectError(p, ErrorCode.FRAME_TOO_LARGE);
+  });
+});
+
+describe('Lottery when a draw fails', () => {
+  it('wakes the held queries, starts the draw again on the next winners(), and answers once it succeeds', async () => {
+    const flags = ProtectedNotificationCounter.allocate(1);
+    let draws = 0;
+    const flaky = {
+      draw: () => (++draws === 1 ? Promise.reject(new Error('bets.csv:7: expected 6 fields')) : Promise.resolve({ winners: [[1, ['7']]], scanned: 3 })),
+    } as unknown as BetPool;
+    const own: string[] = [];
+    const ownLog = createLogger({ level: 'info', format: 'json', destination: { write(l: string) { own.push(l); } } });
+    const lot = new Lottery(flaky, new ProtectedNotificationCounter(flags), ownLog);
+    const firstEnd = lot.drawEnded;
+    expect(lot.finish(1)).toMatchObject({ finished: 1, expected: 1 });
+    await firstEnd; // settles on the failure too: a held query is not left waiting
+    expect(lot.drawn).toBe(false);
+    const secondEnd = lot.drawEnded;
+    expect(secondEnd).not.toBe(firstEnd);
+    expect(lot.winners(1)).toEqual({ ready: false, finished: 1, expected: 1 }); // and retries
+    await secondEnd;
+    expect(lot.winners(1)).toEqual({ ready: true, documents: ['7'] });
+    expect(draws).toBe(2);
+    const draws2 = own.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.action === 'sorteo');
+    expect(draws2.map((l) => l.result)).toEqual(['in_progress', 'fail', 'in_progress', 'success']);
   });
 });
 

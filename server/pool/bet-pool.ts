@@ -26,10 +26,10 @@ export interface EncodedBatch {
 /**
  * A task's input is copied into a slot of shared memory that the worker reads in place; the
  * slot is reused once the task settles. (A fresh transferred buffer per task was external
- * memory that V8 reclaimed late: tens of MB of RSS per worker at 1M bets.) A task is closed
- * at SLOT_BYTES (one run of 32 frames of 8 KiB may exceed it alone), and each session has at
- * most one run in flight, so slots in use are bounded by the connections; at most SLOTS_KEPT
- * idle ones are kept.
+ * memory that V8 reclaimed late: ~10 MB of RSS at 1M bets, see docs/architecture.md.) A task
+ * is closed before it outgrows SLOT_BYTES (a run of 32 frames of at most 8,181 payload bytes
+ * fits in one), and each session has at most one run in flight, so slots in use are bounded
+ * by the connections; at most SLOTS_KEPT idle ones are kept.
  */
 const SLOT_BYTES = 256 << 10;
 const SLOTS_KEPT = 64;
@@ -66,6 +66,7 @@ export class BetPool {
   #closing: Promise<void> | null = null;
   #destroying: Promise<void> | null = null;
   readonly #freeSlots: SharedArrayBuffer[] = [];
+  readonly #inlineTasks = new Set<Promise<void>>();
   #pending: PendingRun[] = [];
   #pendingBytes = 0;
   #flushQueued = false;
@@ -95,7 +96,9 @@ export class BetPool {
   /**
    * Stores consecutive batches of one agency; one result per batch, in order. Group commit:
    * the runs of every session that ask in the same event-loop turn (all the socket reads of
-   * one poll phase) travel as one task and land in one write, in the order they asked.
+   * one poll phase) travel as one task and land in one write, in the order they asked. A turn
+   * past SLOT_BYTES becomes several tasks; with several workers those may land in any order
+   * (each session has one run in flight, so an agency's own order always holds).
    */
   storeBatches(agency: number, batches: readonly EncodedBatch[]): Promise<StoreBatchResult[]> {
     if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
@@ -113,14 +116,23 @@ export class BetPool {
     });
   }
 
-  /** Sends the pending runs as one task. */
+  /** Sends the pending runs as one task; every run's promise settles, whatever happens. */
   #flush(): void {
     const runs = this.#pending;
     if (runs.length === 0) return;
     const size = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
-    const slot = this.#freeSlots.pop() ?? new SharedArrayBuffer(Math.max(size, SLOT_BYTES));
+    try {
+      this.#send(runs, size);
+    } catch (err) {
+      for (const run of runs) run.reject(err);
+    }
+  }
+
+  #send(runs: PendingRun[], size: number): void {
+    // A run larger than a slot (not possible with today's frame and run limits) gets its own buffer.
+    const slot = size <= SLOT_BYTES ? this.#freeSlots.pop() ?? new SharedArrayBuffer(SLOT_BYTES) : new SharedArrayBuffer(size);
     const bytes = new Uint8Array(slot, 0, size);
     let offset = 0;
     const task: StoreBatchesTask = {
@@ -157,8 +169,14 @@ export class BetPool {
 
   #run(task: Task): Promise<TaskResult> {
     if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
-    if (this.#inline !== null) return new Promise((resolve) => setImmediate(resolve)).then(() => this.#inline!.run(task));
-    return this.#piscina!.run(task);
+    if (this.#inline === null) return this.#piscina!.run(task);
+    const inline = this.#inline;
+    const done = new Promise((resolve) => setImmediate(resolve)).then(() => inline.run(task));
+    // close() waits for these, as piscina's close() waits for its queued tasks.
+    const settled = done.then(() => {}, () => {});
+    this.#inlineTasks.add(settled);
+    void settled.then(() => this.#inlineTasks.delete(settled));
+    return done;
   }
 
   /**
@@ -169,7 +187,7 @@ export class BetPool {
   close(force = false): Promise<void> {
     if (this.#closing === null) this.#flush();
     const piscina = this.#piscina;
-    this.#closing ??= piscina === null ? Promise.resolve() : piscina.close().catch(() => {});
+    this.#closing ??= piscina === null ? Promise.all(this.#inlineTasks).then(() => {}) : piscina.close().catch(() => {});
     if (!force || piscina === null) return this.#closing;
     this.#destroying ??= piscina.destroy().catch(() => {});
     return this.#destroying;

@@ -85,7 +85,14 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
   parts.push(out.subarray(segment, o));
   const rows = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   if (rows.length > 0) storage.storeRows(rows);
-  if (log.isLevelEnabled('debug')) logStored(log, src, task);
+  // Nothing after the write may fail the task: its rows are on disk, so its batches must be acked.
+  if (log.isLevelEnabled('debug')) {
+    try {
+      logStored(log, src, task);
+    } catch {
+      // DEBUG detail only.
+    }
+  }
   return results;
 }
 

@@ -132,7 +132,7 @@ function plainRowToBet(text: string, start: number, end: number): Bet | null {
 
 /**
  * Streams the stored bets back in file order, one array per chunk read from the file: the
- * rows of a chunk are parsed synchronously, so a scan pays one await per MiB, not per bet.
+ * rows of a chunk are parsed synchronously, so a scan pays one await per 64 KiB chunk, not per bet.
  */
 export async function* loadBetChunks(path: string = DEFAULT_STORAGE_PATH): AsyncGenerator<Bet[]> {
   let rest = '';
