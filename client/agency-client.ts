@@ -1,7 +1,8 @@
 /**
  * One agency's run: stream the CSV in batches over one connection (several batches in
  * flight, acknowledged in order), send FINISHED, then ask for the winners (the server
- * answers once the draw has happened). `stop()` (SIGTERM) ends reading and closes the file and the socket.
+ * answers once the draw has happened). `stop()` (SIGTERM) ends reading and closes the file
+ * and the socket.
  */
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
@@ -168,8 +169,8 @@ export class AgencyClient {
 
   /**
    * Asks for the winners. The server holds the query of a finished agency until the draw
-   * ends, so one query normally suffices; NOT_READY (a failed draw, retried on the next
-   * query) is asked again after 20 ms, doubling to 100 ms. Gives up at winners.timeout.
+   * ends, so one query normally suffices; after NOT_READY (the draw failed and the server
+   * starts it again) it asks again after 20 ms, doubling to 100 ms. Gives up at winners.timeout.
    */
   async #queryWinners(conn: Connection, finished: { finished: number; expected: number }): Promise<string[]> {
     const deadline = Date.now() + this.#config.winnersTimeoutMs;

@@ -76,8 +76,8 @@ export class Lottery {
   }
 
   /**
-   * Stores consecutive batches of one agency as one run (the pool sends the runs of one turn as one task); answers one BATCH_ACK per
-   * batch, in order. Retransmissions (seq at or below the last stored) are acknowledged as
+   * Stores consecutive batches of one agency as one run (the pool groups the runs of one
+   * event-loop turn into one task); answers one BATCH_ACK per batch, in order. Retransmissions (seq at or below the last stored) are acknowledged as
    * DUPLICATE without touching the pool, so a batch is never stored twice.
    */
   async storeBatches(agency: number, batches: readonly BatchDTO[]): Promise<BatchAckDTO[]> {

@@ -1,8 +1,8 @@
 /**
  * One connection, bound by its HELLO to one agency. Frames are handled strictly in order,
  * one at a time. Backpressure: while a batch is in the pool the session reads ahead at most
- * READ_AHEAD frames (they become the next run handed to the pool together), then pauses the stream, so a
- * fast client, or one that does not read its replies, is held back by TCP, not by our
+ * READ_AHEAD frames (together they become the next run handed to the pool), then pauses the
+ * stream, so a fast client, or one that does not read its replies, is held back by TCP, not by our
  * memory. Any Duplex works (tests use duplexPair).
  */
 import type { Duplex } from 'node:stream';
@@ -80,7 +80,8 @@ export class Session {
 
   /**
    * Handles queued frames in order; only one runs at a time. Consecutive BATCH frames
-   * already queued go to the pool together as one run (one write, one ack write), acknowledged in order.
+   * already queued go to the pool together as one run (one write, one ack write),
+   * acknowledged in order.
    */
   async #drain(): Promise<void> {
     if (this.#busy) return;
