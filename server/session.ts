@@ -2,8 +2,8 @@
  * One connection, bound by its HELLO to one agency. Frames are handled strictly in order,
  * one at a time. Backpressure: while a batch is in the pool the session reads ahead at most
  * READ_AHEAD frames (together they become the next run handed to the pool), then pauses the
- * stream, so a fast client, or one that does not read its replies, is held back by TCP, not by our
- * memory. Any Duplex works (tests use duplexPair).
+ * stream, so a fast client, or one that does not read its replies, is held back by TCP, not
+ * by our memory. Any Duplex works (tests use duplexPair).
  */
 import type { Duplex } from 'node:stream';
 import { endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
