@@ -77,8 +77,9 @@ export class Lottery {
 
   /**
    * Stores consecutive batches of one agency as one run (the pool groups the runs of one
-   * event-loop turn into one task); answers one BATCH_ACK per batch, in order. Retransmissions (seq at or below the last stored) are acknowledged as
-   * DUPLICATE without touching the pool, so a batch is never stored twice.
+   * event-loop turn into one task); answers one BATCH_ACK per batch, in order.
+   * Retransmissions (seq at or below the last stored) are acknowledged as DUPLICATE without
+   * touching the pool, so a batch is never stored twice.
    */
   async storeBatches(agency: number, batches: readonly BatchDTO[]): Promise<BatchAckDTO[]> {
     const type = MessageType.BATCH_ACK;

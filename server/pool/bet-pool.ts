@@ -55,7 +55,6 @@ function workerFile(): { filename: string; execArgv: string[] } {
 interface PendingRun {
   agency: number;
   batches: readonly EncodedBatch[];
-  bytes: number;
   resolve: (results: StoreBatchResult[]) => void;
   reject: (err: unknown) => void;
 }
@@ -105,7 +104,7 @@ export class BetPool {
     const bytes = batches.reduce((n, b) => n + b.bets.length, 0);
     if (this.#pendingBytes + bytes > SLOT_BYTES) this.#flush();
     return new Promise((resolve, reject) => {
-      this.#pending.push({ agency, batches, bytes, resolve, reject });
+      this.#pending.push({ agency, batches, resolve, reject });
       this.#pendingBytes += bytes;
       if (this.#flushQueued) return;
       this.#flushQueued = true;

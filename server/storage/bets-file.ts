@@ -148,11 +148,13 @@ export async function* loadBetChunks(path: string = DEFAULT_STORAGE_PATH): Async
     for (let nl = text.indexOf('\n'); nl >= 0 && corrupt === null; nl = text.indexOf('\n', start)) {
       lineNo++;
       const end = text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      if (quote >= 0 && quote < start) quote = text.indexOf('"', start);
-      const plain = end > start && (quote < 0 || quote >= end) ? plainRowToBet(text, start, end) : null;
-      const bet = plain ?? (end > start ? toBet(path, lineNo, text.slice(start, end)) : null);
-      if (bet instanceof CorruptRowError) corrupt = bet;
-      else if (bet !== null) bets.push(bet);
+      if (end > start) {
+        if (quote >= 0 && quote < start) quote = text.indexOf('"', start);
+        const plain = quote < 0 || quote >= end ? plainRowToBet(text, start, end) : null;
+        const bet = plain ?? toBet(path, lineNo, text.slice(start, end));
+        if (bet instanceof CorruptRowError) corrupt = bet;
+        else bets.push(bet);
+      }
       start = nl + 1;
     }
     rest = text.slice(start);
