@@ -37,7 +37,7 @@ USER node
 
 FROM runtime AS client
 # Reads /app/client/config.yaml (mounted by compose) and CLI_* variables.
-CMD ["node", "dist/client/main.js"]
+CMD ["node", "--enable-source-maps", "dist/client/main.js"]
 
 FROM runtime AS server
 # Reads /app/server/config.ini (mounted by compose) and SERVER_* variables.
@@ -45,4 +45,4 @@ ENV SERVER_STORAGE_PATH=/var/lib/loteria/bets.csv
 EXPOSE 12345
 HEALTHCHECK --interval=2s --timeout=3s --start-period=10s --retries=5 \
   CMD ["node", "dist/tools/healthcheck.js"]
-CMD ["node", "dist/server/main.js"]
+CMD ["node", "--enable-source-maps", "dist/server/main.js"]

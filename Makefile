@@ -4,7 +4,7 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 AGENCIES ?= 5
 PORT ?= 12345
 
-.PHONY: all install build data run test clean
+.PHONY: all install build data run test lint clean
 
 all: build
 
@@ -27,8 +27,14 @@ data: build
 run: data
 	node dist/tools/run-local.js --agencies $(AGENCIES) --port $(PORT)
 
-test: build
+# vitest's global setup builds dist/ (tsc + bundle) once; building here too would do it twice.
+test: install
 	npx vitest run
+
+# Biome (lint + format check) and tsc over every folder, tests included.
+lint: install
+	npm run --silent lint
+	npm run --silent typecheck
 
 clean:
 	rm -rf dist bets.csv logs run

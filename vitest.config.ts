@@ -11,5 +11,10 @@ export default defineConfig({
     testTimeout: 90_000,
     hookTimeout: 60_000,
     teardownTimeout: 20_000,
+    coverage: {
+      provider: 'v8',
+      include: ['server/**/*.ts', 'client/**/*.ts', 'shared/**/*.ts', 'tools/**/*.ts'],
+      reporter: ['text-summary', 'text'],
+    },
   },
 });

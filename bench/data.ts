@@ -15,7 +15,12 @@ export const COURSE_ZIP = '/work/shared/data/tp0/dataset.zip';
 export const COURSE_ZIP_RELATIVE = '../shared/data/tp0/dataset.zip';
 export const CACHE_DIR = join(tmpdir(), 'loteria-bench-data');
 
-export interface AgencyFile { agency: number; path: string; rows: number; bytes: number }
+export interface AgencyFile {
+  agency: number;
+  path: string;
+  rows: number;
+  bytes: number;
+}
 
 export interface DataSet {
   name: string;
@@ -27,7 +32,9 @@ export interface DataSet {
 
 function dataSet(name: string, source: string, files: AgencyFile[]): DataSet {
   return {
-    name, source, files,
+    name,
+    source,
+    files,
     bets: files.reduce((n, f) => n + f.rows, 0),
     bytes: files.reduce((n, f) => n + f.bytes, 0),
   };

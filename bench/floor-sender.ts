@@ -14,7 +14,10 @@ const port = Number(portText);
 function connectOnce(): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => { socket.off('error', reject); resolve(socket); });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
     socket.once('error', reject);
   });
 }

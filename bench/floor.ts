@@ -18,9 +18,21 @@ export interface FloorResult {
   senders: number;
 }
 
-interface SinkReport { firstConnAt: number; lastByteAt: number; doneAt: number; bytes: number; connections: number }
+interface SinkReport {
+  firstConnAt: number;
+  lastByteAt: number;
+  doneAt: number;
+  bytes: number;
+  connections: number;
+}
 
-export async function runFloor(data: DataSet, workDir: string, oneProcess: boolean, timeoutMs: number, repoRoot: string): Promise<FloorResult> {
+export async function runFloor(
+  data: DataSet,
+  workDir: string,
+  oneProcess: boolean,
+  timeoutMs: number,
+  repoRoot: string,
+): Promise<FloorResult> {
   const dir = mkdtempSync(join(workDir, 'floor-'));
   try {
     const port = await freePort();
@@ -28,20 +40,38 @@ export async function runFloor(data: DataSet, workDir: string, oneProcess: boole
     const out = join(dir, 'floor.out');
     const t0 = now();
     const sink = spawnChild({
-      name: 'floor-sink', args: ['dist/bench/floor-sink.js', String(port), out, String(data.files.length)],
-      env, cwd: repoRoot, logFile: join(dir, 'sink.log'), timeoutMs, pollMs: 1000,
+      name: 'floor-sink',
+      args: ['dist/bench/floor-sink.js', String(port), out, String(data.files.length)],
+      env,
+      cwd: repoRoot,
+      logFile: join(dir, 'sink.log'),
+      timeoutMs,
+      pollMs: 1000,
     });
     const groups = oneProcess ? [data.files] : data.files.map((f) => [f]);
-    const senders: Child[] = groups.map((files, i) => spawnChild({
-      name: `floor-sender-${i + 1}`, args: ['dist/bench/floor-sender.js', String(port), ...files.map((f) => f.path)],
-      env, cwd: repoRoot, logFile: join(dir, `sender-${i + 1}.log`), timeoutMs, pollMs: 1000,
-    }));
+    const senders: Child[] = groups.map((files, i) =>
+      spawnChild({
+        name: `floor-sender-${i + 1}`,
+        args: ['dist/bench/floor-sender.js', String(port), ...files.map((f) => f.path)],
+        env,
+        cwd: repoRoot,
+        logFile: join(dir, `sender-${i + 1}.log`),
+        timeoutMs,
+        pollMs: 1000,
+      }),
+    );
     const exits = await Promise.all([sink, ...senders].map((c) => c.exited));
     const problems: string[] = [];
-    exits.forEach((e, i) => { if (e.code !== 0) problems.push(`${i === 0 ? 'sink' : 'sender'} exited with ${e.code ?? e.signal}${e.timedOut ? ' (timeout)' : ''}`); });
+    exits.forEach((e, i) => {
+      if (e.code !== 0) problems.push(`${i === 0 ? 'sink' : 'sender'} exited with ${e.code ?? e.signal}${e.timedOut ? ' (timeout)' : ''}`);
+    });
     let report: SinkReport | null = null;
     try {
-      report = JSON.parse(readFileSync(join(dir, 'sink.log'), 'utf8').split('\n').find((l) => l.includes('doneAt')) ?? '') as SinkReport;
+      report = JSON.parse(
+        readFileSync(join(dir, 'sink.log'), 'utf8')
+          .split('\n')
+          .find((l) => l.includes('doneAt')) ?? '',
+      ) as SinkReport;
     } catch {
       problems.push('the sink printed no report');
     }

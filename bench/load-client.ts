@@ -49,12 +49,25 @@ function encodeFile(agency: number, file: string, maxAmount: number): { frames: 
   const frames: Buffer[] = [];
   const counts: number[] = [];
   const builder = new BatchBuilder(maxAmount);
-  const flush = (): void => { counts.push(builder.count); frames.push(builder.take(frames.length + 1)); };
+  const flush = (): void => {
+    counts.push(builder.count);
+    frames.push(builder.take(frames.length + 1));
+  };
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     const f = line.replace(/\r$/, '').split(',');
     if (f.length < 5) continue;
-    const bet: Bet = { agency, firstName: f[0] ?? '', lastName: f[1] ?? '', document: f[2] ?? '', birthdate: f[3] ?? '', number: Number(f[4]) };
-    if (!builder.add(bet)) { flush(); builder.add(bet); }
+    const bet: Bet = {
+      agency,
+      firstName: f[0] ?? '',
+      lastName: f[1] ?? '',
+      document: f[2] ?? '',
+      birthdate: f[3] ?? '',
+      number: Number(f[4]),
+    };
+    if (!builder.add(bet)) {
+      flush();
+      builder.add(bet);
+    }
     if (builder.full) flush();
   }
   if (builder.count > 0) flush();
@@ -77,10 +90,19 @@ class Conn {
       for (const frame of this.#decoder.push(chunk)) {
         const item = { msg: decodeMessage(frame), at };
         const w = this.#waiter;
-        if (w !== null) { this.#waiter = null; this.#failure = null; w(item); } else this.#inbox.push(item);
+        if (w !== null) {
+          this.#waiter = null;
+          this.#failure = null;
+          w(item);
+        } else this.#inbox.push(item);
       }
     });
-    const fail = (e: Error): void => { const f = this.#failure; this.#waiter = null; this.#failure = null; f?.(e); };
+    const fail = (e: Error): void => {
+      const f = this.#failure;
+      this.#waiter = null;
+      this.#failure = null;
+      f?.(e);
+    };
     socket.on('error', fail);
     socket.on('close', () => fail(new Error('connection closed by the server')));
   }
@@ -89,14 +111,20 @@ class Conn {
     const item = this.#inbox.shift();
     if (item !== undefined) return Promise.resolve(item);
     if (this.socket.destroyed) return Promise.reject(new Error('connection closed'));
-    return new Promise((resolve, reject) => { this.#waiter = resolve; this.#failure = reject; });
+    return new Promise((resolve, reject) => {
+      this.#waiter = resolve;
+      this.#failure = reject;
+    });
   }
 }
 
 function connectOnce(host: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port });
-    socket.once('connect', () => { socket.off('error', reject); resolve(socket); });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
     socket.once('error', reject);
   });
 }
@@ -106,17 +134,32 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
   const totalBatches = encoded.reduce((n, a) => n + a.frames.length, 0);
   const latencies = new Float64Array(totalBatches);
   const report: LoadReport = {
-    preparedAt: now(), connectedAt: 0, firstSendAt: 0, lastAckAt: 0, doneAt: 0, bets: 0, batches: 0,
-    latencyMs: { p50: NaN, p99: NaN, max: NaN, mean: NaN }, maxConcurrent: 0, connectRetries: 0, winners: 0, errors: [],
+    preparedAt: now(),
+    connectedAt: 0,
+    firstSendAt: 0,
+    lastAckAt: 0,
+    doneAt: 0,
+    bets: 0,
+    batches: 0,
+    latencyMs: { p50: NaN, p99: NaN, max: NaN, mean: NaN },
+    maxConcurrent: 0,
+    connectRetries: 0,
+    winners: 0,
+    errors: [],
   };
   let open = 0;
   let connected = 0;
   let releaseBarrier = (): void => {};
-  const barrier = new Promise<void>((resolve) => { releaseBarrier = resolve; });
+  const barrier = new Promise<void>((resolve) => {
+    releaseBarrier = resolve;
+  });
   const deadline = Date.now() + cfg.connectTimeoutMs;
 
   const agency = (a: (typeof encoded)[number]): Promise<void> =>
-    runAgency(a).catch((err: unknown) => { releaseBarrier(); throw err; });
+    runAgency(a).catch((err: unknown) => {
+      releaseBarrier();
+      throw err;
+    });
 
   const runAgency = async (a: (typeof encoded)[number]): Promise<void> => {
     let socket: Socket | null = null;
@@ -135,7 +178,10 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
       socket.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: a.agency }));
       const welcome = await conn.next();
       if (welcome.msg.type !== MessageType.WELCOME) throw new Error(`agency ${a.agency}: HELLO answered with type ${welcome.msg.type}`);
-      if (++connected === encoded.length) { report.connectedAt = now(); releaseBarrier(); }
+      if (++connected === encoded.length) {
+        report.connectedAt = now();
+        releaseBarrier();
+      }
       if (cfg.barrier) await barrier;
       const sentAt = new Float64Array(a.frames.length);
       let next = 0;
@@ -182,7 +228,8 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
   for (const r of results) if (r.status === 'rejected') report.errors.push(String((r.reason as Error)?.message ?? r.reason));
   const lat = latencies.subarray(0, report.batches);
   report.latencyMs = {
-    p50: percentile(lat, 50), p99: percentile(lat, 99),
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
     max: lat.reduce((m, v) => Math.max(m, v), 0),
     mean: lat.reduce((s, v) => s + v, 0) / Math.max(1, lat.length),
   };

@@ -14,7 +14,15 @@ import { uniformData, type DataSet } from './data.js';
 import { runFloor, type FloorResult } from './floor.js';
 import { makePlan, type ScenarioSpec } from './plan.js';
 import { profileRun, type ProfileResult } from './profile.js';
-import { renderTables, summarizeFloor, summarizeScenario, targets, type DataInfo, type FloorOutcome, type ScenarioOutcome } from './report.js';
+import {
+  renderTables,
+  summarizeFloor,
+  summarizeScenario,
+  targets,
+  type DataInfo,
+  type FloorOutcome,
+  type ScenarioOutcome,
+} from './report.js';
 import { ClientKind, LogFormat, runOnce, type RunResult } from './run.js';
 import { measureStartup, type StartupResult } from './startup.js';
 
@@ -24,8 +32,14 @@ const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...
 
 const { values: args } = parseArgs({
   options: {
-    quick: { type: 'boolean' }, repeats: { type: 'string' }, only: { type: 'string' }, 'log-format': { type: 'string' },
-    'no-startup': { type: 'boolean' }, profile: { type: 'boolean' }, 'no-profile': { type: 'boolean' }, out: { type: 'string' },
+    quick: { type: 'boolean' },
+    repeats: { type: 'string' },
+    only: { type: 'string' },
+    'log-format': { type: 'string' },
+    'no-startup': { type: 'boolean' },
+    profile: { type: 'boolean' },
+    'no-profile': { type: 'boolean' },
+    out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -48,20 +62,32 @@ if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1)) {
 const logFormat = args['log-format'] === LogFormat.JSON ? LogFormat.JSON : LogFormat.TEXT;
 
 const only = args.only?.split(',').map((s) => s.trim());
-const doProfile = args.profile === true || (only?.includes('profile') ?? false) || (!quick && args['no-profile'] !== true && only === undefined);
+const doProfile =
+  args.profile === true || (only?.includes('profile') ?? false) || (!quick && args['no-profile'] !== true && only === undefined);
 const doStartup = args['no-startup'] !== true && (only === undefined || only.includes('startup'));
 const plan = makePlan({ quick, repeats, only });
 const outDir = args.out ?? join(repoRoot, 'bench/results');
-const say = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
+const say = (msg: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+};
 
 const info = (d: DataSet): DataInfo => ({ name: d.name, source: d.source, agencies: d.files.length, bets: d.bets, bytes: d.bytes });
-const brief = (r: RunResult): string => `${r.valid ? '' : 'INVALID '}wall ${Math.round(r.wallMs)} ms, ingest ${r.ingestMs} ms, ${Math.round(r.betsPerS)} bets/s` +
+const brief = (r: RunResult): string =>
+  `${r.valid ? '' : 'INVALID '}wall ${Math.round(r.wallMs)} ms, ingest ${r.ingestMs} ms, ${Math.round(r.betsPerS)} bets/s` +
   `${r.latencyMs === null ? '' : `, ack p50/p99 ${r.latencyMs.p50.toFixed(1)}/${r.latencyMs.p99.toFixed(1)} ms`}${r.valid ? '' : ` (${r.problems.join('; ')})`}`;
 
 async function runScenario(spec: ScenarioSpec, data: DataSet, workDir: string, client: ClientKind): Promise<RunResult> {
   return runOnce({
-    data, workDir, client, workers: spec.workers, maxAmount: spec.maxAmount, timeoutMs: spec.timeoutMs,
-    barrier: spec.barrier, backlog: spec.backlog, logFormat, repoRoot,
+    data,
+    workDir,
+    client,
+    workers: spec.workers,
+    maxAmount: spec.maxAmount,
+    timeoutMs: spec.timeoutMs,
+    barrier: spec.barrier,
+    backlog: spec.backlog,
+    logFormat,
+    repoRoot,
   });
 }
 
@@ -93,7 +119,9 @@ async function main(): Promise<void> {
       for (let rep = 0; rep < rounds; rep++) {
         const f: FloorResult = await runFloor(data, workDir, d.floorOneProcess, 300_000, repoRoot);
         floor.runs.push(f);
-        say(`${d.key} round ${rep + 1}/${rounds}: floor wall ${Math.round(f.wallMs)} ms, transfer ${Math.round(f.transferMs)} ms${f.valid ? '' : ` INVALID (${f.problems.join('; ')})`}`);
+        say(
+          `${d.key} round ${rep + 1}/${rounds}: floor wall ${Math.round(f.wallMs)} ms, transfer ${Math.round(f.transferMs)} ms${f.valid ? '' : ` INVALID (${f.problems.join('; ')})`}`,
+        );
         for (const o of mine) {
           if (rep >= o.spec.repeats) continue;
           const r = await runScenario(o.spec, data, workDir, o.spec.client);
@@ -117,35 +145,74 @@ async function main(): Promise<void> {
 
   const floorSummaries = floors.map(summarizeFloor);
   const floorKeyOf = (id: string): string => plan.scenarios.find((s) => s.id === id)?.dataKey ?? '';
-  const summaries = outcomes.map((o) => summarizeScenario(o, floorSummaries.find((f) => f.key === o.spec.dataKey)));
+  const summaries = outcomes.map((o) =>
+    summarizeScenario(
+      o,
+      floorSummaries.find((f) => f.key === o.spec.dataKey),
+    ),
+  );
   const goals = targets(summaries);
   process.stdout.write(`\n${renderTables(summaries, floorSummaries, goals)}\n`);
   if (startup !== null) process.stdout.write(`\nstart-up (median ms): ${startupLine(startup)}\n`);
   if (profile !== null) {
     for (const p of profile.profiles) {
-      process.stdout.write(`\nprofile ${p.who}, ${p.totalMs} ms sampled; by area: ${p.areas.slice(0, 8).map((a) => `${a.name} ${a.pct}%`).join(', ')}\n`);
-      process.stdout.write(`  native time by caller: ${p.callers.slice(0, 6).map((a) => `${a.name} ${a.pct}%`).join(', ')}\n`);
+      process.stdout.write(
+        `\nprofile ${p.who}, ${p.totalMs} ms sampled; by area: ${p.areas
+          .slice(0, 8)
+          .map((a) => `${a.name} ${a.pct}%`)
+          .join(', ')}\n`,
+      );
+      process.stdout.write(
+        `  native time by caller: ${p.callers
+          .slice(0, 6)
+          .map((a) => `${a.name} ${a.pct}%`)
+          .join(', ')}\n`,
+      );
     }
   }
 
   const meta = {
-    date: started.toISOString(), mode: quick ? 'quick' : args.only === undefined ? 'full' : `only ${args.only}`,
-    durationS: Math.round((Date.now() - started.getTime()) / 1000), node: process.version,
-    cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, loadavgBefore: loadBefore, loadavgAfter: loadavg(),
-    commit: process.env.BENCH_COMMIT ?? git(['rev-parse', '--short', 'HEAD']), dirtyFiles: git(['status', '--porcelain']).split('\n').filter((l) => l !== '').length,
-    logFormat, batchDefault: 150, entryPoints: entryKind(), distChangedDuringRun: distStamp() !== distBefore,
+    date: started.toISOString(),
+    mode: quick ? 'quick' : args.only === undefined ? 'full' : `only ${args.only}`,
+    durationS: Math.round((Date.now() - started.getTime()) / 1000),
+    node: process.version,
+    cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
+    loadavgBefore: loadBefore,
+    loadavgAfter: loadavg(),
+    commit: process.env.BENCH_COMMIT ?? git(['rev-parse', '--short', 'HEAD']),
+    dirtyFiles: git(['status', '--porcelain'])
+      .split('\n')
+      .filter((l) => l !== '').length,
+    logFormat,
+    batchDefault: 150,
+    entryPoints: entryKind(),
+    distChangedDuringRun: distStamp() !== distBefore,
   };
   if (meta.distChangedDuringRun) say('WARNING: dist/ was rebuilt during the run (another build or test run?): the figures mix two builds');
-  const compactRuns = (runs: RunResult[]): unknown[] => runs.map((r) => ({ ...r, serverCpu: { ...r.serverCpu, otherS: r.serverCpu.otherS.slice(0, 6) } }));
+  const compactRuns = (runs: RunResult[]): unknown[] =>
+    runs.map((r) => ({ ...r, serverCpu: { ...r.serverCpu, otherS: r.serverCpu.otherS.slice(0, 6) } }));
   const result = {
-    meta, startup, floors: floorSummaries.map((f, i) => ({ ...f, data: floors[i]?.data, runs: floors[i]?.runs })),
-    scenarios: summaries.map((s, i) => ({ ...s, data: outcomes[i]?.data, runs: compactRuns(outcomes[i]?.runs ?? []), probes: compactRuns(outcomes[i]?.probes ?? []) })),
-    targets: goals, profile,
+    meta,
+    startup,
+    floors: floorSummaries.map((f, i) => ({ ...f, data: floors[i]?.data, runs: floors[i]?.runs })),
+    scenarios: summaries.map((s, i) => ({
+      ...s,
+      data: outcomes[i]?.data,
+      runs: compactRuns(outcomes[i]?.runs ?? []),
+      probes: compactRuns(outcomes[i]?.probes ?? []),
+    })),
+    targets: goals,
+    profile,
   };
   mkdirSync(outDir, { recursive: true });
   const stamp = `${started.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-')}-${meta.mode.replace(/[^a-z0-9-]+/gi, '-')}`;
   const json = `${compactJson(result)}\n`;
-  const svg = renderChart(summaries, floorSummaries, floorKeyOf, `loteria bench ${meta.mode}, ${meta.date}, node ${meta.node}, ${meta.cpus}, commit ${meta.commit}; bars: median, whiskers: min–max`);
+  const svg = renderChart(
+    summaries,
+    floorSummaries,
+    floorKeyOf,
+    `loteria bench ${meta.mode}, ${meta.date}, node ${meta.node}, ${meta.cpus}, commit ${meta.commit}; bars: median, whiskers: min–max`,
+  );
   for (const name of ['latest', stamp]) {
     writeFileSync(join(outDir, `${name}.json`), json);
     writeFileSync(join(outDir, `${name}.svg`), svg);
@@ -155,9 +222,11 @@ async function main(): Promise<void> {
 
 function startupLine(s: StartupResult): string {
   const m = (v: { median: number } | null): string => (v === null ? 'n/a' : String(Math.round(v.median)));
-  return `node -e 0 ${m(s.nodeBareMs)} (CPU ${m(s.nodeBareCpuMs)}); server listen ${m(s.serverListenMs)} (inline ${m(s.serverListenInlineMs)}), ` +
+  return (
+    `node -e 0 ${m(s.nodeBareMs)} (CPU ${m(s.nodeBareCpuMs)}); server listen ${m(s.serverListenMs)} (inline ${m(s.serverListenInlineMs)}), ` +
     `first ack ${m(s.serverFirstAckMs)} (inline ${m(s.serverFirstAckInlineMs)}); client config ${m(s.clientConfigMs)}, ` +
-    `connect ${m(s.clientConnectMs)}, exit ${m(s.clientExitMs)} (CPU ${m(s.clientCpuMs)}); modules server ${s.serverModules?.total ?? '?'}, client ${s.clientModules?.total ?? '?'}`;
+    `connect ${m(s.clientConnectMs)}, exit ${m(s.clientExitMs)} (CPU ${m(s.clientCpuMs)}); modules server ${s.serverModules?.total ?? '?'}, client ${s.clientModules?.total ?? '?'}`
+  );
 }
 
 /** JSON with numbers rounded (1 decimal below 100, integers above), one line per value below depth 3. */
@@ -177,7 +246,8 @@ function compactJson(value: unknown): string {
 /** Modification times of the entry points: a rebuild mid-run (a test run's global setup) changes them. */
 function distStamp(): string {
   return ['dist/server/main.js', 'dist/server/pool/worker.js', 'dist/client/main.js']
-    .map((f) => (existsSync(join(repoRoot, f)) ? statSync(join(repoRoot, f)).mtimeMs : 0)).join(',');
+    .map((f) => (existsSync(join(repoRoot, f)) ? statSync(join(repoRoot, f)).mtimeMs : 0))
+    .join(',');
 }
 
 /** Whether dist/ holds tools/bundle.ts's one-file entry points or tsc's module tree. */

@@ -11,7 +11,9 @@ if (out !== undefined && out !== '') {
   register('./module-hook.js', import.meta.url, { data: { out } });
   const require = createRequire(import.meta.url);
   process.on('exit', () => {
-    const lines = Object.keys(require.cache).map((k) => `cjs ${k}\n`).join('');
+    const lines = Object.keys(require.cache)
+      .map((k) => `cjs ${k}\n`)
+      .join('');
     appendFileSync(out, lines);
   });
 }

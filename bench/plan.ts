@@ -59,8 +59,24 @@ export function makePlan(o: PlanOptions): Plan {
   const real = ClientKind.REAL;
   const base = { client: real, maxAmount: DEFAULT_AMOUNT, probe: true } as const;
   const scenarios: ScenarioSpec[] = [
-    { ...base, id: 'course', group: 'course', title: '1. course size: 5 agencies, 78,697 bets', dataKey: 'course', repeats: light, timeoutMs: 120_000 },
-    { ...base, id: 'scale', group: 'scale', title: `2. scale: ${scaleAgencies} agencies x 10,000 bets${o.quick ? ' (reduced for --quick)' : ''}`, dataKey: scaleKey, repeats: heavy, timeoutMs: 600_000 },
+    {
+      ...base,
+      id: 'course',
+      group: 'course',
+      title: '1. course size: 5 agencies, 78,697 bets',
+      dataKey: 'course',
+      repeats: light,
+      timeoutMs: 120_000,
+    },
+    {
+      ...base,
+      id: 'scale',
+      group: 'scale',
+      title: `2. scale: ${scaleAgencies} agencies x 10,000 bets${o.quick ? ' (reduced for --quick)' : ''}`,
+      dataKey: scaleKey,
+      repeats: heavy,
+      timeoutMs: 600_000,
+    },
   ];
   if (!o.quick) {
     data.push(
@@ -68,17 +84,65 @@ export function makePlan(o: PlanOptions): Plan {
       { key: '1x5000000', load: () => uniformData(1, 5_000_000), floorOneProcess: false },
     );
     scenarios.push(
-      { id: 'many', group: 'many', title: '3. many connections: 1,000 agencies x 100 bets, all connected at once (bench load client, one process)', dataKey: '1000x100', client: ClientKind.LOAD, maxAmount: DEFAULT_AMOUNT, barrier: true, backlog: 1024, probe: false, repeats: light, timeoutMs: 300_000 },
-      { ...base, id: 'big', group: 'big', title: '4. big file: 1 agency, 5,000,000 bets', dataKey: '1x5000000', probe: false, repeats: Math.min(heavy, 2), timeoutMs: 900_000 },
+      {
+        id: 'many',
+        group: 'many',
+        title: '3. many connections: 1,000 agencies x 100 bets, all connected at once (bench load client, one process)',
+        dataKey: '1000x100',
+        client: ClientKind.LOAD,
+        maxAmount: DEFAULT_AMOUNT,
+        barrier: true,
+        backlog: 1024,
+        probe: false,
+        repeats: light,
+        timeoutMs: 300_000,
+      },
+      {
+        ...base,
+        id: 'big',
+        group: 'big',
+        title: '4. big file: 1 agency, 5,000,000 bets',
+        dataKey: '1x5000000',
+        probe: false,
+        repeats: Math.min(heavy, 2),
+        timeoutMs: 900_000,
+      },
     );
     for (const workers of [0, 1, 2, 4]) {
       scenarios.push(
-        { ...base, id: `workers-course-${workers}`, group: 'workers', title: `5. workers=${workers}, course size`, dataKey: 'course', workers, repeats: light, timeoutMs: 120_000 },
-        { ...base, id: `workers-scale-${workers}`, group: 'workers', title: `5. workers=${workers}, ${scaleAgencies}x10,000`, dataKey: scaleKey, workers, repeats: heavy, timeoutMs: 600_000 },
+        {
+          ...base,
+          id: `workers-course-${workers}`,
+          group: 'workers',
+          title: `5. workers=${workers}, course size`,
+          dataKey: 'course',
+          workers,
+          repeats: light,
+          timeoutMs: 120_000,
+        },
+        {
+          ...base,
+          id: `workers-scale-${workers}`,
+          group: 'workers',
+          title: `5. workers=${workers}, ${scaleAgencies}x10,000`,
+          dataKey: scaleKey,
+          workers,
+          repeats: heavy,
+          timeoutMs: 600_000,
+        },
       );
     }
     for (const maxAmount of [10, 50, MAX_AMOUNT]) {
-      scenarios.push({ ...base, id: `batch-${maxAmount}`, group: 'batch', title: `6. maxAmount=${maxAmount === MAX_AMOUNT ? '65535 (8 KiB cut)' : maxAmount}, course size`, dataKey: 'course', maxAmount, repeats: light, timeoutMs: 180_000 });
+      scenarios.push({
+        ...base,
+        id: `batch-${maxAmount}`,
+        group: 'batch',
+        title: `6. maxAmount=${maxAmount === MAX_AMOUNT ? '65535 (8 KiB cut)' : maxAmount}, course size`,
+        dataKey: 'course',
+        maxAmount,
+        repeats: light,
+        timeoutMs: 180_000,
+      });
     }
   }
   const only = o.only;

@@ -52,10 +52,15 @@ let hooked = false;
 function killAllOnExit(): void {
   if (hooked) return;
   hooked = true;
-  const killAll = (): void => { for (const p of live) p.kill('SIGKILL'); };
+  const killAll = (): void => {
+    for (const p of live) p.kill('SIGKILL');
+  };
   process.on('exit', killAll);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => { killAll(); process.exit(130); });
+    process.on(sig, () => {
+      killAll();
+      process.exit(130);
+    });
   }
 }
 
@@ -93,7 +98,11 @@ export function reapedChildrenCpuS(): number {
   return (Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
 
-export interface ThreadCpu { tid: number; cpuS: number; startTicks: number }
+export interface ThreadCpu {
+  tid: number;
+  cpuS: number;
+  startTicks: number;
+}
 
 /** CPU seconds of each live thread of `pid`, main thread (tid == pid) first. */
 export function readThreadsCpu(pid: number): ThreadCpu[] {
@@ -108,7 +117,9 @@ export function readThreadsCpu(pid: number): ThreadCpu[] {
     try {
       const f = statFields(readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8'));
       out.push({ tid: Number(t), cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK, startTicks: Number(f[19]) });
-    } catch { /* the thread ended between readdir and read */ }
+    } catch {
+      /* the thread ended between readdir and read */
+    }
   }
   return out.sort((a, b) => (a.tid === pid ? -1 : b.tid === pid ? 1 : a.startTicks - b.startTicks || a.tid - b.tid));
 }
@@ -122,7 +133,10 @@ export function spawnChild(opts: SpawnOptions): Child {
   if (fd !== null) closeSync(fd);
   live.add(proc);
   let timedOut = false;
-  const timer = setTimeout(() => { timedOut = true; proc.kill('SIGKILL'); }, opts.timeoutMs);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill('SIGKILL');
+  }, opts.timeoutMs);
   const child: Child = {
     name: opts.name,
     pid: proc.pid ?? -1,
@@ -153,7 +167,9 @@ export function spawnChild(opts: SpawnOptions): Child {
       live.delete(proc);
       resolve({ code, signal, at, timedOut });
     });
-    proc.once('error', () => { /* reported through 'exit' */ });
+    proc.once('error', () => {
+      /* reported through 'exit' */
+    });
   });
   return child;
 }
@@ -188,7 +204,10 @@ export function waitForLine(child: Child, match: (line: string) => boolean, time
   if (out === null) return Promise.reject(new Error(`${child.name}: stdout is not a pipe`));
   return new Promise((resolve, reject) => {
     let rest = '';
-    const timer = setTimeout(() => { out.off('data', onData); reject(new Error(`${child.name}: no matching line in ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      out.off('data', onData);
+      reject(new Error(`${child.name}: no matching line in ${timeoutMs} ms`));
+    }, timeoutMs);
     const onData = (chunk: Buffer): void => {
       const at = now();
       const lines = (rest + chunk.toString('utf8')).split('\n');
@@ -204,6 +223,9 @@ export function waitForLine(child: Child, match: (line: string) => boolean, time
       }
     };
     out.on('data', onData);
-    void child.exited.then(() => { clearTimeout(timer); reject(new Error(`${child.name}: exited before the expected line`)); });
+    void child.exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`${child.name}: exited before the expected line`));
+    });
   });
 }

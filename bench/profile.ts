@@ -14,13 +14,27 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-export interface ProfileEntry { name: string; ms: number; pct: number }
+export interface ProfileEntry {
+  name: string;
+  ms: number;
+  pct: number;
+}
 /**
  * `callers`: time spent in native code and node internals, charged to the nearest calling
  * frame of the project or of a package (e.g. `writeBuffer <- sonic-boom` is log output).
  */
-export interface ProfileSummary { who: string; totalMs: number; areas: ProfileEntry[]; functions: ProfileEntry[]; callers: ProfileEntry[] }
-export interface ProfileResult { scenario: string; run: RunResult; profiles: ProfileSummary[] }
+export interface ProfileSummary {
+  who: string;
+  totalMs: number;
+  areas: ProfileEntry[];
+  functions: ProfileEntry[];
+  callers: ProfileEntry[];
+}
+export interface ProfileResult {
+  scenario: string;
+  run: RunResult;
+  profiles: ProfileSummary[];
+}
 
 function area(url: string, fn: string): string {
   if (fn.startsWith('(')) return fn;
@@ -33,7 +47,9 @@ function area(url: string, fn: string): string {
 }
 
 function top(map: Map<string, number>, total: number, n: number): ProfileEntry[] {
-  return [...map].sort((a, b) => b[1] - a[1]).slice(0, n)
+  return [...map]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
     .map(([name, us]) => ({ name, ms: Math.round(us / 1000), pct: Math.round((1000 * us) / total) / 10 }));
 }
 
@@ -63,22 +79,44 @@ export function summarize(file: string, who: string): ProfileSummary {
     const key = `${cf.functionName || '(anonymous)'} <- ${caller === undefined ? '(no JS caller)' : `${caller.functionName || '(anonymous)'} [${area(caller.url, caller.functionName)}]`}`;
     callers.set(key, (callers.get(key) ?? 0) + us);
   });
-  return { who, totalMs: Math.round(total / 1000), areas: top(areas, total, 12), functions: top(fns, total, 15), callers: top(callers, total, 12) };
+  return {
+    who,
+    totalMs: Math.round(total / 1000),
+    areas: top(areas, total, 12),
+    functions: top(fns, total, 15),
+    callers: top(callers, total, 12),
+  };
 }
 
-export async function profileRun(data: DataSet, workDir: string, maxAmount: number, logFormat: LogFormat, repoRoot: string): Promise<ProfileResult> {
+export async function profileRun(
+  data: DataSet,
+  workDir: string,
+  maxAmount: number,
+  logFormat: LogFormat,
+  repoRoot: string,
+): Promise<ProfileResult> {
   const dir = mkdtempSync(join(workDir, 'profile-'));
   try {
     const serverDir = join(dir, 'server');
     const clientDir = join(dir, 'client');
     const run = await runOnce({
-      data, workDir, client: ClientKind.REAL, workers: 0, maxAmount, timeoutMs: 600_000, logFormat, repoRoot,
+      data,
+      workDir,
+      client: ClientKind.REAL,
+      workers: 0,
+      maxAmount,
+      timeoutMs: 600_000,
+      logFormat,
+      repoRoot,
       serverFlags: ['--cpu-prof', '--cpu-prof-dir', serverDir],
       clientFlags: ['--cpu-prof', '--cpu-prof-dir', clientDir],
       profiledClients: 1,
     });
     const profiles: ProfileSummary[] = [];
-    for (const [who, d] of [['server (SERVER_WORKERS=0)', serverDir], ['client (agency 1)', clientDir]] as const) {
+    for (const [who, d] of [
+      ['server (SERVER_WORKERS=0)', serverDir],
+      ['client (agency 1)', clientDir],
+    ] as const) {
       const files = readdirSync(d).filter((f) => f.endsWith('.cpuprofile'));
       if (files[0] !== undefined) profiles.push(summarize(join(d, files[0]), who));
     }

@@ -11,9 +11,7 @@ import { join } from 'node:path';
 import { parseLogLine } from '../shared/logging/parse.js';
 import { countRows, type DataSet } from './data.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
-import {
-  freePort, now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo,
-} from './procs.js';
+import { freePort, now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
 import { spread } from './stats.js';
 
 /** Batches in flight per agency in the load client: the real client's WINDOW. */
@@ -44,7 +42,11 @@ export interface RunOptions {
   repoRoot: string;
 }
 
-export interface ServerCpu { mainS: number; otherS: number[]; totalS: number }
+export interface ServerCpu {
+  mainS: number;
+  otherS: number[];
+  totalS: number;
+}
 
 export interface RunResult {
   client: ClientKind;
@@ -79,7 +81,12 @@ export interface RunResult {
 export const LogFormat = { TEXT: 'text', JSON: 'json' } as const;
 export type LogFormat = (typeof LogFormat)[keyof typeof LogFormat];
 
-interface LogLine { time: number; action?: string; result?: string; [k: string]: unknown }
+interface LogLine {
+  time: number;
+  action?: string;
+  result?: string;
+  [k: string]: unknown;
+}
 
 /**
  * Reads a log in either format. Text lines (`ISO LEVEL action: X | result: Y | k: v`) are
@@ -90,14 +97,19 @@ function readLog(path: string): LogLine[] {
   const out: LogLine[] = [];
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (line.startsWith('{')) {
-      try { out.push(JSON.parse(line) as LogLine); } catch { /* a partial last line */ }
+      try {
+        out.push(JSON.parse(line) as LogLine);
+      } catch {
+        /* a partial last line */
+      }
       continue;
     }
     const parsed = parseLogLine(line);
     const time = Date.parse(line.slice(0, 24));
     if (parsed === null || Number.isNaN(time)) continue;
     const entry: LogLine = { time, action: parsed.action, result: parsed.result };
-    for (const [k, v] of Object.entries(parsed.fields)) if (k !== 'action' && k !== 'result') entry[k] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+    for (const [k, v] of Object.entries(parsed.fields))
+      if (k !== 'action' && k !== 'result') entry[k] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
     out.push(entry);
   }
   return out;
@@ -127,8 +139,13 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
   const port = await freePort();
   const betsPath = join(dir, 'bets.csv');
   const serverEnv: NodeJS.ProcessEnv = {
-    ...baseEnv(o.logFormat), SERVER_HOST: '127.0.0.1', SERVER_PORT: String(port), SERVER_AGENCIES: String(o.data.files.length),
-    SERVER_STORAGE_PATH: betsPath, LOGGING_LEVEL: 'INFO', SERVER_LISTEN_BACKLOG: String(o.backlog ?? 128),
+    ...baseEnv(o.logFormat),
+    SERVER_HOST: '127.0.0.1',
+    SERVER_PORT: String(port),
+    SERVER_AGENCIES: String(o.data.files.length),
+    SERVER_STORAGE_PATH: betsPath,
+    LOGGING_LEVEL: 'INFO',
+    SERVER_LISTEN_BACKLOG: String(o.backlog ?? 128),
     ...(o.workers === undefined ? {} : { SERVER_WORKERS: String(o.workers) }),
   };
   const address = `127.0.0.1:${port}`;
@@ -137,29 +154,59 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
   const loadBefore = loadavg()[0] ?? NaN;
   const t0 = now();
   const server = spawnChild({
-    name: 'server', args: [...(o.serverFlags ?? []), 'dist/server/main.js'], env: serverEnv, cwd: o.repoRoot,
-    logFile: join(dir, 'server.log'), timeoutMs: o.timeoutMs, pollMs: 50,
+    name: 'server',
+    args: [...(o.serverFlags ?? []), 'dist/server/main.js'],
+    env: serverEnv,
+    cwd: o.repoRoot,
+    logFile: join(dir, 'server.log'),
+    timeoutMs: o.timeoutMs,
+    pollMs: 50,
   });
   const clients: Child[] = [];
   if (o.client === ClientKind.REAL) {
     for (const [i, f] of o.data.files.entries()) {
-      const flags = i < (o.profiledClients ?? 0) ? o.clientFlags ?? [] : [];
-      clients.push(spawnChild({
-        name: `client-${f.agency}`, args: [...flags, 'dist/client/main.js'], cwd: o.repoRoot,
-        env: { ...baseEnv(o.logFormat), CLI_ID: String(f.agency), CLI_SERVER_ADDRESS: address, CLI_DATA_FILE: f.path, CLI_BATCH_MAXAMOUNT: String(o.maxAmount), CLI_LOG_LEVEL: 'INFO' },
-        logFile: join(dir, `client-${f.agency}.log`), timeoutMs: o.timeoutMs, pollMs: many ? 250 : 100,
-      }));
+      const flags = i < (o.profiledClients ?? 0) ? (o.clientFlags ?? []) : [];
+      clients.push(
+        spawnChild({
+          name: `client-${f.agency}`,
+          args: [...flags, 'dist/client/main.js'],
+          cwd: o.repoRoot,
+          env: {
+            ...baseEnv(o.logFormat),
+            CLI_ID: String(f.agency),
+            CLI_SERVER_ADDRESS: address,
+            CLI_DATA_FILE: f.path,
+            CLI_BATCH_MAXAMOUNT: String(o.maxAmount),
+            CLI_LOG_LEVEL: 'INFO',
+          },
+          logFile: join(dir, `client-${f.agency}.log`),
+          timeoutMs: o.timeoutMs,
+          pollMs: many ? 250 : 100,
+        }),
+      );
     }
   } else {
     const cfg: LoadConfig = {
-      host: '127.0.0.1', port, agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path })),
-      maxAmount: o.maxAmount, window: LOAD_WINDOW, barrier: o.barrier ?? false, connectTimeoutMs: 60_000,
+      host: '127.0.0.1',
+      port,
+      agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path })),
+      maxAmount: o.maxAmount,
+      window: LOAD_WINDOW,
+      barrier: o.barrier ?? false,
+      connectTimeoutMs: 60_000,
     };
     writeFileSync(join(dir, 'load.json'), JSON.stringify(cfg));
-    clients.push(spawnChild({
-      name: 'load-client', args: ['dist/bench/load-client.js', join(dir, 'load.json')], cwd: o.repoRoot,
-      env: baseEnv(o.logFormat), logFile: join(dir, 'load.out'), timeoutMs: o.timeoutMs, pollMs: 100,
-    }));
+    clients.push(
+      spawnChild({
+        name: 'load-client',
+        args: ['dist/bench/load-client.js', join(dir, 'load.json')],
+        cwd: o.repoRoot,
+        env: baseEnv(o.logFormat),
+        logFile: join(dir, 'load.out'),
+        timeoutMs: o.timeoutMs,
+        pollMs: 100,
+      }),
+    );
   }
   const exits: ExitInfo[] = await Promise.all(clients.map((c) => c.exited));
   const tEnd = Math.max(...exits.map((e) => e.at));
@@ -213,7 +260,11 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
     clientStartMs = spread(starts)?.median ?? null;
   }
   const main = threads[0]?.cpuS ?? 0;
-  const other = threads.slice(1).map((t) => t.cpuS).filter((s) => s > 0).sort((a, b) => b - a);
+  const other = threads
+    .slice(1)
+    .map((t) => t.cpuS)
+    .filter((s) => s > 0)
+    .sort((a, b) => b - a);
   return {
     client: o.client,
     loadavg: Math.round(loadBefore * 10) / 10,

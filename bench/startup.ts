@@ -13,7 +13,13 @@ import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { freePort, now, reapedChildrenCpuS, spawnChild, stopChild, waitForLine } from './procs.js';
 import { spreadOf, type Spread } from './stats.js';
 
-export interface ModuleCount { project: number; packages: number; builtins: number; total: number; byPackage: Record<string, number> }
+export interface ModuleCount {
+  project: number;
+  packages: number;
+  builtins: number;
+  total: number;
+  byPackage: Record<string, number>;
+}
 
 export interface StartupResult {
   nodeBareMs: Spread | null;
@@ -33,13 +39,20 @@ export interface StartupResult {
 }
 
 const env = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, ...extra });
-const isAction = (action: string, result = 'success') => (line: string): boolean =>
-  line.includes(`action: ${action} | result: ${result}`);
+const isAction =
+  (action: string, result = 'success') =>
+  (line: string): boolean =>
+    line.includes(`action: ${action} | result: ${result}`);
 
 function serverEnv(dir: string, port: number, workers: number | null, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env({
-    SERVER_HOST: '127.0.0.1', SERVER_PORT: String(port), SERVER_AGENCIES: '1', SERVER_STORAGE_PATH: join(dir, 'bets.csv'),
-    LOGGING_LEVEL: 'INFO', ...(workers === null ? {} : { SERVER_WORKERS: String(workers) }), ...extra,
+    SERVER_HOST: '127.0.0.1',
+    SERVER_PORT: String(port),
+    SERVER_AGENCIES: '1',
+    SERVER_STORAGE_PATH: join(dir, 'bets.csv'),
+    LOGGING_LEVEL: 'INFO',
+    ...(workers === null ? {} : { SERVER_WORKERS: String(workers) }),
+    ...extra,
   });
 }
 
@@ -57,15 +70,28 @@ function firstAck(port: number): Promise<number> {
     });
     socket.on('data', (chunk: Buffer) => {
       for (const f of decoder.push(chunk)) {
-        if (f.type === MessageType.BATCH_ACK) { resolve(now()); socket.destroy(); }
+        if (f.type === MessageType.BATCH_ACK) {
+          resolve(now());
+          socket.destroy();
+        }
       }
     });
   });
 }
 
-async function serverOnce(dir: string, workers: number | null, repoRoot: string): Promise<{ listen: number; ack: number; shutdown: number }> {
+async function serverOnce(
+  dir: string,
+  workers: number | null,
+  repoRoot: string,
+): Promise<{ listen: number; ack: number; shutdown: number }> {
   const port = await freePort();
-  const server = spawnChild({ name: 'server', args: ['dist/server/main.js'], env: serverEnv(dir, port, workers), cwd: repoRoot, timeoutMs: 30_000 });
+  const server = spawnChild({
+    name: 'server',
+    args: ['dist/server/main.js'],
+    env: serverEnv(dir, port, workers),
+    cwd: repoRoot,
+    timeoutMs: 30_000,
+  });
   try {
     const listen = await waitForLine(server, isAction('listen'), 20_000);
     const ack = await firstAck(port);
@@ -80,12 +106,21 @@ async function serverOnce(dir: string, workers: number | null, repoRoot: string)
 
 async function clientOnce(dir: string, repoRoot: string): Promise<{ config: number; connect: number; exit: number; cpu: number }> {
   const port = await freePort();
-  const server = spawnChild({ name: 'server', args: ['dist/server/main.js'], env: serverEnv(dir, port, null), cwd: repoRoot, timeoutMs: 30_000 });
+  const server = spawnChild({
+    name: 'server',
+    args: ['dist/server/main.js'],
+    env: serverEnv(dir, port, null),
+    cwd: repoRoot,
+    timeoutMs: 30_000,
+  });
   try {
     await waitForLine(server, isAction('listen'), 20_000);
     const cpuBefore = reapedChildrenCpuS();
     const client = spawnChild({
-      name: 'client', args: ['dist/client/main.js'], cwd: repoRoot, timeoutMs: 30_000,
+      name: 'client',
+      args: ['dist/client/main.js'],
+      cwd: repoRoot,
+      timeoutMs: 30_000,
       env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), CLI_LOG_LEVEL: 'INFO' }),
     });
     const config = waitForLine(client, isAction('config'), 20_000);
@@ -114,7 +149,10 @@ function countModules(file: string): ModuleCount {
   let project = 0;
   for (const p of paths) {
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(p);
-    if (m === null) { project++; continue; }
+    if (m === null) {
+      project++;
+      continue;
+    }
     const name = m[1] as string;
     byPackage[name] = (byPackage[name] ?? 0) + 1;
   }
@@ -127,14 +165,20 @@ async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: stri
   const port = await freePort();
   const hook = ['--import', './dist/bench/module-count.js'];
   const server = spawnChild({
-    name: 'server', args: [...(which === 'server' ? hook : []), 'dist/server/main.js'], cwd: repoRoot, timeoutMs: 30_000,
+    name: 'server',
+    args: [...(which === 'server' ? hook : []), 'dist/server/main.js'],
+    cwd: repoRoot,
+    timeoutMs: 30_000,
     env: serverEnv(dir, port, null, which === 'server' ? { BENCH_MODULES_OUT: out } : {}),
   });
   try {
     await waitForLine(server, isAction('listen'), 20_000);
     if (which === 'client') {
       const client = spawnChild({
-        name: 'client', args: [...hook, 'dist/client/main.js'], cwd: repoRoot, timeoutMs: 30_000,
+        name: 'client',
+        args: [...hook, 'dist/client/main.js'],
+        cwd: repoRoot,
+        timeoutMs: 30_000,
         env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), BENCH_MODULES_OUT: out }),
       });
       await client.exited;

@@ -28,7 +28,9 @@ export interface RunSummary {
 
 export class WinnersTimeoutError extends Error {
   constructor(ms: number, finished: number, expected: number) {
-    super(`no draw after ${ms} ms: ${finished} of ${expected} agencies had finished at last word from the server; raise winners.timeout or check the other agencies`);
+    super(
+      `no draw after ${ms} ms: ${finished} of ${expected} agencies had finished at last word from the server; raise winners.timeout or check the other agencies`,
+    );
     this.name = 'WinnersTimeoutError';
   }
 }
@@ -64,7 +66,9 @@ export class AgencyClient {
     this.#log = log;
   }
 
-  get stopping(): boolean { return this.#abort.signal.aborted; }
+  get stopping(): boolean {
+    return this.#abort.signal.aborted;
+  }
 
   async run(): Promise<RunSummary> {
     const c = this.#config;
@@ -120,7 +124,9 @@ export class AgencyClient {
       if (this.#inflight.length >= WINDOW) await this.#awaitAck(conn);
     };
     let fileClosed = (): void => {};
-    this.#fileClosed = new Promise((resolve) => { fileClosed = resolve; });
+    this.#fileClosed = new Promise((resolve) => {
+      fileClosed = resolve;
+    });
     const chunks = readAgencyBetChunks({
       path: c.dataFile,
       agency: c.id,
@@ -160,7 +166,14 @@ export class AgencyClient {
     this.#summary.batches++;
     if (ack.status === AckStatus.REJECTED) {
       this.#summary.rejected += head.count;
-      this.#log.error({ action: 'apuesta_enviada', result: 'fail', cantidad: head.count, lote: ack.seq, indice: ack.index, error: ack.reason });
+      this.#log.error({
+        action: 'apuesta_enviada',
+        result: 'fail',
+        cantidad: head.count,
+        lote: ack.seq,
+        indice: ack.index,
+        error: ack.reason,
+      });
       return;
     }
     this.#summary.sent += head.count;
@@ -192,7 +205,9 @@ export class AgencyClient {
   /** conn.next(), or `onTimeout()` thrown once `deadline` passes first. */
   async #nextBefore(conn: Connection, deadline: number, onTimeout: () => Error): Promise<Message> {
     const timer = new AbortController();
-    const expired = sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timer.signal }).then(() => { throw onTimeout(); });
+    const expired = sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timer.signal }).then(() => {
+      throw onTimeout();
+    });
     expired.catch(() => {}); // settles as an abort once the reply wins
     try {
       return await Promise.race([conn.next(), expired]);

@@ -74,7 +74,7 @@ export class Connection {
 
   /** The next message; an ERROR from the server rejects with ServerRefusedError. */
   async next(): Promise<Message> {
-    const msg = this.#inbox.shift() ?? await this.#wait();
+    const msg = this.#inbox.shift() ?? (await this.#wait());
     if (msg.type === MessageType.ERROR) throw new ServerRefusedError(msg.code, msg.message);
     return msg;
   }
@@ -108,8 +108,15 @@ function connectOnce(host: string, port: number, timeoutMs: number): Promise<Soc
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port });
     const timer = setTimeout(() => socket.destroy(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
-    socket.once('connect', () => { clearTimeout(timer); socket.off('error', reject); resolve(socket); });
-    socket.once('error', (err) => { clearTimeout(timer); reject(err); });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
   });
 }
 
@@ -118,8 +125,11 @@ function connectOnce(host: string, port: number, timeoutMs: number): Promise<Soc
  * has passed; `onRetry` hears each failure.
  */
 export async function connectWithRetry(
-  host: string, port: number, timeoutMs: number,
-  onRetry: (err: Error, attempt: number, delayMs: number) => void, signal?: AbortSignal,
+  host: string,
+  port: number,
+  timeoutMs: number,
+  onRetry: (err: Error, attempt: number, delayMs: number) => void,
+  signal?: AbortSignal,
 ): Promise<Connection> {
   const deadline = Date.now() + timeoutMs;
   let delay = 20;

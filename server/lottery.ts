@@ -17,13 +17,13 @@ export class AgencyRefusedError extends ProtocolError {
   }
 }
 
-export type WinnersAnswer =
-  | { ready: true; documents: string[] }
-  | { ready: false; finished: number; expected: number };
+export type WinnersAnswer = { ready: true; documents: string[] } | { ready: false; finished: number; expected: number };
 
 function settlement(): { promise: Promise<void>; resolve: () => void } {
   let resolve = (): void => {};
-  const promise = new Promise<void>((r) => { resolve = r; });
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
   return { promise, resolve };
 }
 
@@ -45,27 +45,45 @@ export class Lottery {
     this.#log = log;
   }
 
-  get agencies(): number { return this.#counter.expected; }
-  get finished(): number { return this.#counter.finished; }
-  get drawn(): boolean { return this.#winners !== null; }
+  get agencies(): number {
+    return this.#counter.expected;
+  }
+  get finished(): number {
+    return this.#counter.finished;
+  }
+  get drawn(): boolean {
+    return this.#winners !== null;
+  }
   /** Settles when a draw in progress ends (immediately if none). */
-  get drawSettled(): Promise<void> { return this.#drawing ?? Promise.resolve(); }
+  get drawSettled(): Promise<void> {
+    return this.#drawing ?? Promise.resolve();
+  }
   /**
    * Settles when the next draw ends, with a result or failed, however long the other agencies
    * take; then ask winners() again (a failed draw is retried by the next winners() call).
    */
-  get drawEnded(): Promise<void> { return this.#drawEnd.promise; }
+  get drawEnded(): Promise<void> {
+    return this.#drawEnd.promise;
+  }
 
-  hasFinished(agency: number): boolean { return this.#counter.hasFinished(agency); }
+  hasFinished(agency: number): boolean {
+    return this.#counter.hasFinished(agency);
+  }
 
   /** Binds `agency` to `owner` (a session) for as long as the session lives. */
   bind(agency: number, owner: object): number {
     if (!Number.isInteger(agency) || agency < 1 || agency > this.agencies) {
-      throw new AgencyRefusedError(ErrorCode.UNKNOWN_AGENCY, `agency ${agency} is unknown: this server takes agencies 1 to ${this.agencies}`);
+      throw new AgencyRefusedError(
+        ErrorCode.UNKNOWN_AGENCY,
+        `agency ${agency} is unknown: this server takes agencies 1 to ${this.agencies}`,
+      );
     }
     const current = this.#owners.get(agency);
     if (current !== undefined && current !== owner) {
-      throw new AgencyRefusedError(ErrorCode.AGENCY_BUSY, `agency ${agency} is already connected; close the other connection or retry later`);
+      throw new AgencyRefusedError(
+        ErrorCode.AGENCY_BUSY,
+        `agency ${agency} is already connected; close the other connection or retry later`,
+      );
     }
     this.#owners.set(agency, owner);
     return this.#lastSeq.get(agency) ?? 0;
@@ -93,9 +111,21 @@ export class Lottery {
       } else if (count * MIN_ENCODED_BET > batch.bets.length) {
         // Refused before the pool: a hostile count must not size a worker's buffers.
         const index = Math.floor(batch.bets.length / MIN_ENCODED_BET);
-        acks.push({ type, seq, status: AckStatus.REJECTED, index, reason: `${count} bets cannot fit in ${batch.bets.length} bytes; bet ${index} is missing` });
+        acks.push({
+          type,
+          seq,
+          status: AckStatus.REJECTED,
+          index,
+          reason: `${count} bets cannot fit in ${batch.bets.length} bytes; bet ${index} is missing`,
+        });
       } else if (this.#counter.hasFinished(agency)) {
-        acks.push({ type, seq, status: AckStatus.REJECTED, index: 0, reason: `agency ${agency} already sent FINISHED; no more bets are taken from it` });
+        acks.push({
+          type,
+          seq,
+          status: AckStatus.REJECTED,
+          index: 0,
+          reason: `agency ${agency} already sent FINISHED; no more bets are taken from it`,
+        });
       } else {
         fresh.push({ at: acks.length, batch });
         acks.push(null);
@@ -107,7 +137,10 @@ export class Lottery {
   }
 
   async #store(agency: number, fresh: Array<{ at: number; batch: BatchDTO }>, acks: Array<BatchAckDTO | null>): Promise<void> {
-    const results = await this.#pool.storeBatches(agency, fresh.map((f) => f.batch));
+    const results = await this.#pool.storeBatches(
+      agency,
+      fresh.map((f) => f.batch),
+    );
     results.forEach((result, i) => {
       const { at, batch } = fresh[i]!;
       const { seq } = batch;

@@ -35,8 +35,14 @@ async function main(): Promise<void> {
     }
     log.info({ action: 'shutdown', result: 'in_progress', signal });
     server.close().then(
-      () => { log.info({ action: 'exit', result: 'success' }); process.exit(0); },
-      (err: unknown) => { log.error({ action: 'exit', result: 'fail', error: (err as Error).message }); process.exit(1); },
+      () => {
+        log.info({ action: 'exit', result: 'success' });
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ action: 'exit', result: 'fail', error: (err as Error).message });
+        process.exit(1);
+      },
     );
   };
   process.on('SIGTERM', onSignal);

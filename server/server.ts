@@ -38,7 +38,9 @@ export class LotteryServer {
     this.#server.maxConnections = config.agencies * 2 + 64;
   }
 
-  get lottery(): Lottery { return this.#lottery; }
+  get lottery(): Lottery {
+    return this.#lottery;
+  }
 
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
@@ -80,14 +82,21 @@ export class LotteryServer {
     const acceptorClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
 
     const sessions = [...this.#sessions];
-    const drained = Promise.all(sessions.map(async (s) => {
-      await s.close(true);
-      log.info({ action: 'close_session', result: 'success', sesion: s.id, agencia: s.agency });
-    }));
+    const drained = Promise.all(
+      sessions.map(async (s) => {
+        await s.close(true);
+        log.info({ action: 'close_session', result: 'success', sesion: s.id, agencia: s.agency });
+      }),
+    );
     const inTime = await withDeadline(drained, left());
     if (!inTime) {
       const stuck = sessions.filter((s) => !s.closed);
-      log.warn({ action: 'close_sessions', result: 'fail', sesiones: stuck.length, error: `still busy after ${this.#config.drainTimeoutMs} ms (a batch in the pool or a peer not reading); destroying their connections, unacknowledged batches are not stored` });
+      log.warn({
+        action: 'close_sessions',
+        result: 'fail',
+        sesiones: stuck.length,
+        error: `still busy after ${this.#config.drainTimeoutMs} ms (a batch in the pool or a peer not reading); destroying their connections, unacknowledged batches are not stored`,
+      });
       for (const s of stuck) s.destroy();
       await withDeadline(drained, 1000);
     }
@@ -107,9 +116,17 @@ export class LotteryServer {
 /** True when `p` settles within `ms`; never rejects. */
 async function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
   try {
-    return await Promise.race([p.then(() => true, () => true), timeout]);
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -11,8 +11,15 @@ import type { Logger } from '../shared/logging/logger.js';
 import { FrameDecoder, decodeMessage, encodeMessage, encodeWinnersFrames } from '../shared/protocol/codec.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
 import {
-  AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION, messageTypeName,
-  type BatchAckDTO, type BatchDTO, type Frame, type Message,
+  AckStatus,
+  ErrorCode,
+  MessageType,
+  PROTOCOL_VERSION,
+  messageTypeName,
+  type BatchAckDTO,
+  type BatchDTO,
+  type Frame,
+  type Message,
 } from '../shared/protocol/messages.js';
 import type { Lottery } from './lottery.js';
 
@@ -46,7 +53,9 @@ export class Session {
     this.#stream = stream;
     this.#lottery = lottery;
     this.#log = log;
-    this.#closeBegun = new Promise((resolve) => { this.#beginClose = resolve; });
+    this.#closeBegun = new Promise((resolve) => {
+      this.#beginClose = resolve;
+    });
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => void this.close());
     stream.on('error', (err) => {
@@ -56,12 +65,15 @@ export class Session {
     stream.on('close', () => void this.close());
     // A connection that never says HELLO (or only PINGs) must not hold a slot forever.
     this.#helloTimer = setTimeout(() => {
-      if (this.#agency === 0) void this.#fail(new ProtocolError(ErrorCode.NOT_BOUND, `no HELLO within ${helloTimeoutMs} ms; send HELLO right after connecting`));
+      if (this.#agency === 0)
+        void this.#fail(new ProtocolError(ErrorCode.NOT_BOUND, `no HELLO within ${helloTimeoutMs} ms; send HELLO right after connecting`));
     }, helloTimeoutMs);
     this.#helloTimer.unref();
   }
 
-  get agency(): number { return this.#agency; }
+  get agency(): number {
+    return this.#agency;
+  }
 
   #onData(chunk: Buffer): void {
     if (this.#closing !== null || this.#broken !== null) return;
@@ -114,11 +126,15 @@ export class Session {
   async #handle(msg: Message): Promise<void> {
     if (msg.type === MessageType.PING) return this.#onPing();
     if (msg.type === MessageType.HELLO) return this.#onHello(msg.version, msg.agency);
-    if (this.#agency === 0) throw new ProtocolError(ErrorCode.NOT_BOUND, `${messageTypeName(msg.type)} before HELLO; send HELLO with the agency number first`);
+    if (this.#agency === 0)
+      throw new ProtocolError(ErrorCode.NOT_BOUND, `${messageTypeName(msg.type)} before HELLO; send HELLO with the agency number first`);
     switch (msg.type) {
-      case MessageType.BATCH: return this.#onBatches([msg]);
-      case MessageType.FINISHED: return this.#onFinished(msg.agency);
-      case MessageType.WINNERS_QUERY: return this.#onWinnersQuery(msg.agency);
+      case MessageType.BATCH:
+        return this.#onBatches([msg]);
+      case MessageType.FINISHED:
+        return this.#onFinished(msg.agency);
+      case MessageType.WINNERS_QUERY:
+        return this.#onWinnersQuery(msg.agency);
       default:
         throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${messageTypeName(msg.type)} is a server message; a client may not send it`);
     }
@@ -130,8 +146,16 @@ export class Session {
   }
 
   #onHello(version: number, agency: number): Promise<void> {
-    if (version !== PROTOCOL_VERSION) throw new ProtocolError(ErrorCode.BAD_VERSION, `protocol version ${version} is not supported; this server speaks version ${PROTOCOL_VERSION}`);
-    if (this.#agency !== 0) throw new ProtocolError(ErrorCode.ALREADY_BOUND, `this connection is already bound to agency ${this.#agency}; open a new connection for another agency`);
+    if (version !== PROTOCOL_VERSION)
+      throw new ProtocolError(
+        ErrorCode.BAD_VERSION,
+        `protocol version ${version} is not supported; this server speaks version ${PROTOCOL_VERSION}`,
+      );
+    if (this.#agency !== 0)
+      throw new ProtocolError(
+        ErrorCode.ALREADY_BOUND,
+        `this connection is already bound to agency ${this.#agency}; open a new connection for another agency`,
+      );
     const lastSeq = this.#lottery.bind(agency, this);
     this.#agency = agency;
     this.#log.info({ action: 'conexion', result: 'success', sesion: this.id, agencia: agency, ultimo_lote: lastSeq });
@@ -140,7 +164,9 @@ export class Session {
 
   async #onBatches(batches: BatchDTO[]): Promise<void> {
     const acks = await this.#lottery.storeBatches(this.#agency, batches);
-    acks.forEach((ack, i) => this.#logAck(batches[i]!, ack));
+    acks.forEach((ack, i) => {
+      this.#logAck(batches[i]!, ack);
+    });
     await this.#send(Buffer.concat(acks.map((ack) => encodeMessage(ack))));
   }
 
@@ -150,14 +176,25 @@ export class Session {
       this.#log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
     } else {
       // A retransmission gets its own action, so that summing apuesta_recibida counts each bet once.
-      this.#log.info({ action: ack.status === AckStatus.DUPLICATE ? 'apuesta_duplicada' : 'apuesta_recibida', result: 'success', ...fields });
+      this.#log.info({
+        action: ack.status === AckStatus.DUPLICATE ? 'apuesta_duplicada' : 'apuesta_recibida',
+        result: 'success',
+        ...fields,
+      });
     }
   }
 
   #onFinished(agency: number): Promise<void> {
     this.#checkOwn(agency, 'FINISHED');
     const mark = this.#lottery.finish(agency);
-    this.#log.info({ action: 'notificacion', result: 'success', agencia: agency, terminadas: mark.finished, esperadas: mark.expected, ...(mark.counted ? {} : { repetida: 'si' }) });
+    this.#log.info({
+      action: 'notificacion',
+      result: 'success',
+      agencia: agency,
+      terminadas: mark.finished,
+      esperadas: mark.expected,
+      ...(mark.counted ? {} : { repetida: 'si' }),
+    });
     return this.#send(encodeMessage({ type: MessageType.FINISHED_ACK, finished: mark.finished, expected: mark.expected }));
   }
 
@@ -175,7 +212,8 @@ export class Session {
       if (this.#closing !== null) return;
       answer = this.#lottery.winners(agency);
     }
-    if (!answer.ready) return this.#send(encodeMessage({ type: MessageType.NOT_READY, finished: answer.finished, expected: answer.expected }));
+    if (!answer.ready)
+      return this.#send(encodeMessage({ type: MessageType.NOT_READY, finished: answer.finished, expected: answer.expected }));
     this.#log.info({ action: 'consulta_ganadores', result: 'success', agencia: agency, cant_ganadores: answer.documents.length });
     for (const frame of encodeWinnersFrames(answer.documents)) await this.#send(frame);
   }
@@ -226,10 +264,19 @@ export class Session {
     clearTimeout(this.#helloTimer);
     this.#stream.pause();
     this.#queue.length = 0;
-    if (this.#busy) await new Promise<void>((resolve) => { this.#idle = resolve; });
+    if (this.#busy)
+      await new Promise<void>((resolve) => {
+        this.#idle = resolve;
+      });
     if (this.#agency !== 0) this.#lottery.unbind(this.#agency, this);
     if (shuttingDown) {
-      await this.#send(encodeMessage({ type: MessageType.ERROR, code: ErrorCode.SHUTTING_DOWN, message: 'the server is shutting down; batches not acknowledged were not stored' }));
+      await this.#send(
+        encodeMessage({
+          type: MessageType.ERROR,
+          code: ErrorCode.SHUTTING_DOWN,
+          message: 'the server is shutting down; batches not acknowledged were not stored',
+        }),
+      );
     }
     await endAndClose(this.#stream, CLOSE_GRACE_MS);
   }

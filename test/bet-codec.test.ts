@@ -9,8 +9,13 @@ const BATCH_HEAD = 6;
 
 function bet(i: number, over: Partial<Bet> = {}): Bet {
   return {
-    agency: AGENCY, firstName: `Nombre${i}`, lastName: `Apellido${i}`, document: String(20_000_000 + i),
-    birthdate: '1990-05-17', number: i % 10_000, ...over,
+    agency: AGENCY,
+    firstName: `Nombre${i}`,
+    lastName: `Apellido${i}`,
+    document: String(20_000_000 + i),
+    birthdate: '1990-05-17',
+    number: i % 10_000,
+    ...over,
   };
 }
 
@@ -51,7 +56,8 @@ describe('BatchBuilder limits', () => {
     const longAscii = 'x'.repeat(255);
     const longUtf8 = 'ñ'.repeat(127) + 'a'; // 255 bytes, 128 characters
     const bets = Array.from({ length: 200 }, (_, i) =>
-      bet(i, { firstName: i % 2 ? longAscii : longUtf8, lastName: i % 3 ? longUtf8 : longAscii, document: '1234567890' }));
+      bet(i, { firstName: i % 2 ? longAscii : longUtf8, lastName: i % 3 ? longUtf8 : longAscii, document: '1234567890' }),
+    );
     const frames = toFrames(bets, 65535);
     expect(frames.length).toBeGreaterThan(1);
     const decoded: Bet[] = [];

@@ -42,8 +42,15 @@ function openPool(workers: number): { pool: BetPool; path: string } {
   return { pool, path: storage.path };
 }
 
-const bet = (agency: number, document: string, over: Partial<Bet> = {}): Bet =>
-  ({ agency, firstName: 'Ana', lastName: 'Paz, "Ñ"', document, birthdate: '1990-01-31', number: Number(document) % 10_000, ...over });
+const bet = (agency: number, document: string, over: Partial<Bet> = {}): Bet => ({
+  agency,
+  firstName: 'Ana',
+  lastName: 'Paz, "Ñ"',
+  document,
+  birthdate: '1990-01-31',
+  number: Number(document) % 10_000,
+  ...over,
+});
 
 /** One BATCH per group of bets, encoded and decoded the way a session sees it. */
 function batches(firstSeq: number, groups: Bet[][]): EncodedBatch[] {
@@ -70,7 +77,10 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
       pool.storeBatches(2, batches(1, b)),
       pool.storeBatches(3, batches(1, c)),
     ]);
-    expect(ra).toEqual([{ ok: true, stored: 2 }, { ok: true, stored: 1 }]);
+    expect(ra).toEqual([
+      { ok: true, stored: 2 },
+      { ok: true, stored: 1 },
+    ]);
     // The bad batch of agency 2 loses only itself; its neighbours and the other runs land.
     expect(rb![0]).toEqual({ ok: true, stored: 1 });
     expect(rb![1]).toMatchObject({ ok: false, index: 0 });
@@ -87,7 +97,10 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
     const before = readFileSync(path, 'utf8');
     // 9 runs of 32 batches of ~40 bets (~1.6 KiB each): more than one 256 KiB slot.
     const runs = Array.from({ length: 9 }, (_, r) =>
-      Array.from({ length: 32 }, (_, k) => Array.from({ length: 40 }, (_, i) => bet(1 + (r % 3), String(100_000 + r * 10_000 + k * 100 + i)))));
+      Array.from({ length: 32 }, (_, k) =>
+        Array.from({ length: 40 }, (_, i) => bet(1 + (r % 3), String(100_000 + r * 10_000 + k * 100 + i))),
+      ),
+    );
     const sizes = runs.map((groups) => batches(1, groups).reduce((n, x) => n + x.bets.length, 0));
     expect(sizes.reduce((n, s) => n + s, 0)).toBeGreaterThan(256 << 10);
     const results = await Promise.all(runs.map((groups, r) => pool.storeBatches(1 + (r % 3), batches(100 + r * 32, groups))));
@@ -101,7 +114,9 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
     const { pool, path } = openPool(workers);
     const before = readFileSync(path, 'utf8');
     let settled = false;
-    const waiting = pool.storeBatches(2, batches(500, [[bet(2, '77')]])).finally(() => { settled = true; });
+    const waiting = pool.storeBatches(2, batches(500, [[bet(2, '77')]])).finally(() => {
+      settled = true;
+    });
     await pool.close();
     expect(settled).toBe(true); // close() waited for it
     expect(await waiting).toEqual([{ ok: true, stored: 1 }]);

@@ -18,7 +18,7 @@ const TRICKY: Bet[] = [
   { agency: 2, firstName: 'María, José', lastName: 'Núñez', document: '1', birthdate: '2000-02-29', number: 0 },
   { agency: 3, firstName: 'Juan "el Toro"', lastName: 'Peña', document: '9999999999', birthdate: '0001-01-01', number: 9999 },
   { agency: 4, firstName: '"', lastName: '","', document: '42', birthdate: '1970-01-01', number: 1 },
-  { agency: 5, firstName: 'Ñandú Öster', lastName: "D'Artagnan, \"Ñ\"", document: '0012', birthdate: '1969-12-31', number: 42 },
+  { agency: 5, firstName: 'Ñandú Öster', lastName: 'D\'Artagnan, "Ñ"', document: '0012', birthdate: '1969-12-31', number: 42 },
   { agency: 10, firstName: 'Zoë 张', lastName: 'Ünal 😀', document: '7', birthdate: '2024-12-31', number: 7574 },
 ];
 
@@ -85,10 +85,17 @@ describe('storeBets / loadBets', () => {
 
   it('round-trips a file larger than one read chunk (rows split across chunks)', async () => {
     const path = tmp();
-    const bets = Array.from({ length: 40_000 }, (_, i): Bet => ({
-      agency: 1 + (i % 5), firstName: i % 7 === 0 ? `Ñoño, "${i}"` : `Nombre${i}`, lastName: 'Gómez',
-      document: String(10_000_000 + i), birthdate: '1985-07-09', number: i % 10_000,
-    }));
+    const bets = Array.from(
+      { length: 40_000 },
+      (_, i): Bet => ({
+        agency: 1 + (i % 5),
+        firstName: i % 7 === 0 ? `Ñoño, "${i}"` : `Nombre${i}`,
+        lastName: 'Gómez',
+        document: String(10_000_000 + i),
+        birthdate: '1985-07-09',
+        number: i % 10_000,
+      }),
+    );
     storeBets(bets, path);
     expect((await readFile(path)).length).toBeGreaterThan(1 << 20);
     expect(await loadAll(path)).toEqual(bets);
@@ -131,7 +138,11 @@ describe('storeBets / loadBets', () => {
     const rows = ['07,Ana,Paz,0012,2000-01-01,0012', '3,,,,,', '2, Ana ,Paz,1,2000-01-01,+5', '1,"Paz, Ana",x,1,2000-01-01,9'];
     await writeFile(path, rows.map((r) => `${r}\r\n`).join('') + '1,a,b,c,d,e,7\r\n');
     const seen: Bet[] = [];
-    await expect((async () => { for await (const b of loadBets(path)) seen.push(b); })()).rejects.toThrow(`${path}:5: expected 6 fields, found 7`);
+    await expect(
+      (async () => {
+        for await (const b of loadBets(path)) seen.push(b);
+      })(),
+    ).rejects.toThrow(`${path}:5: expected 6 fields, found 7`);
     const general = rows.map((r) => {
       const [agency, firstName, lastName, document, birthdate, number] = parseRow(r) as [string, string, string, string, string, string];
       return { agency: Number(agency), firstName, lastName, document, birthdate, number: Number(number) };
@@ -172,7 +183,8 @@ describe('birth dates and time zones', () => {
   it.each(['Pacific/Kiritimati', 'America/Buenos_Aires', 'Pacific/Pago_Pago'])('keep their text exactly under TZ=%s', async (tz) => {
     const path = tmp();
     const { stdout } = await run(process.execPath, ['--import', 'tsx', TZ_CHILD, path, JSON.stringify(TRICKY)], {
-      cwd: ROOT, env: { ...process.env, TZ: tz },
+      cwd: ROOT,
+      env: { ...process.env, TZ: tz },
     });
     const out = JSON.parse(stdout) as { tz: string; bets: Bet[] };
     expect(out.tz).toBe(tz);

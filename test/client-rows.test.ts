@@ -45,7 +45,10 @@ beforeAll(async () => {
   await writeFile(file, LINES.map(([text]) => text).join(''));
 });
 afterEach(killAll);
-afterAll(async () => { await killAll(); await removeDir(dir); });
+afterAll(async () => {
+  await killAll();
+  await removeDir(dir);
+});
 
 async function readAll(path: string): Promise<{ good: Bet[]; bad: BadRow[] }> {
   const bad: BadRow[] = [];
@@ -62,7 +65,9 @@ describe('readAgencyBets on a file with bad rows, a BOM, mixed CRLF/LF and empty
   it('reports each bad row once, with the file and its line number', async () => {
     const { bad } = await readAll(file);
     expect(bad.map((b) => ({ file: b.file, line: b.line }))).toEqual(BAD.map((b) => ({ file, line: b.line })));
-    bad.forEach((b, i) => expect(b.error).toMatch(BAD[i]!.error));
+    bad.forEach((b, i) => {
+      expect(b.error).toMatch(BAD[i]!.error);
+    });
   });
 
   it('reports an unterminated quote at the line where the quote opens', async () => {
@@ -112,7 +117,11 @@ describe('the client against a real server', () => {
     // Bad rows are the only failures the client reports; the run itself succeeds.
     expect(client.log.filter((l) => l.result === 'fail').every((l) => l.action === 'apuesta_invalida')).toBe(true);
     expect(client.log.find((l) => l.action === 'consulta_ganadores')?.fields.cant_ganadores).toBe('1');
-    expect(client.log.at(-1)).toMatchObject({ action: 'exit', result: 'success', fields: { filas_invalidas: String(BAD.length), enviadas: String(GOOD.length) } });
+    expect(client.log.at(-1)).toMatchObject({
+      action: 'exit',
+      result: 'success',
+      fields: { filas_invalidas: String(BAD.length), enviadas: String(GOOD.length) },
+    });
   });
 
   it('exits non-zero with a clear error when its data file is missing', async () => {
@@ -134,6 +143,8 @@ describe('the client against a real server', () => {
     const client = startClient({ port: 1, id: 1, dataFile: missing });
     expect((await client.waitExit()).code).not.toBe(0);
     expect(client.log.some((l) => l.action === 'connect')).toBe(false);
-    expect(client.lines.find((l) => l.includes('action: exit | result: fail'))).toMatch(/cannot read the data file .*no-such-agency\.csv \(ENOENT\)/);
+    expect(client.lines.find((l) => l.includes('action: exit | result: fail'))).toMatch(
+      /cannot read the data file .*no-such-agency\.csv \(ENOENT\)/,
+    );
   });
 });

@@ -4,7 +4,14 @@ import { BatchBuilder, decodeBets } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage, encodeWinnersFrames } from '../shared/protocol/codec.js';
 import { FrameTooLargeError, MalformedMessageError, UnknownMessageTypeError } from '../shared/protocol/errors.js';
 import {
-  AckStatus, ErrorCode, HEADER_SIZE, MAX_FRAME, MessageType, PROTOCOL_VERSION, type Frame, type Message,
+  AckStatus,
+  ErrorCode,
+  HEADER_SIZE,
+  MAX_FRAME,
+  MessageType,
+  PROTOCOL_VERSION,
+  type Frame,
+  type Message,
 } from '../shared/protocol/messages.js';
 
 type Encodable = Parameters<typeof encodeMessage>[0];
@@ -32,7 +39,7 @@ const MESSAGES: Encodable[] = [
 const BETS: Bet[] = [
   { agency: 2, firstName: 'Santiago Lionel', lastName: 'Lorca', document: '30904465', birthdate: '1999-03-17', number: 7574 },
   { agency: 2, firstName: 'María José', lastName: 'Núñez, "La Peña"', document: '1', birthdate: '2000-02-29', number: 0 },
-  { agency: 2, firstName: 'Ana', lastName: 'O\'Brien', document: '9999999999', birthdate: '0001-01-01', number: 9999 },
+  { agency: 2, firstName: 'Ana', lastName: "O'Brien", document: '9999999999', birthdate: '0001-01-01', number: 9999 },
 ];
 
 function batchFrame(bets: readonly Bet[], seq: number): Buffer {
@@ -188,7 +195,10 @@ describe('long texts', () => {
     const long = 'ñ'.repeat(5000);
     const ack = encodeMessage({ type: MessageType.BATCH_ACK, seq: 1, status: AckStatus.REJECTED, index: 0, reason: long });
     const err = encodeMessage({ type: MessageType.ERROR, code: ErrorCode.INTERNAL, message: long });
-    for (const [frame, field] of [[ack, 'reason'], [err, 'message']] as const) {
+    for (const [frame, field] of [
+      [ack, 'reason'],
+      [err, 'message'],
+    ] as const) {
       expect(frame.length).toBeLessThanOrEqual(MAX_FRAME);
       const text = (decodeMessage(decodeAll(frame)[0]!) as unknown as Record<string, string>)[field]!;
       expect(text.length).toBeGreaterThan(0);

@@ -8,14 +8,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../client/config.js';
 import { defaultWorkers, loadServerConfig } from '../server/config.js';
 import { ConfigError, EXIT_CONFIG } from '../shared/config/values.js';
-import {
-  CLIENT_YAML, SERVER_INI, killAll, makeTempDir, removeDir, spawnClient, spawnServer, type Proc,
-} from './helpers/processes.js';
+import { CLIENT_YAML, SERVER_INI, killAll, makeTempDir, removeDir, spawnClient, spawnServer, type Proc } from './helpers/processes.js';
 
 let dir: string;
-beforeAll(async () => { dir = await makeTempDir('config'); });
+beforeAll(async () => {
+  dir = await makeTempDir('config');
+});
 afterEach(killAll);
-afterAll(async () => { await killAll(); await removeDir(dir); });
+afterAll(async () => {
+  await killAll();
+  await removeDir(dir);
+});
 
 /** The run ended with exit code 2 after exactly one `config | fail` line whose error starts with `key - ` (the logger turns `: ` inside values into ` - `). */
 async function expectRefused(p: Proc, key: string): Promise<string> {
@@ -87,15 +90,33 @@ describe('loadServerConfig', () => {
   it('reads server/config.ini, then lets each environment variable override its key', () => {
     const fromFile = loadServerConfig({ SERVER_CONFIG: SERVER_INI });
     expect(fromFile).toEqual({
-      host: '0.0.0.0', port: 12345, backlog: 128, agencies: 5, storagePath: './bets.csv',
-      workers: Math.max(1, availableParallelism() - 1), logLevel: 'info', drainTimeoutMs: 5000,
+      host: '0.0.0.0',
+      port: 12345,
+      backlog: 128,
+      agencies: 5,
+      storagePath: './bets.csv',
+      workers: Math.max(1, availableParallelism() - 1),
+      logLevel: 'info',
+      drainTimeoutMs: 5000,
     });
     const env = {
-      SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', SERVER_PORT: '0', SERVER_AGENCIES: '1',
-      SERVER_WORKERS: '0', LOGGING_LEVEL: 'debug', SERVER_DRAIN_TIMEOUT: '250ms', SERVER_STORAGE_PATH: '/tmp/x.csv',
+      SERVER_CONFIG: SERVER_INI,
+      SERVER_HOST: '127.0.0.1',
+      SERVER_PORT: '0',
+      SERVER_AGENCIES: '1',
+      SERVER_WORKERS: '0',
+      LOGGING_LEVEL: 'debug',
+      SERVER_DRAIN_TIMEOUT: '250ms',
+      SERVER_STORAGE_PATH: '/tmp/x.csv',
     };
     expect(loadServerConfig(env)).toMatchObject({
-      host: '127.0.0.1', port: 0, agencies: 1, workers: 0, logLevel: 'debug', drainTimeoutMs: 250, storagePath: '/tmp/x.csv',
+      host: '127.0.0.1',
+      port: 0,
+      agencies: 1,
+      workers: 0,
+      logLevel: 'debug',
+      drainTimeoutMs: 250,
+      storagePath: '/tmp/x.csv',
     });
   });
 
@@ -104,8 +125,14 @@ describe('loadServerConfig', () => {
   });
 
   it.each([
-    ['SERVER_PORT', '-1'], ['SERVER_PORT', '1.5'], ['SERVER_LISTEN_BACKLOG', '0'], ['SERVER_AGENCIES', 'five'],
-    ['SERVER_WORKERS', '257'], ['LOGGING_LEVEL', 'LOUD'], ['SERVER_DRAIN_TIMEOUT', '2h'], ['SERVER_HOST', '   '],
+    ['SERVER_PORT', '-1'],
+    ['SERVER_PORT', '1.5'],
+    ['SERVER_LISTEN_BACKLOG', '0'],
+    ['SERVER_AGENCIES', 'five'],
+    ['SERVER_WORKERS', '257'],
+    ['LOGGING_LEVEL', 'LOUD'],
+    ['SERVER_DRAIN_TIMEOUT', '2h'],
+    ['SERVER_HOST', '   '],
   ])('refuses %s=%j naming the key', (key, value) => {
     expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(ConfigError);
     expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(new RegExp(`^${key}: `));
@@ -115,15 +142,35 @@ describe('loadServerConfig', () => {
 describe('loadClientConfig', () => {
   it('reads client/config.yaml, then the CLI_* overrides', () => {
     expect(loadClientConfig({ CLI_CONFIG: CLIENT_YAML })).toEqual({
-      id: 1, host: '127.0.0.1', port: 12345, connectTimeoutMs: 30_000, maxAmount: 150,
-      logLevel: 'info', winnersTimeoutMs: 120_000, dataFile: 'data/agency-1.csv',
+      id: 1,
+      host: '127.0.0.1',
+      port: 12345,
+      connectTimeoutMs: 30_000,
+      maxAmount: 150,
+      logLevel: 'info',
+      winnersTimeoutMs: 120_000,
+      dataFile: 'data/agency-1.csv',
     });
-    expect(loadClientConfig({
-      CLI_CONFIG: CLIENT_YAML, CLI_ID: '4', CLI_SERVER_ADDRESS: 'server:4000', CLI_BATCH_MAXAMOUNT: '7',
-      CLI_LOG_LEVEL: 'WARN', CLI_SERVER_CONNECTTIMEOUT: '2s', CLI_WINNERS_TIMEOUT: '1m', CLI_DATA_FILE: '/d/a.csv',
-    })).toEqual({
-      id: 4, host: 'server', port: 4000, connectTimeoutMs: 2000, maxAmount: 7,
-      logLevel: 'warn', winnersTimeoutMs: 60_000, dataFile: '/d/a.csv',
+    expect(
+      loadClientConfig({
+        CLI_CONFIG: CLIENT_YAML,
+        CLI_ID: '4',
+        CLI_SERVER_ADDRESS: 'server:4000',
+        CLI_BATCH_MAXAMOUNT: '7',
+        CLI_LOG_LEVEL: 'WARN',
+        CLI_SERVER_CONNECTTIMEOUT: '2s',
+        CLI_WINNERS_TIMEOUT: '1m',
+        CLI_DATA_FILE: '/d/a.csv',
+      }),
+    ).toEqual({
+      id: 4,
+      host: 'server',
+      port: 4000,
+      connectTimeoutMs: 2000,
+      maxAmount: 7,
+      logLevel: 'warn',
+      winnersTimeoutMs: 60_000,
+      dataFile: '/d/a.csv',
     });
   });
 
@@ -133,8 +180,13 @@ describe('loadClientConfig', () => {
   });
 
   it.each([
-    ['CLI_ID', 'x'], ['CLI_ID', '-2'], ['CLI_BATCH_MAXAMOUNT', '0'], ['CLI_BATCH_MAXAMOUNT', '65536'],
-    ['CLI_SERVER_ADDRESS', 'nohostport'], ['CLI_SERVER_ADDRESS', 'host:'], ['CLI_WINNERS_TIMEOUT', 'forever'],
+    ['CLI_ID', 'x'],
+    ['CLI_ID', '-2'],
+    ['CLI_BATCH_MAXAMOUNT', '0'],
+    ['CLI_BATCH_MAXAMOUNT', '65536'],
+    ['CLI_SERVER_ADDRESS', 'nohostport'],
+    ['CLI_SERVER_ADDRESS', 'host:'],
+    ['CLI_WINNERS_TIMEOUT', 'forever'],
   ])('refuses %s=%j naming the key', (key, value) => {
     expect(() => loadClientConfig({ CLI_CONFIG: CLIENT_YAML, [key]: value })).toThrowError(new RegExp(`^${key}: `));
   });

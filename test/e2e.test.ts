@@ -14,21 +14,45 @@ import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { DEFAULT_SIZES, generateAgencyFile, generateData } from '../tools/gen-data.js';
 import {
-  DATASET_ZIP, countStoredRows, failures, freePort, killAll, makeTempDir, readAgencyRows, removeDir,
-  spawnServer, startClient, startServer, type Proc,
+  DATASET_ZIP,
+  countStoredRows,
+  failures,
+  freePort,
+  killAll,
+  makeTempDir,
+  readAgencyRows,
+  removeDir,
+  spawnServer,
+  startClient,
+  startServer,
+  type Proc,
 } from './helpers/processes.js';
 
 const SMALL_SIZES = [3000, 2500, 1600, 900, 100];
 let dir: string;
 
-beforeAll(async () => { dir = await makeTempDir('e2e'); });
+beforeAll(async () => {
+  dir = await makeTempDir('e2e');
+});
 afterEach(killAll);
-afterAll(async () => { await killAll(); await removeDir(dir); });
+afterAll(async () => {
+  await killAll();
+  await removeDir(dir);
+});
 
-interface Run { server: Proc; clients: Proc[]; storage: string }
+interface Run {
+  server: Proc;
+  clients: Proc[];
+  storage: string;
+}
 
 /** Server plus one client per file (file i is agency i+1); clients run to their end, then SIGTERM the server. */
-async function runLottery(name: string, files: string[], serverEnv: Record<string, string> = {}, clientEnv: Record<string, string> = {}): Promise<Run> {
+async function runLottery(
+  name: string,
+  files: string[],
+  serverEnv: Record<string, string> = {},
+  clientEnv: Record<string, string> = {},
+): Promise<Run> {
   const storage = join(dir, `${name}-bets.csv`);
   const { proc: server, port } = await startServer({ storagePath: storage, agencies: files.length, env: serverEnv });
   const clients = files.map((dataFile, i) => startClient({ port, id: i + 1, dataFile, env: clientEnv }));
@@ -56,7 +80,10 @@ async function expectCompleteRun(run: Run, files: string[]): Promise<void> {
   const { server, clients, storage } = run;
   for (const p of [server, ...clients]) {
     const clean = p.exit?.code === 0 && p.exit.signal === null && failures(p).length === 0;
-    expect(clean, `${p.name}: exit ${JSON.stringify(p.exit)}, failures ${JSON.stringify(failures(p))}; last lines:\n${p.lines.slice(-25).join('\n')}`).toBe(true);
+    expect(
+      clean,
+      `${p.name}: exit ${JSON.stringify(p.exit)}, failures ${JSON.stringify(failures(p))}; last lines:\n${p.lines.slice(-25).join('\n')}`,
+    ).toBe(true);
   }
   expect(server.count('sorteo', 'success')).toBe(1);
   expect(server.count('sorteo', 'fail')).toBe(0);
@@ -87,7 +114,9 @@ describe('five agencies against one server', () => {
     const run = await runLottery('default', files);
     await expectCompleteRun(run, files);
     // The generator's own winner counts agree with the independent count above.
-    results.forEach((r, i) => expect(Number(run.clients[i]!.log.find((l) => l.action === 'consulta_ganadores')?.fields.cant_ganadores)).toBe(r.winners));
+    results.forEach((r, i) => {
+      expect(Number(run.clients[i]!.log.find((l) => l.action === 'consulta_ganadores')?.fields.cant_ganadores)).toBe(r.winners);
+    });
   });
 
   it.skipIf(!existsSync(DATASET_ZIP))('stores the course dataset: 78,697 bets, winners 2,3,3,2,0', async () => {
@@ -97,7 +126,9 @@ describe('five agencies against one server', () => {
     const run = await runLottery('dataset', files);
     await expectCompleteRun(run, files);
     expect(await countStoredRows(run.storage)).toBe(78_697);
-    expect(run.clients.map((c) => Number(c.log.find((l) => l.action === 'consulta_ganadores')?.fields.cant_ganadores))).toEqual([2, 3, 3, 2, 0]);
+    expect(run.clients.map((c) => Number(c.log.find((l) => l.action === 'consulta_ganadores')?.fields.cant_ganadores))).toEqual([
+      2, 3, 3, 2, 0,
+    ]);
   });
 
   describe('with fewer workers than agencies', () => {
@@ -128,7 +159,9 @@ describe('single agency runs', () => {
     await expectCompleteRun(run, [file]);
     const sent = run.clients[0]!.log.filter((l) => l.action === 'apuesta_enviada').map((l) => Number(l.fields.cantidad));
     expect(sent).toEqual([150, 1]);
-    const received = run.server.log.filter((l) => l.action === 'apuesta_recibida' && l.result === 'success').map((l) => Number(l.fields.cantidad));
+    const received = run.server.log
+      .filter((l) => l.action === 'apuesta_recibida' && l.result === 'success')
+      .map((l) => Number(l.fields.cantidad));
     expect(received).toEqual([150, 1]);
   });
 
@@ -160,7 +193,9 @@ describe('single agency runs', () => {
     squatter.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
     await server.waitForAction('conexion', 'success');
     const client = startClient({ port, id: 1, dataFile: file });
-    await client.waitFor((l) => l.action === 'connect' && l.result === 'in_progress' && /AGENCY_BUSY|already connected/.test(l.fields.error ?? ''));
+    await client.waitFor(
+      (l) => l.action === 'connect' && l.result === 'in_progress' && /AGENCY_BUSY|already connected/.test(l.fields.error ?? ''),
+    );
     squatter.destroy();
     expect(await client.waitExit()).toEqual({ code: 0, signal: null });
     server.signal('SIGTERM');
@@ -190,7 +225,9 @@ describe('single agency runs', () => {
     again.on('error', () => {});
     const reply = new Promise<unknown>((resolve) => {
       const decoder = new FrameDecoder();
-      again.on('data', (chunk: Buffer) => { for (const f of decoder.push(chunk)) resolve(decodeMessage(f)); });
+      again.on('data', (chunk: Buffer) => {
+        for (const f of decoder.push(chunk)) resolve(decodeMessage(f));
+      });
     });
     again.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
     expect(await reply).toMatchObject({ type: MessageType.WELCOME, agency: 1 });

@@ -119,7 +119,10 @@ describe('--only and --force', () => {
     await rm(p2);
     const mtime3 = (await stat(p3)).mtimeMs;
     const partial = await generateData({ ...opts, only: [2, 3] });
-    expect(partial.map((r) => [r.agency, r.kept])).toEqual([[2, false], [3, true]]);
+    expect(partial.map((r) => [r.agency, r.kept])).toEqual([
+      [2, false],
+      [3, true],
+    ]);
     expect(partial[1]).toMatchObject({ rows: 100, winners: full[2]?.winners });
     expect(await readFile(p1, 'utf8')).toBe('sentinel\r\n');
     expect((await readFile(p2)).equals(original[1] as Buffer)).toBe(true);
@@ -133,18 +136,23 @@ describe('--only and --force', () => {
 
 describe('CLI', () => {
   const run = promisify(execFile);
-  const cli = (args: string[]) =>
-    run(process.execPath, ['--import', 'tsx', 'tools/gen-data.ts', ...args], { cwd: ROOT });
+  const cli = (args: string[]) => run(process.execPath, ['--import', 'tsx', 'tools/gen-data.ts', ...args], { cwd: ROOT });
 
   it('exits 2 naming the bad flag', async () => {
-    const err = await cli(['--agencies', 'x']).then(() => null, (e: { code: number; stderr: string }) => e);
+    const err = await cli(['--agencies', 'x']).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(err?.code).toBe(2);
     expect(err?.stderr).toMatch(/--agencies.*"x".*integer/);
   });
 
   it('exits 2 for an unknown flag and for --only outside the agencies', async () => {
     for (const args of [['--nope'], ['--agencies', '2', '--only', '3'], ['--sizes', '1', '--bets', '2']]) {
-      const err = await cli(args).then(() => null, (e: { code: number }) => e);
+      const err = await cli(args).then(
+        () => null,
+        (e: { code: number }) => e,
+      );
       expect(err?.code).toBe(2);
     }
   });

@@ -8,14 +8,18 @@ afterEach(async () => {
   await terminateWorkers();
 });
 
-interface RangeReport { counted: number; runDraw: number }
-interface RaceReport { results: Array<{ runDraw: boolean; counted: boolean; finished: number }> }
+interface RangeReport {
+  counted: number;
+  runDraw: number;
+}
+interface RaceReport {
+  results: Array<{ runDraw: boolean; counted: boolean; finished: number }>;
+}
 
 /** Runs one 'range' worker per [from, to], all released together by one barrier. */
 async function markRanges(counter: SharedArrayBuffer, ranges: Array<[number, number]>): Promise<RangeReport[]> {
   const barrier = new SharedArrayBuffer(4);
-  const workers = ranges.map(([from, to]) =>
-    startTsWorker(WORKER, { mode: 'range', counter, barrier, parties: ranges.length, from, to }));
+  const workers = ranges.map(([from, to]) => startTsWorker(WORKER, { mode: 'range', counter, barrier, parties: ranges.length, from, to }));
   const reports = (await Promise.all(workers.map((w) => w.next()))) as unknown as RangeReport[];
   expect(await Promise.all(workers.map((w) => w.exited))).toEqual(ranges.map(() => 0));
   return reports;
@@ -75,7 +79,10 @@ describe('ProtectedNotificationCounter across worker threads', () => {
   it('8 threads marking the same 2,000 agencies at once: each counts once, one draw', async () => {
     const AGENCIES = 2_000;
     const sab = ProtectedNotificationCounter.allocate(AGENCIES);
-    const reports = await markRanges(sab, Array.from({ length: 8 }, (): [number, number] => [1, AGENCIES]));
+    const reports = await markRanges(
+      sab,
+      Array.from({ length: 8 }, (): [number, number] => [1, AGENCIES]),
+    );
     expect(new ProtectedNotificationCounter(sab).finished).toBe(AGENCIES);
     expect(reports.reduce((n, r) => n + r.counted, 0)).toBe(AGENCIES);
     expect(reports.reduce((n, r) => n + r.runDraw, 0)).toBe(1);

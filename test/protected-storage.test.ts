@@ -49,8 +49,14 @@ async function loadAll(path: string): Promise<Bet[]> {
   return out;
 }
 
-const sample = (document: string): Bet =>
-  ({ agency: 1, firstName: 'Main', lastName: 'Thread', document, birthdate: '2001-09-11', number: 1 });
+const sample = (document: string): Bet => ({
+  agency: 1,
+  firstName: 'Main',
+  lastName: 'Thread',
+  document,
+  birthdate: '2001-09-11',
+  number: 1,
+});
 
 describe('RWLock on one thread', () => {
   it('lets readers share and keeps writers exclusive', () => {
@@ -82,7 +88,11 @@ describe('RWLock on one thread', () => {
 
   it('withWrite releases the lock even when the critical section throws', () => {
     const lock = new RWLock(RWLock.allocate());
-    expect(() => lock.withWrite(() => { throw new Error('boom'); }, false)).toThrow('boom');
+    expect(() =>
+      lock.withWrite(() => {
+        throw new Error('boom');
+      }, false),
+    ).toThrow('boom');
     expect(lock.withWrite(() => 7, false)).toBe(7);
   });
 });
@@ -144,7 +154,12 @@ describe('ProtectedStorage across worker threads', () => {
     const bets = await loadAll(handle.path);
     expect(bets).toHaveLength(total);
     expect(scanProblems(bets)).toEqual([]);
-    const batches = new Set(bets.map((bet) => { const t = tagOf(bet); return `${t.w}/${t.b}`; }));
+    const batches = new Set(
+      bets.map((bet) => {
+        const t = tagOf(bet);
+        return `${t.w}/${t.b}`;
+      }),
+    );
     expect(batches.size).toBe(WRITERS * BATCHES);
   });
 

@@ -21,7 +21,15 @@ let storage: StorageHandle;
 let pool: BetPool;
 let lottery: Lottery;
 const lines: string[] = [];
-const log = createLogger({ level: 'debug', format: 'json', destination: { write(l: string) { lines.push(l); } } });
+const log = createLogger({
+  level: 'debug',
+  format: 'json',
+  destination: {
+    write(l: string) {
+      lines.push(l);
+    },
+  },
+});
 /** Pool calls, as seen through a wrapper: whether the calling stream was paused, and concurrency. */
 const poolCalls = { pausedAtCall: [] as boolean[], inFlight: 0, maxInFlight: 0, done: 0, batchesPerCall: [] as number[] };
 /** Pool calls wait for this gate, so a test can hold batches "in the pool". */
@@ -89,12 +97,24 @@ function connect(helloTimeoutMs?: number): Peer {
   });
   // A TCP socket reports the peer's FIN even while paused (net does push(null) + read(0));
   // a duplexPair side does not, so the read(0) stands in for it when we end our side.
-  const hangUp = (): void => { client.end(); setImmediate(() => server.read(0)); };
-  const ended = new Promise<void>((resolve) => client.once('end', () => { over = true; hangUp(); wake?.(); resolve(); }));
+  const hangUp = (): void => {
+    client.end();
+    setImmediate(() => server.read(0));
+  };
+  const ended = new Promise<void>((resolve) =>
+    client.once('end', () => {
+      over = true;
+      hangUp();
+      wake?.();
+      resolve();
+    }),
+  );
   const next = async (): Promise<Message> => {
     while (inbox.length === 0) {
       if (over) throw new Error('the server ended the stream');
-      await new Promise<void>((r) => { wake = r; });
+      await new Promise<void>((r) => {
+        wake = r;
+      });
     }
     return inbox.shift()!;
   };
@@ -195,7 +215,10 @@ describe('Session over a duplex pair', () => {
     p.stream.write(Buffer.concat([batch(3, good1), batch(4, [bet(1, '131', 10000)]), batch(5, good2), batch(5, good2)]));
     const acks = [await p.next(), await p.next(), await p.next(), await p.next()];
     expect(acks.map((a) => [(a as { seq: number }).seq, (a as { status: number }).status])).toEqual([
-      [3, AckStatus.STORED], [4, AckStatus.REJECTED], [5, AckStatus.STORED], [5, AckStatus.DUPLICATE],
+      [3, AckStatus.STORED],
+      [4, AckStatus.REJECTED],
+      [5, AckStatus.STORED],
+      [5, AckStatus.DUPLICATE],
     ]);
     stored.push(...good1, ...good2);
     expect(onDisk()).toBe(expectedDisk());
@@ -214,7 +237,9 @@ describe('Session over a duplex pair', () => {
     callingStream = p.server;
     const calls = poolCalls.batchesPerCall.length;
     let release = (): void => {};
-    poolGate = new Promise((resolve) => { release = resolve; });
+    poolGate = new Promise((resolve) => {
+      release = resolve;
+    });
     const bets = Array.from({ length: 60 }, (_, i) => bet(2, `3${i}`, i === 7 ? 7574 : i));
     const frames = bets.map((b, i) => batch(i + 1, [b]));
     for (const f of frames) p.stream.write(f);
@@ -282,7 +307,11 @@ describe('Session protocol errors', () => {
   });
 
   it.each([
-    ['a HELLO of another protocol version', encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION + 1, agency: 1 }), ErrorCode.BAD_VERSION],
+    [
+      'a HELLO of another protocol version',
+      encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION + 1, agency: 1 }),
+      ErrorCode.BAD_VERSION,
+    ],
     ['a second HELLO on a bound connection', hello(1), ErrorCode.ALREADY_BOUND],
     ['a server-only message', encodeMessage({ type: MessageType.WELCOME, agency: 1, lastSeq: 0 }), ErrorCode.UNEXPECTED_MESSAGE],
     ['an unknown message type', Buffer.from([0x7f, 0, 0, 0, 0]), ErrorCode.UNKNOWN_TYPE],
@@ -315,10 +344,19 @@ describe('Lottery when a draw fails', () => {
     const flags = ProtectedNotificationCounter.allocate(1);
     let draws = 0;
     const flaky = {
-      draw: () => (++draws === 1 ? Promise.reject(new Error('bets.csv:7: expected 6 fields')) : Promise.resolve({ winners: [[1, ['7']]], scanned: 3 })),
+      draw: () =>
+        ++draws === 1 ? Promise.reject(new Error('bets.csv:7: expected 6 fields')) : Promise.resolve({ winners: [[1, ['7']]], scanned: 3 }),
     } as unknown as BetPool;
     const own: string[] = [];
-    const ownLog = createLogger({ level: 'info', format: 'json', destination: { write(l: string) { own.push(l); } } });
+    const ownLog = createLogger({
+      level: 'info',
+      format: 'json',
+      destination: {
+        write(l: string) {
+          own.push(l);
+        },
+      },
+    });
     const lot = new Lottery(flaky, new ProtectedNotificationCounter(flags), ownLog);
     const firstEnd = lot.drawEnded;
     expect(lot.finish(1)).toMatchObject({ finished: 1, expected: 1 });
@@ -347,7 +385,7 @@ describe('FINISHED, draw and winners', () => {
     expect(onDisk()).toBe(expectedDisk());
   });
 
-  it('holds a finished agency\'s WINNERS_QUERY while others are missing; closing the session releases it', async () => {
+  it("holds a finished agency's WINNERS_QUERY while others are missing; closing the session releases it", async () => {
     const p = await bound(1);
     p.stream.write(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: 1 }));
     p.stream.write(encodeMessage({ type: MessageType.PING }));

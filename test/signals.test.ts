@@ -10,7 +10,15 @@ import { MessageType } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { generateAgencyFile } from '../tools/gen-data.js';
 import {
-  countStoredRows, failures, killAll, makeTempDir, removeDir, spawnServer, startClient, startServer, type Proc,
+  countStoredRows,
+  failures,
+  killAll,
+  makeTempDir,
+  removeDir,
+  spawnServer,
+  startClient,
+  startServer,
+  type Proc,
 } from './helpers/processes.js';
 
 const BIG = 200_000;
@@ -27,7 +35,10 @@ afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   await killAll();
 });
-afterAll(async () => { await killAll(); await removeDir(dir); });
+afterAll(async () => {
+  await killAll();
+  await removeDir(dir);
+});
 
 function sumCantidad(p: Proc, action: string): number {
   return p.log.filter((l) => l.action === action && l.result === 'success').reduce((n, l) => n + Number(l.fields.cantidad), 0);
@@ -40,8 +51,11 @@ function positions(p: Proc, actions: string[]): number[] {
 
 function expectIncreasing(p: Proc, actions: string[]): void {
   const at = positions(p, actions);
-  expect({ actions, found: at.every((i) => i >= 0), increasing: at.every((v, i) => i === 0 || v > at[i - 1]!) })
-    .toEqual({ actions, found: true, increasing: true });
+  expect({ actions, found: at.every((i) => i >= 0), increasing: at.every((v, i) => i === 0 || v > at[i - 1]!) }).toEqual({
+    actions,
+    found: true,
+    increasing: true,
+  });
 }
 
 describe('SIGTERM to the server while an agency is sending', () => {
@@ -88,9 +102,16 @@ describe('SIGTERM to the server while an agency is sending', () => {
   });
 
   it('a new server listens on the same port at once (no "address in use")', async () => {
-    const again = spawnServer({ SERVER_PORT: String(port), SERVER_AGENCIES: '1', SERVER_STORAGE_PATH: join(dir, 'restart.csv') }, 'server-restart');
+    const again = spawnServer(
+      { SERVER_PORT: String(port), SERVER_AGENCIES: '1', SERVER_STORAGE_PATH: join(dir, 'restart.csv') },
+      'server-restart',
+    );
     const listen = await again.waitForAction('listen');
-    expect({ result: listen.result, port: Number(listen.fields.puerto), error: listen.fields.error }).toEqual({ result: 'success', port, error: undefined });
+    expect({ result: listen.result, port: Number(listen.fields.puerto), error: listen.fields.error }).toEqual({
+      result: 'success',
+      port,
+      error: undefined,
+    });
     again.signal('SIGTERM');
     expect({ exit: await again.waitExit(), text: again.text }).toEqual({ exit: { code: 0, signal: null }, text: again.text });
   });
@@ -122,7 +143,11 @@ describe('SIGTERM to a client while it is sending', () => {
 
 describe('SIGTERM with a peer that never reads its replies', () => {
   it('destroys the stuck connection at the drain deadline and still closes everything, exit 0', async () => {
-    const { proc: server, port } = await startServer({ storagePath: join(dir, 'stuck.csv'), agencies: 1, env: { SERVER_DRAIN_TIMEOUT: '1s' } });
+    const { proc: server, port } = await startServer({
+      storagePath: join(dir, 'stuck.csv'),
+      agencies: 1,
+      env: { SERVER_DRAIN_TIMEOUT: '1s' },
+    });
     const peer = connect({ host: '127.0.0.1', port });
     sockets.push(peer);
     peer.on('error', () => {});

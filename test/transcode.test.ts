@@ -17,7 +17,24 @@ function rng(seed: number): () => number {
   };
 }
 
-const NAMES = ['María Belén', 'Ana', 'Saldaña', 'O"Neil', 'Pérez, Juan', ' ', '\u00a0', 'Zoë', '"', ',', 'x\ty', 'Łukasz', '  Nicolás  ', 'Jo\u{1F600}', '\u{10FFFF}x', '\u20ac'];
+const NAMES = [
+  'María Belén',
+  'Ana',
+  'Saldaña',
+  'O"Neil',
+  'Pérez, Juan',
+  ' ',
+  '\u00a0',
+  'Zoë',
+  '"',
+  ',',
+  'x\ty',
+  'Łukasz',
+  '  Nicolás  ',
+  'Jo\u{1F600}',
+  '\u{10FFFF}x',
+  '\u20ac',
+];
 const DOCS = ['12345678', '1', '0000000000', '12345678901', '12a4', ''];
 const DATES = ['1990-01-01', '2000-02-29', '1900-02-29', '2023-02-30', '1999-13-01', '0000-01-01', '1990-1-01', '2024-04-31', '2024-04-30'];
 
@@ -58,7 +75,10 @@ describe('transcodeBatch agrees with decodeBets + betsToRows', () => {
       const bytes = batchBytes(bets);
       const slow = decodeBets(bytes, bets.length, agency);
       const got = fast(bytes, bets.length, agency);
-      if (got === null) { declined++; continue; }
+      if (got === null) {
+        declined++;
+        continue;
+      }
       accepted++;
       expect(slow.ok).toBe(true);
       if (slow.ok) expect(got.toString('utf8')).toBe(betsToRows(slow.bets).toString('utf8'));
@@ -78,7 +98,12 @@ describe('transcodeBatch agrees with decodeBets + betsToRows', () => {
     badUtf8[5] = 0xff; // first byte of the first name
     expect(fast(badUtf8, 1, 3)).toBeNull();
     // Overlong, surrogate and cut multi-byte sequences in the first name ('Ana' -> bytes 5..7).
-    for (const seq of [[0xc0, 0x80, 0x41], [0xed, 0xa0, 0x80], [0x41, 0x41, 0xc3], [0xf4, 0x90, 0x80]]) {
+    for (const seq of [
+      [0xc0, 0x80, 0x41],
+      [0xed, 0xa0, 0x80],
+      [0x41, 0x41, 0xc3],
+      [0xf4, 0x90, 0x80],
+    ]) {
       const bad = Buffer.from(bytes);
       bad.set(seq, 5);
       expect(fast(bad, 1, 3)).toBeNull();

@@ -35,28 +35,177 @@ const ZERO_SHARE = 0.0005;
 const MIN_ROWS_FOR_WINNER = 1000;
 
 const FIRST_NAMES: readonly string[] = [
-  'Nicolás', 'Agustín', 'José', 'María Belén', 'Juan Pablo', 'Martín', 'Sofía', 'Valentina',
-  'Lucía', 'Matías', 'Tomás', 'Joaquín', 'Santiago', 'Mateo', 'Benjamín', 'Julián', 'Sebastián',
-  'Ramón', 'Inés', 'Mónica', 'Verónica', 'Martina', 'Camila', 'Florencia', 'Rocío', 'Milagros',
-  'Ángel', 'Germán', 'Hernán', 'Maximiliano', 'Facundo', 'Gastón', 'Iván', 'Andrés', 'Rubén',
-  'Héctor', 'Raúl', 'Jesús', 'Emilia', 'Catalina', 'Abril', 'Paula', 'Daniela', 'Gabriela',
-  'Carolina', 'Silvina', 'Marcela', 'Mariano', 'Federico', 'Gonzalo', 'Juan Martín', 'María José',
-  'María Inés', 'Ana Sofía', 'Luis Ángel', 'Juan Cruz', 'Lautaro', 'Thiago', 'Zoe', 'Pilar',
-  'Ludmila', 'Romina', 'Noelia', 'Débora', 'Santiago Lionel', 'Azul', 'Candela', 'Agustina',
-  'Valentín', 'Simón', 'Damián', 'Adrián', 'Cristian', 'Fabián', 'Ezequiel', 'Nahuel', 'Iñaki',
-  'Jazmín', 'Yanina', 'Ramiro', 'Begoña', 'Óscar',
+  'Nicolás',
+  'Agustín',
+  'José',
+  'María Belén',
+  'Juan Pablo',
+  'Martín',
+  'Sofía',
+  'Valentina',
+  'Lucía',
+  'Matías',
+  'Tomás',
+  'Joaquín',
+  'Santiago',
+  'Mateo',
+  'Benjamín',
+  'Julián',
+  'Sebastián',
+  'Ramón',
+  'Inés',
+  'Mónica',
+  'Verónica',
+  'Martina',
+  'Camila',
+  'Florencia',
+  'Rocío',
+  'Milagros',
+  'Ángel',
+  'Germán',
+  'Hernán',
+  'Maximiliano',
+  'Facundo',
+  'Gastón',
+  'Iván',
+  'Andrés',
+  'Rubén',
+  'Héctor',
+  'Raúl',
+  'Jesús',
+  'Emilia',
+  'Catalina',
+  'Abril',
+  'Paula',
+  'Daniela',
+  'Gabriela',
+  'Carolina',
+  'Silvina',
+  'Marcela',
+  'Mariano',
+  'Federico',
+  'Gonzalo',
+  'Juan Martín',
+  'María José',
+  'María Inés',
+  'Ana Sofía',
+  'Luis Ángel',
+  'Juan Cruz',
+  'Lautaro',
+  'Thiago',
+  'Zoe',
+  'Pilar',
+  'Ludmila',
+  'Romina',
+  'Noelia',
+  'Débora',
+  'Santiago Lionel',
+  'Azul',
+  'Candela',
+  'Agustina',
+  'Valentín',
+  'Simón',
+  'Damián',
+  'Adrián',
+  'Cristian',
+  'Fabián',
+  'Ezequiel',
+  'Nahuel',
+  'Iñaki',
+  'Jazmín',
+  'Yanina',
+  'Ramiro',
+  'Begoña',
+  'Óscar',
 ];
 const LAST_NAMES: readonly string[] = [
-  'Martínez', 'González', 'Rodríguez', 'Fernández', 'López', 'Díaz', 'Pérez', 'Gómez', 'Sánchez',
-  'Romero', 'Sosa', 'Álvarez', 'Torres', 'Ruiz', 'Ramírez', 'Flores', 'Acosta', 'Benítez',
-  'Medina', 'Suárez', 'Herrera', 'Aguirre', 'Giménez', 'Gutiérrez', 'Pereyra', 'Rojas', 'Molina',
-  'Castro', 'Ortiz', 'Silva', 'Núñez', 'Luna', 'Juárez', 'Cabrera', 'Ríos', 'Ferreyra', 'Godoy',
-  'Morales', 'Domínguez', 'Moreno', 'Peralta', 'Vega', 'Carrizo', 'Quiroga', 'Castillo',
-  'Ledesma', 'Muñoz', 'Ojeda', 'Ponce', 'Vera', 'Vázquez', 'Villalba', 'Cardozo', 'Navarro',
-  'Ramos', 'Arias', 'Coronel', 'Córdoba', 'Figueroa', 'Correa', 'Cáceres', 'Vargas', 'Maldonado',
-  'Mansilla', 'Farías', 'Rivero', 'Paz', 'Miranda', 'Roldán', 'Méndez', 'Lucero', 'Hernández',
-  'Agüero', 'Páez', 'Escobar', 'Saldaña', 'Ibáñez', 'Montaño', 'Peña', 'Zúñiga', 'Del Valle',
-  'Di Stéfano', 'Lorca', 'Iriarte', 'Echeverría', 'Olivera', 'Bustos',
+  'Martínez',
+  'González',
+  'Rodríguez',
+  'Fernández',
+  'López',
+  'Díaz',
+  'Pérez',
+  'Gómez',
+  'Sánchez',
+  'Romero',
+  'Sosa',
+  'Álvarez',
+  'Torres',
+  'Ruiz',
+  'Ramírez',
+  'Flores',
+  'Acosta',
+  'Benítez',
+  'Medina',
+  'Suárez',
+  'Herrera',
+  'Aguirre',
+  'Giménez',
+  'Gutiérrez',
+  'Pereyra',
+  'Rojas',
+  'Molina',
+  'Castro',
+  'Ortiz',
+  'Silva',
+  'Núñez',
+  'Luna',
+  'Juárez',
+  'Cabrera',
+  'Ríos',
+  'Ferreyra',
+  'Godoy',
+  'Morales',
+  'Domínguez',
+  'Moreno',
+  'Peralta',
+  'Vega',
+  'Carrizo',
+  'Quiroga',
+  'Castillo',
+  'Ledesma',
+  'Muñoz',
+  'Ojeda',
+  'Ponce',
+  'Vera',
+  'Vázquez',
+  'Villalba',
+  'Cardozo',
+  'Navarro',
+  'Ramos',
+  'Arias',
+  'Coronel',
+  'Córdoba',
+  'Figueroa',
+  'Correa',
+  'Cáceres',
+  'Vargas',
+  'Maldonado',
+  'Mansilla',
+  'Farías',
+  'Rivero',
+  'Paz',
+  'Miranda',
+  'Roldán',
+  'Méndez',
+  'Lucero',
+  'Hernández',
+  'Agüero',
+  'Páez',
+  'Escobar',
+  'Saldaña',
+  'Ibáñez',
+  'Montaño',
+  'Peña',
+  'Zúñiga',
+  'Del Valle',
+  'Di Stéfano',
+  'Lorca',
+  'Iriarte',
+  'Echeverría',
+  'Olivera',
+  'Bustos',
 ];
 
 /** `DATES[i]` is the i-th day from 1940-01-01 to 2005-12-31, computed in UTC. */
@@ -131,7 +280,11 @@ class AgencyRows {
   private readonly recent: string[] = [];
   private readonly forcedWinner: number;
 
-  constructor(private readonly rng: Rng, private readonly shared: readonly string[], rows: number) {
+  constructor(
+    private readonly rng: Rng,
+    private readonly shared: readonly string[],
+    rows: number,
+  ) {
     this.forcedWinner = rows >= MIN_ROWS_FOR_WINNER ? Math.floor(rng() * rows) : -1;
   }
 
@@ -171,7 +324,12 @@ async function writeRows(out: WriteStream, gen: AgencyRows, rows: number): Promi
   await finished(out);
 }
 
-export interface AgencyFileOptions { path: string; agency: number; seed: number; rows: number }
+export interface AgencyFileOptions {
+  path: string;
+  agency: number;
+  seed: number;
+  rows: number;
+}
 
 /** Writes (or overwrites) one agency file; `winners` counts rows whose number is 7574. */
 export async function generateAgencyFile(opts: AgencyFileOptions): Promise<{ rows: number; winners: number }> {
@@ -204,7 +362,13 @@ export interface GenerateDataOptions {
   onFile?: (result: AgencyResult) => void;
 }
 
-export interface AgencyResult { agency: number; path: string; rows: number; winners: number; kept: boolean }
+export interface AgencyResult {
+  agency: number;
+  path: string;
+  rows: number;
+  winners: number;
+  kept: boolean;
+}
 
 /** Rows and winners (lines ending in `,7574`) of a file that is kept. */
 async function countExisting(path: string): Promise<{ rows: number; winners: number }> {
@@ -225,7 +389,12 @@ export async function generateData(opts: GenerateDataOptions): Promise<AgencyRes
   const results: AgencyResult[] = [];
   for (const agency of targets) {
     const path = join(opts.outDir, `agency-${agency}.csv`);
-    const kept = !opts.force && (await access(path).then(() => true, () => false));
+    const kept =
+      !opts.force &&
+      (await access(path).then(
+        () => true,
+        () => false,
+      ));
     const rows = sizes[(agency - 1) % sizes.length] as number;
     const counts = kept ? await countExisting(path) : await generateAgencyFile({ path, agency, seed: opts.seed, rows });
     const result = { agency, path, ...counts, kept };
@@ -264,25 +433,37 @@ type CliOptions = Omit<GenerateDataOptions, 'onFile'>;
 
 function parseCli(argv: string[]): CliOptions | 'help' {
   const str = { type: 'string' } as const;
-  const flags = { agencies: str, seed: str, out: str, sizes: str, bets: str, only: str,
-    force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
-  let values;
-  try {
-    values = parseArgs({ args: argv, options: flags, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const flags = {
+    agencies: str,
+    seed: str,
+    out: str,
+    sizes: str,
+    bets: str,
+    only: str,
+    force: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  } as const;
+  const values = (() => {
+    try {
+      return parseArgs({ args: argv, options: flags, strict: true, allowPositionals: false }).values;
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  })();
   if (values.help) return 'help';
   const agencies = intArg('agencies', values.agencies ?? '5', 1, 100_000);
   const seed = intArg('seed', values.seed ?? '7574', 0, 0xffff_ffff);
   if (values.sizes !== undefined && values.bets !== undefined) throw new UsageError('--sizes and --bets exclude each other: give one');
-  const sizes = values.bets !== undefined ? [intArg('bets', values.bets, 0, 1e9)]
-    : values.sizes !== undefined ? listArg('sizes', values.sizes, 0, 1e9) : undefined;
+  const sizes =
+    values.bets !== undefined
+      ? [intArg('bets', values.bets, 0, 1e9)]
+      : values.sizes !== undefined
+        ? listArg('sizes', values.sizes, 0, 1e9)
+        : undefined;
   if (sizes !== undefined && sizes.length > agencies) {
     throw new UsageError(`--sizes lists ${sizes.length} sizes for ${agencies} agencies: give at most one per agency`);
   }
-  const only = values.only === undefined ? undefined
-    : [...new Set(listArg('only', values.only, 1, agencies))].sort((a, b) => a - b);
+  const only = values.only === undefined ? undefined : [...new Set(listArg('only', values.only, 1, agencies))].sort((a, b) => a - b);
   const out = values.out ?? 'data';
   if (out === '') throw new UsageError('--out: the directory must not be empty');
   return { outDir: out, agencies, seed, sizes, force: values.force ?? false, only };
@@ -322,7 +503,9 @@ function isEntryPoint(): boolean {
 
 if (isEntryPoint()) {
   main(process.argv.slice(2)).then(
-    (code) => { process.exitCode = code; },
+    (code) => {
+      process.exitCode = code;
+    },
     (err: unknown) => {
       process.stderr.write(`gen-data: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exitCode = 1;

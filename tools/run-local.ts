@@ -23,7 +23,12 @@ const port = Number(values.port);
 if (!Number.isInteger(agencies) || agencies < 1) throw new Error(`--agencies must be a positive integer, got ${values.agencies}`);
 if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be 1-65535, got ${values.port}`);
 
-interface Proc { name: string; child: ChildProcess; lines: LogLine[]; exit: Promise<number | null> }
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  lines: LogLine[];
+  exit: Promise<number | null>;
+}
 
 const SHOWN = /action: (config|listen|sorteo|consulta_ganadores|notificacion|exit|connect)\b|result: fail/;
 
@@ -42,7 +47,12 @@ function start(name: string, script: string, env: Record<string, string>): Proc 
       if (SHOWN.test(line) || !parsed) console.log(`[${name}] ${line}`);
     });
   }
-  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => { file.end(); resolve(code); }));
+  const exit = new Promise<number | null>((resolve) =>
+    child.once('close', (code) => {
+      file.end();
+      resolve(code);
+    }),
+  );
   return { name, child, lines, exit };
 }
 
@@ -63,7 +73,8 @@ async function waitFor(proc: Proc, action: string, ms: number): Promise<LogLine>
     const hit = proc.lines.find((l) => l.action === action);
     if (hit?.result === 'success') return hit;
     if (hit?.result === 'fail') throw new Error(`${proc.name} failed: ${hit.fields.error ?? action}; see ${values.out}/${proc.name}.log`);
-    if (proc.child.exitCode !== null || Date.now() > deadline) throw new Error(`${proc.name} did not log ${action}; see ${values.out}/${proc.name}.log`);
+    if (proc.child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`${proc.name} did not log ${action}; see ${values.out}/${proc.name}.log`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -75,16 +86,25 @@ async function main(): Promise<number> {
   const clients: Proc[] = [];
   // The table needs the INFO lines (listen, apuesta_enviada, consulta_ganadores).
   const server = start('server', 'dist/server/main.js', {
-    SERVER_HOST: '127.0.0.1', SERVER_PORT: String(port), SERVER_AGENCIES: String(agencies), SERVER_STORAGE_PATH: storage, LOGGING_LEVEL: 'INFO',
+    SERVER_HOST: '127.0.0.1',
+    SERVER_PORT: String(port),
+    SERVER_AGENCIES: String(agencies),
+    SERVER_STORAGE_PATH: storage,
+    LOGGING_LEVEL: 'INFO',
   });
   await waitFor(server, 'listen', 10_000);
   const started = performance.now();
   for (let id = 1; id <= agencies; id++) {
     const dataFile = join(values.data, `agency-${id}.csv`);
     if (!existsSync(dataFile)) throw new Error(`${dataFile} is missing: run \`make data\` (or npm run gen-data -- --agencies ${agencies})`);
-    clients.push(start(`client-${id}`, 'dist/client/main.js', {
-      CLI_ID: String(id), CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: dataFile, CLI_LOG_LEVEL: 'INFO',
-    }));
+    clients.push(
+      start(`client-${id}`, 'dist/client/main.js', {
+        CLI_ID: String(id),
+        CLI_SERVER_ADDRESS: `127.0.0.1:${port}`,
+        CLI_DATA_FILE: dataFile,
+        CLI_LOG_LEVEL: 'INFO',
+      }),
+    );
   }
   const codes = await Promise.all(clients.map((c) => c.exit));
   const wall = (performance.now() - started) / 1000;
@@ -96,7 +116,8 @@ async function main(): Promise<number> {
 function report(clients: Proc[], codes: Array<number | null>, serverCode: number | null, storage: string, wall: number): number {
   const rows = clients.map((c, i) => {
     const file = countRows(join(values.data, `agency-${i + 1}.csv`));
-    const sent = c.lines.filter((l) => l.action === 'apuesta_enviada' && l.result === 'success')
+    const sent = c.lines
+      .filter((l) => l.action === 'apuesta_enviada' && l.result === 'success')
       .reduce((n, l) => n + Number(l.fields.cantidad ?? 0), 0);
     const won = c.lines.find((l) => l.action === 'consulta_ganadores' && l.result === 'success')?.fields.cant_ganadores ?? '-';
     const ok = codes[i] === 0 && sent === file.rows && won === String(file.winners);
@@ -107,9 +128,13 @@ function report(clients: Proc[], codes: Array<number | null>, serverCode: number
   console.log('\n agency | bets in file | bets sent | winners | expected | exit');
   console.log('--------+--------------+-----------+---------+----------+-----');
   for (const r of rows) {
-    console.log(`${String(r.agency).padStart(7)} | ${String(r.inFile).padStart(12)} | ${String(r.sent).padStart(9)} | ${r.winners.padStart(7)} | ${String(r.expected).padStart(8)} | ${r.exit}${r.ok ? '' : '  <-- mismatch'}`);
+    console.log(
+      `${String(r.agency).padStart(7)} | ${String(r.inFile).padStart(12)} | ${String(r.sent).padStart(9)} | ${r.winners.padStart(7)} | ${String(r.expected).padStart(8)} | ${r.exit}${r.ok ? '' : '  <-- mismatch'}`,
+    );
   }
-  console.log(`\nstored ${stored} of ${total} bets in ${storage}; server exit ${serverCode}; ${wall.toFixed(2)} s from the clients' start to the last exit; logs in ${values.out}/`);
+  console.log(
+    `\nstored ${stored} of ${total} bets in ${storage}; server exit ${serverCode}; ${wall.toFixed(2)} s from the clients' start to the last exit; logs in ${values.out}/`,
+  );
   return rows.every((r) => r.ok) && stored === total && serverCode === 0 ? 0 : 1;
 }
 

@@ -22,12 +22,19 @@ const CLOSING: Record<'server' | 'client', readonly string[]> = {
   client: ['close_file', 'close_socket', 'exit'],
 };
 
-interface Entry extends LogLine { container: string; time: string; raw: string }
+interface Entry extends LogLine {
+  container: string;
+  time: string;
+  raw: string;
+}
 
 const failures: string[] = [];
 const check = (ok: boolean, what: string): void => {
   if (ok) console.log(`  ok   ${what}`);
-  else { console.log(`  FAIL ${what}`); failures.push(what); }
+  else {
+    console.log(`  FAIL ${what}`);
+    failures.push(what);
+  }
 };
 
 function readLog(path: string): Entry[] {
@@ -37,7 +44,10 @@ function readLog(path: string): Entry[] {
     if (bar < 0) continue;
     const parsed = parseLogLine(raw);
     if (parsed === null) continue;
-    const container = raw.slice(0, bar).trim().replace(/[-_]1$/, '');
+    const container = raw
+      .slice(0, bar)
+      .trim()
+      .replace(/[-_]1$/, '');
     entries.push({ ...parsed, container, time: TIME.exec(raw)?.[0] ?? '', raw });
   }
   return entries;
@@ -66,11 +76,19 @@ function countStored(path: string): Map<number, number> {
   return perAgency;
 }
 
-const sum = (xs: Iterable<number>): number => { let s = 0; for (const x of xs) s += x; return s; };
+const sum = (xs: Iterable<number>): number => {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+};
 const of = (log: Entry[], container: string, action?: string): Entry[] =>
   log.filter((e) => e.container === container && (action === undefined || e.action === action));
 const acked = (log: Entry[], client: string): number =>
-  sum(of(log, client, 'apuesta_enviada').filter((e) => e.result === 'success').map((e) => Number(e.fields.cantidad)));
+  sum(
+    of(log, client, 'apuesta_enviada')
+      .filter((e) => e.result === 'success')
+      .map((e) => Number(e.fields.cantidad)),
+  );
 
 async function ingest(opts: Record<string, string | string[] | undefined>): Promise<void> {
   const log = readLog(String(opts.log));
@@ -87,9 +105,14 @@ async function ingest(opts: Record<string, string | string[] | undefined>): Prom
     inputTotal += input.rows;
     const answers = of(log, client, 'consulta_ganadores').filter((e) => e.result === 'success');
     const got = answers.map((e) => e.fields.cant_ganadores).join(',');
-    check(answers.length === 1 && Number(answers[0]?.fields.cant_ganadores) === input.winners,
-      `${client} consulta_ganadores cant_ganadores = ${input.winners} (counted in its file; logged ${got || 'nothing'})`);
-    check(acked(log, client) === input.rows, `${client} apuesta_enviada adds up to its ${input.rows} input rows (got ${acked(log, client)})`);
+    check(
+      answers.length === 1 && Number(answers[0]?.fields.cant_ganadores) === input.winners,
+      `${client} consulta_ganadores cant_ganadores = ${input.winners} (counted in its file; logged ${got || 'nothing'})`,
+    );
+    check(
+      acked(log, client) === input.rows,
+      `${client} apuesta_enviada adds up to its ${input.rows} input rows (got ${acked(log, client)})`,
+    );
     check((stored.get(i) ?? 0) === input.rows, `bets file holds ${input.rows} rows of agency ${i} (got ${stored.get(i) ?? 0})`);
   }
   const storedTotal = sum(stored.values());
@@ -99,19 +122,27 @@ async function ingest(opts: Record<string, string | string[] | undefined>): Prom
 async function drill(opts: Record<string, string | string[] | undefined>): Promise<void> {
   const log = readLog(String(opts.log));
   const signal = String(opts['signal-time']);
-  const exits = new Map((opts.exit as string[] | undefined ?? []).map((kv) => {
-    const [name, code] = kv.split('=');
-    return [name ?? '', code ?? ''] as const;
-  }));
+  const exits = new Map(
+    ((opts.exit as string[] | undefined) ?? []).map((kv) => {
+      const [name, code] = kv.split('=');
+      return [name ?? '', code ?? ''] as const;
+    }),
+  );
   const before = log.filter((e) => e.time !== '' && e.time < signal);
   const failsBefore = before.filter((e) => e.result === 'fail');
-  check(failsBefore.length === 0, `no result: fail before the signal at ${signal}${failsBefore.length ? `; first: ${failsBefore[0]?.raw}` : ''}`);
+  check(
+    failsBefore.length === 0,
+    `no result: fail before the signal at ${signal}${failsBefore.length ? `; first: ${failsBefore[0]?.raw}` : ''}`,
+  );
 
   const sending = opts.sending as string | undefined;
   if (sending !== undefined) {
     const batches = before.filter((e) => e.container === sending && e.action === 'apuesta_enviada').length;
     const finished = before.some((e) => e.container === sending && e.action === 'notificacion_enviada');
-    check(batches > 0 && !finished, `${sending} was still sending when signalled (${batches} batches acknowledged, FINISHED ${finished ? 'already sent' : 'not sent'})`);
+    check(
+      batches > 0 && !finished,
+      `${sending} was still sending when signalled (${batches} batches acknowledged, FINISHED ${finished ? 'already sent' : 'not sent'})`,
+    );
   }
 
   for (const name of String(opts.stopped).split(',')) {
@@ -122,12 +153,18 @@ async function drill(opts: Record<string, string | string[] | undefined>): Promi
     for (const action of CLOSING[kind]) {
       // A client that had read its whole file closed it before the signal: still logged once.
       const pool = action === 'close_file' ? mine : after;
-      check(pool.some((e) => e.action === action && e.result === 'success'), `${name} logged action: ${action} | result: success`);
+      check(
+        pool.some((e) => e.action === action && e.result === 'success'),
+        `${name} logged action: ${action} | result: success`,
+      );
     }
     if (kind === 'server') {
       // The server closes its resources one after another; a client's file and socket close concurrently.
       const order = CLOSING.server.map((a) => after.findIndex((e) => e.action === a && e.result === 'success'));
-      check(order.every((i, k) => i >= 0 && (k === 0 || i > (order[k - 1] ?? -1))), `server closed ${CLOSING.server.join(', ')} in that order`);
+      check(
+        order.every((i, k) => i >= 0 && (k === 0 || i > (order[k - 1] ?? -1))),
+        `server closed ${CLOSING.server.join(', ')} in that order`,
+      );
     }
   }
 
@@ -136,9 +173,16 @@ async function drill(opts: Record<string, string | string[] | undefined>): Promi
     for (let i = 1; i <= Number(opts.agencies); i++) {
       const client = `client${i}`;
       const ack = acked(log, client);
-      const received = sum(of(log, 'server', 'apuesta_recibida').filter((e) => e.result === 'success' && e.fields.agencia === String(i)).map((e) => Number(e.fields.cantidad)));
+      const received = sum(
+        of(log, 'server', 'apuesta_recibida')
+          .filter((e) => e.result === 'success' && e.fields.agencia === String(i))
+          .map((e) => Number(e.fields.cantidad)),
+      );
       const rows = stored.get(i) ?? 0;
-      check(rows >= ack, `agency ${i}: nothing acknowledged is lost (${ack} acknowledged to ${client}, ${received} logged stored by the server, ${rows} rows in the file)`);
+      check(
+        rows >= ack,
+        `agency ${i}: nothing acknowledged is lost (${ack} acknowledged to ${client}, ${received} logged stored by the server, ${rows} rows in the file)`,
+      );
     }
   }
 }
@@ -146,14 +190,23 @@ async function drill(opts: Record<string, string | string[] | undefined>): Promi
 const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
-    log: { type: 'string' }, data: { type: 'string' }, agencies: { type: 'string', default: '5' }, bets: { type: 'string' },
-    'signal-time': { type: 'string' }, stopped: { type: 'string' }, exit: { type: 'string', multiple: true }, sending: { type: 'string' },
+    log: { type: 'string' },
+    data: { type: 'string' },
+    agencies: { type: 'string', default: '5' },
+    bets: { type: 'string' },
+    'signal-time': { type: 'string' },
+    stopped: { type: 'string' },
+    exit: { type: 'string', multiple: true },
+    sending: { type: 'string' },
   },
 });
 const mode = positionals[0];
 if (mode === 'ingest') await ingest(values);
 else if (mode === 'drill') await drill(values);
-else { console.error('usage: check.ts ingest|drill --log FILE ...'); process.exit(2); }
+else {
+  console.error('usage: check.ts ingest|drill --log FILE ...');
+  process.exit(2);
+}
 if (failures.length > 0) {
   console.log(`${failures.length} assertion(s) failed`);
   process.exit(1);

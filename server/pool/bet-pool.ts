@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { createHandlers, type Handlers } from './handlers.js';
 import {
-  TaskKind, type DrawResult, type StoreBatchResult, type StoreBatchesTask, type Task, type TaskResult, type WorkerInit,
+  TaskKind,
+  type DrawResult,
+  type StoreBatchResult,
+  type StoreBatchesTask,
+  type Task,
+  type TaskResult,
+  type WorkerInit,
 } from './tasks.js';
 
 export interface BetPoolOptions {
@@ -131,7 +137,7 @@ export class BetPool {
 
   #send(runs: PendingRun[], size: number): void {
     // A run larger than a slot (not possible with today's frame and run limits) gets its own buffer.
-    const slot = size <= SLOT_BYTES ? this.#freeSlots.pop() ?? new SharedArrayBuffer(SLOT_BYTES) : new SharedArrayBuffer(size);
+    const slot = size <= SLOT_BYTES ? (this.#freeSlots.pop() ?? new SharedArrayBuffer(SLOT_BYTES)) : new SharedArrayBuffer(size);
     const bytes = new Uint8Array(slot, 0, size);
     let offset = 0;
     const task: StoreBatchesTask = {
@@ -153,7 +159,9 @@ export class BetPool {
     (this.#run(task) as Promise<StoreBatchResult[][]>).then(
       (results) => {
         release();
-        runs.forEach((run, i) => run.resolve(results[i]!));
+        runs.forEach((run, i) => {
+          run.resolve(results[i]!);
+        });
       },
       (err: unknown) => {
         release();
@@ -172,7 +180,10 @@ export class BetPool {
     const inline = this.#inline;
     const done = new Promise((resolve) => setImmediate(resolve)).then(() => inline.run(task));
     // close() waits for these, as piscina's close() waits for its queued tasks.
-    const settled = done.then(() => {}, () => {});
+    const settled = done.then(
+      () => {},
+      () => {},
+    );
     this.#inlineTasks.add(settled);
     void settled.then(() => this.#inlineTasks.delete(settled));
     return done;

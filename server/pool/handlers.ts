@@ -10,7 +10,15 @@ import { ProtectedNotificationCounter } from '../storage/notification-counter.js
 import { betsToRows } from '../storage/bets-file.js';
 import { ProtectedStorage } from '../storage/protected-storage.js';
 import { maxRowsSize, transcodeBatch } from './transcode.js';
-import { TaskKind, type DrawResult, type StoreBatchResult, type StoreBatchesTask, type Task, type TaskResult, type WorkerInit } from './tasks.js';
+import {
+  TaskKind,
+  type DrawResult,
+  type StoreBatchResult,
+  type StoreBatchesTask,
+  type Task,
+  type TaskResult,
+  type WorkerInit,
+} from './tasks.js';
 
 export class DrawTooEarlyError extends Error {
   constructor(finished: number, expected: number) {
@@ -69,19 +77,21 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
   const parts: Buffer[] = [];
   let segment = 0;
   let o = 0;
-  const results = task.runs.map((run) => run.batches.map((ref): StoreBatchResult => {
-    const bytes = src.subarray(ref.start, ref.end);
-    const end = transcodeBatch(bytes, ref.count, run.agency, out, o);
-    if (end !== null) {
-      o = end;
-      return { ok: true, stored: ref.count };
-    }
-    const decoded = decodeBets(bytes, ref.count, run.agency);
-    if (!decoded.ok) return decoded;
-    parts.push(out.subarray(segment, o), betsToRows(decoded.bets));
-    segment = o;
-    return { ok: true, stored: decoded.bets.length };
-  }));
+  const results = task.runs.map((run) =>
+    run.batches.map((ref): StoreBatchResult => {
+      const bytes = src.subarray(ref.start, ref.end);
+      const end = transcodeBatch(bytes, ref.count, run.agency, out, o);
+      if (end !== null) {
+        o = end;
+        return { ok: true, stored: ref.count };
+      }
+      const decoded = decodeBets(bytes, ref.count, run.agency);
+      if (!decoded.ok) return decoded;
+      parts.push(out.subarray(segment, o), betsToRows(decoded.bets));
+      segment = o;
+      return { ok: true, stored: decoded.bets.length };
+    }),
+  );
   parts.push(out.subarray(segment, o));
   const rows = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   if (rows.length > 0) storage.storeRows(rows);

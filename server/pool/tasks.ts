@@ -40,9 +40,7 @@ export interface StoreBatchesTask {
 }
 
 /** The outcome of one batch: each batch is stored whole or not at all, on its own. */
-export type StoreBatchResult =
-  | { ok: true; stored: number }
-  | { ok: false; index: number; reason: string };
+export type StoreBatchResult = { ok: true; stored: number } | { ok: false; index: number; reason: string };
 
 export interface DrawTask {
   kind: typeof TaskKind.DRAW;

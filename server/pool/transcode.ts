@@ -59,7 +59,7 @@ function copyName(src: Buffer, p: number, len: number, out: Buffer, o: number): 
   const end = p + len;
   let visible = false;
   let quote = false;
-  for (let i = p; i < end;) {
+  for (let i = p; i < end; ) {
     const c = src[i]!;
     if (c < 0x80) {
       if (c < 0x20 || c === 0x7f) return -1;
@@ -85,10 +85,10 @@ function copyName(src: Buffer, p: number, len: number, out: Buffer, o: number): 
 
 /** Writes 0..99999 in decimal without leading zeros. */
 function writeNumber(out: Buffer, o: number, n: number): number {
-  if (n >= 10000) out[o++] = ZERO + Math.floor(n / 10000) % 10;
-  if (n >= 1000) out[o++] = ZERO + Math.floor(n / 1000) % 10;
-  if (n >= 100) out[o++] = ZERO + Math.floor(n / 100) % 10;
-  if (n >= 10) out[o++] = ZERO + Math.floor(n / 10) % 10;
+  if (n >= 10000) out[o++] = ZERO + (Math.floor(n / 10000) % 10);
+  if (n >= 1000) out[o++] = ZERO + (Math.floor(n / 1000) % 10);
+  if (n >= 100) out[o++] = ZERO + (Math.floor(n / 100) % 10);
+  if (n >= 10) out[o++] = ZERO + (Math.floor(n / 10) % 10);
   out[o++] = ZERO + (n % 10);
   return o;
 }

@@ -35,7 +35,10 @@ export function writeAll(fd: number, data: Buffer): void {
  */
 export function storeBets(bets: readonly Bet[], target: number | string = DEFAULT_STORAGE_PATH): void {
   const data = betsToRows(bets);
-  if (typeof target === 'number') return writeAll(target, data);
+  if (typeof target === 'number') {
+    writeAll(target, data);
+    return;
+  }
   const fd = openSync(target, 'a');
   try {
     writeAll(fd, data);
@@ -64,7 +67,11 @@ export function parseRow(line: string): string[] {
         const q = line.indexOf('"', j);
         if (q < 0) throw new Error('unterminated quoted field');
         value += line.slice(j, q);
-        if (line[q + 1] === '"') { value += '"'; j = q + 2; continue; }
+        if (line[q + 1] === '"') {
+          value += '"';
+          j = q + 2;
+          continue;
+        }
         i = q + 1;
         break;
       }

@@ -19,7 +19,8 @@ export function layered(fromEnv: string | undefined, fromFile: unknown, fallback
 
 export function intIn(key: string, raw: unknown, min: number, max: number): number {
   const text = String(raw).trim();
-  if (!/^-?[0-9]+$/.test(text)) throw new ConfigError(key, `${JSON.stringify(String(raw))} is not an integer; use a whole number from ${min} to ${max}`);
+  if (!/^-?[0-9]+$/.test(text))
+    throw new ConfigError(key, `${JSON.stringify(String(raw))} is not an integer; use a whole number from ${min} to ${max}`);
   const n = Number(text);
   if (n < min || n > max) throw new ConfigError(key, `${n} is out of range; use a whole number from ${min} to ${max}`);
   return n;

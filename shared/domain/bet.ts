@@ -79,9 +79,7 @@ export function betProblem(bet: Bet, expectedAgency: number): string | null {
  */
 export function parseAgencyRecord(agency: number, fields: readonly string[]): Bet | string {
   if (fields.length !== 5) return `expected 5 fields (nombre,apellido,documento,nacimiento,numero), found ${fields.length}`;
-  const [firstName, lastName, document, birthdate, numberText] = fields.map((f) => f.trim()) as [
-    string, string, string, string, string,
-  ];
+  const [firstName, lastName, document, birthdate, numberText] = fields.map((f) => f.trim()) as [string, string, string, string, string];
   if (!NUMBER_RE.test(numberText)) return `number ${JSON.stringify(numberText)} must be an integer from 0 to ${MAX_NUMBER}`;
   const bet: Bet = { agency, firstName, lastName, document, birthdate, number: Number(numberText) };
   return betProblem(bet, agency) ?? bet;

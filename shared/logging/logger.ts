@@ -62,7 +62,10 @@ let stdoutSink: Sink | null = null;
 function stdout(): Sink {
   if (stdoutSink !== null) return stdoutSink;
   const dest = pino.destination({ dest: 1, sync: true });
-  if (!isMainThread) return (stdoutSink = dest);
+  if (!isMainThread) {
+    stdoutSink = dest;
+    return dest;
+  }
   let pending = '';
   let scheduled = false;
   const flush = (): void => {
@@ -90,8 +93,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   // Anything but json (any case) is the text format.
   const format = (opts.format ?? process.env.LOG_FORMAT ?? LogFormat.TEXT).trim().toLowerCase();
   const out = opts.destination ?? stdout();
-  const stream: DestinationStream = format === LogFormat.JSON
-    ? { write: (line: string) => out.write(line) }
-    : { write: (line: string) => out.write(formatLine(line)) };
+  const stream: DestinationStream =
+    format === LogFormat.JSON ? { write: (line: string) => out.write(line) } : { write: (line: string) => out.write(formatLine(line)) };
   return pino({ level, base: undefined }, stream);
 }

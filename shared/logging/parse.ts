@@ -19,5 +19,8 @@ export function parseLogLine(line: string): LogLine | null {
 }
 
 export function parseLog(text: string): LogLine[] {
-  return text.split('\n').map(parseLogLine).filter((l): l is LogLine => l !== null);
+  return text
+    .split('\n')
+    .map(parseLogLine)
+    .filter((l): l is LogLine => l !== null);
 }

@@ -1,6 +1,9 @@
 /** Writing to and closing a Duplex the same way on both ends of a connection. */
 import type { Duplex } from 'node:stream';
 
+/** How long either end waits for the peer to close its side after ending ours, before destroying. */
+export const CLOSE_GRACE_MS = 1000;
+
 /**
  * Writes `data`, honouring backpressure: resolves true once the stream can take more
  * (at once, or on 'drain'), false when it closed first or was already unwritable.
@@ -9,8 +12,14 @@ export function writeRespectingDrain(stream: Duplex, data: Buffer): Promise<bool
   if (stream.destroyed || !stream.writable) return Promise.resolve(false);
   if (stream.write(data)) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const onDrain = (): void => { stream.off('close', onClose); resolve(true); };
-    const onClose = (): void => { stream.off('drain', onDrain); resolve(false); };
+    const onDrain = (): void => {
+      stream.off('close', onClose);
+      resolve(true);
+    };
+    const onClose = (): void => {
+      stream.off('drain', onDrain);
+      resolve(false);
+    };
     stream.once('drain', onDrain);
     stream.once('close', onClose);
   });
@@ -24,7 +33,10 @@ export function endAndClose(stream: Duplex, graceMs: number): Promise<void> {
   if (stream.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => stream.destroy(), graceMs);
-    stream.once('close', () => { clearTimeout(timer); resolve(); });
+    stream.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
     stream.end();
     if (stream.readableEnded) stream.destroy();
   });

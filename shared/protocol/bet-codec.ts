@@ -21,7 +21,8 @@ function writeStr8(b: Buffer, p: number, s: string): number {
     const c = s.charCodeAt(i);
     if (c >= 0x80) {
       const n = b.write(s, p + 1, 'utf8');
-      if (n > 255 || Buffer.byteLength(s) > 255) throw new RangeError('a field over 255 UTF-8 bytes does not fit in a str8; check betProblem first');
+      if (n > 255 || Buffer.byteLength(s) > 255)
+        throw new RangeError('a field over 255 UTF-8 bytes does not fit in a str8; check betProblem first');
       b[p] = n;
       return p + 1 + n;
     }
@@ -32,9 +33,15 @@ function writeStr8(b: Buffer, p: number, s: string): number {
 }
 
 export function encodedBetSize(bet: Bet): number {
-  return 4 + 4 + 2 +
-    Buffer.byteLength(bet.firstName) + Buffer.byteLength(bet.lastName) +
-    Buffer.byteLength(bet.document) + Buffer.byteLength(bet.birthdate);
+  return (
+    4 +
+    4 +
+    2 +
+    Buffer.byteLength(bet.firstName) +
+    Buffer.byteLength(bet.lastName) +
+    Buffer.byteLength(bet.document) +
+    Buffer.byteLength(bet.birthdate)
+  );
 }
 
 /**
@@ -53,20 +60,28 @@ export class BatchBuilder {
     this.#maxCount = Math.min(maxCount, MAX_COUNT);
   }
 
-  get count(): number { return this.#count; }
-  get full(): boolean { return this.#count >= this.#maxCount; }
+  get count(): number {
+    return this.#count;
+  }
+  get full(): boolean {
+    return this.#count >= this.#maxCount;
+  }
 
   /** Appends the bet, or returns false (and changes nothing) when the frame has no room for it. */
   add(bet: Bet): boolean {
     if (this.full) return false;
     const b = this.#buf;
     let p = this.#pos;
-    b[p] = bet.agency >>> 24; b[p + 1] = bet.agency >>> 16; b[p + 2] = bet.agency >>> 8; b[p + 3] = bet.agency;
+    b[p] = bet.agency >>> 24;
+    b[p + 1] = bet.agency >>> 16;
+    b[p + 2] = bet.agency >>> 8;
+    b[p + 3] = bet.agency;
     p = writeStr8(b, p + 4, bet.firstName);
     p = writeStr8(b, p, bet.lastName);
     p = writeStr8(b, p, bet.document);
     p = writeStr8(b, p, bet.birthdate);
-    b[p] = bet.number >>> 8; b[p + 1] = bet.number;
+    b[p] = bet.number >>> 8;
+    b[p + 1] = bet.number;
     p += 2;
     if (p > MAX_FRAME) return false;
     this.#pos = p;
@@ -88,9 +103,7 @@ export class BatchBuilder {
   }
 }
 
-export type DecodedBets =
-  | { ok: true; bets: Bet[] }
-  | { ok: false; index: number; reason: string };
+export type DecodedBets = { ok: true; bets: Bet[] } | { ok: false; index: number; reason: string };
 
 /**
  * Decodes and validates `count` bets for `agency`. The first bad bet fails the batch:

@@ -3,10 +3,7 @@
  * Frame: `type: u8 | length: u32 BE | payload[length]`, HEADER_SIZE + length <= MAX_FRAME.
  */
 import { FrameTooLargeError, MalformedMessageError, UnknownMessageTypeError } from './errors.js';
-import {
-  AckStatus, HEADER_SIZE, MAX_PAYLOAD, MessageType, PROTOCOL_VERSION, isMessageType,
-  type Frame, type Message,
-} from './messages.js';
+import { AckStatus, HEADER_SIZE, MAX_PAYLOAD, MessageType, PROTOCOL_VERSION, isMessageType, type Frame, type Message } from './messages.js';
 import { PayloadReader, PayloadWriter } from './payload.js';
 
 /**
@@ -114,7 +111,11 @@ export function encodeMessage(msg: Exclude<Message, { type: typeof MessageType.B
     case MessageType.BATCH_ACK:
       if (msg.status === AckStatus.REJECTED) {
         const reason = clipUtf8(msg.reason, 1024);
-        return frameWriter(msg.type, 9 + bytes(reason)).u32(msg.seq).u8(msg.status).u16(msg.index).str16(reason).buf;
+        return frameWriter(msg.type, 9 + bytes(reason))
+          .u32(msg.seq)
+          .u8(msg.status)
+          .u16(msg.index)
+          .str16(reason).buf;
       }
       return frameWriter(msg.type, 7).u32(msg.seq).u8(msg.status).u16(msg.count).buf;
     case MessageType.FINISHED:
@@ -127,18 +128,25 @@ export function encodeMessage(msg: Exclude<Message, { type: typeof MessageType.B
       return encodeWinners(msg.documents, msg.last);
     case MessageType.ERROR: {
       const text = clipUtf8(msg.message, 2048);
-      return frameWriter(msg.type, 4 + bytes(text)).u16(msg.code).str16(text).buf;
+      return frameWriter(msg.type, 4 + bytes(text))
+        .u16(msg.code)
+        .str16(text).buf;
     }
     case MessageType.PING:
       return frameWriter(msg.type, 0).buf;
     case MessageType.PONG:
-      return frameWriter(msg.type, 9).u32(msg.finished).u32(msg.expected).u8(msg.drawn ? 1 : 0).buf;
+      return frameWriter(msg.type, 9)
+        .u32(msg.finished)
+        .u32(msg.expected)
+        .u8(msg.drawn ? 1 : 0).buf;
   }
 }
 
 function encodeWinners(documents: readonly string[], last: boolean): Buffer {
   const size = 3 + documents.reduce((n, d) => n + 1 + bytes(d), 0);
-  const w = frameWriter(MessageType.WINNERS, size).u8(last ? 1 : 0).u16(documents.length);
+  const w = frameWriter(MessageType.WINNERS, size)
+    .u8(last ? 1 : 0)
+    .u16(documents.length);
   for (const d of documents) w.str8(d);
   return w.buf;
 }

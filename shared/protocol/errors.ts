@@ -12,8 +12,10 @@ export class ProtocolError extends Error {
 
 export class FrameTooLargeError extends ProtocolError {
   constructor(length: number) {
-    super(ErrorCode.FRAME_TOO_LARGE,
-      `frame payload of ${length} bytes exceeds the ${MAX_PAYLOAD}-byte limit (8 KiB per frame, header included); split the batch`);
+    super(
+      ErrorCode.FRAME_TOO_LARGE,
+      `frame payload of ${length} bytes exceeds the ${MAX_PAYLOAD}-byte limit (8 KiB per frame, header included); split the batch`,
+    );
   }
 }
 

@@ -6,6 +6,11 @@ export const HEADER_SIZE = 5;
 export const MAX_FRAME = 8192;
 export const MAX_PAYLOAD = MAX_FRAME - HEADER_SIZE;
 export const PROTOCOL_VERSION = 1;
+/**
+ * Batches a client keeps in flight without an ack; the server reads ahead and groups into one
+ * run at most this many frames, so a whole window usually travels to the pool as one task.
+ */
+export const BATCH_WINDOW = 32;
 
 export const MessageType = {
   HELLO: 0x01,
@@ -55,28 +60,81 @@ export interface Frame {
   payload: Buffer;
 }
 
-export interface HelloDTO { type: typeof MessageType.HELLO; version: number; agency: number }
+export interface HelloDTO {
+  type: typeof MessageType.HELLO;
+  version: number;
+  agency: number;
+}
 /** `lastSeq`: the highest batch sequence number the server has stored for this agency (0: none). */
-export interface WelcomeDTO { type: typeof MessageType.WELCOME; agency: number; lastSeq: number }
+export interface WelcomeDTO {
+  type: typeof MessageType.WELCOME;
+  agency: number;
+  lastSeq: number;
+}
 /**
  * A batch as it crosses the wire: `bets` holds the encoded bets, left undecoded on the
  * main thread; a pool worker decodes and validates them (see bet-codec.ts).
  */
-export interface BatchDTO { type: typeof MessageType.BATCH; seq: number; count: number; bets: Buffer }
+export interface BatchDTO {
+  type: typeof MessageType.BATCH;
+  seq: number;
+  count: number;
+  bets: Buffer;
+}
 export type BatchAckDTO =
   | { type: typeof MessageType.BATCH_ACK; seq: number; status: typeof AckStatus.STORED | typeof AckStatus.DUPLICATE; count: number }
   | { type: typeof MessageType.BATCH_ACK; seq: number; status: typeof AckStatus.REJECTED; index: number; reason: string };
 /** The course's FIRST_NOTIFICATION: the agency has sent all its bets. */
-export interface NotificationDTO { type: typeof MessageType.FINISHED; notification: 'FIRST_NOTIFICATION'; agency: number }
-export interface FinishedAckDTO { type: typeof MessageType.FINISHED_ACK; finished: number; expected: number }
-export interface WinnersQueryDTO { type: typeof MessageType.WINNERS_QUERY; agency: number }
+export interface NotificationDTO {
+  type: typeof MessageType.FINISHED;
+  notification: 'FIRST_NOTIFICATION';
+  agency: number;
+}
+export interface FinishedAckDTO {
+  type: typeof MessageType.FINISHED_ACK;
+  finished: number;
+  expected: number;
+}
+export interface WinnersQueryDTO {
+  type: typeof MessageType.WINNERS_QUERY;
+  agency: number;
+}
 /** Winners may span several frames; `last` marks the final one. */
-export interface WinnersDTO { type: typeof MessageType.WINNERS; last: boolean; documents: string[] }
-export interface NotReadyDTO { type: typeof MessageType.NOT_READY; finished: number; expected: number }
-export interface ErrorDTO { type: typeof MessageType.ERROR; code: number; message: string }
-export interface PingDTO { type: typeof MessageType.PING }
-export interface PongDTO { type: typeof MessageType.PONG; finished: number; expected: number; drawn: boolean }
+export interface WinnersDTO {
+  type: typeof MessageType.WINNERS;
+  last: boolean;
+  documents: string[];
+}
+export interface NotReadyDTO {
+  type: typeof MessageType.NOT_READY;
+  finished: number;
+  expected: number;
+}
+export interface ErrorDTO {
+  type: typeof MessageType.ERROR;
+  code: number;
+  message: string;
+}
+export interface PingDTO {
+  type: typeof MessageType.PING;
+}
+export interface PongDTO {
+  type: typeof MessageType.PONG;
+  finished: number;
+  expected: number;
+  drawn: boolean;
+}
 
 export type Message =
-  | HelloDTO | WelcomeDTO | BatchDTO | BatchAckDTO | NotificationDTO | FinishedAckDTO
-  | WinnersQueryDTO | WinnersDTO | NotReadyDTO | ErrorDTO | PingDTO | PongDTO;
+  | HelloDTO
+  | WelcomeDTO
+  | BatchDTO
+  | BatchAckDTO
+  | NotificationDTO
+  | FinishedAckDTO
+  | WinnersQueryDTO
+  | WinnersDTO
+  | NotReadyDTO
+  | ErrorDTO
+  | PingDTO
+  | PongDTO;

@@ -20,7 +20,10 @@ export const DATASET_ZIP = join(ROOT, '../shared/data/tp0/dataset.zip');
 
 const WAIT_MS = 30_000;
 
-export interface Exit { code: number | null; signal: NodeJS.Signals | null }
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 type Waiter = { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
 
@@ -46,17 +49,24 @@ export class Proc {
         this.#partial = '';
         this.exit = { code, signal };
         live.delete(this);
-        for (const w of this.#waiters) w.reject(new Error(`${this.name} exited (${code ?? signal}) before the awaited line:\n${this.text}`));
+        for (const w of this.#waiters)
+          w.reject(new Error(`${this.name} exited (${code ?? signal}) before the awaited line:\n${this.text}`));
         this.#waiters.clear();
         resolve(this.exit);
       });
     });
   }
 
-  get pid(): number { return this.child.pid ?? -1; }
-  get text(): string { return this.lines.join('\n'); }
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
   /** Lines in the course's `action: X | result: Y` shape, parsed the graders' way. */
-  get log(): LogLine[] { return this.lines.map(parseLogLine).filter((l): l is LogLine => l !== null); }
+  get log(): LogLine[] {
+    return this.lines.map(parseLogLine).filter((l): l is LogLine => l !== null);
+  }
 
   #onText(s: string): void {
     const parts = (this.#partial + s).split('\n');
@@ -80,7 +90,8 @@ export class Proc {
   waitFor(match: (l: LogLine) => boolean, timeoutMs = WAIT_MS): Promise<LogLine> {
     const seen = this.log.find(match);
     if (seen !== undefined) return Promise.resolve(seen);
-    if (this.exit !== null) return Promise.reject(new Error(`${this.name} already exited (${this.exit.code ?? this.exit.signal}):\n${this.text}`));
+    if (this.exit !== null)
+      return Promise.reject(new Error(`${this.name} already exited (${this.exit.code ?? this.exit.signal}):\n${this.text}`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters.delete(waiter);
@@ -99,7 +110,10 @@ export class Proc {
   async waitExit(timeoutMs = WAIT_MS): Promise<Exit> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.name} still running after ${timeoutMs} ms; output so far:\n${this.text}`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`${this.name} still running after ${timeoutMs} ms; output so far:\n${this.text}`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([this.exited, late]);
@@ -142,13 +156,20 @@ export function spawnServer(env: Record<string, string | undefined>, name = 'ser
   return new Proc(name, SERVER_MAIN, baseEnv({ SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', ...env }));
 }
 
-export interface StartedServer { proc: Proc; port: number }
+export interface StartedServer {
+  proc: Proc;
+  port: number;
+}
 
 /**
  * Starts a server (port 0 unless SERVER_PORT is given) storing into `storagePath` and
  * resolves once it listens, with the port read from its `listen` line.
  */
-export async function startServer(opts: { storagePath: string; agencies: number; env?: Record<string, string | undefined> }): Promise<StartedServer> {
+export async function startServer(opts: {
+  storagePath: string;
+  agencies: number;
+  env?: Record<string, string | undefined>;
+}): Promise<StartedServer> {
   const proc = spawnServer({
     SERVER_PORT: '0',
     SERVER_AGENCIES: String(opts.agencies),
@@ -198,7 +219,10 @@ export function removeDir(dir: string | undefined): Promise<void> {
 /** Records of an agency file (no header, no quoting): fields split on ',' and trimmed. */
 export async function readAgencyRows(path: string): Promise<string[][]> {
   const text = (await readFile(path, 'utf8')).replace(/^\uFEFF/, '');
-  return text.split(/\r?\n/).filter((l) => l.trim() !== '').map((l) => l.split(',').map((f) => f.trim()));
+  return text
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.split(',').map((f) => f.trim()));
 }
 
 /** Rows in a CRLF file; throws if the last row has no line end (a torn write). */
@@ -211,5 +235,8 @@ export async function countStoredRows(path: string): Promise<number> {
 
 /** Lines that report a failure (`result: fail`). */
 export function failures(proc: Proc, upTo = Infinity): string[] {
-  return proc.log.slice(0, upTo).filter((l) => l.result === 'fail').map((l) => `${l.action}: ${l.fields.error ?? ''}`);
+  return proc.log
+    .slice(0, upTo)
+    .filter((l) => l.result === 'fail')
+    .map((l) => `${l.action}: ${l.fields.error ?? ''}`);
 }

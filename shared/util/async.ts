@@ -1,0 +1,89 @@
+/**
+ * The few promise helpers the server, the client, the tools and the tests share: written once.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(reason: unknown): void;
+}
+
+/** A promise with its settle functions outside; settling twice is a no-op, as for any promise. */
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** True when `p` settles (either way) within `ms`, false when the time runs out first; never rejects. */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `p`'s value, or a rejection with `onTimeout()` once `ms` pass first. The timer never outlives the race. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface BackoffOptions {
+  /** First delay; it doubles after each failure up to `maxMs`. */
+  readonly initialMs: number;
+  readonly maxMs: number;
+  /** Total budget from the first attempt; past it the last error is thrown. */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+  /** Whether an error is worth another attempt (default: every error). */
+  readonly retryable?: (err: Error) => boolean;
+  /** Hears each failure that will be retried, before the wait. */
+  readonly onRetry?: (err: Error, attempt: number, delayMs: number) => void;
+}
+
+/**
+ * Calls `attempt(n, msLeft)` until it resolves, waiting an exponentially growing delay between
+ * failures, never past the deadline. An abort (signal) ends the wait at once with the signal's reason.
+ */
+export async function retryWithBackoff<T>(attempt: (n: number, msLeft: number) => Promise<T>, opts: BackoffOptions): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let delay = opts.initialMs;
+  for (let n = 1; ; n++) {
+    try {
+      opts.signal?.throwIfAborted();
+      return await attempt(n, Math.max(0, deadline - Date.now()));
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      const left = deadline - Date.now();
+      if (opts.signal?.aborted || left <= 0 || opts.retryable?.(error) === false) throw error;
+      const wait = Math.min(delay, left);
+      opts.onRetry?.(error, n, wait);
+      await sleep(wait, undefined, { signal: opts.signal });
+      delay = Math.min(delay * 2, opts.maxMs);
+    }
+  }
+}
