@@ -142,12 +142,10 @@ export class AgencyClient {
     });
     try {
       for await (const chunk of chunks) {
-        for (const bet of chunk) {
-          if (!builder.add(bet)) {
-            await flush();
-            builder.add(bet);
-          }
-          if (builder.full) await flush();
+        // The chunk holds bets already in wire form: copied into the frame as many at a time as fit.
+        for (let i = 0; i < chunk.count; ) {
+          i += builder.addEncoded(chunk, i);
+          if (builder.full || i < chunk.count) await flush();
         }
       }
       if (builder.count > 0) await flush();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Bet } from '../shared/domain/bet.js';
-import { BatchBuilder, decodeBets, encodedBetSize } from '../shared/protocol/bet-codec.js';
+import { BatchBuilder, MAX_ENCODED_BET, decodeBets, encodedBetSize, writeBet } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage } from '../shared/protocol/codec.js';
 import { HEADER_SIZE, MAX_FRAME, MessageType, type BatchDTO } from '../shared/protocol/messages.js';
 
@@ -99,6 +99,53 @@ describe('BatchBuilder limits', () => {
     expect(b.add(bet(4))).toBe(true);
     const second = parseBatch(b.take(2));
     expect(decodeBets(second.bets, second.count, AGENCY)).toEqual({ ok: true, bets: [bet(4)] });
+  });
+});
+
+describe('BatchBuilder.addEncoded (bets already in wire form)', () => {
+  /** The bets in wire form, back to back, the way the client's reader hands them over. */
+  function encoded(bets: readonly Bet[]): { bytes: Buffer; ends: number[]; count: number } {
+    const ends: number[] = [];
+    const bytes = Buffer.alloc(bets.length * MAX_ENCODED_BET);
+    let at = 0;
+    for (const x of bets) {
+      at = writeBet(bytes, at, x);
+      ends.push(at);
+    }
+    expect(at).toBe(bets.reduce((n, x) => n + encodedBetSize(x), 0));
+    return { bytes, ends, count: bets.length };
+  }
+
+  /** Splits the way the client does: as many as fit, take when some were left over or the builder is full. */
+  function framesOf(groups: Bet[][], maxCount: number): Buffer[] {
+    const b = new BatchBuilder(maxCount);
+    const frames: Buffer[] = [];
+    for (const group of groups) {
+      const e = encoded(group);
+      for (let i = 0; i < e.count; ) {
+        i += b.addEncoded(e, i);
+        if (b.full || i < e.count) frames.push(b.take(frames.length + 1));
+      }
+    }
+    if (b.count > 0) frames.push(b.take(frames.length + 1));
+    return frames;
+  }
+
+  it('builds the very frames that add() builds, across groups, the 8 KiB cut and maxCount', () => {
+    const bets = Array.from({ length: 700 }, (_, i) => bet(i, i % 7 === 0 ? { firstName: 'ñ'.repeat(100 + (i % 27)) } : {}));
+    const groups = [bets.slice(0, 1), bets.slice(1, 333), bets.slice(333, 334), bets.slice(334)];
+    for (const maxCount of [1, 7, 150, 65535]) {
+      expect(framesOf(groups, maxCount).map((f) => f.toString('hex'))).toEqual(toFrames(bets, maxCount).map((f) => f.toString('hex')));
+    }
+  });
+
+  it('takes nothing when the builder is full', () => {
+    const b = new BatchBuilder(2);
+    const e = encoded([bet(1), bet(2), bet(3)]);
+    expect(b.addEncoded(e, 0)).toBe(2);
+    expect(b.addEncoded(e, 2)).toBe(0);
+    expect(parseBatch(b.take(1)).count).toBe(2);
+    expect(b.addEncoded(e, 2)).toBe(1);
   });
 });
 

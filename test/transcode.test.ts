@@ -34,6 +34,7 @@ const NAMES = [
   'Jo\u{1F600}',
   '\u{10FFFF}x',
   '\u20ac',
+  'C1\u0085',
 ];
 const DOCS = ['12345678', '1', '0000000000', '12345678901', '12a4', ''];
 const DATES = ['1990-01-01', '2000-02-29', '1900-02-29', '2023-02-30', '1999-13-01', '0000-01-01', '1990-1-01', '2024-04-31', '2024-04-30'];
@@ -112,6 +113,23 @@ describe('transcodeBatch agrees with decodeBets + betsToRows', () => {
     control[5] = 0x0a;
     expect(fast(control, 1, 3)).toBeNull();
     expect(decodeBets(control, 1, 3).ok).toBe(false);
+  });
+
+  it('refuses C1 control characters (U+0080-U+009F) in names, as betProblem does; U+00A0 and up pass', () => {
+    for (const [name, ok] of [
+      ['A\u0080b', false],
+      ['A\u0085b', false],
+      ['A\u009fb', false],
+      ['A\u007fb', false],
+      ['A\u00a0b', true],
+      ['A\u00a1b', true],
+    ] as const) {
+      const bet: Bet = { agency: 2, firstName: 'Ana', lastName: name, document: '1', birthdate: '2000-01-01', number: 1 };
+      const bytes = batchBytes([bet]);
+      expect(decodeBets(bytes, 1, 2).ok).toBe(ok);
+      if (ok) expect(fast(bytes, 1, 2)?.toString()).toBe(`2,Ana,${name},1,2000-01-01,1\r\n`);
+      else expect(fast(bytes, 1, 2)).toBeNull();
+    }
   });
 
   it('quotes names with commas and quotes the way Python csv does', () => {

@@ -51,9 +51,9 @@ export function isRealDate(text: string): boolean {
 function isCleanName(name: string): boolean {
   if (name.trim().length === 0) return false;
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return false;
-  // Control characters (CR, LF, NUL...) would break the stored CSV rows and the log lines.
-  // eslint-disable-next-line no-control-regex
-  return !/[\u0000-\u001f\u007f]/.test(name);
+  // Control characters (C0 such as CR, LF, NUL; DEL; C1 U+0080-U+009F such as NEL) would
+  // break the stored CSV rows, the log lines or a terminal. bet-bytes.ts checks the same on bytes.
+  return !/[\u0000-\u001f\u007f-\u009f]/.test(name);
 }
 
 /**

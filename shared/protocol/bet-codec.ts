@@ -44,14 +44,42 @@ export function encodedBetSize(bet: Bet): number {
   );
 }
 
+/** The largest bet on the wire: agency, four str8 of 255 bytes, number. */
+export const MAX_ENCODED_BET = 4 + 4 * 256 + 2;
+
+/**
+ * Writes one bet in wire form at b[p] and returns its end. Needs MAX_ENCODED_BET bytes of
+ * room; the caller checks `betProblem` first (a name over 255 bytes cannot be encoded).
+ */
+export function writeBet(b: Buffer, p: number, bet: Bet): number {
+  b[p] = bet.agency >>> 24;
+  b[p + 1] = bet.agency >>> 16;
+  b[p + 2] = bet.agency >>> 8;
+  b[p + 3] = bet.agency;
+  p = writeStr8(b, p + 4, bet.firstName);
+  p = writeStr8(b, p, bet.lastName);
+  p = writeStr8(b, p, bet.document);
+  p = writeStr8(b, p, bet.birthdate);
+  b[p] = bet.number >>> 8;
+  b[p + 1] = bet.number;
+  return p + 2;
+}
+
+/** Bets already in wire form, back to back: bet i is bytes[i === 0 ? 0 : ends[i - 1], ends[i]). */
+export interface EncodedBets {
+  readonly bytes: Buffer;
+  readonly ends: ArrayLike<number>;
+  readonly count: number;
+}
+
 /**
  * Accumulates bets into one BATCH frame of at most MAX_FRAME bytes. The caller checks
  * `betProblem` first: a name over 255 bytes cannot be encoded.
  */
 export class BatchBuilder {
-  // Room past MAX_FRAME for one bet of the largest size (4 names of 255 bytes): a bet is
-  // written first and taken back if the frame went over the limit.
-  #buf = Buffer.allocUnsafe(MAX_FRAME + 4 + 4 * 256 + 2);
+  // Room past MAX_FRAME for one bet of the largest size: a bet is written first and taken
+  // back if the frame went over the limit.
+  #buf = Buffer.allocUnsafe(MAX_FRAME + MAX_ENCODED_BET);
   #pos = HEADER_SIZE + BATCH_HEAD;
   #count = 0;
   readonly #maxCount: number;
@@ -70,31 +98,40 @@ export class BatchBuilder {
   /** Appends the bet, or returns false (and changes nothing) when the frame has no room for it. */
   add(bet: Bet): boolean {
     if (this.full) return false;
-    const b = this.#buf;
-    let p = this.#pos;
-    b[p] = bet.agency >>> 24;
-    b[p + 1] = bet.agency >>> 16;
-    b[p + 2] = bet.agency >>> 8;
-    b[p + 3] = bet.agency;
-    p = writeStr8(b, p + 4, bet.firstName);
-    p = writeStr8(b, p, bet.lastName);
-    p = writeStr8(b, p, bet.document);
-    p = writeStr8(b, p, bet.birthdate);
-    b[p] = bet.number >>> 8;
-    b[p + 1] = bet.number;
-    p += 2;
+    const p = writeBet(this.#buf, this.#pos, bet);
     if (p > MAX_FRAME) return false;
     this.#pos = p;
     this.#count++;
     return true;
   }
 
-  /** Returns the whole frame (a copy) and empties the builder. */
-  take(seq: number): Buffer {
+  /**
+   * Appends bets `from`, `from + 1`... of `bets` while the frame has room for them (one copy)
+   * and returns how many it took: fewer than offered means the frame is full.
+   */
+  addEncoded(bets: EncodedBets, from: number): number {
+    const { ends } = bets;
+    const start = from === 0 ? 0 : ends[from - 1]!;
+    const room = Math.min(bets.count, from + this.#maxCount - this.#count);
+    let last = from;
+    while (last < room && this.#pos + ends[last]! - start <= MAX_FRAME) last++;
+    if (last === from) return 0;
+    const end = ends[last - 1]!;
+    bets.bytes.copy(this.#buf, this.#pos, start, end);
+    this.#pos += end - start;
+    this.#count += last - from;
+    return last - from;
+  }
+
+  /**
+   * Returns the whole frame (a copy) and empties the builder. `first` is the BATCH's first
+   * field, written as an opaque u32 (the caller's batch numbering).
+   */
+  take(first: number): Buffer {
     const b = this.#buf;
     b.writeUInt8(MessageType.BATCH, 0);
     b.writeUInt32BE(this.#pos - HEADER_SIZE, 1);
-    b.writeUInt32BE(seq, HEADER_SIZE);
+    b.writeUInt32BE(first, HEADER_SIZE);
     b.writeUInt16BE(this.#count, HEADER_SIZE + 4);
     const frame = Buffer.from(b.subarray(0, this.#pos));
     this.#pos = HEADER_SIZE + BATCH_HEAD;
