@@ -36,8 +36,10 @@ COPY --from=build /app/dist ./dist
 USER node
 
 FROM runtime AS client
-# Reads /app/client/config.yaml (mounted by compose) and CLI_* variables.
-CMD ["node", "--enable-source-maps", "dist/client/main.js"]
+# Reads /app/client/config.yaml (mounted by compose) and CLI_* variables. No
+# --enable-source-maps here: it makes the client skip its code cache and parse a ~1 MB map,
+# which doubles its start-up (docs/benchmarks.md); add it when a stack trace needs .ts lines.
+CMD ["node", "dist/client/main.js"]
 
 FROM runtime AS server
 # Reads /app/server/config.ini (mounted by compose) and SERVER_* variables.

@@ -16,6 +16,7 @@ export const RowKind = { CSV: -1, FIELDS: -2, EMPTY: -3 } as const;
 const COMMA = 0x2c;
 const QUOTE = 0x22;
 const CR = 0x0d;
+const LF = 0x0a;
 
 /** String.prototype.trim's ASCII whitespace, less LF and CR (never inside a plain row). */
 function isAsciiSpace(c: number): boolean {
@@ -56,7 +57,7 @@ const cuts = new Int32Array(4);
 
 /**
  * Writes the bet of the plain row src[s, e) (no line end) at out[o] and returns the new
- * offset, or a RowKind (see above). `out` needs 540 bytes of room.
+ * offset, or a RowKind (see above). `out` needs MAX_PLAIN_BET bytes of room.
  */
 export function encodePlainRow(src: Buffer, s: number, e: number, agency: number, out: Buffer, o: number): number {
   if (s === e) return RowKind.EMPTY;
@@ -70,7 +71,77 @@ export function encodePlainRow(src: Buffer, s: number, e: number, agency: number
       return RowKind.CSV;
     }
   }
-  if (commas !== 4) return RowKind.FIELDS;
+  return commas === 4 ? writeRow(src, s, e, agency, out, o) : RowKind.FIELDS;
+}
+
+/** The most a plain row's bet takes: agency, two 255-byte names, document, date, number. */
+export const MAX_PLAIN_BET = 4 + 2 * 256 + 11 + 11 + 2;
+
+/** Where encodeRows stopped: the first line it left to the caller, the output offset, lines consumed. */
+export interface PlainRows {
+  pos: number;
+  out: number;
+  lines: number;
+}
+
+/**
+ * encodePlainRow over consecutive whole lines of src[s, end) in one loop (no call per row
+ * or per line end, so that V8 optimises it early in a short process): writes each row's bet
+ * at out[o...] and its end into `ends`, skips empty lines, and stops at the first line it
+ * cannot take — no LF before `end`, longer than `maxLine` bytes with its LF, a quote or a
+ * bare CR, not 5 fields, not a valid bet — or when `out` is short of room.
+ */
+export function encodeRows(
+  src: Buffer,
+  s: number,
+  end: number,
+  agency: number,
+  out: Buffer,
+  o: number,
+  ends: number[],
+  maxLine: number,
+  r: PlainRows,
+): void {
+  let lines = 0;
+  const last = out.length - MAX_PLAIN_BET;
+  while (o <= last) {
+    let commas = 0;
+    let z = -1;
+    let i = s;
+    for (; i < end; i++) {
+      const c = src[i]!;
+      if (c === LF) {
+        z = i;
+        break;
+      }
+      if (c === COMMA) {
+        if (commas < 4) cuts[commas] = i;
+        commas++;
+      } else if (c === CR && i + 1 < end && src[i + 1] === LF) {
+        z = i++;
+        break;
+      } else if (c === QUOTE || c === CR) {
+        break;
+      }
+    }
+    if (z < 0 || i + 1 - s > maxLine) break;
+    if (z > s) {
+      if (commas !== 4) break;
+      const w = writeRow(src, s, z, agency, out, o);
+      if (w < 0) break;
+      o = w;
+      ends.push(o);
+    }
+    lines++;
+    s = i + 1;
+  }
+  r.pos = s;
+  r.out = o;
+  r.lines = lines;
+}
+
+/** The row src[s, e) with its four commas in `cuts`: its bet at out[o], or RowKind.FIELDS. */
+function writeRow(src: Buffer, s: number, e: number, agency: number, out: Buffer, o: number): number {
   const c0 = cuts[0]!;
   const c1 = cuts[1]!;
   const c2 = cuts[2]!;

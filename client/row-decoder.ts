@@ -13,7 +13,7 @@ import type { CsvError } from 'csv-parse';
 import { parseAgencyRecord } from '../shared/domain/bet.js';
 import { type EncodedBets, MAX_ENCODED_BET, writeBet } from '../shared/protocol/bet-codec.js';
 import { parseRecords } from './csv-records.js';
-import { RowKind, encodePlainRow } from './fast-rows.js';
+import { type PlainRows, RowKind, encodePlainRow, encodeRows } from './fast-rows.js';
 import { QuotedRun, type Run } from './quoted-run.js';
 
 /** The most bytes one record (its line ends included) may take. */
@@ -42,6 +42,7 @@ export class AgencyRowDecoder {
   /** Inside a line longer than MAX_RECORD_BYTES: its bytes are dropped up to its LF. */
   #dropping = false;
   readonly #run = new QuotedRun(MAX_RECORD_BYTES);
+  readonly #plain: PlainRows = { pos: 0, out: 0, lines: 0 };
 
   constructor(agency: number, bad: BadRowReport) {
     this.#agency = agency;
@@ -122,7 +123,10 @@ export class AgencyRowDecoder {
       this.#carry = null;
       s = upTo;
     }
-    for (let lf = data.indexOf(LF, s); lf >= 0; lf = data.indexOf(LF, s)) {
+    for (;;) {
+      if (!this.#run.pending) s = this.#plainRows(data, s);
+      const lf = data.indexOf(LF, s);
+      if (lf < 0) break;
       if (lf + 1 - s > MAX_RECORD_BYTES) this.#overlong();
       else this.#lineIn(data, s, lf + 1);
       s = lf + 1;
@@ -130,6 +134,20 @@ export class AgencyRowDecoder {
     if (s === data.length) return;
     if (data.length - s > MAX_RECORD_BYTES) this.#startDropping();
     else this.#carry = Buffer.from(data.subarray(s));
+  }
+
+  /** The fast path over as many whole lines from `s` as it takes; returns where it stopped. */
+  #plainRows(data: Buffer, s: number): number {
+    const r = this.#plain;
+    for (;;) {
+      this.#room();
+      encodeRows(data, s, data.length, this.#agency, this.#out, this.#pos, this.#ends, MAX_RECORD_BYTES, r);
+      this.#pos = r.out;
+      this.#line += r.lines;
+      this.#csvLine += r.lines;
+      if (r.pos === s || this.#out.length - this.#pos >= MAX_ENCODED_BET) return r.pos;
+      s = r.pos;
+    }
   }
 
   #startDropping(): void {

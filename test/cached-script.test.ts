@@ -1,0 +1,121 @@
+/**
+ * The code cache of the client's bundle (shared/util/cached-script.ts): V8 takes a cache
+ * written for the same bundle, and a missing or stale one only costs the compile. Then the
+ * built client itself: dist/client/main.js runs dist/client/cli.cjs with its cache.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildSync } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cachePathOf, loadBundle, writeBundleCache } from '../shared/util/cached-script.js';
+import { ROOT, makeTempDir, removeDir } from './helpers/processes.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await makeTempDir('cached-script');
+});
+afterAll(async () => {
+  await removeDir(dir);
+});
+
+const BUNDLE = `'use strict';
+const { basename } = require('node:path');
+let calls = 0;
+function square(x) { calls++; return x * x; }
+exports.square = square;
+exports.calls = () => calls;
+exports.where = () => basename(__filename) + ' in ' + basename(__dirname);
+`;
+
+describe('loadBundle and writeBundleCache', () => {
+  it('runs a CommonJS bundle with require, __filename and __dirname, with or without a cache', async () => {
+    const bundle = join(dir, 'prog.cjs');
+    await writeFile(bundle, BUNDLE);
+    const cold = loadBundle(bundle);
+    expect(cold.cacheUsed).toBe(false);
+    expect((cold.exports.square as (x: number) => number)(7)).toBe(49);
+    expect((cold.exports.where as () => string)()).toMatch(/^prog\.cjs in cached-script/);
+
+    let warmed = 0;
+    const warmUp = (exports: Record<string, unknown>): void => {
+      warmed = (exports.square as (x: number) => number)(3);
+    };
+    expect(writeBundleCache(bundle, warmUp)).toBeGreaterThan(0);
+    expect(warmed).toBe(9);
+    expect(existsSync(cachePathOf(bundle))).toBe(true);
+    const warm = loadBundle(bundle);
+    expect(warm.cacheUsed).toBe(true);
+    // A fresh module each time: state is not shared with the build-time run.
+    expect((warm.exports.calls as () => number)()).toBe(0);
+    expect((warm.exports.square as (x: number) => number)(5)).toBe(25);
+  });
+
+  it('ignores a cache written for other bytes, and runs the bundle as it is now', async () => {
+    const bundle = join(dir, 'stale.cjs');
+    await writeFile(bundle, BUNDLE);
+    writeBundleCache(bundle);
+    await writeFile(bundle, BUNDLE.replace('x * x', 'x * x + 1'));
+    const loaded = loadBundle(bundle);
+    expect(loaded.cacheUsed).toBe(false);
+    expect((loaded.exports.square as (x: number) => number)(2)).toBe(5);
+    await rm(cachePathOf(bundle));
+    expect((loadBundle(bundle).exports.square as (x: number) => number)(2)).toBe(5);
+  });
+});
+
+describe('the built client', () => {
+  it('takes the cache that the build wrote for its bundle', () => {
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};
+         const p = loadBundle(${JSON.stringify(join(ROOT, 'dist/client/cli.cjs'))});
+         process.stdout.write(JSON.stringify({ cacheUsed: p.cacheUsed, exports: Object.keys(p.exports).sort() }));`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(JSON.parse(out)).toEqual({ cacheUsed: true, exports: ['main', 'warmUp'] });
+  });
+
+  it('under --enable-source-maps, runs the bundle as a module so that stack traces name the .ts lines', async () => {
+    await writeFile(join(dir, 'boom.ts'), 'export function boom(): never {\n  throw new Error("boom");\n}\n');
+    buildSync({ entryPoints: [join(dir, 'boom.ts')], outfile: join(dir, 'boom.cjs'), bundle: true, minify: true, format: 'cjs', platform: 'node', sourcemap: 'linked' });
+    writeBundleCache(join(dir, 'boom.cjs'));
+    const run = (flags: string[]): { cacheUsed: boolean; at: string } =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [
+            ...flags,
+            '--input-type=module',
+            '-e',
+            `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};
+             const p = loadBundle(${JSON.stringify(join(dir, 'boom.cjs'))});
+             try { p.exports.boom(); } catch (e) { process.stdout.write(JSON.stringify({ cacheUsed: p.cacheUsed, at: e.stack.split('\\n')[1] })); }`,
+          ],
+          { encoding: 'utf8' },
+        ),
+      );
+    expect(run([])).toEqual({ cacheUsed: true, at: expect.stringMatching(/boom\.cjs:1:\d+\)$/) });
+    expect(run(['--enable-source-maps'])).toEqual({ cacheUsed: false, at: expect.stringMatching(/boom\.ts:2:\d+\)$/) });
+  });
+
+  it('still reports a bad configuration the same way (exit 2, one config line)', () => {
+    let status = 0;
+    let stdout = '';
+    try {
+      execFileSync(process.execPath, [join(ROOT, 'dist/client/main.js')], { cwd: ROOT, env: { PATH: process.env.PATH, CLI_ID: 'abc' }, encoding: 'utf8' });
+    } catch (err) {
+      const e = err as { status: number; stdout: string };
+      status = e.status;
+      stdout = e.stdout;
+    }
+    expect(status).toBe(2);
+    expect(stdout.trim().split('\n')).toHaveLength(1);
+    expect(stdout).toMatch(/ERROR action: config \| result: fail \| error: CLI_ID - "abc" is not an integer/);
+  });
+});
