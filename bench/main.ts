@@ -23,12 +23,15 @@ import {
   type FloorOutcome,
   type ScenarioOutcome,
 } from './report.js';
+import { canPin } from './procs.js';
+import { type Baseline, fastClientTargets } from './targets.js';
 import { ClientKind, LogFormat, runOnce, type RunResult } from './run.js';
 import { measureStartup, type StartupResult } from './startup.js';
 
-const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json] [--no-startup] [--profile|--no-profile] [--out DIR]
-  groups: course, scale, many, big, workers, batch, startup, profile (or a scenario id such as workers-scale-0);
-  without --only: start-up, every scenario, and (full mode) the profile`;
+const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json] [--no-startup] [--profile|--no-profile] [--out DIR] [--baseline FILE]
+  groups: course, scale, many, big, workers, pinned, batch, startup, profile (or a scenario id such as workers-scale-0);
+  without --only: start-up, every scenario, and (full mode) the profile;
+  --baseline: the JSON of a run of the same scenarios on an earlier commit, for the targets that compare with it`;
 
 const { values: args } = parseArgs({
   options: {
@@ -40,6 +43,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean' },
     'no-profile': { type: 'boolean' },
     out: { type: 'string' },
+    baseline: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -65,7 +69,18 @@ const only = args.only?.split(',').map((s) => s.trim());
 const doProfile =
   args.profile === true || (only?.includes('profile') ?? false) || (!quick && args['no-profile'] !== true && only === undefined);
 const doStartup = args['no-startup'] !== true && (only === undefined || only.includes('startup'));
-const plan = makePlan({ quick, repeats, only });
+const pinnable = canPin();
+const baseline: Baseline | null =
+  args.baseline === undefined
+    ? null
+    : ((): Baseline => {
+        const b = JSON.parse(readFileSync(args.baseline, 'utf8')) as {
+          meta: { commit: string; date: string };
+          scenarios: Baseline['scenarios'];
+        };
+        return { commit: b.meta.commit, date: b.meta.date, scenarios: b.scenarios };
+      })();
+const plan = makePlan({ quick, repeats, only, canPin: pinnable });
 const outDir = args.out ?? join(repoRoot, 'bench/results');
 const say = (msg: string): void => {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -86,6 +101,7 @@ async function runScenario(spec: ScenarioSpec, data: DataSet, workDir: string, c
     timeoutMs: spec.timeoutMs,
     barrier: spec.barrier,
     backlog: spec.backlog,
+    pinned: spec.pinned,
     logFormat,
     repoRoot,
   });
@@ -102,6 +118,8 @@ async function main(): Promise<void> {
   const outcomes: ScenarioOutcome[] = [];
   let startup: StartupResult | null = null;
   let profile: ProfileResult | null = null;
+  if (!pinnable && (only === undefined || only.includes('pinned')))
+    say('taskset (util-linux) does not work here: the pinned scenarios are left out');
   try {
     if (doStartup) {
       say('start-up: node -e 0, server time to listen and to first ack, client time to connect, module counts');
@@ -151,7 +169,7 @@ async function main(): Promise<void> {
       floorSummaries.find((f) => f.key === o.spec.dataKey),
     ),
   );
-  const goals = targets(summaries);
+  const goals = [...targets(summaries), ...fastClientTargets(summaries, startup, baseline)];
   process.stdout.write(`\n${renderTables(summaries, floorSummaries, goals)}\n`);
   if (startup !== null) process.stdout.write(`\nstart-up (median ms): ${startupLine(startup)}\n`);
   if (profile !== null) {
@@ -186,6 +204,7 @@ async function main(): Promise<void> {
     logFormat,
     batchDefault: 150,
     entryPoints: entryKind(),
+    baseline: baseline === null ? null : { file: args.baseline, commit: baseline.commit, date: baseline.date },
     distChangedDuringRun: distStamp() !== distBefore,
   };
   if (meta.distChangedDuringRun) say('WARNING: dist/ was rebuilt during the run (another build or test run?): the figures mix two builds');

@@ -12,7 +12,7 @@ export const DEFAULT_AMOUNT = 150;
 
 export interface ScenarioSpec {
   id: string;
-  group: 'course' | 'scale' | 'many' | 'big' | 'workers' | 'batch';
+  group: 'course' | 'scale' | 'many' | 'big' | 'workers' | 'pinned' | 'batch';
   title: string;
   dataKey: string;
   client: ClientKind;
@@ -21,6 +21,8 @@ export interface ScenarioSpec {
   maxAmount: number;
   barrier?: boolean;
   backlog?: number;
+  /** Server and load client on a core each (taskset): RunOptions.pinned. */
+  pinned?: boolean;
   /** Also run the bench load client against this configuration (latency figures). */
   probe: boolean;
   repeats: number;
@@ -43,8 +45,10 @@ export interface PlanOptions {
   quick: boolean;
   /** Overrides every repeat count. */
   repeats?: number;
-  /** Only these groups (course, scale, many, big, workers, batch). */
+  /** Only these groups (course, scale, many, big, workers, pinned, batch). */
   only?: string[];
+  /** Whether `taskset` works here: the pinned group needs it. */
+  canPin: boolean;
 }
 
 export function makePlan(o: PlanOptions): Plan {
@@ -127,6 +131,29 @@ export function makePlan(o: PlanOptions): Plan {
           title: `5. workers=${workers}, ${scaleAgencies}x10,000`,
           dataKey: scaleKey,
           workers,
+          repeats: heavy,
+          timeoutMs: 600_000,
+        },
+      );
+    }
+    // The pool where it can show: the server has a core to itself (the load client, pinned to
+    // the other, leaves it alone), instead of sharing both with the clients.
+    for (const workers of o.canPin ? [0, 1, 2] : []) {
+      const pinned = { client: ClientKind.LOAD, maxAmount: DEFAULT_AMOUNT, probe: false, pinned: true, group: 'pinned', workers } as const;
+      scenarios.push(
+        {
+          ...pinned,
+          id: `pinned-course-${workers}`,
+          title: `7. pinned, workers=${workers}, course size`,
+          dataKey: 'course',
+          repeats: light,
+          timeoutMs: 120_000,
+        },
+        {
+          ...pinned,
+          id: `pinned-scale-${workers}`,
+          title: `7. pinned, workers=${workers}, ${scaleAgencies}x10,000`,
+          dataKey: scaleKey,
           repeats: heavy,
           timeoutMs: 600_000,
         },

@@ -4,7 +4,7 @@
  * killed. Times are epoch milliseconds with sub-millisecond precision (`now()`), so they
  * compare with the `time` field of pino's JSON lines.
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 
@@ -44,6 +44,8 @@ export interface SpawnOptions {
   logFile?: string;
   timeoutMs: number;
   pollMs?: number;
+  /** Run on these CPUs only (`taskset -c`, which execs node: same pid). */
+  cpus?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -92,6 +94,11 @@ export function readCpuS(pid: number | 'self', withChildren = false): number | n
   }
 }
 
+/** Whether `taskset` (util-linux) can pin processes to CPUs here. */
+export function canPin(): boolean {
+  return spawnSync('taskset', ['-c', '0', process.execPath, '-e', '0'], { stdio: 'ignore' }).status === 0;
+}
+
 /** CPU seconds of every reaped child of this process so far (cutime + cstime). */
 export function reapedChildrenCpuS(): number {
   const f = statFields(readFileSync('/proc/self/stat', 'utf8'));
@@ -129,7 +136,9 @@ export function spawnChild(opts: SpawnOptions): Child {
   const fd = opts.logFile === undefined ? null : openSync(opts.logFile, 'a');
   const stdio: StdioOptions = fd === null ? ['ignore', 'pipe', 'inherit'] : ['ignore', fd, fd];
   const startedAt = now();
-  const proc = spawn(process.execPath, opts.args, { env: opts.env, cwd: opts.cwd, stdio });
+  const [cmd, argv] =
+    opts.cpus === undefined ? [process.execPath, opts.args] : ['taskset', ['-c', opts.cpus, process.execPath, ...opts.args]];
+  const proc = spawn(cmd, argv, { env: opts.env, cwd: opts.cwd, stdio });
   if (fd !== null) closeSync(fd);
   live.add(proc);
   let timedOut = false;

@@ -17,6 +17,10 @@ import { spread } from './stats.js';
 /** Batches in flight per agency in the load client: the real client's WINDOW. */
 export const LOAD_WINDOW = 32;
 
+/** CPUs of a pinned run (RunOptions.pinned). */
+export const SERVER_CPU = '1';
+export const CLIENT_CPU = '0';
+
 export const ClientKind = { REAL: 'real', LOAD: 'load' } as const;
 export type ClientKind = (typeof ClientKind)[keyof typeof ClientKind];
 
@@ -31,6 +35,8 @@ export interface RunOptions {
   /** Load client only: connect every agency before any sends. */
   barrier?: boolean;
   backlog?: number;
+  /** The server on CPU 1 and the clients on CPU 0 (`taskset`): the server has a core to itself. */
+  pinned?: boolean;
   /** Extra node flags for the server (e.g. --cpu-prof). */
   serverFlags?: string[];
   /** Extra node flags for the first `profiledClients` real clients. */
@@ -157,6 +163,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
     name: 'server',
     args: [...(o.serverFlags ?? []), 'dist/server/main.js'],
     env: serverEnv,
+    cpus: o.pinned === true ? SERVER_CPU : undefined,
     cwd: o.repoRoot,
     logFile: join(dir, 'server.log'),
     timeoutMs: o.timeoutMs,
@@ -171,6 +178,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
           name: `client-${f.agency}`,
           args: [...flags, 'dist/client/main.js'],
           cwd: o.repoRoot,
+          cpus: o.pinned === true ? CLIENT_CPU : undefined,
           env: {
             ...baseEnv(o.logFormat),
             CLI_ID: String(f.agency),
@@ -201,6 +209,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
         name: 'load-client',
         args: ['dist/bench/load-client.js', join(dir, 'load.json')],
         cwd: o.repoRoot,
+        cpus: o.pinned === true ? CLIENT_CPU : undefined,
         env: baseEnv(o.logFormat),
         logFile: join(dir, 'load.out'),
         timeoutMs: o.timeoutMs,

@@ -83,7 +83,15 @@ describe('the built client', () => {
 
   it('under --enable-source-maps, runs the bundle as a module so that stack traces name the .ts lines', async () => {
     await writeFile(join(dir, 'boom.ts'), 'export function boom(): never {\n  throw new Error("boom");\n}\n');
-    buildSync({ entryPoints: [join(dir, 'boom.ts')], outfile: join(dir, 'boom.cjs'), bundle: true, minify: true, format: 'cjs', platform: 'node', sourcemap: 'linked' });
+    buildSync({
+      entryPoints: [join(dir, 'boom.ts')],
+      outfile: join(dir, 'boom.cjs'),
+      bundle: true,
+      minify: true,
+      format: 'cjs',
+      platform: 'node',
+      sourcemap: 'linked',
+    });
     writeBundleCache(join(dir, 'boom.cjs'));
     const run = (flags: string[]): { cacheUsed: boolean; at: string } =>
       JSON.parse(
@@ -108,7 +116,11 @@ describe('the built client', () => {
     let status = 0;
     let stdout = '';
     try {
-      execFileSync(process.execPath, [join(ROOT, 'dist/client/main.js')], { cwd: ROOT, env: { PATH: process.env.PATH, CLI_ID: 'abc' }, encoding: 'utf8' });
+      execFileSync(process.execPath, [join(ROOT, 'dist/client/main.js')], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, CLI_ID: 'abc' },
+        encoding: 'utf8',
+      });
     } catch (err) {
       const e = err as { status: number; stdout: string };
       status = e.status;
