@@ -24,9 +24,12 @@ const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'action', 'result', 
  * (who take the text after the last `:` of a part) lose its beginning: `a: b` becomes `a - b`.
  */
 function clean(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  return (text ?? String(value)).replace(/[|\r\n]+/g, '/').replace(/:\s+/g, ' - ');
+  if (typeof value === 'number') return String(value);
+  const text = (typeof value === 'string' ? value : JSON.stringify(value)) ?? String(value);
+  // Most values hold none of these: two replace() calls cost more than the test.
+  return NEEDS_CLEANING.test(text) ? text.replace(/[|\r\n]+/g, '/').replace(/:\s+/g, ' - ') : text;
 }
+const NEEDS_CLEANING = /[|\r\n]|:\s/;
 
 /** Turns one pino JSON line into the course's text line. */
 export function formatLine(json: string): string {
