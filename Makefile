@@ -4,7 +4,7 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 AGENCIES ?= 5
 PORT ?= 12345
 
-.PHONY: all install build data run test lint clean
+.PHONY: all install build data keys certs run test lint clean
 
 all: build
 
@@ -23,9 +23,18 @@ build: install
 data: build
 	node dist/tools/gen-data.js --agencies $(AGENCIES) --out data
 
+# Agency keys for every agency that has none yet (never overwrites): keys/agencies.keys for
+# the server (SERVER_AGENCY_KEYS), keys/agency-N.key per client (CLI_KEY_FILE); mode 0600.
+keys: build
+	node dist/tools/gen-keys.js --agencies $(AGENCIES) --out keys
+
+# A development CA and server certificate for the optional TLS (openssl), into certs/; kept if present.
+certs:
+	bash tools/make-certs.sh certs
+
 # Server and five agency clients natively on 127.0.0.1, then a table of each agency's results.
-run: data
-	node dist/tools/run-local.js --agencies $(AGENCIES) --port $(PORT)
+run: data keys
+	node dist/tools/run-local.js --agencies $(AGENCIES) --port $(PORT) --keys keys
 
 # vitest's global setup builds dist/ (tsc + bundle) once; building here too would do it twice.
 test: install

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { parseLogLine, type LogLine } from '../shared/logging/parse.js';
+import { SERVER_KEYS_FILE, agencyKeyFile, genKeys } from './gen-keys.js';
 
 const { values } = parseArgs({
   options: {
@@ -16,6 +17,7 @@ const { values } = parseArgs({
     port: { type: 'string', default: '12345' },
     data: { type: 'string', default: 'data' },
     out: { type: 'string', default: 'run' },
+    keys: { type: 'string', default: 'keys' },
   },
 });
 const agencies = Number(values.agencies);
@@ -84,12 +86,15 @@ async function main(): Promise<number> {
   mkdirSync(values.out, { recursive: true });
   const storage = join(values.out, 'bets.csv');
   const clients: Proc[] = [];
+  // Keys for any agency without one (make run has already made them; a direct run may not have).
+  genKeys(agencies, values.keys);
   // The table needs the INFO lines (listen, apuesta_enviada, consulta_ganadores).
   const server = start('server', 'dist/server/main.js', {
     SERVER_HOST: '127.0.0.1',
     SERVER_PORT: String(port),
     SERVER_AGENCIES: String(agencies),
     SERVER_STORAGE_PATH: storage,
+    SERVER_AGENCY_KEYS: join(values.keys, SERVER_KEYS_FILE),
     LOGGING_LEVEL: 'INFO',
   });
   await waitFor(server, 'listen', 10_000);
@@ -102,6 +107,7 @@ async function main(): Promise<number> {
         CLI_ID: String(id),
         CLI_SERVER_ADDRESS: `127.0.0.1:${port}`,
         CLI_DATA_FILE: dataFile,
+        CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)),
         CLI_LOG_LEVEL: 'INFO',
       }),
     );

@@ -44,6 +44,14 @@ export function logLevel(key: string, raw: unknown): string {
   return level;
 }
 
+/** `on`/`off` (also true/false, yes/no, 1/0), case-insensitive. */
+export function onOff(key: string, raw: unknown): boolean {
+  const text = String(raw).trim().toLowerCase();
+  if (['on', 'true', 'yes', '1'].includes(text)) return true;
+  if (['off', 'false', 'no', '0'].includes(text)) return false;
+  throw new ConfigError(key, `${JSON.stringify(String(raw))} is neither on nor off; write on or off`);
+}
+
 export function nonEmpty(key: string, raw: unknown): string {
   const text = String(raw ?? '').trim();
   if (text === '') throw new ConfigError(key, 'is empty; give a value');

@@ -153,7 +153,7 @@ export function baseEnv(extra: Record<string, string | undefined> = {}): Record<
 }
 
 export function spawnServer(env: Record<string, string | undefined>, name = 'server'): Proc {
-  return new Proc(name, SERVER_MAIN, baseEnv({ SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', ...env }));
+  return new Proc(name, SERVER_MAIN, baseEnv({ SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', SERVER_AUTH: 'off', ...env }));
 }
 
 export interface StartedServer {
