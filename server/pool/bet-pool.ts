@@ -1,12 +1,12 @@
 /**
- * The worker pool that validates, stores and draws. With `workers: 0` the same handlers
+ * The worker pool that validates, stores and draws. With `workers: 0` the same worker tasks
  * run inline on the main thread (for the benchmark's comparison only): the storage then
  * refuses to wait on its lock, which is safe because nothing else holds it.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { createHandlers, type Handlers } from './handlers.js';
+import { createWorkerTasks, type WorkerTasks } from './worker-tasks.js';
 import {
   TaskKind,
   type DrawResult,
@@ -67,7 +67,7 @@ interface PendingRun {
 
 export class BetPool {
   readonly #piscina: Piscina<Task, TaskResult> | null;
-  readonly #inline: Handlers | null;
+  readonly #inline: WorkerTasks | null;
   #closing: Promise<void> | null = null;
   #destroying: Promise<void> | null = null;
   readonly #freeSlots: SharedArrayBuffer[] = [];
@@ -79,7 +79,7 @@ export class BetPool {
   constructor(opts: BetPoolOptions) {
     if (opts.workers === 0) {
       this.#piscina = null;
-      this.#inline = createHandlers(opts.init, true);
+      this.#inline = createWorkerTasks(opts.init, true);
       return;
     }
     this.#inline = null;

@@ -6,7 +6,7 @@
 import { hasWon } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { decodeBets } from '../../shared/protocol/bet-codec.js';
-import { ProtectedNotificationCounter } from '../storage/notification-counter.js';
+import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
 import { betsToRows } from '../storage/bets-file.js';
 import { ProtectedStorage } from '../storage/protected-storage.js';
 import { maxRowsSize, transcodeBatch } from './transcode.js';
@@ -27,12 +27,12 @@ export class DrawTooEarlyError extends Error {
   }
 }
 
-export interface Handlers {
+export interface WorkerTasks {
   run(task: Task): Promise<TaskResult>;
 }
 
 /** `onMainThread` makes the storage refuse to wait on its lock instead of blocking. */
-export function createHandlers(init: WorkerInit, onMainThread: boolean): Handlers {
+export function createWorkerTasks(init: WorkerInit, onMainThread: boolean): WorkerTasks {
   const storage = new ProtectedStorage(init.storage, !onMainThread);
   const counter = new ProtectedNotificationCounter(init.counter);
   const log = createLogger({ level: init.logLevel, format: init.logFormat });
