@@ -119,4 +119,3 @@ export class LotteryServer {
     log.info({ action: 'close_storage', result: 'success', archivo: this.#storage.path });
   }
 }
-

@@ -13,7 +13,15 @@ import type { Logger } from '../shared/logging/logger.js';
 import { CLOSE_GRACE_MS, endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
-import { BATCH_WINDOW, ErrorCode, MessageType, messageTypeName, type BatchDTO, type Frame, type Message } from '../shared/protocol/messages.js';
+import {
+  BATCH_WINDOW,
+  ErrorCode,
+  MessageType,
+  messageTypeName,
+  type BatchDTO,
+  type Frame,
+  type Message,
+} from '../shared/protocol/messages.js';
 import { deferred } from '../shared/util/async.js';
 import { handleBatches } from './handlers/batch.js';
 import type { Services, SessionContext } from './handlers/context.js';

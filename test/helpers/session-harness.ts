@@ -154,7 +154,11 @@ export class SessionHarness {
   async store(p: Peer, batches: readonly Bet[][], firstSeq = 1): Promise<void> {
     p.stream.write(Buffer.concat(batches.map((bets, i) => batch(firstSeq + i, bets))));
     for (let i = 0; i < batches.length; i++) {
-      expect(await p.next(), `the ack of batch ${firstSeq + i}`).toMatchObject({ type: MessageType.BATCH_ACK, seq: firstSeq + i, status: AckStatus.STORED });
+      expect(await p.next(), `the ack of batch ${firstSeq + i}`).toMatchObject({
+        type: MessageType.BATCH_ACK,
+        seq: firstSeq + i,
+        status: AckStatus.STORED,
+      });
     }
   }
 }
@@ -189,5 +193,5 @@ export async function expectError(p: Peer, code: number): Promise<void> {
  */
 export function csvRows(bets: readonly Bet[]): string {
   const q = (s: string): string => (/[",\r\n]/.test(s) ? `"${s.split('"').join('""')}"` : s);
-  return bets.map((b) => [b.agency, q(b.firstName), q(b.lastName), q(b.document), b.birthdate, b.number].join(',') + '\r\n').join('');
+  return bets.map((b) => `${[b.agency, q(b.firstName), q(b.lastName), q(b.document), b.birthdate, b.number].join(',')}\r\n`).join('');
 }
