@@ -35,7 +35,6 @@ const HELLO_TIMEOUT_MS = 10_000;
 export class Session {
   readonly id: number;
   readonly #stream: Duplex;
-  readonly #services: Services;
   readonly #log: Logger;
   readonly #ctx: SessionContext;
   readonly #decoder = new FrameDecoder();
@@ -54,9 +53,8 @@ export class Session {
   constructor(id: number, stream: Duplex, services: Services, log: Logger, helloTimeoutMs = HELLO_TIMEOUT_MS) {
     this.id = id;
     this.#stream = stream;
-    this.#services = services;
     this.#log = log;
-    this.#ctx = this.#context();
+    this.#ctx = this.#context(services);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => void this.close());
     stream.on('error', (err) => {
@@ -80,9 +78,8 @@ export class Session {
     return this.#stream.destroyed;
   }
 
-  #context(): SessionContext {
+  #context({ ingest, draw, registry }: Services): SessionContext {
     const session = this;
-    const { ingest, draw, registry } = this.#services;
     const ctx: SessionContext = {
       id: this.id,
       ingest,
@@ -204,7 +201,7 @@ export class Session {
     this.#stream.pause();
     this.#queue.length = 0;
     if (this.#busy) await this.#idle.promise;
-    if (this.#agency !== 0) this.#services.registry.unbind(this.#agency, this.#ctx);
+    if (this.#agency !== 0) this.#ctx.registry.unbind(this.#agency, this.#ctx);
     if (shuttingDown) {
       await this.#ctx.send(
         encodeMessage({
