@@ -1,12 +1,12 @@
 /**
  * Bad rows in an agency file never take good rows with them: every good row is stored,
- * every bad row is reported with its file and line, through readAgencyBets and through
+ * every bad row is reported with its file and line, through readAgencyBetChunks and through
  * the real client against a real server.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readAgencyBets, type BadRow } from '../client/bets-reader.js';
+import { readAgencyBetChunks, type BadRow } from '../client/bets-reader.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import type { Bet } from '../shared/domain/bet.js';
 import { countStoredRows, failures, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
@@ -53,11 +53,11 @@ afterAll(async () => {
 async function readAll(path: string): Promise<{ good: Bet[]; bad: BadRow[] }> {
   const bad: BadRow[] = [];
   const good: Bet[] = [];
-  for await (const b of readAgencyBets({ path, agency: 1, onBadRow: (r) => bad.push(r) })) good.push(b);
+  for await (const chunk of readAgencyBetChunks({ path, agency: 1, onBadRow: (r) => bad.push(r) })) good.push(...chunk);
   return { good, bad };
 }
 
-describe('readAgencyBets on a file with bad rows, a BOM, mixed CRLF/LF and empty lines', () => {
+describe('readAgencyBetChunks on a file with bad rows, a BOM, mixed CRLF/LF and empty lines', () => {
   it('yields every good row, trimmed and canonical, in file order', async () => {
     expect((await readAll(file)).good).toEqual(GOOD);
   });
