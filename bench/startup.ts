@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, encodeMessage } from '../shared/protocol/codec.js';
 import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
-import { freePort, now, reapedChildrenCpuS, spawnChild, stopChild, waitForLine } from './procs.js';
+import { freePort } from '../shared/util/net.js';
+import { now, reapedChildrenCpuS, spawnChild, stopChild } from './procs.js';
 import { spreadOf, type Spread } from './stats.js';
 
 export interface ModuleCount {
@@ -93,7 +94,7 @@ async function serverOnce(
     timeoutMs: 30_000,
   });
   try {
-    const listen = await waitForLine(server, isAction('listen'), 20_000);
+    const listen = await server.process.waitForLine(isAction('listen'), 20_000);
     const ack = await firstAck(port);
     const termAt = now();
     const exit = await stopChild(server);
@@ -114,7 +115,7 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
     timeoutMs: 30_000,
   });
   try {
-    await waitForLine(server, isAction('listen'), 20_000);
+    await server.process.waitForLine(isAction('listen'), 20_000);
     const cpuBefore = reapedChildrenCpuS();
     const client = spawnChild({
       name: 'client',
@@ -123,8 +124,8 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
       timeoutMs: 30_000,
       env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), CLI_LOG_LEVEL: 'INFO' }),
     });
-    const config = waitForLine(client, isAction('config'), 20_000);
-    const connected = waitForLine(client, isAction('connect'), 20_000);
+    const config = client.process.waitForLine(isAction('config'), 20_000);
+    const connected = client.process.waitForLine(isAction('connect'), 20_000);
     const c = await config;
     const k = await connected;
     const exit = await client.exited;
@@ -172,7 +173,7 @@ async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: stri
     env: serverEnv(dir, port, null, which === 'server' ? { BENCH_MODULES_OUT: out } : {}),
   });
   try {
-    await waitForLine(server, isAction('listen'), 20_000);
+    await server.process.waitForLine(isAction('listen'), 20_000);
     if (which === 'client') {
       const client = spawnChild({
         name: 'client',
