@@ -37,7 +37,11 @@ export class FakePeer {
       ended.resolve();
       this.#wake();
     };
-    stream.on('end', over);
+    // As the real server does: once the client ends its side, end ours.
+    stream.on('end', () => {
+      over();
+      stream.end();
+    });
     stream.on('close', over);
     stream.on('error', () => {});
   }
