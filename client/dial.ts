@@ -22,15 +22,26 @@ export function tcpDialer(host: string, port: number): Dialer {
   const address = `${host}:${port}`;
   return (timeoutMs, signal) =>
     new Promise<Socket>((resolve, reject) => {
-      const socket = connect({ host, port, noDelay: true, signal });
+      // The signal aborts the attempt only: once connected, the socket is closed by its owner
+      // (an abort then would destroy it with replies unread, and the server would see a reset).
+      const socket = connect({ host, port, noDelay: true });
+      const onAbort = (): void => {
+        socket.destroy(new Error('aborted'));
+      };
       const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      const onError = (err: NodeJS.ErrnoException): void => {
+      const settle = (): void => {
         clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const onError = (err: NodeJS.ErrnoException): void => {
+        settle();
         reject(new DialError(address, err.code ?? err.message));
       };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
       socket.once('error', onError);
       socket.once('connect', () => {
-        clearTimeout(timer);
+        settle();
         socket.off('error', onError);
         resolve(socket);
       });

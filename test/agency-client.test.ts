@@ -5,7 +5,7 @@
  * connect retries.
  */
 import { writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyClient, type RunSummary } from '../client/agency-client.js';
@@ -255,5 +255,22 @@ describe('AgencyClient over TCP on 127.0.0.1', () => {
     await answerWinners(peer, []);
     expect(await running).toMatchObject({ sent: 200, batches: 2 });
     expect(tap.find('connect', 'success')).toHaveLength(1);
+  });
+
+  it('stop() while batches are unacknowledged ends the TCP connection cleanly, never with a reset', async () => {
+    const fake = new FakeServer();
+    server = createServer((socket) => fake.accept(socket));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const { tap, client, running } = start({ dataFile: await dataFile('stop-tcp.csv', 20_000), port }, fake, false);
+    const peer = await fake.peer(0);
+    await peer.accept(1);
+    // Acknowledges every batch, so acks are still arriving when the client stops.
+    peer.storeUntilFinished().catch(() => {});
+    await tap.waitFor((e) => e.action === 'apuesta_enviada');
+    await client.stop();
+    await running;
+    await peer.ended;
+    expect(peer.errors).toEqual([]);
   });
 });

@@ -137,7 +137,7 @@ describe('SIGTERM to a client while it is sending', () => {
     // The server saw the agency leave; it stays up, then shuts down cleanly.
     server.signal('SIGTERM');
     expect(await server.waitExit()).toEqual({ code: 0, signal: null });
-    expect(failures(server)).toEqual([]);
+    expect(failures(server), `${server.text}\n${client.text}`).toEqual([]);
     expect(server.count('sorteo')).toBe(0);
     expect(await countStoredRows(storage)).toBe(sumCantidad(server, 'apuesta_recibida'));
   });

@@ -17,6 +17,8 @@ type Outgoing = Exclude<Message, { type: typeof MessageType.BATCH }>;
 export class FakePeer {
   readonly stream: Duplex;
   readonly received: Message[] = [];
+  /** Stream errors (a reset connection shows here). */
+  readonly errors: Error[] = [];
   /** Resolves when the client's side has ended or the stream closed. */
   readonly ended: Promise<void>;
   readonly #decoder = new FrameDecoder();
@@ -43,7 +45,7 @@ export class FakePeer {
       stream.end();
     });
     stream.on('close', over);
-    stream.on('error', () => {});
+    stream.on('error', (err) => this.errors.push(err));
   }
 
   #wake(): void {
