@@ -107,7 +107,14 @@ export function readThreadsCpu(pid: number): ThreadCpu[] {
 
 export function spawnChild(opts: SpawnOptions): Child {
   killAllOnExit();
-  const proc = new NodeProcess({ name: opts.name, args: opts.args, env: opts.env, cwd: opts.cwd, logFile: opts.logFile, timeoutMs: opts.timeoutMs });
+  const proc = new NodeProcess({
+    name: opts.name,
+    args: opts.args,
+    env: opts.env,
+    cwd: opts.cwd,
+    logFile: opts.logFile,
+    timeoutMs: opts.timeoutMs,
+  });
   const child: Child = {
     name: opts.name,
     pid: proc.pid,

@@ -83,7 +83,13 @@ describe('AgencyClient over a duplexPair', () => {
     await answerWinners(peer, ['30000001', '30000002', '30000003']);
     const summary = await running;
     expect(received).toBe(rows);
-    expect(summary).toEqual({ sent: rows, batches: Math.ceil(rows / 150), rejected: 0, badRows: 0, winners: ['30000001', '30000002', '30000003'] });
+    expect(summary).toEqual({
+      sent: rows,
+      batches: Math.ceil(rows / 150),
+      rejected: 0,
+      badRows: 0,
+      winners: ['30000001', '30000002', '30000003'],
+    });
     await peer.ended;
     const closeFile = tap.indexOf('close_file');
     expect(closeFile, tap.text()).toBeGreaterThanOrEqual(0);
@@ -115,7 +121,13 @@ describe('AgencyClient over a duplexPair', () => {
     await peer.accept(1);
     const [b1, b2, b3] = [await peer.expect(MessageType.BATCH), await peer.expect(MessageType.BATCH), await peer.expect(MessageType.BATCH)];
     peer.send({ type: MessageType.BATCH_ACK, seq: b1.seq, status: AckStatus.DUPLICATE, count: b1.count });
-    peer.send({ type: MessageType.BATCH_ACK, seq: b2.seq, status: AckStatus.REJECTED, index: 7, reason: 'bet 7: document "x" is not a number' });
+    peer.send({
+      type: MessageType.BATCH_ACK,
+      seq: b2.seq,
+      status: AckStatus.REJECTED,
+      index: 7,
+      reason: 'bet 7: document "x" is not a number',
+    });
     peer.stored(b3);
     await peer.expect(MessageType.FINISHED);
     peer.send({ type: MessageType.FINISHED_ACK, finished: 1, expected: 1 });

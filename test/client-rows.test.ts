@@ -132,7 +132,9 @@ describe('the client against a real server', () => {
     expect(await client.waitExit()).toEqual({ code: EXIT_CONFIG, signal: null });
     expect(client.indexOf('connect'), client.text).toBe(-1);
     const refused = client.log.filter((l) => l.action === 'config' && l.result === 'fail');
-    expect(refused.map((l) => l.fields.error)).toEqual([expect.stringMatching(/^CLI_DATA_FILE - cannot read the data file .*no-such-agency\.csv \(ENOENT\)/)]);
+    expect(refused.map((l) => l.fields.error)).toEqual([
+      expect.stringMatching(/^CLI_DATA_FILE - cannot read the data file .*no-such-agency\.csv \(ENOENT\)/),
+    ]);
   });
 
   it('refuses a directory as data file before saying HELLO to a server that is up', async () => {

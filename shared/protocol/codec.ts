@@ -233,4 +233,3 @@ function decodeWinners(r: PayloadReader): Message {
   for (let i = 0; i < count; i++) documents.push(r.str8(`WINNERS document ${i}`));
   return { type: MessageType.WINNERS, last: last === 1, documents };
 }
-

@@ -74,7 +74,8 @@ export class NodeProcess {
         this.#partial = '';
         this.exit = { code, signal };
         live.delete(this);
-        for (const w of this.#waiters) w.reject(new Error(`${this.name} exited (${code ?? signal}) before the awaited line:\n${this.text}`));
+        for (const w of this.#waiters)
+          w.reject(new Error(`${this.name} exited (${code ?? signal}) before the awaited line:\n${this.text}`));
         this.#waiters.clear();
         resolve(this.exit);
       });
@@ -119,7 +120,8 @@ export class NodeProcess {
   waitForLine(match: (line: string) => boolean, timeoutMs = 30_000): Promise<{ line: string; at: number }> {
     const i = this.lines.findIndex(match);
     if (i >= 0) return Promise.resolve({ line: this.lines[i]!, at: this.#times[i]! });
-    if (this.exit !== null) return Promise.reject(new Error(`${this.name} already exited (${this.exit.code ?? this.exit.signal}):\n${this.text}`));
+    if (this.exit !== null)
+      return Promise.reject(new Error(`${this.name} already exited (${this.exit.code ?? this.exit.signal}):\n${this.text}`));
     let waiter: Waiter | undefined;
     const hit = new Promise<{ line: string; at: number }>((resolve, reject) => {
       waiter = { match, resolve, reject };
@@ -146,7 +148,11 @@ export class NodeProcess {
 
   /** Waits for the exit, failing (with the output) if it takes longer than `timeoutMs`. */
   waitExit(timeoutMs = 30_000): Promise<Exit> {
-    return withDeadline(this.exited, timeoutMs, () => new Error(`${this.name} still running after ${timeoutMs} ms; output so far:\n${this.text}`));
+    return withDeadline(
+      this.exited,
+      timeoutMs,
+      () => new Error(`${this.name} still running after ${timeoutMs} ms; output so far:\n${this.text}`),
+    );
   }
 
   signal(sig: NodeJS.Signals): void {
