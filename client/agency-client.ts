@@ -4,6 +4,9 @@
  * happened). It speaks through a Connection over whatever Duplex the Dialer returns, so the
  * tests drive it over `stream.duplexPair()`. `stop()` (SIGTERM) ends reading, closes the
  * file, then the socket.
+ * Nothing of a connection outlives it: `#bind` makes a fresh one and `#sendBets` builds its
+ * reader and BatchSender on it, so a reconnect that resumes where the server says (protocol
+ * v2's WELCOME `next`) repeats the two on a new Duplex.
  */
 import type { Logger } from '../shared/logging/logger.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
