@@ -25,7 +25,7 @@ export interface ClientConfig {
   tls: ClientTls | null;
 }
 
-export const DEFAULT_CLIENT_CONFIG_PATH = 'client/config.yaml';
+const DEFAULT_CLIENT_CONFIG_PATH = 'client/config.yaml';
 
 const KEYS = {
   id: 'CLI_ID',
