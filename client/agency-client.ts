@@ -16,7 +16,7 @@ import { BatchSender, type SendTally } from './batch-sender.js';
 import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
 import { Connection } from './connection.js';
-import { DialError, tcpDialer, type Dialer } from './dial.js';
+import { DialError, configuredDialer, type Dialer } from './dial.js';
 import { ConnectTimeoutError, ServerRefusedError, UnexpectedReplyError, WinnersTimeoutError } from './errors.js';
 
 export interface RunSummary extends SendTally {
@@ -48,7 +48,7 @@ export class AgencyClient {
   #fileClosed: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | null = null;
 
-  constructor(config: ClientConfig, log: Logger, dial: Dialer = tcpDialer(config.host, config.port)) {
+  constructor(config: ClientConfig, log: Logger, dial: Dialer = configuredDialer(config)) {
     this.#config = config;
     this.#log = log;
     this.#dial = dial;
