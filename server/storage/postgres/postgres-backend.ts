@@ -1,0 +1,292 @@
+/**
+ * StorageBackend on PostgreSQL, for one server among several sharing a database. Every
+ * decision that must hold across servers is taken inside a transaction under a row lock
+ * (store.ts, draw.ts, sessions.ts); this class only holds connections, groups commits,
+ * caches the winners once drawn and turns notifications into wake-ups. See
+ * docs/architecture.md, "PostgreSQL backend".
+ */
+import { hostname } from 'node:os';
+import pg from 'pg';
+import type { Logger } from '../../../shared/logging/logger.js';
+import { deferred, type Deferred } from '../../../shared/util/async.js';
+import {
+  StorageClosedError,
+  UnknownAgencyError,
+  type AgencyClaim,
+  type BatchOutcome,
+  type DrawSummary,
+  type FinishMark,
+  type Progress,
+  type RunIn,
+  type StorageBackend,
+} from '../backend.js';
+import { decodeRun, type DecodedRun } from './admission.js';
+import { drawOnce, DrawEvent, loadWinners, markFinished, readProgress } from './draw.js';
+import { GroupCommit } from './group-commit.js';
+import { Listener } from './listener.js';
+import { checkSchemaName, prepareSchema } from './schema.js';
+import { claimAgency, currentEpochs, decodeClaim, releaseAgency } from './sessions.js';
+import { storeGroup } from './store.js';
+import { transaction, withRetry, type RetryPolicy } from './transient.js';
+
+export interface PostgresBackendOptions {
+  /** postgresql://user@host:port/database */
+  readonly url: string;
+  readonly agencies: number;
+  /** Schema holding the tables (several lotteries may share a database). Default `loteria`. */
+  readonly schema?: string;
+  /** Names this server in the database (leases, the draw). Default `hostname:pid`. */
+  readonly serverId?: string;
+  /** Pooled connections (the listener has its own). Default 6. */
+  readonly maxConnections?: number;
+  /** Group commits in flight at once. Default 2. */
+  readonly maxInFlight?: number;
+  /** Bets per group commit at most. Default 50,000. */
+  readonly maxGroupBets?: number;
+  /** How long an operation retries while the database is unreachable (0: once). Default 15 s. */
+  readonly retryMs?: number;
+  /** How long open() waits for the database. Default 30 s. */
+  readonly startTimeoutMs?: number;
+  readonly log?: Logger;
+}
+
+type Options = Required<Omit<PostgresBackendOptions, 'log'>> & { log: Logger | undefined };
+
+export class PostgresBackend implements StorageBackend {
+  readonly kind = 'postgres' as const;
+  readonly #o: Options;
+  readonly #pool: pg.Pool;
+  readonly #channels: { draw: string; session: string };
+  readonly #policy: RetryPolicy;
+  readonly #commits: GroupCommit<DecodedRun, BatchOutcome[]>;
+  readonly #listener: Listener;
+  /** Epoch of each agency claimed here and not yet known to be taken over. */
+  readonly #held = new Map<number, number>();
+  readonly #onReplaced = new Set<(agency: number, epoch: number) => void>();
+  #winners: Map<number, string[]> | null = null;
+  #drawing: Promise<DrawSummary> | null = null;
+  #waiters: Deferred<void> | null = null;
+  #closing: Promise<void> | null = null;
+
+  /** Connects, applies the migrations, starts listening; a database that stays unreachable fails it. */
+  static async open(options: PostgresBackendOptions): Promise<PostgresBackend> {
+    const backend = new PostgresBackend(options);
+    try {
+      await withRetry('opening the database', { retryMs: backend.#o.startTimeoutMs }, async () => {
+        const client = await backend.#pool.connect();
+        try {
+          const applied = await prepareSchema(client, backend.#o.schema, backend.#o.agencies);
+          if (applied.length > 0) backend.#o.log?.info({ action: 'db_migrate', result: 'success', versions: applied.join(',') });
+        } finally {
+          client.release();
+        }
+      });
+      await backend.#listener.start(backend.#o.startTimeoutMs);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+    return backend;
+  }
+
+  private constructor(options: PostgresBackendOptions) {
+    const o: Options = {
+      schema: 'loteria',
+      serverId: `${hostname()}:${process.pid}`,
+      maxConnections: 6,
+      maxInFlight: 2,
+      maxGroupBets: 50_000,
+      retryMs: 15_000,
+      startTimeoutMs: 30_000,
+      ...options,
+      log: options.log,
+    };
+    this.#o = o;
+    const schema = checkSchemaName(o.schema);
+    this.#channels = { draw: `${schema}_draw`, session: `${schema}_session` };
+    const config: pg.ClientConfig = {
+      connectionString: o.url,
+      options: `-c search_path=${schema}`,
+      application_name: `loteria:${o.serverId}`.slice(0, 63),
+      keepAlive: true,
+      connectionTimeoutMillis: 5_000,
+    };
+    this.#pool = new pg.Pool({ ...config, max: o.maxConnections });
+    // An idle pooled client whose server went away reports here; the pool drops it.
+    this.#pool.on('error', (err) => o.log?.warn({ action: 'db_pool', result: 'client_lost', error: err.message }));
+    this.#policy = { retryMs: o.retryMs, onRetry: (err, n) => o.log?.warn({ action: 'db_retry', result: 'in_progress', attempt: n, error: err.message }) };
+    this.#commits = new GroupCommit((runs) => this.#tx('storing batches', (c) => storeGroup(c, runs, o.agencies)), {
+      maxInFlight: o.maxInFlight,
+      maxWeight: o.maxGroupBets,
+      weigh: (run) => run.batches.reduce((n, b) => n + b.count, 0),
+    });
+    const listenerConfig = { ...config, application_name: `loteria-listen:${o.serverId}`.slice(0, 63) };
+    this.#listener = new Listener(
+      listenerConfig,
+      [this.#channels.draw, this.#channels.session],
+      { onNotification: (ch, payload) => this.#onNotification(ch, payload), onListening: (again) => this.#onListening(again) },
+      o.log,
+    );
+  }
+
+  get agencies(): number {
+    return this.#o.agencies;
+  }
+  get serverId(): string {
+    return this.#o.serverId;
+  }
+
+  async claim(agency: number): Promise<AgencyClaim> {
+    this.#checkOpen('claiming an agency');
+    this.#checkAgency(agency);
+    const { serverId, agencies } = this.#o;
+    const claim = await this.#tx('claiming an agency', (c) => claimAgency(c, agency, serverId, this.#channels.session, agencies));
+    this.#taken(agency, claim.epoch);
+    this.#held.set(agency, claim.epoch);
+    return claim;
+  }
+
+  async release(agency: number, epoch: number): Promise<void> {
+    if (this.#held.get(agency) === epoch) this.#held.delete(agency);
+    if (this.#closing !== null) return;
+    await withRetry('releasing an agency', this.#policy, () => releaseAgency(this.#pool, agency, epoch));
+  }
+
+  onReplaced(listener: (agency: number, epoch: number) => void): () => void {
+    this.#onReplaced.add(listener);
+    return () => this.#onReplaced.delete(listener);
+  }
+
+  storeRuns(runs: readonly RunIn[]): Promise<BatchOutcome[][]> {
+    try {
+      this.#checkOpen('storing batches');
+      for (const run of runs) this.#checkAgency(run.agency);
+      return Promise.all(runs.map((run) => this.#commits.submit(decodeRun(run))));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  async markFinished(agency: number, epoch: number): Promise<FinishMark> {
+    this.#checkOpen('recording FINISHED');
+    this.#checkAgency(agency);
+    return this.#tx('recording FINISHED', (c) => markFinished(c, agency, epoch, this.#channels.draw));
+  }
+
+  progress(): Promise<Progress> {
+    return withRetry('reading the progress', this.#policy, async () => {
+      const client = await this.#pool.connect();
+      try {
+        return await readProgress(client);
+      } finally {
+        client.release();
+      }
+    });
+  }
+
+  draw(): Promise<DrawSummary> {
+    this.#drawing ??= this.#tx('the draw', (c) => drawOnce(c, this.#o.serverId, this.#channels.draw))
+      .then((row): DrawSummary => ({ bets: row.bets, winners: row.winners, drawnBy: row.drawnBy, ranHere: row.ranNow }))
+      .finally(() => {
+        this.#drawing = null;
+      });
+    return this.#drawing;
+  }
+
+  async winners(agency: number): Promise<string[] | null> {
+    this.#checkAgency(agency);
+    this.#winners ??= await withRetry('reading the winners', this.#policy, () => loadWinners(this.#pool));
+    return this.#winners === null ? null : (this.#winners.get(agency) ?? []);
+  }
+
+  waitForDraw(): Promise<void> {
+    if (this.#closing !== null) return Promise.reject(new StorageClosedError('waiting for the draw'));
+    if (this.#winners !== null) return Promise.resolve();
+    if (this.#waiters === null) {
+      this.#waiters = deferred();
+      void this.#checkDraw();
+    }
+    return this.#waiters.promise;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#settleWaiters(new StorageClosedError('waiting for the draw'));
+      await this.#commits.close();
+      await this.#drawing?.catch(() => undefined);
+      await this.#listener.close();
+      await this.#pool.end();
+    })();
+    return this.#closing;
+  }
+
+  #tx<T>(what: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return transaction(this.#pool, what, this.#policy, body);
+  }
+
+  #checkOpen(what: string): void {
+    if (this.#closing !== null) throw new StorageClosedError(what);
+  }
+
+  #checkAgency(agency: number): void {
+    if (!Number.isInteger(agency) || agency < 1 || agency > this.#o.agencies) throw new UnknownAgencyError(agency, this.#o.agencies);
+  }
+
+  /** A claim of `agency` at `epoch` exists: an older session held here is replaced (said once). */
+  #taken(agency: number, epoch: number): void {
+    const held = this.#held.get(agency);
+    if (held === undefined || held >= epoch) return;
+    this.#held.delete(agency);
+    for (const listener of this.#onReplaced) listener(agency, epoch);
+  }
+
+  #onNotification(channel: string, payload: string): void {
+    if (channel === this.#channels.session) {
+      const claim = decodeClaim(payload);
+      if (claim !== null) this.#taken(claim.agency, claim.epoch);
+    } else if (payload === DrawEvent.DONE) {
+      this.#settleWaiters(null);
+    } else if (payload === DrawEvent.ALL_FINISHED && this.#waiters !== null) {
+      // The completing server draws; drawing here too covers its death: this call waits on
+      // the lottery row lock and finds the draw done, or draws if that server's transaction died.
+      this.#drawForWaiters();
+    }
+  }
+
+  /** After a (re)connection of the listener: what was missed meanwhile is read once. */
+  #onListening(reconnected: boolean): void {
+    if (this.#waiters !== null) void this.#checkDraw();
+    if (!reconnected || this.#held.size === 0) return;
+    currentEpochs(this.#pool, [...this.#held.keys()]).then(
+      (epochs) => {
+        for (const [agency, epoch] of epochs) this.#taken(agency, epoch);
+      },
+      (err: Error) => this.#o.log?.warn({ action: 'db_resync', result: 'fail', error: err.message }),
+    );
+  }
+
+  /** One read when a wait starts or the listener is back: done, or due (then draw), or neither (wait for a notification). */
+  async #checkDraw(): Promise<void> {
+    try {
+      const p = await this.progress();
+      if (p.drawn) this.#settleWaiters(null);
+      else if (p.finished === p.expected) this.#drawForWaiters();
+    } catch (err) {
+      this.#settleWaiters(err as Error);
+    }
+  }
+
+  #drawForWaiters(): void {
+    this.draw().then(
+      () => this.#settleWaiters(null),
+      (err: Error) => this.#settleWaiters(err),
+    );
+  }
+
+  #settleWaiters(err: Error | null): void {
+    const waiters = this.#waiters;
+    this.#waiters = null;
+    if (err === null) waiters?.resolve();
+    else waiters?.reject(err);
+  }
+}
