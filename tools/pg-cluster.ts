@@ -5,7 +5,7 @@
  * root, so as root every binary runs as the `postgres` user through runuser and the directory
  * is handed to that user. Nothing here is used by the server itself.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -77,6 +77,34 @@ async function pgTool(bin: string, tool: string, args: string[]): Promise<string
   }
 }
 
+/**
+ * A detached shell that outlives this process: once our pid is gone (killed, even by
+ * SIGKILL, before stop() ran) it stops the cluster, if it runs, and removes the directory.
+ */
+class Watchdog {
+  readonly #pid: number | undefined;
+
+  constructor(bin: string, dir: string) {
+    const [file, argv] = command(bin, 'pg_ctl', ['stop', '-D', join(dir, 'data'), '-m', 'immediate', '-w']);
+    const script = 'parent=$1; shift; while kill -0 "$parent" 2>/dev/null; do sleep 1; done; "$@" >/dev/null 2>&1; rm -rf "$PG_DIR"';
+    const child = spawn('bash', ['-c', script, 'pg-watchdog', String(process.pid), file, ...argv], {
+      detached: true,
+      stdio: 'ignore',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PG_DIR: dir },
+    });
+    child.unref();
+    this.#pid = child.pid;
+  }
+
+  stop(): void {
+    try {
+      if (this.#pid !== undefined) process.kill(this.#pid, 'SIGTERM');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
 export interface ClusterOptions {
   /** fsync and full-page writes off (default): safe unless the machine itself crashes; tests only. */
   readonly fast?: boolean;
@@ -89,9 +117,11 @@ export class PgCluster {
   readonly #port: number;
   readonly #options: string;
   #stopped: Promise<void> | null = null;
+  readonly #watchdog: Watchdog;
   readonly #onExit = (): void => this.#stopSync();
 
-  private constructor(bin: string, dir: string, port: number, options: string) {
+  private constructor(bin: string, dir: string, port: number, options: string, watchdog: Watchdog) {
+    this.#watchdog = watchdog;
     this.#bin = bin;
     this.#dir = dir;
     this.#port = port;
@@ -104,6 +134,7 @@ export class PgCluster {
     const bin = ensurePostgresBin();
     const base = process.env.PG_TMPDIR ?? (asRoot() ? '/tmp' : tmpdir());
     const dir = await mkdtemp(join(base, 'loteria-pg-'));
+    const watchdog = new Watchdog(bin, dir);
     try {
       if (asRoot()) {
         const { uid, gid } = userIds();
@@ -111,15 +142,16 @@ export class PgCluster {
       }
       const initArgs = ['-D', join(dir, 'data'), '-A', 'trust', '-U', PG_USER, '-E', 'UTF8', '--locale=C', '--no-instructions'];
       await pgTool(bin, 'initdb', opts.fast === false ? initArgs : [...initArgs, '--no-sync']);
-      return await PgCluster.#listen(bin, dir, opts);
+      return await PgCluster.#listen(bin, dir, opts, watchdog);
     } catch (err) {
+      watchdog.stop();
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
   }
 
   /** Starts the postmaster on a free port; a port taken meanwhile by someone else is retried. */
-  static async #listen(bin: string, dir: string, opts: ClusterOptions): Promise<PgCluster> {
+  static async #listen(bin: string, dir: string, opts: ClusterOptions, watchdog: Watchdog): Promise<PgCluster> {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const settings = [
@@ -130,7 +162,7 @@ export class PgCluster {
         ...(opts.fast === false ? [] : ['fsync=off', 'full_page_writes=off']),
       ];
       const options = settings.map((s) => `-c ${s}`).join(' ');
-      const cluster = new PgCluster(bin, dir, port, options);
+      const cluster = new PgCluster(bin, dir, port, options, watchdog);
       try {
         await cluster.#pgCtl(['start', '-w', '-t', '60', '-o', options]);
         return cluster;
@@ -190,6 +222,7 @@ export class PgCluster {
 
   async #stop(): Promise<void> {
     process.removeListener('exit', this.#onExit);
+    this.#watchdog.stop();
     try {
       await this.#pgCtl(['stop', '-m', 'fast', '-w', '-t', '30']);
     } catch {

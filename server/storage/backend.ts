@@ -85,7 +85,7 @@ export interface DrawSummary {
   readonly winners: number;
   /** The server that ran it. */
   readonly drawnBy: string;
-  /** This call ran the draw (false: it found the draw done, or waited for another server's). */
+  /** This server ran the draw, in this call or in the call of this server it joined (false: another server's). */
   readonly ranHere: boolean;
 }
 
