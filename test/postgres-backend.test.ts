@@ -60,7 +60,9 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     const admin = await adminClient(url);
     expect(await scalar(admin, 'SELECT count(*) AS v FROM bets WHERE agency = 1')).toBe(17);
     expect(await scalar(admin, 'SELECT next AS v FROM agencies WHERE agency = 1')).toBe(20);
-    expect((await admin.query('SELECT first, count, stored FROM batches ORDER BY first')).rows.map((r) => [r.first, r.count, r.stored])).toEqual([
+    expect(
+      (await admin.query('SELECT first, count, stored FROM batches ORDER BY first')).rows.map((r) => [r.first, r.count, r.stored]),
+    ).toEqual([
       ['0', 10, 10],
       ['10', 5, 5],
       ['15', 3, 0],
@@ -70,7 +72,9 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     const seqs = (await admin.query<{ seq: string }>('SELECT seq FROM bets ORDER BY seq')).rows.map((r) => Number(r.seq));
     expect(seqs).toEqual([...Array.from({ length: 15 }, (_, i) => i), 18, 19]);
     // The primary key is the last line: the same key cannot be recorded twice, whoever tries.
-    await expect(admin.query('INSERT INTO batches (agency, first, count, stored) VALUES (1, 0, 10, 10)')).rejects.toMatchObject({ code: '23505' });
+    await expect(admin.query('INSERT INTO batches (agency, first, count, stored) VALUES (1, 0, 10, 10)')).rejects.toMatchObject({
+      code: '23505',
+    });
   });
 
   it('after FINISHED a new batch is REJECTED without consuming it, and a retry of a stored one is still DUPLICATE', async () => {
@@ -95,22 +99,32 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     const url = await db.database();
     const a = await openBackend({ url, agencies: 3 });
     const runs = await Promise.all([1, 2, 3].map(async (agency) => ({ agency, epoch: (await a.claim(agency)).epoch })));
-    const out = await a.storeRuns(runs.map(({ agency, epoch }) => ({ agency, epoch, batches: [batchAt(agency, 0, 20), batchAt(agency, 20, 20)] })));
+    const out = await a.storeRuns(
+      runs.map(({ agency, epoch }) => ({ agency, epoch, batches: [batchAt(agency, 0, 20), batchAt(agency, 20, 20)] })),
+    );
     expect(statuses(out)).toEqual(Array(6).fill(Admission.STORED));
     const admin = await adminClient(url);
     expect(await scalar(admin, 'SELECT count(*) AS v FROM bets')).toBe(120);
     expect(await scalar(admin, 'SELECT count(DISTINCT xmin::text) AS v FROM bets')).toBe(1);
-    expect(await scalar(admin, "SELECT count(DISTINCT xmin::text) AS v FROM (SELECT xmin FROM bets UNION ALL SELECT xmin FROM batches) t")).toBe(1);
+    expect(
+      await scalar(admin, 'SELECT count(DISTINCT xmin::text) AS v FROM (SELECT xmin FROM bets UNION ALL SELECT xmin FROM batches) t'),
+    ).toBe(1);
   });
 
   it('concurrent retries of the same batch on two servers store it once (20 rounds, same session and across a takeover)', async () => {
     const url = await db.database();
-    const [a, b] = await Promise.all([openBackend({ url, agencies: 40, serverId: 'A' }), openBackend({ url, agencies: 40, serverId: 'B' })]);
+    const [a, b] = await Promise.all([
+      openBackend({ url, agencies: 40, serverId: 'A' }),
+      openBackend({ url, agencies: 40, serverId: 'B' }),
+    ]);
     const admin = await adminClient(url);
     for (let round = 0; round < 20; round++) {
       const same = round + 1;
       const { epoch } = await a.claim(same);
-      const [x, y] = await Promise.all([a.storeRuns([{ agency: same, epoch, batches: [batchAt(same, 0, 30)] }]), b.storeRuns([{ agency: same, epoch, batches: [batchAt(same, 0, 30)] }])]);
+      const [x, y] = await Promise.all([
+        a.storeRuns([{ agency: same, epoch, batches: [batchAt(same, 0, 30)] }]),
+        b.storeRuns([{ agency: same, epoch, batches: [batchAt(same, 0, 30)] }]),
+      ]);
       expect([...statuses(x), ...statuses(y)].sort()).toEqual([Admission.DUPLICATE, Admission.STORED]);
 
       // The client gave up on A and reconnected to B, which claims the agency while A's batch is in flight.
@@ -134,7 +148,12 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     const [a, b] = await Promise.all([openBackend({ url, agencies: 2, serverId: 'A' }), openBackend({ url, agencies: 2, serverId: 'B' })]);
     const heardOnA: Array<[number, number]> = [];
     const heardOnB: Array<[number, number]> = [];
-    const aHeard = new Promise<void>((resolve) => a.onReplaced((ag, ep) => (heardOnA.push([ag, ep]), resolve())));
+    const aHeard = new Promise<void>((resolve) =>
+      a.onReplaced((ag, ep) => {
+        heardOnA.push([ag, ep]);
+        resolve();
+      }),
+    );
     b.onReplaced((ag, ep) => heardOnB.push([ag, ep]));
     const first = await a.claim(1);
     await a.storeRuns([{ agency: 1, epoch: first.epoch, batches: [batchAt(1, 0, 10)] }]);
@@ -157,7 +176,11 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     ]);
     await b.release(1, third.epoch); // stale: changes nothing
     const admin = await adminClient(url);
-    expect((await admin.query('SELECT epoch::int, next::int, server FROM agencies WHERE agency = 1')).rows[0]).toEqual({ epoch: 4, next: 15, server: 'A' });
+    expect((await admin.query('SELECT epoch::int, next::int, server FROM agencies WHERE agency = 1')).rows[0]).toEqual({
+      epoch: 4,
+      next: 15,
+      server: 'A',
+    });
     expect(await scalar(admin, 'SELECT count(*) AS v FROM finished')).toBe(0);
     await a.release(1, fourth.epoch);
     expect((await admin.query('SELECT server FROM agencies WHERE agency = 1')).rows[0]).toEqual({ server: null });
@@ -167,8 +190,22 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     const url = await db.database();
     const a = await openBackend({ url, agencies: 3 });
     const e = await Promise.all([1, 2, 3].map(async (ag) => (await a.claim(ag)).epoch));
-    expect(await a.markFinished(1, e[0]!)).toEqual({ replaced: false, counted: true, finished: 1, expected: 3, allFinished: false, completed: false });
-    expect(await a.markFinished(1, e[0]!)).toEqual({ replaced: false, counted: false, finished: 1, expected: 3, allFinished: false, completed: false });
+    expect(await a.markFinished(1, e[0]!)).toEqual({
+      replaced: false,
+      counted: true,
+      finished: 1,
+      expected: 3,
+      allFinished: false,
+      completed: false,
+    });
+    expect(await a.markFinished(1, e[0]!)).toEqual({
+      replaced: false,
+      counted: false,
+      finished: 1,
+      expected: 3,
+      allFinished: false,
+      completed: false,
+    });
     expect(await a.markFinished(3, e[2]!)).toMatchObject({ counted: true, finished: 2, completed: false });
     expect(await a.markFinished(2, e[1]!)).toMatchObject({ counted: true, finished: 3, allFinished: true, completed: true });
     expect(await a.markFinished(2, e[1]!)).toMatchObject({ counted: false, finished: 3, allFinished: true, completed: false });
@@ -180,9 +217,15 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     const admin = await adminClient(url);
     for (let trial = 0; trial < 50; trial++) {
       const schema = `race_${trial}`;
-      const [a, b] = await Promise.all([openBackend({ url, schema, agencies: 2, serverId: 'A' }), openBackend({ url, schema, agencies: 2, serverId: 'B' })]);
+      const [a, b] = await Promise.all([
+        openBackend({ url, schema, agencies: 2, serverId: 'A' }),
+        openBackend({ url, schema, agencies: 2, serverId: 'B' }),
+      ]);
       const [ca, cb] = await Promise.all([a.claim(1), b.claim(2)]);
-      await Promise.all([a.storeRuns([{ agency: 1, epoch: ca.epoch, batches: [batchAt(1, 0, 20)] }]), b.storeRuns([{ agency: 2, epoch: cb.epoch, batches: [batchAt(2, 0, 10)] }])]);
+      await Promise.all([
+        a.storeRuns([{ agency: 1, epoch: ca.epoch, batches: [batchAt(1, 0, 20)] }]),
+        b.storeRuns([{ agency: 2, epoch: cb.epoch, batches: [batchAt(2, 0, 10)] }]),
+      ]);
       const marks = await Promise.all([a.markFinished(1, ca.epoch), b.markFinished(2, cb.epoch)]);
       expect(marks.filter((m) => !m.replaced && m.completed)).toHaveLength(1);
       expect(marks.filter((m) => !m.replaced && m.allFinished)).toHaveLength(1);
@@ -233,7 +276,11 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     const pid = await scalar(drawer, 'SELECT pg_backend_pid() AS v');
     expect((await admin.query('SELECT pg_terminate_backend($1) AS dead', [pid])).rows[0]).toEqual({ dead: true });
     await held;
-    expect((await admin.query('SELECT state, drawn_by, winners FROM lottery')).rows[0]).toEqual({ state: 'done', drawn_by: 'B', winners: 3 });
+    expect((await admin.query('SELECT state, drawn_by, winners FROM lottery')).rows[0]).toEqual({
+      state: 'done',
+      drawn_by: 'B',
+      winners: 3,
+    });
     expect(await b.winners(1)).toEqual([0, 9, 18].map((i) => betAt(1, i).document));
     expect(betAt(1, 18).number).toBe(WINNING_NUMBER);
   });

@@ -32,7 +32,8 @@ export class PostgresUnavailableError extends Error {
 /** The bin directory holding initdb and pg_ctl (PG_BIN, then PostgreSQL 15, then any version), or null. */
 export function findPostgresBin(): string | null {
   const candidates = [process.env.PG_BIN, '/usr/lib/postgresql/15/bin'];
-  if (existsSync('/usr/lib/postgresql')) for (const v of readdirSync('/usr/lib/postgresql')) candidates.push(`/usr/lib/postgresql/${v}/bin`);
+  if (existsSync('/usr/lib/postgresql'))
+    for (const v of readdirSync('/usr/lib/postgresql')) candidates.push(`/usr/lib/postgresql/${v}/bin`);
   return candidates.find((d) => d !== undefined && existsSync(join(d, 'initdb')) && existsSync(join(d, 'pg_ctl'))) ?? null;
 }
 
@@ -43,12 +44,17 @@ export function findPostgresBin(): string | null {
 export function ensurePostgresBin(): string {
   const found = findPostgresBin();
   if (found !== null) return found;
-  if (ENSURE_SCRIPT === undefined) throw new PostgresUnavailableError('PostgreSQL server binaries are missing (no initdb/pg_ctl under /usr/lib/postgresql/*/bin): install postgresql or set PG_BIN');
+  if (ENSURE_SCRIPT === undefined)
+    throw new PostgresUnavailableError(
+      'PostgreSQL server binaries are missing (no initdb/pg_ctl under /usr/lib/postgresql/*/bin): install postgresql or set PG_BIN',
+    );
   try {
     return execFileSync('bash', [ENSURE_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new PostgresUnavailableError(`PostgreSQL server binaries are missing and could not be installed: ${(e.stderr ?? e.message).trim()}`);
+    throw new PostgresUnavailableError(
+      `PostgreSQL server binaries are missing and could not be installed: ${(e.stderr ?? e.message).trim()}`,
+    );
   }
 }
 
@@ -198,7 +204,8 @@ export class PgCluster {
 
   /** Creates a fresh database and returns its URL. */
   async createDatabase(name: string): Promise<string> {
-    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new RangeError(`database name ${JSON.stringify(name)}: use lower-case letters, digits and _`);
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name))
+      throw new RangeError(`database name ${JSON.stringify(name)}: use lower-case letters, digits and _`);
     const client = new pg.Client({ connectionString: this.url });
     await client.connect();
     try {

@@ -40,7 +40,9 @@ export function decodeBatch(agency: number, batch: BatchIn): DecodedBatch {
   if (!Number.isInteger(first) || first < 0 || first > MAX_FIRST) throw new RangeError(`batch first ${first} is not a u32`);
   if (count === 0) return { first, count, ok: false, index: 0, reason: 'a batch must hold at least one bet (count 0)' };
   const decoded = decodeBets(batch.bets, count, agency);
-  return decoded.ok ? { first, count, ok: true, bets: decoded.bets } : { first, count, ok: false, index: decoded.index, reason: decoded.reason };
+  return decoded.ok
+    ? { first, count, ok: true, bets: decoded.bets }
+    : { first, count, ok: false, index: decoded.index, reason: decoded.reason };
 }
 
 export function decodeRun(run: RunIn): DecodedRun {

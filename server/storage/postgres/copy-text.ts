@@ -53,6 +53,13 @@ export function parseExportLine(text: string, line: number): Bet {
   const f = text.split('\t');
   if (f.length !== 6) throw new CopyRowError(line, `expected 6 tab-separated fields, found ${f.length}`);
   if (f.includes('\\N')) throw new CopyRowError(line, 'a NULL field (the bets table allows none)');
-  const [agency, firstName, lastName, document, birthdate, number] = f.map(unescapeCopyText) as [string, string, string, string, string, string];
+  const [agency, firstName, lastName, document, birthdate, number] = f.map(unescapeCopyText) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   return { agency: Number(agency), firstName, lastName, document, birthdate, number: Number(number) };
 }

@@ -71,13 +71,18 @@ export async function drawOnce(client: pg.ClientBase, server: string, channel: s
   if (row.state === 'done') return { bets: Number(row.bets), winners: row.winners ?? 0, drawnBy: row.drawn_by ?? '', ranNow: false };
   const { finished, expected } = await counts(client);
   if (finished < expected) throw new DrawTooEarlyError(finished, expected);
-  const picked = await client.query('INSERT INTO winners (agency, seq, document) SELECT agency, seq, document FROM bets WHERE number = $1', [
-    WINNING_NUMBER,
-  ]);
+  const picked = await client.query(
+    'INSERT INTO winners (agency, seq, document) SELECT agency, seq, document FROM bets WHERE number = $1',
+    [WINNING_NUMBER],
+  );
   const total = await client.query<{ bets: string }>('SELECT coalesce(sum(stored), 0) AS bets FROM batches');
   const bets = Number(total.rows[0]!.bets);
   const winners = picked.rowCount ?? 0;
-  await client.query(`UPDATE lottery SET state = 'done', drawn_by = $1, drawn_at = now(), bets = $2, winners = $3`, [server, bets, winners]);
+  await client.query(`UPDATE lottery SET state = 'done', drawn_by = $1, drawn_at = now(), bets = $2, winners = $3`, [
+    server,
+    bets,
+    winners,
+  ]);
   await client.query('SELECT pg_notify($1, $2)', [channel, DrawEvent.DONE]);
   return { bets, winners, drawnBy: server, ranNow: true };
 }

@@ -76,7 +76,8 @@ export class GroupCommit<I, O> {
   #take(): Pending<I, O>[] {
     let weight = 0;
     let n = 0;
-    while (n < this.#queue.length && (n === 0 || weight + this.#queue[n]!.weight <= this.#opts.maxWeight)) weight += this.#queue[n++]!.weight;
+    while (n < this.#queue.length && (n === 0 || weight + this.#queue[n]!.weight <= this.#opts.maxWeight))
+      weight += this.#queue[n++]!.weight;
     return this.#queue.splice(0, n);
   }
 
@@ -84,7 +85,7 @@ export class GroupCommit<I, O> {
     try {
       const outputs = await this.#commit(group.map((p) => p.item));
       if (outputs.length !== group.length) throw new Error(`group commit returned ${outputs.length} results for ${group.length} items`);
-      group.forEach((p, i) => p.resolve(outputs[i]!));
+      for (const [i, p] of group.entries()) p.resolve(outputs[i]!);
     } catch (err) {
       for (const p of group) p.reject(err);
     } finally {

@@ -27,7 +27,7 @@ import { Listener } from './listener.js';
 import { checkSchemaName, prepareSchema } from './schema.js';
 import { claimAgency, currentEpochs, decodeClaim, releaseAgency } from './sessions.js';
 import { storeGroup } from './store.js';
-import { transaction, withRetry, type RetryPolicy } from './transient.js';
+import { transaction, withClient, withRetry, type RetryPolicy } from './transient.js';
 
 export interface PostgresBackendOptions {
   /** postgresql://user@host:port/database */
@@ -72,15 +72,10 @@ export class PostgresBackend implements StorageBackend {
   static async open(options: PostgresBackendOptions): Promise<PostgresBackend> {
     const backend = new PostgresBackend(options);
     try {
-      await withRetry('opening the database', { retryMs: backend.#o.startTimeoutMs }, async () => {
-        const client = await backend.#pool.connect();
-        try {
-          const applied = await prepareSchema(client, backend.#o.schema, backend.#o.agencies);
-          if (applied.length > 0) backend.#o.log?.info({ action: 'db_migrate', result: 'success', versions: applied.join(',') });
-        } finally {
-          client.release();
-        }
-      });
+      const applied = await withRetry('opening the database', { retryMs: backend.#o.startTimeoutMs }, () =>
+        withClient(backend.#pool, (client) => prepareSchema(client, backend.#o.schema, backend.#o.agencies)),
+      );
+      if (applied.length > 0) backend.#o.log?.info({ action: 'db_migrate', result: 'success', versions: applied.join(',') });
       await backend.#listener.start(backend.#o.startTimeoutMs);
     } catch (err) {
       await backend.close();
@@ -114,7 +109,10 @@ export class PostgresBackend implements StorageBackend {
     this.#pool = new pg.Pool({ ...config, max: o.maxConnections });
     // An idle pooled client whose server went away reports here; the pool drops it.
     this.#pool.on('error', (err) => o.log?.warn({ action: 'db_pool', result: 'client_lost', error: err.message }));
-    this.#policy = { retryMs: o.retryMs, onRetry: (err, n) => o.log?.warn({ action: 'db_retry', result: 'in_progress', attempt: n, error: err.message }) };
+    this.#policy = {
+      retryMs: o.retryMs,
+      onRetry: (err, n) => o.log?.warn({ action: 'db_retry', result: 'in_progress', attempt: n, error: err.message }),
+    };
     this.#commits = new GroupCommit((runs) => this.#tx('storing batches', (c) => storeGroup(c, runs, o.agencies)), {
       maxInFlight: o.maxInFlight,
       maxWeight: o.maxGroupBets,
@@ -174,14 +172,7 @@ export class PostgresBackend implements StorageBackend {
   }
 
   progress(): Promise<Progress> {
-    return withRetry('reading the progress', this.#policy, async () => {
-      const client = await this.#pool.connect();
-      try {
-        return await readProgress(client);
-      } finally {
-        client.release();
-      }
-    });
+    return withRetry('reading the progress', this.#policy, () => withClient(this.#pool, readProgress));
   }
 
   draw(): Promise<DrawSummary> {

@@ -88,7 +88,9 @@ export const MIGRATIONS: readonly Migration[] = [
 /** A schema name safe to splice into SQL and channel names. */
 export function checkSchemaName(schema: string): string {
   if (!/^[a-z_][a-z0-9_]{0,39}$/.test(schema)) {
-    throw new StorageConfigError(`schema name ${JSON.stringify(schema)}: use 1 to 40 lower-case letters, digits and _ (not starting with a digit)`);
+    throw new StorageConfigError(
+      `schema name ${JSON.stringify(schema)}: use 1 to 40 lower-case letters, digits and _ (not starting with a digit)`,
+    );
   }
   return schema;
 }
@@ -119,7 +121,9 @@ async function migrate(client: pg.ClientBase, schema: string): Promise<number[]>
   const known = Math.max(...MIGRATIONS.map((m) => m.version));
   const ahead = rows.find((r) => r.version > known);
   if (ahead !== undefined) {
-    throw new StorageConfigError(`the database has migration ${ahead.version}, newer than this server knows (${known}): upgrade the server`);
+    throw new StorageConfigError(
+      `the database has migration ${ahead.version}, newer than this server knows (${known}): upgrade the server`,
+    );
   }
   const applied: number[] = [];
   for (const m of MIGRATIONS) {

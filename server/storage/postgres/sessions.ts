@@ -12,7 +12,13 @@
 import type pg from 'pg';
 import { UnknownAgencyError, type AgencyClaim } from '../backend.js';
 
-export async function claimAgency(client: pg.ClientBase, agency: number, server: string, channel: string, agencies: number): Promise<AgencyClaim> {
+export async function claimAgency(
+  client: pg.ClientBase,
+  agency: number,
+  server: string,
+  channel: string,
+  agencies: number,
+): Promise<AgencyClaim> {
   const bumped = await client.query<{ epoch: string; next: string }>(
     'UPDATE agencies SET epoch = epoch + 1, server = $2, claimed_at = now() WHERE agency = $1 RETURNING epoch, next',
     [agency, server],
@@ -33,9 +39,10 @@ export async function releaseAgency(client: pg.ClientBase | pg.Pool, agency: num
 
 /** The newest epoch of each agency in `agencies` (for a resync after the listener reconnected). */
 export async function currentEpochs(client: pg.ClientBase | pg.Pool, agencies: readonly number[]): Promise<Map<number, number>> {
-  const { rows } = await client.query<{ agency: number; epoch: string }>('SELECT agency, epoch FROM agencies WHERE agency = ANY($1::int[])', [
-    agencies,
-  ]);
+  const { rows } = await client.query<{ agency: number; epoch: string }>(
+    'SELECT agency, epoch FROM agencies WHERE agency = ANY($1::int[])',
+    [agencies],
+  );
   return new Map(rows.map((r) => [r.agency, Number(r.epoch)]));
 }
 

@@ -34,28 +34,47 @@ export interface RetryPolicy {
 }
 
 /**
- * Runs `body` between BEGIN and COMMIT on a client of `pool`. A failure rolls back and
- * destroys the client when its connection is suspect; a transient one is retried from BEGIN
- * until `retryMs` runs out, then surfaces as StorageUnavailableError.
+ * Runs `fn` on a client of `pool`. A checked-out client has no 'error' listener of the
+ * pool's, so a connection lost between two statements would be an uncaught exception: one is
+ * attached while we hold it. A client that failed transiently may hold a dead socket: it is
+ * destroyed, never reused.
+ */
+export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let failure: unknown;
+  const onError = (err: Error): void => {
+    failure ??= err;
+  };
+  client.on('error', onError);
+  try {
+    return await fn(client);
+  } catch (err) {
+    failure ??= err;
+    throw err;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(failure !== undefined && isTransient(failure) ? (failure as Error) : undefined);
+  }
+}
+
+/**
+ * Runs `body` between BEGIN and COMMIT on a client of `pool`; a failure rolls back. A
+ * transient one is retried from BEGIN until `retryMs` runs out, then surfaces as
+ * StorageUnavailableError.
  */
 export function transaction<T>(pool: pg.Pool, what: string, policy: RetryPolicy, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const attempt = async (): Promise<T> => {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await body(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      broken = err as Error;
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      // A client whose transaction failed transiently may hold a dead socket: never reuse it.
-      client.release(broken !== undefined && isTransient(broken) ? broken : undefined);
-    }
-  };
+  const attempt = (): Promise<T> =>
+    withClient(pool, async (client) => {
+      try {
+        await client.query('BEGIN');
+        const result = await body(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
   return withRetry(what, policy, attempt);
 }
 
