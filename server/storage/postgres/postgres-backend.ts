@@ -176,11 +176,19 @@ export class PostgresBackend implements StorageBackend {
   }
 
   draw(): Promise<DrawSummary> {
-    this.#drawing ??= this.#tx('the draw', (c) => drawOnce(c, this.#o.serverId, this.#channels.draw))
-      .then((row): DrawSummary => ({ bets: row.bets, winners: row.winners, drawnBy: row.drawnBy, ranHere: row.ranNow }))
-      .finally(() => {
+    this.#drawing ??= this.#tx('the draw', (c) => drawOnce(c, this.#o.serverId, this.#channels.draw)).then(
+      (row): DrawSummary => {
         this.#drawing = null;
-      });
+        this.#settleWaiters(null);
+        return { bets: row.bets, winners: row.winners, drawnBy: row.drawnBy, ranHere: row.ranNow };
+      },
+      (err: Error) => {
+        this.#drawing = null;
+        // Held queries are answered (NOT_READY) rather than left waiting on a draw that failed here.
+        this.#settleWaiters(err);
+        throw err;
+      },
+    );
     return this.#drawing;
   }
 
@@ -267,11 +275,9 @@ export class PostgresBackend implements StorageBackend {
     }
   }
 
+  /** draw() settles the waiters either way. */
   #drawForWaiters(): void {
-    this.draw().then(
-      () => this.#settleWaiters(null),
-      (err: Error) => this.#settleWaiters(err),
-    );
+    this.draw().catch(() => undefined);
   }
 
   #settleWaiters(err: Error | null): void {

@@ -66,7 +66,8 @@ export function transaction<T>(pool: pg.Pool, what: string, policy: RetryPolicy,
   const attempt = (): Promise<T> =>
     withClient(pool, async (client) => {
       try {
-        await client.query('BEGIN');
+        // Explicit: the reasoning in store.ts and draw.ts is READ COMMITTED's, whatever the server's default.
+        await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
         const result = await body(client);
         await client.query('COMMIT');
         return result;
