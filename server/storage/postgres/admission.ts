@@ -35,9 +35,18 @@ export interface BatchWrite {
 
 const MAX_FIRST = 0xffffffff;
 
+const MAX_COUNT = 0xffff;
+
+/** Throws RangeError for a batch the codec could not have produced (a caller's bug), before it joins a group. */
+export function checkRun(run: RunIn): void {
+  for (const { first, count } of run.batches) {
+    if (!Number.isInteger(first) || first < 0 || first > MAX_FIRST) throw new RangeError(`batch first ${first} is not a u32`);
+    if (!Number.isInteger(count) || count < 0 || count > MAX_COUNT) throw new RangeError(`batch count ${count} is not a u16`);
+  }
+}
+
 export function decodeBatch(agency: number, batch: BatchIn): DecodedBatch {
   const { first, count } = batch;
-  if (!Number.isInteger(first) || first < 0 || first > MAX_FIRST) throw new RangeError(`batch first ${first} is not a u32`);
   if (count === 0) return { first, count, ok: false, index: 0, reason: 'a batch must hold at least one bet (count 0)' };
   const decoded = decodeBets(batch.bets, count, agency);
   return decoded.ok

@@ -20,7 +20,7 @@ import {
   type RunIn,
   type StorageBackend,
 } from '../backend.js';
-import { decodeRun, type DecodedRun } from './admission.js';
+import { checkRun, decodeRun } from './admission.js';
 import { drawOnce, DrawEvent, loadWinners, markFinished, readProgress } from './draw.js';
 import { GroupCommit } from './group-commit.js';
 import { Listener } from './listener.js';
@@ -58,7 +58,8 @@ export class PostgresBackend implements StorageBackend {
   readonly #pool: pg.Pool;
   readonly #channels: { draw: string; session: string };
   readonly #policy: RetryPolicy;
-  readonly #commits: GroupCommit<DecodedRun, BatchOutcome[]>;
+  /** Runs wait encoded: they are decoded only when their group is taken, so a long queue costs no Bet objects. */
+  readonly #commits: GroupCommit<RunIn, BatchOutcome[]>;
   readonly #listener: Listener;
   /** Epoch of each agency claimed here and not yet known to be taken over. */
   readonly #held = new Map<number, number>();
@@ -113,7 +114,7 @@ export class PostgresBackend implements StorageBackend {
       retryMs: o.retryMs,
       onRetry: (err, n) => o.log?.warn({ action: 'db_retry', result: 'in_progress', attempt: n, error: err.message }),
     };
-    this.#commits = new GroupCommit((runs) => this.#tx('storing batches', (c) => storeGroup(c, runs, o.agencies)), {
+    this.#commits = new GroupCommit(this.#storeGroup.bind(this), {
       maxInFlight: o.maxInFlight,
       maxWeight: o.maxGroupBets,
       weigh: (run) => run.batches.reduce((n, b) => n + b.count, 0),
@@ -158,8 +159,11 @@ export class PostgresBackend implements StorageBackend {
   storeRuns(runs: readonly RunIn[]): Promise<BatchOutcome[][]> {
     try {
       this.#checkOpen('storing batches');
-      for (const run of runs) this.#checkAgency(run.agency);
-      return Promise.all(runs.map((run) => this.#commits.submit(decodeRun(run))));
+      for (const run of runs) {
+        this.#checkAgency(run.agency);
+        checkRun(run);
+      }
+      return Promise.all(runs.map((run) => this.#commits.submit(run)));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -217,6 +221,12 @@ export class PostgresBackend implements StorageBackend {
       await this.#pool.end();
     })();
     return this.#closing;
+  }
+
+  async #storeGroup(runs: RunIn[]): Promise<BatchOutcome[][]> {
+    // Decoded before BEGIN: no row lock is held while bets are parsed.
+    const decoded = runs.map(decodeRun);
+    return this.#tx('storing batches', (c) => storeGroup(c, decoded, this.#o.agencies));
   }
 
   #tx<T>(what: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
