@@ -5,9 +5,7 @@
  * caches the winners once drawn and turns notifications into wake-ups. See
  * docs/architecture.md, "PostgreSQL backend".
  */
-import { hostname } from 'node:os';
 import pg from 'pg';
-import type { Logger } from '../../../shared/logging/logger.js';
 import { deferred, type Deferred } from '../../../shared/util/async.js';
 import {
   StorageClosedError,
@@ -24,33 +22,13 @@ import { checkRun, decodeRun } from './admission.js';
 import { drawOnce, DrawEvent, loadWinners, markFinished, readProgress } from './draw.js';
 import { GroupCommit } from './group-commit.js';
 import { Listener } from './listener.js';
-import { checkSchemaName, prepareSchema } from './schema.js';
+import { clientConfig, resolveOptions, type Options, type PostgresBackendOptions } from './options.js';
+import { prepareSchema } from './schema.js';
 import { claimAgency, currentEpochs, decodeClaim, releaseAgency } from './sessions.js';
 import { storeGroup } from './store.js';
 import { transaction, withClient, withRetry, type RetryPolicy } from './transient.js';
 
-export interface PostgresBackendOptions {
-  /** postgresql://user@host:port/database */
-  readonly url: string;
-  readonly agencies: number;
-  /** Schema holding the tables (several lotteries may share a database). Default `loteria`. */
-  readonly schema?: string;
-  /** Names this server in the database (leases, the draw). Default `hostname:pid`. */
-  readonly serverId?: string;
-  /** Pooled connections (the listener has its own). Default 6. */
-  readonly maxConnections?: number;
-  /** Group commits in flight at once. Default 2. */
-  readonly maxInFlight?: number;
-  /** Bets per group commit at most. Default 50,000. */
-  readonly maxGroupBets?: number;
-  /** How long an operation retries while the database is unreachable (0: once). Default 15 s. */
-  readonly retryMs?: number;
-  /** How long open() waits for the database. Default 30 s. */
-  readonly startTimeoutMs?: number;
-  readonly log?: Logger;
-}
-
-type Options = Required<Omit<PostgresBackendOptions, 'log'>> & { log: Logger | undefined };
+export type { PostgresBackendOptions } from './options.js';
 
 export class PostgresBackend implements StorageBackend {
   readonly kind = 'postgres' as const;
@@ -86,28 +64,10 @@ export class PostgresBackend implements StorageBackend {
   }
 
   private constructor(options: PostgresBackendOptions) {
-    const o: Options = {
-      schema: 'loteria',
-      serverId: `${hostname()}:${process.pid}`,
-      maxConnections: 6,
-      maxInFlight: 2,
-      maxGroupBets: 50_000,
-      retryMs: 15_000,
-      startTimeoutMs: 30_000,
-      ...options,
-      log: options.log,
-    };
+    const o = resolveOptions(options);
     this.#o = o;
-    const schema = checkSchemaName(o.schema);
-    this.#channels = { draw: `${schema}_draw`, session: `${schema}_session` };
-    const config: pg.ClientConfig = {
-      connectionString: o.url,
-      options: `-c search_path=${schema}`,
-      application_name: `loteria:${o.serverId}`.slice(0, 63),
-      keepAlive: true,
-      connectionTimeoutMillis: 5_000,
-    };
-    this.#pool = new pg.Pool({ ...config, max: o.maxConnections });
+    this.#channels = { draw: `${o.schema}_draw`, session: `${o.schema}_session` };
+    this.#pool = new pg.Pool({ ...clientConfig(o, 'loteria'), max: o.maxConnections });
     // An idle pooled client whose server went away reports here; the pool drops it.
     this.#pool.on('error', (err) => o.log?.warn({ action: 'db_pool', result: 'client_lost', error: err.message }));
     this.#policy = {
@@ -119,9 +79,8 @@ export class PostgresBackend implements StorageBackend {
       maxWeight: o.maxGroupBets,
       weigh: (run) => run.batches.reduce((n, b) => n + b.count, 0),
     });
-    const listenerConfig = { ...config, application_name: `loteria-listen:${o.serverId}`.slice(0, 63) };
     this.#listener = new Listener(
-      listenerConfig,
+      clientConfig(o, 'loteria-listen'),
       [this.#channels.draw, this.#channels.session],
       { onNotification: (ch, payload) => this.#onNotification(ch, payload), onListening: (again) => this.#onListening(again) },
       o.log,
