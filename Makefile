@@ -51,7 +51,7 @@ STOP_TIMEOUT ?= 10
 ENSURE_ENGINE := $(wildcard ../shared/docker/ensure-engine.sh)
 DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML)
 
-.PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-logs e2e-docker
+.PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-logs docker-compose-summary e2e-docker
 
 docker-engine:
 	@$(if $(ENSURE_ENGINE),bash $(ENSURE_ENGINE) >/dev/null,docker info >/dev/null)
@@ -61,19 +61,30 @@ docker-image: docker-engine
 	docker build --target server -t loteria-server:latest .
 	docker build --target client -t loteria-client:latest .
 
-# Builds the images, generates any missing data/agency-N.csv, starts everything detached.
+# Builds the images, generates any missing data/agency-N.csv, starts everything detached,
+# then waits for the server: healthy, or its own last lines (a refused config) and exit 1.
 docker-compose-up: docker-image data
 	$(DOCKER_COMPOSE) up -d
+	@bash tools/docker/await-server.sh server
 
 # Stops with SIGTERM (SIGKILL after STOP_TIMEOUT s), then removes containers, network and
 # the bets volume (the server appends: a second run on the same file would count every bet
 # twice). KEEP_VOLUMES=1 keeps the volume.
+# The logs are saved after the stop (so they hold every shutdown) and before the removal.
 docker-compose-down:
 	$(DOCKER_COMPOSE) stop -t $(STOP_TIMEOUT)
+	@mkdir -p run && f=run/compose-$$(date -u +%Y%m%d-%H%M%S).log && \
+	  $(DOCKER_COMPOSE) logs --no-color > $$f 2>&1 && \
+	  echo "saved every container's log in $$f (read it with: npm run inspect -- $$f)"
 	$(DOCKER_COMPOSE) down $(if $(KEEP_VOLUMES),,-v)
 
 docker-compose-logs:
 	$(DOCKER_COMPOSE) logs -f
+
+# The log inspector (tools/inspect) over `logs`, with each container's state from Docker:
+# per agency sent/stored/winners, the draw, every shutdown, the invariants; exit 1 on a FAIL.
+docker-compose-summary: build
+	@$(DOCKER_COMPOSE) logs --no-color 2>&1 | node dist/tools/inspect/main.js - $$(bash tools/docker/states.sh $(COMPOSE_PROJECT))
 
 # The Docker end-to-end check (a full run, then the three SIGTERM drills); cleans up after itself.
 e2e-docker: build

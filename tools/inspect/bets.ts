@@ -56,7 +56,9 @@ export function checkBetsFile(t: RunTally, file: BetsFileCounts, path: string): 
       const reported = a?.winnersServer ?? null;
       const good = reported === null || reported === won;
       winOk &&= good;
-      winEv.push(`agency ${agency}: ${won} rows with number ${WINNING} in the file, server reported ${reported ?? '-'}${good ? '' : '  <-- differ'}`);
+      winEv.push(
+        `agency ${agency}: ${won} rows with number ${WINNING} in the file, server reported ${reported ?? '-'}${good ? '' : '  <-- differ'}`,
+      );
     }
   }
   for (const b of file.bad) rowsEv.push(`unreadable row, ${b}`);
@@ -78,12 +80,16 @@ export function checkClientTotals(t: RunTally): Check | null {
     const num = (k: string): number | null => (x[k] === undefined ? null : Number(x[k]));
     // `enviadas` counted acknowledged bets; a later client may count every bet it wrote.
     if (num('enviadas') !== null && num('enviadas')! < a.acked.bets) problems.push(`enviadas ${x.enviadas} < ${a.acked.bets} acknowledged`);
-    if (num('almacenadas') !== null && num('almacenadas') !== a.acked.bets) problems.push(`almacenadas ${x.almacenadas} != ${a.acked.bets} acknowledged`);
-    if (num('rechazadas') !== null && num('rechazadas') !== a.refusedByClient.bets) problems.push(`rechazadas ${x.rechazadas} != ${a.refusedByClient.bets} refused`);
+    if (num('almacenadas') !== null && num('almacenadas') !== a.acked.bets)
+      problems.push(`almacenadas ${x.almacenadas} != ${a.acked.bets} acknowledged`);
+    if (num('rechazadas') !== null && num('rechazadas') !== a.refusedByClient.bets)
+      problems.push(`rechazadas ${x.rechazadas} != ${a.refusedByClient.bets} refused`);
     if (num('ganadores') !== null && a.winnersClient !== null && num('ganadores') !== a.winnersClient)
       problems.push(`ganadores ${x.ganadores} != ${a.winnersClient} logged`);
     ok &&= problems.length === 0;
-    const shown = Object.entries(x).map(([k, v]) => `${k} ${v}`).join(', ');
+    const shown = Object.entries(x)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
     return `agency ${a.agency}: ${shown}${problems.length > 0 ? `  <-- ${problems.join('; ')}` : ''}`;
   });
   return { id: 'client_totals', title: "each client's exit totals agree with its lines", ok, evidence };

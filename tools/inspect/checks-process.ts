@@ -39,13 +39,15 @@ function explainServerFail(t: RunTally, e: Entry): string | null {
   const agency = Number(e.fields.agencia);
   const a = t.agencies.find((x) => x.agency === agency);
   const client = a?.clients.at(-1);
-  if (e.action === 'apuesta_recibida' && a?.refusedByClient.byLote.has(e.fields.lote ?? '')) return `batch refused: ${e.fields.error ?? '?'}`;
+  if (e.action === 'apuesta_recibida' && a?.refusedByClient.byLote.has(e.fields.lote ?? ''))
+    return `batch refused: ${e.fields.error ?? '?'}`;
   if (client !== undefined) {
     const end = t.endings.get(client)!;
     const stopAt = end.shutdownAt ?? end.exit?.time ?? null;
     // The peer's socket closes after its shutdown line; its exit line may come just after ours.
     if (end.signal !== null || end.exit?.result === 'fail')
-      if (stopAt !== null && e.time !== null && stopAt <= e.time + 1000) return `${client.name} was stopping (${end.signal ?? 'exit fail'})`;
+      if (stopAt !== null && e.time !== null && stopAt <= e.time + 1000)
+        return `${client.name} was stopping (${end.signal ?? 'exit fail'})`;
   }
   return null;
 }
@@ -95,16 +97,22 @@ function exitOf(t: RunTally, l: Lifetime, last: boolean): { ok: boolean; text: s
   const end = t.endings.get(l)!;
   const code = end.code === null ? '' : ` code ${end.code}${end.codeFrom === 'docker' ? ' (docker)' : ''}`;
   const by = end.signal === null ? '' : ` after ${end.signal}`;
-  if (end.configFail !== null) return { ok: true, text: `${l.name}: refused its configuration and exited${code}: ${end.configFail.fields.error ?? ''}` };
+  if (end.configFail !== null)
+    return { ok: true, text: `${l.name}: refused its configuration and exited${code}: ${end.configFail.fields.error ?? ''}` };
   if (end.exit === null) {
     const tail = l.others.slice(-3).map((o) => o.text);
     const extra = tail.length > 0 ? `; last other lines: ${tail.join(' / ')}` : '';
     if (end.running && last && end.shutdownAt === null) return { ok: true, text: `${l.name}: still running (docker), no shutdown begun` };
-    const why = end.running ? 'still running mid-shutdown' : end.code !== null ? `exited${code} without an exit line (killed?)` : 'no exit line: killed, crashed, or still running (--running NAME when it is up)';
+    const why = end.running
+      ? 'still running mid-shutdown'
+      : end.code !== null
+        ? `exited${code} without an exit line (killed?)`
+        : 'no exit line: killed, crashed, or still running (--running NAME when it is up)';
     return { ok: false, text: `${l.name}: ${why}${extra}` };
   }
   const missing: string[] = [];
-  if (l.role === Role.SERVER && end.shutdownAt !== null && !inOrder(l, SERVER_CLOSING)) missing.push(`${SERVER_CLOSING.join(', ')} in that order`);
+  if (l.role === Role.SERVER && end.shutdownAt !== null && !inOrder(l, SERVER_CLOSING))
+    missing.push(`${SERVER_CLOSING.join(', ')} in that order`);
   const has = (a: string): boolean => l.entries.some((e) => e.action === a && e.result === 'success');
   if (l.role === Role.CLIENT && has('connect') && !has('close_socket')) missing.push('close_socket');
   if (l.role === Role.CLIENT && has('apuesta_enviada') && !has('close_file')) missing.push('close_file');

@@ -15,15 +15,30 @@ export interface Check {
 }
 
 export const at = (e: Entry): string => `${e.source}: ${e.text}`;
-const list = (xs: string[], max = 8): string => (xs.length <= max ? xs.join(', ') : `${xs.slice(0, max).join(', ')}, ... (${xs.length})`);
+/** Lotes as ranges: `1-31, 40`. */
+const list = (xs: string[], max = 8): string => {
+  const parts: string[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i;
+    while (j + 1 < xs.length && Number(xs[j + 1]) === Number(xs[j]) + 1) j++;
+    parts.push(j > i ? `${xs[i]}-${xs[j]}` : `${xs[i]}`);
+    i = j + 1;
+  }
+  return parts.length <= max ? parts.join(', ') : `${parts.slice(0, max).join(', ')}, ... (${xs.length} in all)`;
+};
 
 /** Whether a lifetime ended other than by finishing its work: a signal, a failure, no exit yet. */
 function stoppedEarly(e: Ending): boolean {
   return e.signal !== null || e.running || e.exit === null || e.exit.result !== 'success';
 }
 
-function serverStopped(t: RunTally): Lifetime | undefined {
-  return t.run.servers.find((s) => t.endings.get(s)?.signal !== null || t.endings.get(s)?.exit?.result === 'fail');
+/** The server lifetime that stopped (signal or failure) before `by`, if any. */
+function serverStopped(t: RunTally, by: number | null): Lifetime | undefined {
+  return t.run.servers.find((s) => {
+    const end = t.endings.get(s)!;
+    const stopped = end.signal !== null || end.exit?.result === 'fail';
+    return stopped && (by === null || end.shutdownAt === null || end.shutdownAt <= by);
+  });
 }
 
 function storedVsAcked(t: RunTally): Check {
@@ -39,13 +54,17 @@ function storedVsAcked(t: RunTally): Check {
     if (!a.acked.keyed || !a.stored.keyed) {
       const same = a.acked.bets === a.stored.bets;
       ok &&= same;
-      evidence.push(`agency ${a.agency}: ${a.stored.bets} bets stored, ${a.acked.bets} acknowledged to ${who}${same ? '' : '  <-- differ'}`);
+      evidence.push(
+        `agency ${a.agency}: ${a.stored.bets} bets stored, ${a.acked.bets} acknowledged to ${who}${same ? '' : '  <-- differ'}`,
+      );
       continue;
     }
     const lost = a.acked.missingFrom(a.stored);
     const unacked = a.stored.missingFrom(a.acked);
     const clientEnd = a.clients.at(-1) === undefined ? undefined : t.endings.get(a.clients.at(-1)!);
-    const stopper = clientEnd !== undefined && stoppedEarly(clientEnd) ? who : serverStopped(t)?.name;
+    const client = a.clients.at(-1)!;
+    const byServer = serverStopped(t, client.end)?.name;
+    const stopper = byServer ?? (clientEnd !== undefined && stoppedEarly(clientEnd) ? who : undefined);
     const tail = unacked.every((l) => Number(l) > a.acked.maxLote());
     const line = `agency ${a.agency}: ${a.stored.batches} batches (${a.stored.bets} bets) stored, ${a.acked.batches} (${a.acked.bets} bets) acknowledged to ${who}`;
     if (lost.length > 0) {

@@ -23,7 +23,9 @@ function usage(problem: string): never {
 }
 
 function parse(): { files: string[]; json: boolean; bets?: string; exits: Map<string, number>; running: Set<string> } {
-  let args: ReturnType<typeof parseArgs<{ allowPositionals: true; options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> }>>;
+  let args: ReturnType<
+    typeof parseArgs<{ allowPositionals: true; options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> }>
+  >;
   try {
     args = parseArgs({
       allowPositionals: true,

@@ -10,7 +10,15 @@ import type { Entry, OtherLine } from './lines.js';
 export const Role = { SERVER: 'server', CLIENT: 'client', UNKNOWN: 'unknown' } as const;
 export type Role = (typeof Role)[keyof typeof Role];
 
-const SERVER_ACTIONS = new Set(['listen', 'apuesta_recibida', 'apuesta_duplicada', 'notificacion', 'sorteo', 'close_acceptor', 'close_pool']);
+const SERVER_ACTIONS = new Set([
+  'listen',
+  'apuesta_recibida',
+  'apuesta_duplicada',
+  'notificacion',
+  'sorteo',
+  'close_acceptor',
+  'close_pool',
+]);
 const CLIENT_ACTIONS = new Set(['apuesta_enviada', 'notificacion_enviada', 'close_file', 'close_socket', 'apuesta_invalida', 'connect']);
 
 export interface Lifetime {
@@ -31,6 +39,8 @@ export interface Run {
   index: number;
   servers: Lifetime[];
   clients: Lifetime[];
+  /** Neither server nor client (a one-shot such as compose's `data`): shown, never checked. */
+  others: Lifetime[];
 }
 
 function roleOf(name: string, entries: Entry[]): Role {
@@ -109,26 +119,30 @@ const startOf = (l: Lifetime): number => l.start ?? l.entries[0]?.index ?? l.oth
 /** Groups lifetimes into runs (see the file comment). Lines without timestamps fall into one run. */
 export function runs(all: Lifetime[]): Run[] {
   const servers = all.filter((l) => l.role === Role.SERVER).sort((a, b) => startOf(a) - startOf(b));
-  const clients = all.filter((l) => l.role !== Role.SERVER);
+  const clients = all.filter((l) => l.role === Role.CLIENT);
   const result: Run[] = [];
   const runStarts: number[] = [];
   for (const server of servers) {
     const current = result.at(-1);
     const begin = server.start;
     const runStart = runStarts.at(-1) ?? 0;
-    const spans = (c: Lifetime): boolean => c.start !== null && begin !== null && c.start < begin && (c.running || c.end === null || c.end >= begin);
+    const spans = (c: Lifetime): boolean =>
+      c.start !== null && begin !== null && c.start < begin && (c.running || c.end === null || c.end >= begin);
     const seen = clients.filter((c) => c.start !== null && begin !== null && c.start >= runStart && c.start < begin);
     if (current !== undefined && (begin === null || clients.some(spans) || seen.length === 0)) current.servers.push(server);
     else {
-      result.push({ index: result.length + 1, servers: [server], clients: [] });
+      result.push({ index: result.length + 1, servers: [server], clients: [], others: [] });
       runStarts.push(begin ?? 0);
     }
   }
-  if (result.length === 0) result.push({ index: 1, servers: [], clients: [] });
-  for (const c of clients) {
+  if (result.length === 0) result.push({ index: 1, servers: [], clients: [], others: [] });
+  const runOf = (l: Lifetime): Run => {
     let at = 0;
-    for (let i = 1; i < runStarts.length; i++) if (c.start !== null && c.start >= (runStarts[i] ?? 0)) at = i;
-    result[at]!.clients.push(c);
-  }
+    for (let i = 1; i < runStarts.length; i++) if (l.start !== null && l.start >= (runStarts[i] ?? 0)) at = i;
+    return result[at]!;
+  };
+  const byAgency = (a: Lifetime, b: Lifetime): number => (a.agency ?? 0) - (b.agency ?? 0) || startOf(a) - startOf(b);
+  for (const c of [...clients].sort(byAgency)) runOf(c).clients.push(c);
+  for (const o of all.filter((l) => l.role === Role.UNKNOWN)) runOf(o).others.push(o);
   return result;
 }

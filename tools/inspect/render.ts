@@ -14,7 +14,7 @@ function table(head: string[], rows: string[][]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells
-      .map((c, i) => (/^[\d/ -]+$/.test(c) && i > 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) => (/^[\d/ -]*\d[\d/ -]*$/.test(c) && i > 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join(' | ')
       .trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('-+-'), ...rows.map(line)];
@@ -70,13 +70,35 @@ export function renderText(reports: RunReport[], betsPath: string | null): strin
       `run ${t.run.index}: ${t.run.servers.length} server lifetime(s), ${t.run.clients.length} client(s); ${clock(starts.length ? Math.min(...starts) : null)} -> ${clock(ends.length ? Math.max(...ends) : null)} UTC`,
       '',
     );
-    const head = ['agency', 'client', 'batches', 'bets sent', 'acked', 'stored', 'dup b/bets', 'refused s/c', 'FINISHED c/s', 'winners c/s', 'exit'];
-    out.push(...table(head, t.agencies.map((a) => agencyRow(t, a))), '', drawLine(t), '');
+    const head = [
+      'agency',
+      'client',
+      'batches',
+      'bets sent',
+      'acked',
+      'stored',
+      'dup b/bets',
+      'refused s/c',
+      'FINISHED c/s',
+      'winners c/s',
+      'exit',
+    ];
+    out.push(
+      ...table(
+        head,
+        t.agencies.map((a) => agencyRow(t, a)),
+      ),
+      '',
+      drawLine(t),
+      '',
+    );
     const procs = all.map((l) => {
       const e = t.endings.get(l)!;
       return [l.name, l.role, e.signal ?? '-', e.sequence.join(' > ') || '-', exitText(e)];
     });
     out.push(...table(['process', 'role', 'signal', 'shutdown sequence', 'exit'], procs), '');
+    const others = t.run.others.map((o) => `${o.name} (${o.entries.length + o.others.length} lines)`);
+    if (others.length > 0) out.push(`not checked (neither server nor client): ${others.join(', ')}`, '');
     if (betsPath !== null && t === reports.at(-1)?.tally) out.push(`bets file: ${betsPath}`);
     out.push('invariants:');
     for (const c of checks) {

@@ -165,8 +165,7 @@ function tallyServer(get: (agency: number) => AgencyTally, draw: DrawTally, l: L
     else if (e.action === 'notificacion' && e.result === 'success' && t !== null) {
       t.finishedServer = true;
       if (e.fields.esperadas !== undefined) draw.expected = Number(e.fields.esperadas);
-    } else if (e.action === 'consulta_ganadores' && e.result === 'success' && t !== null)
-      t.winnersServer = Number(e.fields.cant_ganadores);
+    } else if (e.action === 'consulta_ganadores' && e.result === 'success' && t !== null) t.winnersServer = Number(e.fields.cant_ganadores);
     else if (e.action === 'sorteo' && e.result === 'in_progress') draw.started++;
     else if (e.action === 'sorteo' && e.result === 'success') draw.successes.push(e);
     else if (e.action === 'sorteo' && e.result === 'fail') draw.failures.push(e);
