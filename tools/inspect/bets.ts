@@ -6,6 +6,7 @@
  * quoted names hold (a field never holds a line break).
  */
 import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Check } from './checks.js';
 import type { RunTally } from './tally.js';
@@ -93,4 +94,46 @@ export function checkClientTotals(t: RunTally): Check | null {
     return `agency ${a.agency}: ${shown}${problems.length > 0 ? `  <-- ${problems.join('; ')}` : ''}`;
   });
   return { id: 'client_totals', title: "each client's exit totals agree with its lines", ok, evidence };
+}
+
+/** Rows and winners of each agency's input file (`DIR/agency-N.csv`, number last). */
+export async function countInputs(dir: string, agencies: number[]): Promise<Map<number, { rows: number; winners: number } | null>> {
+  const out = new Map<number, { rows: number; winners: number } | null>();
+  for (const agency of agencies) {
+    try {
+      let rows = 0;
+      let winners = 0;
+      const input = createReadStream(join(dir, `agency-${agency}.csv`));
+      for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+        if (line.trim() === '') continue;
+        rows++;
+        if (Number(line.slice(line.lastIndexOf(',') + 1).trim()) === Number(WINNING)) winners++;
+      }
+      out.set(agency, { rows, winners });
+    } catch {
+      out.set(agency, null);
+    }
+  }
+  return out;
+}
+
+/** `--data DIR`: every row of an agency's file was acknowledged, and its winners are the file's. */
+export function checkInputs(t: RunTally, inputs: Map<number, { rows: number; winners: number } | null>, dir: string): Check {
+  let ok = true;
+  const evidence = t.agencies.map((a) => {
+    const input = inputs.get(a.agency);
+    if (input == null) {
+      ok = false;
+      return `agency ${a.agency}: ${join(dir, `agency-${a.agency}.csv`)} cannot be read`;
+    }
+    const last = a.clients.at(-1);
+    const end = last === undefined ? undefined : t.endings.get(last);
+    const whole = end !== undefined && end.signal === null && end.exit !== null && end.exit.result === 'success';
+    const sent = a.acked.bets + a.refusedByClient.bets;
+    const good = (!whole || input.rows === sent) && (a.winnersClient === null || a.winnersClient === input.winners);
+    ok &&= good;
+    const note = whole ? '' : ' (its client did not run to the end: rows not compared)';
+    return `agency ${a.agency}: ${input.rows} rows (${input.winners} with ${WINNING}) in its file, ${a.acked.bets} acknowledged, ${a.refusedByClient.bets} refused, winners ${a.winnersClient ?? '-'}${note}${good ? '' : '  <-- differ'}`;
+  });
+  return { id: 'data_files', title: "each agency's file sent whole, its winners as counted in it", ok, evidence };
 }

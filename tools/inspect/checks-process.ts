@@ -21,7 +21,8 @@ function serverGoneBy(t: RunTally, time: number | null): string | null {
   for (const s of t.run.servers) {
     const end = t.endings.get(s)!;
     const gone = end.shutdownAt ?? (end.exit !== null || end.configFail !== null ? s.end : null);
-    if (gone !== null && time !== null && gone <= time) return `the server had stopped (${end.signal ?? 'exit'} at ${iso(gone)})`;
+    const how = end.configFail !== null ? 'refused its configuration' : `stopped (${end.signal ?? 'exit'})`;
+    if (gone !== null && time !== null && gone <= time) return `the server had ${how} at ${iso(gone)}`;
   }
   return null;
 }

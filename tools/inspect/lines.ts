@@ -80,7 +80,11 @@ function parseJson(text: string): Parsed | null {
 export interface ReadLines {
   entries: Entry[];
   others: OtherLine[];
+  /** `NAME exited with code N`, as an attached `docker compose up` prints it. */
+  exits: Map<string, number>;
 }
+
+const EXITED = /^(\S+) exited with code (\d+)$/;
 
 /**
  * Reads one input. `fallbackSource` names the process of lines that carry no prefix.
@@ -89,6 +93,10 @@ export interface ReadLines {
 export function readLines(text: string, fallbackSource: string, start = 0): ReadLines {
   const entries: Entry[] = [];
   const others: OtherLine[] = [];
+  const exits = new Map<string, number>();
+  const unprefixed: OtherLine[] = [];
+  // A timestamped line seen twice is a replay (Compose v1 reprints a tail when it re-attaches).
+  const seen = new Set<string>();
   let index = start;
   for (const rawLine of text.split(/\r?\n/)) {
     const clean = rawLine.replace(ANSI, '').trimEnd();
@@ -98,8 +106,17 @@ export function readLines(text: string, fallbackSource: string, start = 0): Read
     const body = (prefixed?.[2] ?? clean).trim();
     const parsed = body.startsWith('{') ? parseJson(body) : parseText(body);
     index++;
-    if (parsed !== null) entries.push({ index, source, text: body, ...parsed });
-    else if (prefixed !== null || !/^Attaching to /.test(body)) others.push({ index, source, text: body });
+    const exited = prefixed === null ? EXITED.exec(body) : null;
+    if (exited !== null) exits.set(exited[1]!, Number(exited[2]));
+    else if (parsed !== null) {
+      const key = `${source}\u0000${body}`;
+      if (parsed.time !== null && seen.has(key)) continue;
+      seen.add(key);
+      entries.push({ index, source, text: body, ...parsed });
+    } else (prefixed === null ? unprefixed : others).push({ index, source, text: body });
   }
-  return { entries, others };
+  // Beside prefixed lines, unprefixed ones are Compose's own chatter (Creating..., Attaching...).
+  const anyPrefixed = entries.some((e) => e.source !== fallbackSource) || others.length > 0;
+  if (!anyPrefixed) others.push(...unprefixed);
+  return { entries, others, exits };
 }
