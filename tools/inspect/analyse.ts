@@ -62,7 +62,10 @@ export async function analyse(inputs: Input[], opts: AnalyseOptions = {}): Promi
   });
   const last = reports.at(-1);
   if (opts.dataDir !== undefined && last !== undefined) {
-    const inputs = await countInputs(opts.dataDir, last.tally.agencies.map((a) => a.agency));
+    const inputs = await countInputs(
+      opts.dataDir,
+      last.tally.agencies.map((a) => a.agency),
+    );
     last.checks.push(checkInputs(last.tally, inputs, opts.dataDir));
   }
   return { reports, lines: entries.length };

@@ -175,9 +175,11 @@ function tallyServer(get: (agency: number) => AgencyTally, draw: DrawTally, l: L
 export function tally(run: Run): RunTally {
   const byAgency = new Map<number, AgencyTally>();
   const get = (agency: number): AgencyTally => {
-    let t = byAgency.get(agency);
-    if (t === undefined) byAgency.set(agency, (t = emptyAgency(agency)));
-    return t;
+    const known = byAgency.get(agency);
+    if (known !== undefined) return known;
+    const fresh = emptyAgency(agency);
+    byAgency.set(agency, fresh);
+    return fresh;
   };
   const draw: DrawTally = { expected: null, finished: 0, started: 0, successes: [], failures: [] };
   for (const s of run.servers) tallyServer(get, draw, s);
