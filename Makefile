@@ -2,7 +2,6 @@
 SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 AGENCIES ?= 5
-PORT ?= 12345
 
 .PHONY: all install build data run test lint clean
 
@@ -23,9 +22,14 @@ build: install
 data: build
 	node dist/tools/gen-data.js --agencies $(AGENCIES) --out data
 
-# Server and five agency clients natively on 127.0.0.1, then a table of each agency's results.
-run: data
-	node dist/tools/run-local.js --agencies $(AGENCIES) --port $(PORT)
+# The server and its agencies' clients natively on 127.0.0.1, then a table of each agency's
+# results. Every server setting comes from server/config.ini (and SERVER_*), except the
+# listening address (127.0.0.1) and the bets file (run/bets.csv): see tools/run-local.ts.
+# PORT= and AGENCIES= on the command line override SERVER_PORT and SERVER_AGENCIES.
+# Missing data files are generated first.
+run: build
+	node dist/tools/run-local.js $(if $(filter command line environment,$(origin PORT)),--port '$(PORT)') \
+	  $(if $(filter command line environment,$(origin AGENCIES)),--agencies '$(AGENCIES)')
 
 # vitest's global setup builds dist/ (tsc + bundle) once; building here too would do it twice.
 test: install
