@@ -252,6 +252,22 @@ describe('doctored logs are caught', () => {
     expect(check(r, 'fails_explained').evidence).toEqual([expect.stringMatching(/^UNEXPLAINED: server: .*disk on fire/)]);
   });
 
+  it('a connection dropped before HELLO is explained; a protocol error is not', async () => {
+    const insert = (action: string): Promise<string> =>
+      doctor(`${action}.compose-good.log`, (t) => {
+        const line = /^.*server .*action: listen \| result: success.*$/m.exec(t)![0];
+        return t.replace(
+          line,
+          `${line}\n${line.replace(/action: listen .*$/, `action: ${action} | result: fail | sesion: 9 | agencia: 0 | error: read ECONNRESET`)}`,
+        );
+      });
+    const probe = await report([await insert('conexion')]);
+    expect(failed(probe.r)).toEqual([]);
+    expect(check(probe.r, 'fails_explained').evidence[0]).toMatch(/^explained: .*never said HELLO/);
+    const hostile = await report([await insert('protocolo')]);
+    expect(failed(hostile.r)).toEqual(['fails_explained']);
+  });
+
   it('winners that differ between the two sides', async () => {
     const path = await doctor('winners.compose-good.log', (t) =>
       t.replace(/^(.*client1 .*consulta_ganadores \| result: success \| cant_ganadores: )(\d+)/m, (_, a, n) => `${a}${Number(n) + 1}`),

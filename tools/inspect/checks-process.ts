@@ -40,6 +40,9 @@ function explainServerFail(t: RunTally, e: Entry): string | null {
   const agency = Number(e.fields.agencia);
   const a = t.agencies.find((x) => x.agency === agency);
   const client = a?.clients.at(-1);
+  // No agency yet: the peer never said HELLO (the health check killed under load, a probe).
+  if (e.action === 'conexion' && (e.fields.agencia ?? '0') === '0')
+    return 'a connection that never said HELLO (a health check, a probe) was dropped';
   if (e.action === 'apuesta_recibida' && a?.refusedByClient.byLote.has(e.fields.lote ?? ''))
     return `batch refused: ${e.fields.error ?? '?'}`;
   if (client !== undefined) {
