@@ -11,12 +11,12 @@
  * and for each client CLI_ID, CLI_SERVER_ADDRESS (the port the server logged in `listen`, so
  * port 0 works) and CLI_DATA_FILE; everything else comes from client/config.yaml.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { parseLogLine, type LogLine } from '../shared/logging/parse.js';
+import { NodeProcess, killAll } from './lib/processes.js';
 import { Progress } from './run-progress.js';
 
 const { values } = parseArgs({
@@ -29,42 +29,27 @@ const { values } = parseArgs({
   },
 });
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  lines: LogLine[];
-  exit: Promise<number | null>;
-}
-
 const SHOWN = /action: (config|listen|sorteo|consulta_ganadores|notificacion|exit|connect)\b|result: fail/;
-const children: ChildProcess[] = [];
 let progress: Progress | null = null;
 
-function start(name: string, script: string, env: Record<string, string>, onLine?: (l: LogLine) => void): Proc {
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
+/** A child whose lines go to OUT/NAME.log, the interesting ones (and any that is not a log line) to the console too. */
+function start(name: string, script: string, env: Record<string, string>, onLine?: (l: LogLine) => void): NodeProcess {
   const file = createWriteStream(join(values.out, `${name}.log`));
-  const lines: LogLine[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on('line', (line) => {
+  const proc = new NodeProcess({
+    name,
+    args: [script],
+    env: { ...process.env, ...env },
+    onLine: (line) => {
       file.write(`${line}\n`);
       const parsed = parseLogLine(line);
-      if (parsed) {
-        lines.push(parsed);
-        onLine?.(parsed);
-      }
+      if (parsed !== null) onLine?.(parsed);
       // On a terminal the progress block stands for the routine lines; failures still show.
       const show = progress?.tty ? /result: fail/.test(line) || !parsed : SHOWN.test(line) || !parsed;
       if (show) (progress ?? { note: (t: string) => console.log(t) }).note(`[${name}] ${line}`);
-    });
-  }
-  const exit = new Promise<number | null>((resolve) =>
-    child.once('close', (code) => {
-      file.end();
-      resolve(code);
-    }),
-  );
-  return { name, child, lines, exit };
+    },
+  });
+  void proc.exited.then(() => file.end());
+  return proc;
 }
 
 function countRows(path: string): { rows: number; winners: number } {
@@ -73,7 +58,7 @@ function countRows(path: string): { rows: number; winners: number } {
   for (const line of readFileSync(path, 'utf8').split(/\r?\n/)) {
     if (line.trim() === '') continue;
     rows++;
-    if (line.trim().endsWith(',7574')) winners++;
+    if (line.trim().endsWith(`,${WINNING_NUMBER}`)) winners++;
   }
   return { rows, winners };
 }
@@ -84,16 +69,13 @@ class ServerRefused extends Error {
   }
 }
 
-/** The server's first `action` line of this name: success, or its failure and exit code. */
-async function waitFor(proc: Proc, action: string): Promise<LogLine> {
-  for (;;) {
-    const hit = proc.lines.find((l) => l.action === action);
-    if (hit?.result === 'success') return hit;
-    if (hit?.result === 'fail' || proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new ServerRefused((await proc.exit) ?? 1);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** The server's first `action` line: success, or ServerRefused with its exit code (it failed or ended first). */
+async function waitFor(proc: NodeProcess, action: string): Promise<LogLine> {
+  const hit = await proc.waitForAction(action, undefined, 60_000).catch(() => null);
+  if (hit?.result === 'success') return hit;
+  if (hit === null && proc.exit === null)
+    throw new Error(`${proc.name} did not log ${action} within 60 s; see ${values.out}/${proc.name}.log`);
+  throw new ServerRefused((await proc.exited).code ?? 1);
 }
 
 /** Generates the agencies' files that are missing (never overwrites), as `make data` does. */
@@ -101,14 +83,9 @@ async function ensureData(agencies: number): Promise<void> {
   const missing = Array.from({ length: agencies }, (_, i) => i + 1).filter((id) => !existsSync(join(values.data, `agency-${id}.csv`)));
   if (missing.length === 0) return;
   console.log(`run-local: generating ${values.data}/agency-{${missing.join(',')}}.csv`);
-  const gen = spawn(
-    process.execPath,
-    ['dist/tools/gen-data.js', '--agencies', String(agencies), '--only', missing.join(','), '--out', values.data],
-    {
-      stdio: 'inherit',
-    },
-  );
-  const code = await new Promise<number | null>((resolve) => gen.once('close', resolve));
+  const args = ['dist/tools/gen-data.js', '--agencies', String(agencies), '--only', missing.join(','), '--out', values.data];
+  const gen = new NodeProcess({ name: 'gen-data', args, env: process.env, onLine: (line) => console.log(line) });
+  const { code } = await gen.exited;
   if (code !== 0) throw new Error(`generating the data failed (gen-data exit ${code})`);
 }
 
@@ -140,19 +117,18 @@ async function main(): Promise<number> {
     const proc = start(`client-${id}`, 'dist/client/main.js', env, (l) => {
       if (l.action === 'apuesta_enviada' && l.result === 'success') progress?.stored(id, Number(l.fields.cantidad ?? 0));
     });
-    void proc.exit.then((code) => progress?.ended(id, `exit ${code}`));
+    void proc.exited.then((e) => progress?.ended(id, `exit ${e.code ?? e.signal}`));
     return proc;
   });
-  const codes = await Promise.all(clients.map((c) => c.exit));
+  const codes = (await Promise.all(clients.map((c) => c.exited))).map((e) => e.code);
   const wall = (performance.now() - started) / 1000;
   progress.close();
-  server.child.kill('SIGTERM');
-  const serverCode = await server.exit;
+  const serverCode = (await server.stop()).code;
   return report(clients, totals, codes, serverCode, storage, wall);
 }
 
 function report(
-  clients: Proc[],
+  clients: NodeProcess[],
   totals: Array<{ rows: number; winners: number }>,
   codes: Array<number | null>,
   serverCode: number | null,
@@ -161,10 +137,10 @@ function report(
 ): number {
   const rows = clients.map((c, i) => {
     const file = totals[i]!;
-    const sent = c.lines
+    const sent = c.log
       .filter((l) => l.action === 'apuesta_enviada' && l.result === 'success')
       .reduce((n, l) => n + Number(l.fields.cantidad ?? 0), 0);
-    const won = c.lines.find((l) => l.action === 'consulta_ganadores' && l.result === 'success')?.fields.cant_ganadores ?? '-';
+    const won = c.log.find((l) => l.action === 'consulta_ganadores' && l.result === 'success')?.fields.cant_ganadores ?? '-';
     const ok = codes[i] === 0 && sent === file.rows && won === String(file.winners);
     return { agency: i + 1, inFile: file.rows, sent, winners: won, expected: file.winners, exit: codes[i], ok };
   });
@@ -184,7 +160,7 @@ function report(
   return rows.every((r) => r.ok) && stored === total && serverCode === 0 ? 0 : 1;
 }
 
-process.exitCode = await main().catch((err: unknown) => {
+process.exitCode = await main().catch(async (err: unknown) => {
   progress?.close();
   // The server's own line (`action: config | result: fail | error: ...`) was relayed above.
   if (err instanceof ServerRefused) {
@@ -193,6 +169,6 @@ process.exitCode = await main().catch((err: unknown) => {
   }
   console.error(`run-local: ${(err as Error).message}`);
   // A child still running would hold our pipes open and keep this process alive.
-  for (const child of children) child.kill('SIGKILL');
+  await killAll();
   return 1;
 });

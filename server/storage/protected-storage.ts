@@ -9,7 +9,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
-import { LockBusyError, RWLock } from './rw-lock.js';
+import { LockBusyError, RWLock } from '../sync/rw-lock.js';
 
 /** What a worker needs to attach to the storage: plain data, sent through workerData. */
 export interface StorageHandle {

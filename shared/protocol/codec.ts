@@ -3,7 +3,7 @@
  * Frame: `type: u8 | length: u32 BE | payload[length]`, HEADER_SIZE + length <= MAX_FRAME.
  */
 import { FrameTooLargeError, MalformedMessageError, UnknownMessageTypeError } from './errors.js';
-import { AckStatus, HEADER_SIZE, MAX_PAYLOAD, MessageType, PROTOCOL_VERSION, isMessageType, type Frame, type Message } from './messages.js';
+import { AckStatus, HEADER_SIZE, MAX_PAYLOAD, MessageType, isMessageType, type Frame, type Message } from './messages.js';
 import { PayloadReader, PayloadWriter } from './payload.js';
 
 /**
@@ -233,5 +233,3 @@ function decodeWinners(r: PayloadReader): Message {
   for (let i = 0; i < count; i++) documents.push(r.str8(`WINNERS document ${i}`));
   return { type: MessageType.WINNERS, last: last === 1, documents };
 }
-
-export { PROTOCOL_VERSION };
