@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { restartLog } from './fixtures/restart-log.js';
 import { ROOT } from './helpers/processes.js';
 
 const MAIN = join(ROOT, 'dist/tools/inspect/main.js');
@@ -298,54 +299,6 @@ describe('doctored logs are caught', () => {
 });
 
 describe('lines added later and restarts', () => {
-  const t = (s: number): string => `2026-12-01T10:00:${String(s).padStart(2, '0')}.000Z INFO `;
-  const serverStart = (s: number): string[] => [
-    `server | ${t(s)}action: config | result: success | host: 0.0.0.0 | port: 12345 | agencies: 1 | storagePath: /b.csv`,
-    `server | ${t(s)}action: listen | result: success | host: 0.0.0.0 | puerto: 12345`,
-  ];
-  const stored = (s: number, lote: number, action = 'apuesta_recibida'): string =>
-    `server | ${t(s)}action: ${action} | result: success | cantidad: 150 | agencia: 1 | lote: ${lote}`;
-  const acked = (s: number, lote: number): string =>
-    `client1 | ${t(s)}action: apuesta_enviada | result: success | cantidad: 150 | lote: ${lote}`;
-  const serverStop = (s: number): string[] =>
-    [
-      'shutdown | result: in_progress | signal: SIGTERM',
-      'close_acceptor | result: success',
-      'close_pool | result: success',
-      'close_storage | result: success',
-      'exit | result: success',
-    ].map((x) => `server | ${t(s)}action: ${x}`);
-  const restartLog = (exitFields: string): string =>
-    [
-      `client1 | ${t(1)}action: config | result: success | id: 1 | host: server | dataFile: /d.csv`,
-      ...serverStart(0),
-      `client1 | ${t(2)}action: connect | result: success | ultimo_lote: 0`,
-      stored(3, 1),
-      acked(3, 1),
-      stored(4, 2),
-      acked(4, 2),
-      stored(5, 3), // stored; the acknowledgement is lost with the server
-      ...serverStop(6),
-      ...serverStart(8),
-      `server | ${t(9)}action: desconexion | result: success | agencia: 1 | motivo: peer closed`,
-      `client1 | ${t(9)}action: connect | result: success | ultimo_lote: 3`,
-      stored(10, 3, 'apuesta_duplicada'),
-      acked(10, 3),
-      acked(10, 3), // a client that logs a retransmitted acknowledgement again
-      stored(11, 4),
-      acked(11, 4),
-      `server | ${t(12)}action: notificacion | result: success | agencia: 1 | terminadas: 1 | esperadas: 1`,
-      `client1 | ${t(12)}action: notificacion_enviada | result: success | terminadas: 1 | esperadas: 1`,
-      `server | ${t(12)}action: sorteo | result: in_progress | agencias: 1`,
-      `server | ${t(12)}action: sorteo | result: success | apuestas: 600 | ganadores: 1`,
-      `server | ${t(12)}action: consulta_ganadores | result: success | agencia: 1 | cant_ganadores: 1`,
-      `client1 | ${t(13)}action: consulta_ganadores | result: success | cant_ganadores: 1`,
-      `client1 | ${t(13)}action: close_file | result: success`,
-      `client1 | ${t(13)}action: close_socket | result: success`,
-      `client1 | ${t(13)}action: exit | result: success | ${exitFields}`,
-      ...serverStop(14),
-    ].join('\n');
-
   it('a batch stored, then acknowledged as apuesta_duplicada by a restarted server, counts once', async () => {
     const { code, r } = await report(['-'], restartLog('enviadas: 600 | almacenadas: 600 | rechazadas: 0 | ganadores: 1'));
     expect(failed(r)).toEqual([]);
