@@ -194,7 +194,7 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
       while (next < a.frames.length && next < cfg.window) send();
       for (let acked = 0; acked < a.frames.length; acked++) {
         const { msg, at } = await conn.next();
-        if (msg.type !== MessageType.BATCH_ACK || msg.seq !== acked + 1 || msg.status !== AckStatus.STORED) {
+        if (msg.type !== MessageType.BATCH_ACK || msg.first !== acked + 1 || msg.status !== AckStatus.STORED) {
           throw new Error(`agency ${a.agency}: batch ${acked + 1} answered with ${JSON.stringify(msg)}`);
         }
         latencies[report.batches++] = performance.now() - (sentAt[acked] as number);

@@ -101,7 +101,7 @@ export class AgencyClient {
       try {
         await conn.send(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: c.id }));
         const welcome = await conn.expect(MessageType.WELCOME);
-        this.#log.info({ action: 'connect', result: 'success', servidor: `${c.host}/${c.port}`, ultimo_lote: welcome.lastSeq });
+        this.#log.info({ action: 'connect', result: 'success', servidor: `${c.host}/${c.port}`, ultimo_lote: welcome.next });
         return conn;
       } catch (err) {
         const busy = err instanceof ServerRefusedError && err.code === ErrorCode.AGENCY_BUSY;
@@ -160,8 +160,8 @@ export class AgencyClient {
   async #awaitAck(conn: Connection): Promise<void> {
     const ack = await conn.expect(MessageType.BATCH_ACK);
     const head = this.#inflight.shift();
-    if (head === undefined || head.seq !== ack.seq) {
-      throw new Error(`acknowledgement for batch ${ack.seq} arrived while batch ${head?.seq} was expected`);
+    if (head === undefined || head.seq !== ack.first) {
+      throw new Error(`acknowledgement for batch ${ack.first} arrived while batch ${head?.seq} was expected`);
     }
     this.#summary.batches++;
     if (ack.status === AckStatus.REJECTED) {
@@ -170,14 +170,14 @@ export class AgencyClient {
         action: 'apuesta_enviada',
         result: 'fail',
         cantidad: head.count,
-        lote: ack.seq,
+        lote: ack.first,
         indice: ack.index,
         error: ack.reason,
       });
       return;
     }
     this.#summary.sent += head.count;
-    this.#log.info({ action: 'apuesta_enviada', result: 'success', cantidad: head.count, lote: ack.seq });
+    this.#log.info({ action: 'apuesta_enviada', result: 'success', cantidad: head.count, lote: ack.first });
   }
 
   /**

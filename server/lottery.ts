@@ -105,15 +105,15 @@ export class Lottery {
     const fresh: Array<{ at: number; batch: BatchDTO }> = [];
     let highest = this.#lastSeq.get(agency) ?? 0;
     for (const batch of batches) {
-      const { seq, count } = batch;
+      const { first: seq, count } = batch;
       if (seq <= highest) {
-        acks.push({ type, seq, status: AckStatus.DUPLICATE, count });
+        acks.push({ type, first: seq, status: AckStatus.DUPLICATE, count });
       } else if (count * MIN_ENCODED_BET > batch.bets.length) {
         // Refused before the pool: a hostile count must not size a worker's buffers.
         const index = Math.floor(batch.bets.length / MIN_ENCODED_BET);
         acks.push({
           type,
-          seq,
+          first: seq,
           status: AckStatus.REJECTED,
           index,
           reason: `${count} bets cannot fit in ${batch.bets.length} bytes; bet ${index} is missing`,
@@ -121,7 +121,7 @@ export class Lottery {
       } else if (this.#counter.hasFinished(agency)) {
         acks.push({
           type,
-          seq,
+          first: seq,
           status: AckStatus.REJECTED,
           index: 0,
           reason: `agency ${agency} already sent FINISHED; no more bets are taken from it`,
@@ -143,13 +143,13 @@ export class Lottery {
     );
     results.forEach((result, i) => {
       const { at, batch } = fresh[i]!;
-      const { seq } = batch;
+      const { first: seq } = batch;
       if (!result.ok) {
-        acks[at] = { type: MessageType.BATCH_ACK, seq, status: AckStatus.REJECTED, index: result.index, reason: result.reason };
+        acks[at] = { type: MessageType.BATCH_ACK, first: seq, status: AckStatus.REJECTED, index: result.index, reason: result.reason };
         return;
       }
       this.#lastSeq.set(agency, Math.max(seq, this.#lastSeq.get(agency) ?? 0));
-      acks[at] = { type: MessageType.BATCH_ACK, seq, status: AckStatus.STORED, count: result.stored };
+      acks[at] = { type: MessageType.BATCH_ACK, first: seq, status: AckStatus.STORED, count: result.stored };
     });
   }
 

@@ -159,7 +159,7 @@ export class Session {
     const lastSeq = this.#lottery.bind(agency, this);
     this.#agency = agency;
     this.#log.info({ action: 'conexion', result: 'success', sesion: this.id, agencia: agency, ultimo_lote: lastSeq });
-    return this.#send(encodeMessage({ type: MessageType.WELCOME, agency, lastSeq }));
+    return this.#send(encodeMessage({ type: MessageType.WELCOME, agency, next: lastSeq, finished: this.#lottery.hasFinished(agency) }));
   }
 
   async #onBatches(batches: BatchDTO[]): Promise<void> {
@@ -171,7 +171,7 @@ export class Session {
   }
 
   #logAck(batch: BatchDTO, ack: BatchAckDTO): void {
-    const fields = { cantidad: batch.count, agencia: this.#agency, lote: batch.seq };
+    const fields = { cantidad: batch.count, agencia: this.#agency, lote: batch.first };
     if (ack.status === AckStatus.REJECTED) {
       this.#log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
     } else {

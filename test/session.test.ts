@@ -159,7 +159,7 @@ describe('Session over a duplex pair', () => {
     p.stream.write(encodeMessage({ type: MessageType.PING }));
     expect(await p.next()).toEqual({ type: MessageType.PONG, finished: 0, expected: 2, drawn: false });
     p.stream.write(hello(1));
-    expect(await p.next()).toEqual({ type: MessageType.WELCOME, agency: 1, lastSeq: 0 });
+    expect(await p.next()).toEqual({ type: MessageType.WELCOME, agency: 1, next: 0, finished: false });
     expect(p.session.agency).toBe(1);
     expect(logged()).toContainEqual(expect.objectContaining({ action: 'conexion', result: 'success', agencia: 1 }));
   });
@@ -171,7 +171,7 @@ describe('Session over a duplex pair', () => {
     p.stream.write(batch(1, bets));
     const ack = await p.next();
     expect(poolCalls.done).toBe(before + 1);
-    expect(ack).toEqual({ type: MessageType.BATCH_ACK, seq: 1, status: AckStatus.STORED, count: 4 });
+    expect(ack).toEqual({ type: MessageType.BATCH_ACK, first: 1, status: AckStatus.STORED, count: 4 });
     stored.push(...bets);
     expect(onDisk()).toBe(expectedDisk());
   });
@@ -180,7 +180,7 @@ describe('Session over a duplex pair', () => {
     const p = await bound(1);
     p.stream.write(batch(2, [bet(1, '120', 1), bet(1, '121', 2), bet(1, '12x', 3), bet(1, '123', 4)]));
     const ack = await p.next();
-    expect(ack).toMatchObject({ type: MessageType.BATCH_ACK, seq: 2, status: AckStatus.REJECTED, index: 2 });
+    expect(ack).toMatchObject({ type: MessageType.BATCH_ACK, first: 2, status: AckStatus.REJECTED, index: 2 });
     expect((ack as { reason: string }).reason).toMatch(/document "12x"/);
     expect(onDisk()).toBe(expectedDisk());
     expect(logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_recibida', result: 'fail', lote: 2, indice: 2 }));
@@ -194,7 +194,7 @@ describe('Session over a duplex pair', () => {
     head.writeUInt16BE(65_535, 4);
     p.stream.write(encodeFrame(MessageType.BATCH, head));
     const ack = await p.next();
-    expect(ack).toMatchObject({ type: MessageType.BATCH_ACK, seq: 3, status: AckStatus.REJECTED, index: 0 });
+    expect(ack).toMatchObject({ type: MessageType.BATCH_ACK, first: 3, status: AckStatus.REJECTED, index: 0 });
     expect((ack as { reason: string }).reason).toMatch(/65535 bets cannot fit in 0 bytes/);
     expect(poolCalls.batchesPerCall.length).toBe(calls);
     expect(onDisk()).toBe(expectedDisk());
@@ -203,7 +203,7 @@ describe('Session over a duplex pair', () => {
   it('acknowledges a repeated seq as DUPLICATE without storing it twice', async () => {
     const p = await bound(1);
     p.stream.write(batch(1, [bet(1, '111', 7574)]));
-    expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, seq: 1, status: AckStatus.DUPLICATE, count: 1 });
+    expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, first: 1, status: AckStatus.DUPLICATE, count: 1 });
     expect(onDisk()).toBe(expectedDisk());
     expect(logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_duplicada', result: 'success', lote: 1 }));
   });
@@ -214,7 +214,7 @@ describe('Session over a duplex pair', () => {
     const good2 = [bet(1, '132', 32), bet(1, '133', 33)];
     p.stream.write(Buffer.concat([batch(3, good1), batch(4, [bet(1, '131', 10000)]), batch(5, good2), batch(5, good2)]));
     const acks = [await p.next(), await p.next(), await p.next(), await p.next()];
-    expect(acks.map((a) => [(a as { seq: number }).seq, (a as { status: number }).status])).toEqual([
+    expect(acks.map((a) => [(a as { first: number }).first, (a as { status: number }).status])).toEqual([
       [3, AckStatus.STORED],
       [4, AckStatus.REJECTED],
       [5, AckStatus.STORED],
@@ -229,7 +229,7 @@ describe('Session over a duplex pair', () => {
     await p.session.close();
     const again = connect();
     again.stream.write(hello(1));
-    expect(await again.next()).toEqual({ type: MessageType.WELCOME, agency: 1, lastSeq: 5 });
+    expect(await again.next()).toEqual({ type: MessageType.WELCOME, agency: 1, next: 5, finished: false });
   });
 
   it('reads at most 32 frames ahead while a batch is in the pool, then pauses (backpressure)', async () => {
@@ -253,8 +253,8 @@ describe('Session over a duplex pair', () => {
     const acks = [];
     for (let i = 0; i < 60; i++) acks.push(await p.next());
     callingStream = null;
-    expect(acks.map((a) => (a as { seq: number; status: number }).status)).toEqual(frames.map(() => AckStatus.STORED));
-    expect(acks.map((a) => (a as { seq: number }).seq)).toEqual(frames.map((_, i) => i + 1));
+    expect(acks.map((a) => (a as { first: number; status: number }).status)).toEqual(frames.map(() => AckStatus.STORED));
+    expect(acks.map((a) => (a as { first: number }).first)).toEqual(frames.map((_, i) => i + 1));
     const perCall = poolCalls.batchesPerCall.slice(calls);
     expect(perCall.reduce((n, c) => n + c, 0)).toBe(60);
     expect(Math.max(...perCall)).toBeLessThanOrEqual(32);
@@ -313,7 +313,11 @@ describe('Session protocol errors', () => {
       ErrorCode.BAD_VERSION,
     ],
     ['a second HELLO on a bound connection', hello(1), ErrorCode.ALREADY_BOUND],
-    ['a server-only message', encodeMessage({ type: MessageType.WELCOME, agency: 1, lastSeq: 0 }), ErrorCode.UNEXPECTED_MESSAGE],
+    [
+      'a server-only message',
+      encodeMessage({ type: MessageType.WELCOME, agency: 1, next: 0, finished: false }),
+      ErrorCode.UNEXPECTED_MESSAGE,
+    ],
     ['an unknown message type', Buffer.from([0x7f, 0, 0, 0, 0]), ErrorCode.UNKNOWN_TYPE],
     ['a malformed FINISHED', Buffer.from([MessageType.FINISHED, 0, 0, 0, 2, 0, 1]), ErrorCode.MALFORMED],
   ])('answers %s with the matching ERROR', async (_what, frame, code) => {
@@ -332,7 +336,7 @@ describe('Session protocol errors', () => {
     const p = await bound(1);
     const good = bet(1, '150', 15);
     p.stream.write(Buffer.concat([batch(100, [good]), Buffer.from([MessageType.BATCH, 0x00, 0x00, 0x20, 0x00])]));
-    expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, seq: 100, status: AckStatus.STORED, count: 1 });
+    expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, first: 100, status: AckStatus.STORED, count: 1 });
     stored.push(good);
     expect(onDisk()).toBe(expectedDisk());
     await expectError(p, ErrorCode.FRAME_TOO_LARGE);
@@ -381,7 +385,7 @@ describe('FINISHED, draw and winners', () => {
     p.stream.write(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: 1 }));
     expect(await p.next()).toEqual({ type: MessageType.FINISHED_ACK, finished: 1, expected: 2 });
     p.stream.write(batch(101, [bet(1, '190', 7574)])); // above the last stored seq (100)
-    expect(await p.next()).toMatchObject({ type: MessageType.BATCH_ACK, seq: 101, status: AckStatus.REJECTED });
+    expect(await p.next()).toMatchObject({ type: MessageType.BATCH_ACK, first: 101, status: AckStatus.REJECTED });
     expect(onDisk()).toBe(expectedDisk());
   });
 

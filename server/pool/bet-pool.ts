@@ -24,7 +24,7 @@ export interface BetPoolOptions {
 
 /** One BATCH frame's payload fields, as the session decoded them. */
 export interface EncodedBatch {
-  seq: number;
+  first: number;
   count: number;
   bets: Uint8Array;
 }
@@ -145,10 +145,10 @@ export class BetPool {
       bytes,
       runs: runs.map(({ agency, batches }) => ({
         agency,
-        batches: batches.map(({ seq, count, bets }) => {
+        batches: batches.map(({ first, count, bets }) => {
           bytes.set(bets, offset);
           offset += bets.length;
-          return { seq, count, start: offset - bets.length, end: offset };
+          return { first, count, start: offset - bets.length, end: offset };
         }),
       })),
     };

@@ -16,7 +16,8 @@ export interface WorkerInit {
 
 /** Where one BATCH frame's bets sit inside a StoreBatchesTask's `bytes`. */
 export interface BatchRef {
-  seq: number;
+  /** The batch's idempotency key with the run's agency: index of its first bet, and count. */
+  first: number;
   count: number;
   start: number;
   end: number;
