@@ -39,6 +39,7 @@ describe('server refuses a bad configuration with exit code 2', () => {
     ['SERVER_WORKERS', '-1', /out of range/],
     ['LOGGING_LEVEL', 'LOUD', /not a log level/],
     ['SERVER_DRAIN_TIMEOUT', 'soon', /not a duration/],
+    ['SERVER_FSYNC', 'sometimes', /not a switch; use on or off/],
   ])('%s=%s', async (key, value, why) => {
     const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), [key]: value });
     expect(await expectRefused(p, key)).toMatch(why);
@@ -98,6 +99,7 @@ describe('loadServerConfig', () => {
       workers: Math.max(1, availableParallelism() - 1),
       logLevel: 'info',
       drainTimeoutMs: 5000,
+      fsync: true,
     });
     const env = {
       SERVER_CONFIG: SERVER_INI,
@@ -108,6 +110,7 @@ describe('loadServerConfig', () => {
       LOGGING_LEVEL: 'debug',
       SERVER_DRAIN_TIMEOUT: '250ms',
       SERVER_STORAGE_PATH: '/tmp/x.csv',
+      SERVER_FSYNC: 'OFF',
     };
     expect(loadServerConfig(env)).toMatchObject({
       host: '127.0.0.1',
@@ -117,6 +120,7 @@ describe('loadServerConfig', () => {
       logLevel: 'debug',
       drainTimeoutMs: 250,
       storagePath: '/tmp/x.csv',
+      fsync: false,
     });
   });
 
@@ -133,6 +137,7 @@ describe('loadServerConfig', () => {
     ['LOGGING_LEVEL', 'LOUD'],
     ['SERVER_DRAIN_TIMEOUT', '2h'],
     ['SERVER_HOST', '   '],
+    ['SERVER_FSYNC', 'maybe'],
   ])('refuses %s=%j naming the key', (key, value) => {
     expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(ConfigError);
     expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(new RegExp(`^${key}: `));

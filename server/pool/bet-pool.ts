@@ -170,8 +170,14 @@ export class BetPool {
     );
   }
 
+  /** Runs the draw; with a journal the result is on disk (winners file, DRAW record) once this resolves. */
   draw(): Promise<DrawResult> {
     return this.#run({ kind: TaskKind.DRAW }) as Promise<DrawResult>;
+  }
+
+  /** Resolves once the agency's FINISHED is in the journal (at once without one). */
+  async recordFinished(agency: number): Promise<void> {
+    await this.#run({ kind: TaskKind.RECORD_FINISHED, agency });
   }
 
   #run(task: Task): Promise<TaskResult> {
