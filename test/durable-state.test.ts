@@ -4,11 +4,12 @@
  * (and logged with their size); contradictions stop the start with a clear RecoveryError and
  * leave the files untouched. Real files, real worker threads.
  */
-import { appendFileSync, existsSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RecoveryError, recoverDurableState } from '../server/storage/durable-state.js';
 import { RECORD_BYTES, RecordKind, scanJournal } from '../server/storage/journal.js';
+import { ProtectedStorage } from '../server/storage/protected-storage.js';
 import { collectingLogger, numberedBatches, numberedRow, openDurable, type OpenDurable } from './helpers/durable.js';
 import { makeTempDir, removeDir } from './helpers/processes.js';
 
@@ -289,5 +290,28 @@ describe('contradictions stop the start with what is wrong and what to do, touch
     expect(refused(path, 1)).toMatch(/winners is not the file the draw wrote/);
     unlinkSync(`${path}.winners`);
     expect(refused(path, 1)).toMatch(/winners is missing, though the journal records the draw/);
+  });
+});
+
+describe('a failed journal append', () => {
+  it('cuts the rows back, so the file never holds rows without their record', async () => {
+    const path = newPath();
+    const o = start(path, 2);
+    await storeSample(o);
+    await stop(o);
+    const before = readFileSync(path);
+    const handle = ProtectedStorage.open(path, { fsync: true });
+    // A journal fd opened read-only: the record's write fails after the rows' write succeeded.
+    closeSync(handle.journal!.fd);
+    handle.journal!.fd = openSync(journalOf(path), 'r');
+    const storage = new ProtectedStorage(handle, false);
+    const row = numberedRow(1, 5);
+    expect(() =>
+      storage.storeRows(Buffer.from(row), [{ agency: 1, first: 5, count: 1, stored: 1, bytes: Buffer.byteLength(row) }]),
+    ).toThrow(/EBADF/);
+    expect(readFileSync(path)).toEqual(before);
+    expect(() => storage.storeRows(Buffer.from(row), [{ agency: 1, first: 5, count: 1, stored: 1, bytes: 3 }])).toThrow(RangeError);
+    ProtectedStorage.close(handle);
+    expect(recoverDurableState(path, 2, collectingLogger().log).cut).toEqual({ bets: 0, journal: 0 });
   });
 });

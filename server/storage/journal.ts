@@ -170,6 +170,19 @@ export interface JournalHandle {
 }
 
 /**
+ * Cuts a file back to `size` after a failed append, keeping the append's error as the one
+ * reported. If even the cut fails, the next append lands after the leftover bytes and recovery
+ * refuses to guess about them (a damaged record followed by good ones).
+ */
+export function cutBack(fd: number, size: number): void {
+  try {
+    ftruncateSync(fd, size);
+  } catch {
+    // The append's own error is the one worth reporting.
+  }
+}
+
+/**
  * Appends whole records or nothing: a write that fails part-way is cut back, so the journal
  * never keeps half a record for the next append to follow. Call only under the write lock.
  */
@@ -179,7 +192,7 @@ export function appendRecords(journal: JournalHandle, records: Buffer): void {
     writeAll(journal.fd, records);
     if (journal.fsync) fdatasyncSync(journal.fd);
   } catch (err) {
-    ftruncateSync(journal.fd, size);
+    cutBack(journal.fd, size);
     throw err;
   }
 }

@@ -9,10 +9,10 @@
  *  - the file descriptors are opened once, by the owner (main thread), in append mode; fds
  *    are process-wide, so workers write to them directly.
  */
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
-import { RecordKind, appendRecords, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
+import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
 import { LockBusyError, RWLock } from './rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
 
@@ -43,7 +43,7 @@ function appendWhole(fd: number, rows: Buffer): number {
   try {
     writeAll(fd, rows);
   } catch (err) {
-    ftruncateSync(fd, size);
+    cutBack(fd, size);
     throw err;
   }
   return size;
@@ -133,7 +133,7 @@ export class ProtectedStorage {
         if (journal.fsync && rows.length > 0) fdatasyncSync(fd);
         appendRecords(journal, batchRecords(batches, start));
       } catch (err) {
-        ftruncateSync(fd, start);
+        cutBack(fd, start);
         throw err;
       }
     }, this.#block);
