@@ -3,7 +3,7 @@
  * through shared/protocol. Unlike the real client it encodes every batch before the clock
  * starts (so it is never the bottleneck) and timestamps each BATCH write and its BATCH_ACK.
  * Otherwise it behaves like the real one: one connection per agency, HELLO, up to `window`
- * batches in flight (the real client's WINDOW is 32), FINISHED, one WINNERS_QUERY (held by
+ * batches in flight (BATCH_WINDOW, as the real client), FINISHED, one WINNERS_QUERY (held by
  * the server until the draw; asked again from 20 ms doubling to 100 ms on NOT_READY), as the
  * real client does. With `barrier` every agency is connected
  * before any sends a bet. CSV rows are split on commas (the bench's files are never quoted).
@@ -16,6 +16,7 @@ import type { Bet } from '../shared/domain/bet.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { AckStatus, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
+import { retryWithBackoff } from '../shared/util/async.js';
 import { percentile } from './stats.js';
 
 export interface LoadConfig {
@@ -162,16 +163,12 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
     });
 
   const runAgency = async (a: (typeof encoded)[number]): Promise<void> => {
-    let socket: Socket | null = null;
-    while (socket === null) {
-      try {
-        socket = await connectOnce(cfg.host, cfg.port);
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        report.connectRetries++;
-        await sleep(20);
-      }
-    }
+    const socket = await retryWithBackoff(() => connectOnce(cfg.host, cfg.port), {
+      initialMs: 20,
+      maxMs: 20,
+      timeoutMs: Math.max(0, deadline - Date.now()),
+      onRetry: () => report.connectRetries++,
+    });
     report.maxConcurrent = Math.max(report.maxConcurrent, ++open);
     const conn = new Conn(socket);
     try {

@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg();
   const workDir = mkdtempSync(join(tmpdir(), 'loteria-bench-'));
-  // Also on SIGINT/SIGTERM: procs.ts exits the process, which skips the finally below.
+  // Also on SIGINT/SIGTERM: killAllOnExit (tools/lib/processes.ts) exits the process, which skips the finally below.
   process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
   const distBefore = distStamp();
   const floors: FloorOutcome[] = [];

@@ -9,13 +9,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseLogLine } from '../shared/logging/parse.js';
+import { BATCH_WINDOW } from '../shared/protocol/messages.js';
 import { countRows, type DataSet } from './data.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
-import { freePort, now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
+import { freePort } from '../shared/util/net.js';
+import { now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
 import { spread } from './stats.js';
-
-/** Batches in flight per agency in the load client: the real client's WINDOW. */
-export const LOAD_WINDOW = 32;
 
 export const ClientKind = { REAL: 'real', LOAD: 'load' } as const;
 export type ClientKind = (typeof ClientKind)[keyof typeof ClientKind];
@@ -191,7 +190,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
       port,
       agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path })),
       maxAmount: o.maxAmount,
-      window: LOAD_WINDOW,
+      window: BATCH_WINDOW,
       barrier: o.barrier ?? false,
       connectTimeoutMs: 60_000,
     };

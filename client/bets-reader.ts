@@ -4,10 +4,29 @@
  * rows with it: csv-parse skips records it cannot parse (skip_records_with_error) and we
  * check the rest ourselves; either way `onBadRow` hears the file, line and reason.
  */
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { parse, type CsvError } from 'csv-parse';
 import { parseAgencyRecord, type Bet } from '../shared/domain/bet.js';
+import { DataFileError } from './errors.js';
+
+/**
+ * Fails unless `path` is a regular file we may read: run before connecting, so a missing
+ * file or a directory is reported with its path, not after the connect retries or the HELLO.
+ */
+export async function checkDataFile(path: string): Promise<void> {
+  let problem: string | null = null;
+  try {
+    const info = await stat(path);
+    if (info.isDirectory()) problem = 'it is a directory, not a file';
+    else if (!info.isFile()) problem = 'it is not a regular file';
+    else await access(path, constants.R_OK);
+  } catch (err) {
+    problem = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  }
+  if (problem !== null) throw new DataFileError(path, problem);
+}
 
 export interface BadRow {
   file: string;
@@ -69,9 +88,8 @@ class LineCounter {
 /** The agency's bets in file order, in chunks of whatever csv-parse has ready. */
 export async function* readAgencyBetChunks(opts: ReadOptions): AsyncGenerator<Bet[]> {
   const { path, agency, onBadRow } = opts;
-  // 64 KiB: a chunk of bets dies young. 256 KiB chunks (~6,000 bets) outlived scavenges while
-  // their batches waited for acks and grew the old generation (peak RSS, 1M-row file: 97 ->
-  // 75 MB; the bench's 5M-bet run: 101 -> 87 MB).
+  // 64 KiB: a chunk of bets dies young. Larger chunks outlive scavenges while their batches
+  // wait for acks, and grow the old generation (docs/benchmarks.md).
   const source = createReadStream(path, { highWaterMark: 1 << 16 });
   if (opts.onClose) source.once('close', opts.onClose);
   const parser = parse({
@@ -106,12 +124,12 @@ export async function* readAgencyBetChunks(opts: ReadOptions): AsyncGenerator<Be
     }
     await done;
     lines.catchUp(Number.POSITIVE_INFINITY);
+  } catch (err) {
+    // fs errors name no path ("EISDIR: illegal operation on a directory, read").
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('E')) throw new Error(`reading ${path}: ${(err as Error).message}`, { cause: err });
+    throw err;
   } finally {
     source.destroy();
   }
-}
-
-/** The agency's bets one by one (see readAgencyBetChunks). */
-export async function* readAgencyBets(opts: ReadOptions): AsyncGenerator<Bet> {
-  for await (const chunk of readAgencyBetChunks(opts)) yield* chunk;
 }

@@ -19,7 +19,7 @@ export interface ClientConfig {
   dataFile: string;
 }
 
-export const DEFAULT_CLIENT_CONFIG_PATH = 'client/config.yaml';
+const DEFAULT_CLIENT_CONFIG_PATH = 'client/config.yaml';
 
 const KEYS = {
   id: 'CLI_ID',

@@ -2,11 +2,15 @@
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
 import { createLogger } from '../shared/logging/logger.js';
 import { AgencyClient } from './agency-client.js';
+import { checkDataFile } from './bets-reader.js';
 import { loadClientConfig, type ClientConfig } from './config.js';
 
-function loadConfig(): ClientConfig {
+/** The configuration, with its data file checked readable: a bad one exits 2 before any connection. */
+async function loadConfig(): Promise<ClientConfig> {
   try {
-    return loadClientConfig();
+    const config = loadClientConfig();
+    await checkDataFile(config.dataFile);
+    return config;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     createLogger({ level: 'info' }).error({ action: 'config', result: 'fail', error: err.message });
@@ -15,8 +19,8 @@ function loadConfig(): ClientConfig {
 }
 
 async function main(): Promise<void> {
-  const config = loadConfig();
-  const log = createLogger({ level: config.logLevel }).child({});
+  const config = await loadConfig();
+  const log = createLogger({ level: config.logLevel });
   log.info({ action: 'config', result: 'success', ...describe(config) });
   const client = new AgencyClient(config, log);
 

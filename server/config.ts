@@ -24,7 +24,7 @@ export interface ServerConfig {
   fsync: boolean;
 }
 
-export const DEFAULT_CONFIG_PATH = 'server/config.ini';
+const DEFAULT_CONFIG_PATH = 'server/config.ini';
 
 const DEFAULTS: Record<string, string> = {
   SERVER_HOST: '0.0.0.0',
@@ -55,7 +55,7 @@ function readIni(path: string, required: boolean): Record<string, unknown> {
 
 /**
  * One worker per core the main thread leaves free (at least one): the main thread is busy
- * with every socket, and on 2 cores a second worker bought no speed and cost ~10 MB of RSS
+ * with every socket, and on 2 cores a second worker bought no speed and cost memory
  * (docs/benchmarks.md).
  */
 export function defaultWorkers(cores = availableParallelism()): number {

@@ -5,19 +5,24 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { LogFormat, type Logger } from '../shared/logging/logger.js';
+import { CLOSE_GRACE_MS } from '../shared/net/stream-io.js';
+import { settlesWithin } from '../shared/util/async.js';
 import type { ServerConfig } from './config.js';
-import { Lottery } from './lottery.js';
+import { Draw } from './draw.js';
+import type { Services } from './handlers/context.js';
+import { Ingest } from './ingest.js';
 import { BetPool } from './pool/bet-pool.js';
+import { AgencyRegistry } from './registry.js';
 import { Session } from './session.js';
-import { ProtectedNotificationCounter } from './storage/notification-counter.js';
 import { ProtectedStorage, type StorageHandle } from './storage/protected-storage.js';
+import { ProtectedNotificationCounter } from './sync/notification-counter.js';
 
 export class LotteryServer {
   readonly #config: ServerConfig;
   readonly #log: Logger;
   readonly #storage: StorageHandle;
   readonly #pool: BetPool;
-  readonly #lottery: Lottery;
+  readonly #services: Services;
   readonly #server: Server;
   readonly #sessions = new Set<Session>();
   #nextSession = 1;
@@ -32,14 +37,15 @@ export class LotteryServer {
       workers: config.workers,
       init: { storage: this.#storage, counter: counterSab, logLevel: config.logLevel, logFormat: process.env.LOG_FORMAT ?? LogFormat.TEXT },
     });
-    this.#lottery = new Lottery(this.#pool, new ProtectedNotificationCounter(counterSab), log);
+    const counter = new ProtectedNotificationCounter(counterSab);
+    this.#services = {
+      ingest: new Ingest(this.#pool, counter),
+      draw: new Draw(this.#pool, counter, log),
+      registry: new AgencyRegistry(config.agencies),
+    };
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
     // Every agency plus room for reconnects and health probes; beyond that, refuse.
     this.#server.maxConnections = config.agencies * 2 + 64;
-  }
-
-  get lottery(): Lottery {
-    return this.#lottery;
   }
 
   listen(): Promise<AddressInfo> {
@@ -58,7 +64,7 @@ export class LotteryServer {
       socket.destroy();
       return;
     }
-    const session = new Session(this.#nextSession++, socket, this.#lottery, this.#log);
+    const session = new Session(this.#nextSession++, socket, this.#services, this.#log);
     this.#sessions.add(session);
     socket.once('close', () => this.#sessions.delete(session));
   }
@@ -88,7 +94,7 @@ export class LotteryServer {
         log.info({ action: 'close_session', result: 'success', sesion: s.id, agencia: s.agency });
       }),
     );
-    const inTime = await withDeadline(drained, left());
+    const inTime = await settlesWithin(drained, left());
     if (!inTime) {
       const stuck = sessions.filter((s) => !s.closed);
       log.warn({
@@ -98,36 +104,18 @@ export class LotteryServer {
         error: `still busy after ${this.#config.drainTimeoutMs} ms (a batch in the pool or a peer not reading); destroying their connections, unacknowledged batches are not stored`,
       });
       for (const s of stuck) s.destroy();
-      await withDeadline(drained, 1000);
+      // A destroyed socket reports 'close' at once; the grace only bounds a surprise.
+      await settlesWithin(drained, CLOSE_GRACE_MS);
     }
-    await withDeadline(acceptorClosed, 1000);
+    await settlesWithin(acceptorClosed, CLOSE_GRACE_MS);
     log.info({ action: 'close_acceptor', result: 'success', puerto: port });
 
-    await withDeadline(this.#lottery.drawSettled, left());
-    const poolClosed = await withDeadline(this.#pool.close(), left());
+    await settlesWithin(this.#services.draw.idle(), left());
+    const poolClosed = await settlesWithin(this.#pool.close(), left());
     if (!poolClosed) await this.#pool.close(true);
     log.info({ action: 'close_pool', result: 'success', workers: this.#pool.workers, forzado: poolClosed ? 'no' : 'si' });
 
     ProtectedStorage.close(this.#storage);
     log.info({ action: 'close_storage', result: 'success', archivo: this.#storage.path });
-  }
-}
-
-/** True when `p` settles within `ms`; never rejects. */
-async function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([
-      p.then(
-        () => true,
-        () => true,
-      ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,61 +1,60 @@
 /**
- * One connection, bound by its HELLO to one agency. Frames are handled strictly in order,
- * one at a time. Backpressure: while a batch is in the pool the session reads ahead at most
- * READ_AHEAD frames (together they become the next run handed to the pool), then pauses the
- * stream, so a fast client, or one that does not read its replies, is held back by TCP, not
- * by our memory. Any Duplex works (tests use duplexPair).
+ * One connection, bound by its HELLO to one agency. The session owns the stream, the frame
+ * decoder, the order of frames, backpressure and close; what each message means lives in
+ * server/handlers/, one file per client message, reached through one `switch` (#dispatch).
+ *
+ * Frames are handled strictly in order, one at a time. Backpressure: while a run is in the
+ * pool the session reads ahead at most BATCH_WINDOW frames (together they become the next
+ * run), then pauses the stream, so a fast client, or one that does not read its replies, is
+ * held back by TCP, not by our memory. Any Duplex works (tests use duplexPair).
  */
 import type { Duplex } from 'node:stream';
-import { endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
 import type { Logger } from '../shared/logging/logger.js';
-import { FrameDecoder, decodeMessage, encodeMessage, encodeWinnersFrames } from '../shared/protocol/codec.js';
+import { CLOSE_GRACE_MS, endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
+import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
 import {
-  AckStatus,
+  BATCH_WINDOW,
   ErrorCode,
   MessageType,
-  PROTOCOL_VERSION,
   messageTypeName,
-  type BatchAckDTO,
   type BatchDTO,
   type Frame,
   type Message,
 } from '../shared/protocol/messages.js';
-import type { Lottery } from './lottery.js';
+import { deferred } from '../shared/util/async.js';
+import { handleBatches } from './handlers/batch.js';
+import type { Services, SessionContext } from './handlers/context.js';
+import { handleFinished } from './handlers/finished.js';
+import { handleHello } from './handlers/hello.js';
+import { handlePing } from './handlers/ping.js';
+import { handleWinnersQuery } from './handlers/winners-query.js';
 
-const CLOSE_GRACE_MS = 1000;
 const HELLO_TIMEOUT_MS = 10_000;
-/** Bounds one run of batches (and the acks written at once); the client's window is 32 batches. */
-const MAX_BATCHES_PER_RUN = 32;
-/** Frames read ahead while one is handled; past it the stream pauses (backpressure). */
-const READ_AHEAD = MAX_BATCHES_PER_RUN;
 
 export class Session {
   readonly id: number;
   readonly #stream: Duplex;
-  readonly #lottery: Lottery;
   readonly #log: Logger;
+  readonly #ctx: SessionContext;
   readonly #decoder = new FrameDecoder();
   readonly #queue: Frame[] = [];
   #agency = 0;
   #busy = false;
-  #helloTimer: NodeJS.Timeout;
+  readonly #helloTimer: NodeJS.Timeout;
   /** A framing error seen by the decoder; reported once the frames before it are handled. */
   #broken: unknown = null;
   #closing: Promise<void> | null = null;
-  #idle: (() => void) | null = null;
+  /** Resolved when #drain stops running; close() waits for it. */
+  #idle = deferred();
   /** Resolved as close() begins: wakes a WINNERS_QUERY held for the draw. */
-  readonly #closeBegun: Promise<void>;
-  #beginClose: () => void = () => {};
+  readonly #closeBegun = deferred();
 
-  constructor(id: number, stream: Duplex, lottery: Lottery, log: Logger, helloTimeoutMs = HELLO_TIMEOUT_MS) {
+  constructor(id: number, stream: Duplex, services: Services, log: Logger, helloTimeoutMs = HELLO_TIMEOUT_MS) {
     this.id = id;
     this.#stream = stream;
-    this.#lottery = lottery;
     this.#log = log;
-    this.#closeBegun = new Promise((resolve) => {
-      this.#beginClose = resolve;
-    });
+    this.#ctx = this.#context(services);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => void this.close());
     stream.on('error', (err) => {
@@ -75,12 +74,42 @@ export class Session {
     return this.#agency;
   }
 
+  get closed(): boolean {
+    return this.#stream.destroyed;
+  }
+
+  #context({ ingest, draw, registry }: Services): SessionContext {
+    const session = this;
+    const ctx: SessionContext = {
+      id: this.id,
+      ingest,
+      draw,
+      registry,
+      log: this.#log,
+      closing: this.#closeBegun.promise,
+      get agency() {
+        return session.#agency;
+      },
+      get isClosing() {
+        return session.#closing !== null;
+      },
+      bindAgency(agency: number) {
+        registry.bind(agency, ctx);
+        session.#agency = agency;
+      },
+      send: async (frame: Buffer) => {
+        await writeRespectingDrain(this.#stream, frame);
+      },
+    };
+    return ctx;
+  }
+
   #onData(chunk: Buffer): void {
     if (this.#closing !== null || this.#broken !== null) return;
     try {
       for (const frame of this.#decoder.push(chunk)) this.#queue.push(frame);
       if (this.#decoder.failure !== null) throw this.#decoder.failure;
-      if (this.#queue.length >= READ_AHEAD) this.#stream.pause();
+      if (this.#queue.length >= BATCH_WINDOW) this.#stream.pause();
     } catch (err) {
       // The byte stream cannot be resynchronised: read no more. Frames queued before the
       // bad one are still handled (and their batches acknowledged) before the ERROR goes out.
@@ -90,143 +119,54 @@ export class Session {
     void this.#drain();
   }
 
-  /**
-   * Handles queued frames in order; only one runs at a time. Consecutive BATCH frames
-   * already queued go to the pool together as one run (one write, one ack write),
-   * acknowledged in order.
-   */
+  /** Handles queued frames in order; only one runs at a time. */
   async #drain(): Promise<void> {
     if (this.#busy) return;
     this.#busy = true;
+    this.#idle = deferred();
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
-        if (this.#queue.length < READ_AHEAD && this.#stream.isPaused() && this.#broken === null) this.#stream.resume();
-        const msg = decodeMessage(frame);
-        if (msg.type === MessageType.BATCH && this.#agency !== 0) await this.#onBatches([msg, ...this.#takeBatches()]);
-        else await this.#handle(msg);
+        if (this.#queue.length < BATCH_WINDOW && this.#stream.isPaused() && this.#broken === null) this.#stream.resume();
+        await this.#dispatch(decodeMessage(frame));
       }
       if (this.#broken !== null && this.#closing === null) await this.#fail(this.#broken);
     } catch (err) {
       await this.#fail(err);
     } finally {
       this.#busy = false;
-      this.#idle?.();
+      this.#idle.resolve();
     }
   }
 
-  /** Removes and decodes the BATCH frames at the head of the queue, up to MAX_BATCHES_PER_RUN - 1. */
-  #takeBatches(): BatchDTO[] {
-    const batches: BatchDTO[] = [];
-    while (batches.length < MAX_BATCHES_PER_RUN - 1 && this.#queue[0]?.type === MessageType.BATCH) {
-      batches.push(decodeMessage(this.#queue.shift()!) as BatchDTO);
-    }
-    return batches;
-  }
-
-  async #handle(msg: Message): Promise<void> {
-    if (msg.type === MessageType.PING) return this.#onPing();
-    if (msg.type === MessageType.HELLO) return this.#onHello(msg.version, msg.agency);
-    if (this.#agency === 0)
+  /** The one place that maps a client message to its handler. Only PING and HELLO may come unbound. */
+  #dispatch(msg: Message): Promise<void> {
+    const ctx = this.#ctx;
+    if (this.#agency === 0 && msg.type !== MessageType.PING && msg.type !== MessageType.HELLO)
       throw new ProtocolError(ErrorCode.NOT_BOUND, `${messageTypeName(msg.type)} before HELLO; send HELLO with the agency number first`);
     switch (msg.type) {
+      case MessageType.PING:
+        return handlePing(ctx);
+      case MessageType.HELLO:
+        return handleHello(ctx, msg);
       case MessageType.BATCH:
-        return this.#onBatches([msg]);
+        // The BATCH frames queued right behind it travel with it as one run (one pool task, one ack write).
+        return handleBatches(ctx, [msg, ...this.#takeBatches()]);
       case MessageType.FINISHED:
-        return this.#onFinished(msg.agency);
+        return handleFinished(ctx, msg);
       case MessageType.WINNERS_QUERY:
-        return this.#onWinnersQuery(msg.agency);
+        return handleWinnersQuery(ctx, msg);
       default:
         throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${messageTypeName(msg.type)} is a server message; a client may not send it`);
     }
   }
 
-  #onPing(): Promise<void> {
-    const l = this.#lottery;
-    return this.#send(encodeMessage({ type: MessageType.PONG, finished: l.finished, expected: l.agencies, drawn: l.drawn }));
-  }
-
-  #onHello(version: number, agency: number): Promise<void> {
-    if (version !== PROTOCOL_VERSION)
-      throw new ProtocolError(
-        ErrorCode.BAD_VERSION,
-        `protocol version ${version} is not supported; this server speaks version ${PROTOCOL_VERSION}`,
-      );
-    if (this.#agency !== 0)
-      throw new ProtocolError(
-        ErrorCode.ALREADY_BOUND,
-        `this connection is already bound to agency ${this.#agency}; open a new connection for another agency`,
-      );
-    const lastSeq = this.#lottery.bind(agency, this);
-    this.#agency = agency;
-    this.#log.info({ action: 'conexion', result: 'success', sesion: this.id, agencia: agency, ultimo_lote: lastSeq });
-    return this.#send(encodeMessage({ type: MessageType.WELCOME, agency, next: lastSeq, finished: this.#lottery.hasFinished(agency) }));
-  }
-
-  async #onBatches(batches: BatchDTO[]): Promise<void> {
-    const acks = await this.#lottery.storeBatches(this.#agency, batches);
-    acks.forEach((ack, i) => {
-      this.#logAck(batches[i]!, ack);
-    });
-    await this.#send(Buffer.concat(acks.map((ack) => encodeMessage(ack))));
-  }
-
-  #logAck(batch: BatchDTO, ack: BatchAckDTO): void {
-    const fields = { cantidad: batch.count, agencia: this.#agency, lote: batch.first };
-    if (ack.status === AckStatus.REJECTED) {
-      this.#log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
-    } else {
-      // A retransmission gets its own action, so that summing apuesta_recibida counts each bet once.
-      this.#log.info({
-        action: ack.status === AckStatus.DUPLICATE ? 'apuesta_duplicada' : 'apuesta_recibida',
-        result: 'success',
-        ...fields,
-      });
+  /** Removes and decodes the BATCH frames at the head of the queue, up to BATCH_WINDOW - 1. */
+  #takeBatches(): BatchDTO[] {
+    const batches: BatchDTO[] = [];
+    while (batches.length < BATCH_WINDOW - 1 && this.#queue[0]?.type === MessageType.BATCH) {
+      batches.push(decodeMessage(this.#queue.shift()!) as BatchDTO);
     }
-  }
-
-  #onFinished(agency: number): Promise<void> {
-    this.#checkOwn(agency, 'FINISHED');
-    const mark = this.#lottery.finish(agency);
-    this.#log.info({
-      action: 'notificacion',
-      result: 'success',
-      agencia: agency,
-      terminadas: mark.finished,
-      esperadas: mark.expected,
-      ...(mark.counted ? {} : { repetida: 'si' }),
-    });
-    return this.#send(encodeMessage({ type: MessageType.FINISHED_ACK, finished: mark.finished, expected: mark.expected }));
-  }
-
-  /**
-   * A finished agency's query is held until the draw ends (the answer goes out the moment
-   * the winners are known, no polling); frames behind it wait, and close() releases it. An
-   * agency that has not sent FINISHED would wait on itself: it hears NOT_READY at once, as
-   * does a held query whose draw failed (winners() starts the draw again; the client asks again).
-   */
-  async #onWinnersQuery(agency: number): Promise<void> {
-    this.#checkOwn(agency, 'WINNERS_QUERY');
-    let answer = this.#lottery.winners(agency);
-    if (!answer.ready && this.#lottery.hasFinished(agency)) {
-      await Promise.race([this.#lottery.drawEnded, this.#closeBegun]);
-      if (this.#closing !== null) return;
-      answer = this.#lottery.winners(agency);
-    }
-    if (!answer.ready)
-      return this.#send(encodeMessage({ type: MessageType.NOT_READY, finished: answer.finished, expected: answer.expected }));
-    this.#log.info({ action: 'consulta_ganadores', result: 'success', agencia: agency, cant_ganadores: answer.documents.length });
-    for (const frame of encodeWinnersFrames(answer.documents)) await this.#send(frame);
-  }
-
-  #checkOwn(agency: number, what: string): void {
-    if (agency !== this.#agency) {
-      throw new ProtocolError(ErrorCode.WRONG_AGENCY, `${what} for agency ${agency} on a connection bound to agency ${this.#agency}`);
-    }
-  }
-
-  /** Writes a frame, waiting for 'drain' when the stream asks us to; a closed stream drops it. */
-  async #send(frame: Buffer): Promise<void> {
-    await writeRespectingDrain(this.#stream, frame);
+    return batches;
   }
 
   /** Tells the peer what went wrong (ERROR), then closes: after a protocol error we cannot resync. */
@@ -235,13 +175,9 @@ export class Session {
     const message = err instanceof Error ? err.message : String(err);
     const level = code === ErrorCode.INTERNAL ? 'error' : 'warn';
     this.#log[level]({ action: 'protocolo', result: 'fail', sesion: this.id, agencia: this.#agency, codigo: code, error: message });
-    await this.#send(encodeMessage({ type: MessageType.ERROR, code, message }));
+    await this.#ctx.send(encodeMessage({ type: MessageType.ERROR, code, message }));
     // Not awaited: #fail may run inside #drain, and close() waits for #drain to finish.
     void this.close();
-  }
-
-  get closed(): boolean {
-    return this.#stream.destroyed;
   }
 
   /** Drops the connection at once (shutdown deadline passed); a pending reply write settles on 'close'. */
@@ -260,17 +196,14 @@ export class Session {
   }
 
   async #close(shuttingDown: boolean): Promise<void> {
-    this.#beginClose();
+    this.#closeBegun.resolve();
     clearTimeout(this.#helloTimer);
     this.#stream.pause();
     this.#queue.length = 0;
-    if (this.#busy)
-      await new Promise<void>((resolve) => {
-        this.#idle = resolve;
-      });
-    if (this.#agency !== 0) this.#lottery.unbind(this.#agency, this);
+    if (this.#busy) await this.#idle.promise;
+    if (this.#agency !== 0) this.#ctx.registry.unbind(this.#agency, this.#ctx);
     if (shuttingDown) {
-      await this.#send(
+      await this.#ctx.send(
         encodeMessage({
           type: MessageType.ERROR,
           code: ErrorCode.SHUTTING_DOWN,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Bet } from '../shared/domain/bet.js';
-import { BatchBuilder, decodeBets, encodedBetSize } from '../shared/protocol/bet-codec.js';
+import { BatchBuilder, decodeBets } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage } from '../shared/protocol/codec.js';
 import { HEADER_SIZE, MAX_FRAME, MessageType, type BatchDTO } from '../shared/protocol/messages.js';
 
@@ -17,6 +17,12 @@ function bet(i: number, over: Partial<Bet> = {}): Bet {
     number: i % 10_000,
     ...over,
   };
+}
+
+/** Bytes of one bet on the wire, from docs/protocol.md: agency u32, four str8 fields (u8 length + UTF-8), number u16. */
+function encodedBetSize(b: Bet): number {
+  const str8 = (text: string): number => 1 + Buffer.byteLength(text, 'utf8');
+  return 4 + str8(b.firstName) + str8(b.lastName) + str8(b.document) + str8(b.birthdate) + 2;
 }
 
 /** Parses a frame the way the server does: FrameDecoder, then decodeMessage. */

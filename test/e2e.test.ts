@@ -12,12 +12,12 @@ import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
-import { DEFAULT_SIZES, generateAgencyFile, generateData } from '../tools/gen-data.js';
+import { freePort } from '../shared/util/net.js';
+import { DEFAULT_SEED, DEFAULT_SIZES, generateAgencyFile, generateData } from '../tools/gen-data/files.js';
 import {
   DATASET_ZIP,
   countStoredRows,
   failures,
-  freePort,
   killAll,
   makeTempDir,
   readAgencyRows,
@@ -95,7 +95,7 @@ async function expectCompleteRun(run: Run, files: string[]): Promise<void> {
   inputs.forEach((rows, i) => {
     const winners = rows.filter((f) => Number(f[4]) === WINNING_NUMBER).length;
     const line = clients[i]!.log.find((l) => l.action === 'consulta_ganadores' && l.result === 'success');
-    expect({ agency: i + 1, winners: Number(line?.fields.cant_ganadores) }).toEqual({ agency: i + 1, winners });
+    expect(Number(line?.fields.cant_ganadores), `winners of agency ${i + 1}`).toBe(winners);
   });
 
   const stored: string[] = [];
@@ -109,7 +109,7 @@ async function expectCompleteRun(run: Run, files: string[]): Promise<void> {
 
 describe('five agencies against one server', () => {
   it('stores the default-size generated data (78,697 bets) and answers each agency its winners', async () => {
-    const results = await generateData({ outDir: join(dir, 'default'), agencies: 5, seed: 7574, sizes: DEFAULT_SIZES });
+    const results = await generateData({ outDir: join(dir, 'default'), agencies: 5, seed: DEFAULT_SEED, sizes: DEFAULT_SIZES });
     const files = results.map((r) => r.path);
     const run = await runLottery('default', files);
     await expectCompleteRun(run, files);
@@ -213,9 +213,7 @@ describe('single agency runs', () => {
     await generateAgencyFile({ path: file, agency: 1, seed: 5, rows: 50 });
     const { proc: server, port } = await startServer({ storagePath: join(dir, 'lonely-bets.csv'), agencies: 2 });
     const client = startClient({ port, id: 1, dataFile: file, env: { CLI_WINNERS_TIMEOUT: '700ms' } });
-    const t0 = Date.now();
     expect(await client.waitExit(10_000)).toEqual({ code: 1, signal: null });
-    expect(Date.now() - t0).toBeLessThan(5000);
     const exit = client.log.find((l) => l.action === 'exit');
     expect(exit?.result).toBe('fail');
     expect(exit?.fields.error).toMatch(/no draw after 700 ms.*1 of 2 agencies/);

@@ -3,12 +3,12 @@
  * then a table of each agency's bets read, sent and winners. Exits non-zero if any
  * process failed or a count does not add up.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { parseLogLine, type LogLine } from '../shared/logging/parse.js';
+import { WINNING_NUMBER } from '../shared/domain/bet.js';
+import { parseLogLine } from '../shared/logging/parse.js';
+import { NodeProcess, killAll } from './lib/processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,37 +23,22 @@ const port = Number(values.port);
 if (!Number.isInteger(agencies) || agencies < 1) throw new Error(`--agencies must be a positive integer, got ${values.agencies}`);
 if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be 1-65535, got ${values.port}`);
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  lines: LogLine[];
-  exit: Promise<number | null>;
-}
-
 const SHOWN = /action: (config|listen|sorteo|consulta_ganadores|notificacion|exit|connect)\b|result: fail/;
 
-const children: ChildProcess[] = [];
-
-function start(name: string, script: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
+/** A child whose lines go to OUT/NAME.log, the interesting ones (and any that is not a log line) to the console too. */
+function start(name: string, script: string, env: Record<string, string>): NodeProcess {
   const file = createWriteStream(join(values.out, `${name}.log`));
-  const lines: LogLine[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on('line', (line) => {
+  const proc = new NodeProcess({
+    name,
+    args: [script],
+    env: { ...process.env, ...env },
+    onLine: (line) => {
       file.write(`${line}\n`);
-      const parsed = parseLogLine(line);
-      if (parsed) lines.push(parsed);
-      if (SHOWN.test(line) || !parsed) console.log(`[${name}] ${line}`);
-    });
-  }
-  const exit = new Promise<number | null>((resolve) =>
-    child.once('close', (code) => {
-      file.end();
-      resolve(code);
-    }),
-  );
-  return { name, child, lines, exit };
+      if (SHOWN.test(line) || parseLogLine(line) === null) console.log(`[${name}] ${line}`);
+    },
+  });
+  void proc.exited.then(() => file.end());
+  return proc;
 }
 
 function countRows(path: string): { rows: number; winners: number } {
@@ -62,28 +47,25 @@ function countRows(path: string): { rows: number; winners: number } {
   for (const line of readFileSync(path, 'utf8').split(/\r?\n/)) {
     if (line.trim() === '') continue;
     rows++;
-    if (line.trim().endsWith(',7574')) winners++;
+    if (line.trim().endsWith(`,${WINNING_NUMBER}`)) winners++;
   }
   return { rows, winners };
 }
 
-async function waitFor(proc: Proc, action: string, ms: number): Promise<LogLine> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const hit = proc.lines.find((l) => l.action === action);
-    if (hit?.result === 'success') return hit;
-    if (hit?.result === 'fail') throw new Error(`${proc.name} failed: ${hit.fields.error ?? action}; see ${values.out}/${proc.name}.log`);
-    if (proc.child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`${proc.name} did not log ${action}; see ${values.out}/${proc.name}.log`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Waits for the first `action` line; fails if it says fail or the process ends first. */
+async function waitFor(proc: NodeProcess, action: string, ms: number): Promise<void> {
+  const where = `see ${values.out}/${proc.name}.log`;
+  const hit = await proc.waitForAction(action, undefined, ms).catch(() => {
+    throw new Error(`${proc.name} did not log ${action}; ${where}`);
+  });
+  if (hit.result !== 'success') throw new Error(`${proc.name} failed: ${hit.fields.error ?? action}; ${where}`);
 }
 
 async function main(): Promise<number> {
   rmSync(values.out, { recursive: true, force: true });
   mkdirSync(values.out, { recursive: true });
   const storage = join(values.out, 'bets.csv');
-  const clients: Proc[] = [];
+  const clients: NodeProcess[] = [];
   // The table needs the INFO lines (listen, apuesta_enviada, consulta_ganadores).
   const server = start('server', 'dist/server/main.js', {
     SERVER_HOST: '127.0.0.1',
@@ -106,20 +88,19 @@ async function main(): Promise<number> {
       }),
     );
   }
-  const codes = await Promise.all(clients.map((c) => c.exit));
+  const codes = (await Promise.all(clients.map((c) => c.exited))).map((e) => e.code);
   const wall = (performance.now() - started) / 1000;
-  server.child.kill('SIGTERM');
-  const serverCode = await server.exit;
+  const serverCode = (await server.stop()).code;
   return report(clients, codes, serverCode, storage, wall);
 }
 
-function report(clients: Proc[], codes: Array<number | null>, serverCode: number | null, storage: string, wall: number): number {
+function report(clients: NodeProcess[], codes: Array<number | null>, serverCode: number | null, storage: string, wall: number): number {
   const rows = clients.map((c, i) => {
     const file = countRows(join(values.data, `agency-${i + 1}.csv`));
-    const sent = c.lines
+    const sent = c.log
       .filter((l) => l.action === 'apuesta_enviada' && l.result === 'success')
       .reduce((n, l) => n + Number(l.fields.cantidad ?? 0), 0);
-    const won = c.lines.find((l) => l.action === 'consulta_ganadores' && l.result === 'success')?.fields.cant_ganadores ?? '-';
+    const won = c.log.find((l) => l.action === 'consulta_ganadores' && l.result === 'success')?.fields.cant_ganadores ?? '-';
     const ok = codes[i] === 0 && sent === file.rows && won === String(file.winners);
     return { agency: i + 1, inFile: file.rows, sent, winners: won, expected: file.winners, exit: codes[i], ok };
   });
@@ -138,9 +119,9 @@ function report(clients: Proc[], codes: Array<number | null>, serverCode: number
   return rows.every((r) => r.ok) && stored === total && serverCode === 0 ? 0 : 1;
 }
 
-process.exitCode = await main().catch((err: unknown) => {
+process.exitCode = await main().catch(async (err: unknown) => {
   console.error(`run-local: ${(err as Error).message}`);
   // A child still running would hold our pipes open and keep this process alive.
-  for (const child of children) child.kill('SIGKILL');
+  await killAll();
   return 1;
 });

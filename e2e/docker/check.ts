@@ -13,9 +13,9 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { WINNING_NUMBER } from '../../shared/domain/bet.js';
 import { parseLogLine, type LogLine } from '../../shared/logging/parse.js';
 
-const WINNING_NUMBER = '7574';
 const TIME = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/;
 const CLOSING: Record<'server' | 'client', readonly string[]> = {
   server: ['close_acceptor', 'close_pool', 'close_storage', 'exit'],
@@ -60,7 +60,7 @@ async function countInput(path: string): Promise<{ rows: number; winners: number
   for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
     if (line.trim() === '') continue;
     rows++;
-    if (line.slice(line.lastIndexOf(',') + 1).trim() === WINNING_NUMBER) winners++;
+    if (Number(line.slice(line.lastIndexOf(',') + 1).trim()) === WINNING_NUMBER) winners++;
   }
   return { rows, winners };
 }

@@ -13,7 +13,7 @@ import { closeSync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
 import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
-import { LockBusyError, RWLock } from './rw-lock.js';
+import { LockBusyError, RWLock } from '../sync/rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
 
 /** What a worker needs to attach to the storage: plain data, sent through workerData. */

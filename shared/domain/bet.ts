@@ -52,7 +52,6 @@ function isCleanName(name: string): boolean {
   if (name.trim().length === 0) return false;
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return false;
   // Control characters (CR, LF, NUL...) would break the stored CSV rows and the log lines.
-  // eslint-disable-next-line no-control-regex
   return !/[\u0000-\u001f\u007f]/.test(name);
 }
 

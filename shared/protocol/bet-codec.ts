@@ -32,18 +32,6 @@ function writeStr8(b: Buffer, p: number, s: string): number {
   return o;
 }
 
-export function encodedBetSize(bet: Bet): number {
-  return (
-    4 +
-    4 +
-    2 +
-    Buffer.byteLength(bet.firstName) +
-    Buffer.byteLength(bet.lastName) +
-    Buffer.byteLength(bet.document) +
-    Buffer.byteLength(bet.birthdate)
-  );
-}
-
 /**
  * Accumulates bets into one BATCH frame of at most MAX_FRAME bytes. The caller checks
  * `betProblem` first: a name over 255 bytes cannot be encoded.

@@ -10,7 +10,6 @@ import {
   MAX_PAYLOAD,
   MessageType,
   NONCE_BYTES,
-  PROTOCOL_VERSION,
   isMessageType,
   type BatchAckDTO,
   type Frame,
@@ -283,5 +282,3 @@ function decodeWinners(r: PayloadReader): Message {
   for (let i = 0; i < count; i++) documents.push(r.str8(`WINNERS document ${i}`));
   return { type: MessageType.WINNERS, last: last === 1, documents };
 }
-
-export { PROTOCOL_VERSION };

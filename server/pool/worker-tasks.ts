@@ -6,33 +6,26 @@
 import { hasWon } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { decodeBets } from '../../shared/protocol/bet-codec.js';
-import { ProtectedNotificationCounter } from '../storage/notification-counter.js';
+import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
 import { betsToRows } from '../storage/bets-file.js';
 import { ProtectedStorage, type ConsumedBatch } from '../storage/protected-storage.js';
 import { maxRowsSize, transcodeBatch } from './transcode.js';
-import {
-  TaskKind,
-  type DrawResult,
-  type StoreBatchResult,
-  type StoreBatchesTask,
-  type Task,
-  type TaskResult,
-  type WorkerInit,
-} from './tasks.js';
+import type { DrawResult, StoreBatchResult, StoreBatchesTask, WorkerInit } from './tasks.js';
+import { TaskKind, type Task, type TaskResult } from './tasks.js';
 
-export class DrawTooEarlyError extends Error {
+class DrawTooEarlyError extends Error {
   constructor(finished: number, expected: number) {
     super(`the draw was asked for with ${finished} of ${expected} agencies finished`);
     this.name = 'DrawTooEarlyError';
   }
 }
 
-export interface Handlers {
+export interface WorkerTasks {
   run(task: Task): Promise<TaskResult>;
 }
 
 /** `onMainThread` makes the storage refuse to wait on its lock instead of blocking. */
-export function createHandlers(init: WorkerInit, onMainThread: boolean): Handlers {
+export function createWorkerTasks(init: WorkerInit, onMainThread: boolean): WorkerTasks {
   const storage = new ProtectedStorage(init.storage, !onMainThread);
   const counter = new ProtectedNotificationCounter(init.counter);
   const log = createLogger({ level: init.logLevel, format: init.logFormat });
@@ -53,8 +46,8 @@ export function createHandlers(init: WorkerInit, onMainThread: boolean): Handler
 
 /**
  * Scratch for the rows of one task, reused task after task: storeRows writes synchronously,
- * so nothing refers to it once storeBatches returns. A fresh buffer per task (~0.5 MiB) is
- * external memory that V8 collects late: with two workers it cost ~12 MB of RSS at 1M bets.
+ * so nothing refers to it once storeBatches returns. A fresh buffer per task is external
+ * memory that V8 collects late (docs/benchmarks.md).
  */
 let scratch = Buffer.alloc(0);
 const SCRATCH_KEEP = 4 << 20;

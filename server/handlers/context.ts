@@ -1,0 +1,39 @@
+/**
+ * What a message handler may use: the session's side (its agency, send, a signal that it is
+ * closing) and the server-wide objects every session shares. Handlers run on the main thread,
+ * one frame at a time per session.
+ */
+import type { Logger } from '../../shared/logging/logger.js';
+import { ProtocolError } from '../../shared/protocol/errors.js';
+import { ErrorCode } from '../../shared/protocol/messages.js';
+import type { Draw } from '../draw.js';
+import type { Ingest } from '../ingest.js';
+import type { AgencyRegistry } from '../registry.js';
+
+/** The server-wide state, shared by every session. */
+export interface Services {
+  readonly ingest: Ingest;
+  readonly draw: Draw;
+  readonly registry: AgencyRegistry;
+}
+
+export interface SessionContext extends Services {
+  readonly id: number;
+  /** The agency this connection is bound to; 0 until HELLO. */
+  readonly agency: number;
+  readonly log: Logger;
+  /** Claims `agency` in the registry for this session (throws when refused), then binds the session to it. */
+  bindAgency(agency: number): void;
+  /** Writes a frame, waiting for 'drain' when the stream asks for it; a closed stream drops it. */
+  send(frame: Buffer): Promise<void>;
+  /** Settles as the session begins closing: a held reply stops waiting. */
+  readonly closing: Promise<void>;
+  readonly isClosing: boolean;
+}
+
+/** A message about `agency` must come from the connection bound to it. */
+export function ensureOwnAgency(ctx: SessionContext, agency: number, what: string): void {
+  if (agency !== ctx.agency) {
+    throw new ProtocolError(ErrorCode.WRONG_AGENCY, `${what} for agency ${agency} on a connection bound to agency ${ctx.agency}`);
+  }
+}

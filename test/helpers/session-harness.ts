@@ -1,0 +1,197 @@
+/**
+ * A session test's own server state: a temp dir with its own bets.csv, a real pool (worker
+ * threads), the finished counter, ingest, draw and registry, a JSON log captured in memory,
+ * and client ends of `stream.duplexPair()` connections to Sessions. Open one per test and
+ * close it in afterEach: nothing is shared between tests.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { duplexPair, type Duplex } from 'node:stream';
+import { expect } from 'vitest';
+import { Draw, type DrawRunner } from '../../server/draw.js';
+import type { Services } from '../../server/handlers/context.js';
+import { Ingest, type BatchStore } from '../../server/ingest.js';
+import { BetPool } from '../../server/pool/bet-pool.js';
+import { AgencyRegistry } from '../../server/registry.js';
+import { Session } from '../../server/session.js';
+import { ProtectedStorage, type StorageHandle } from '../../server/storage/protected-storage.js';
+import { ProtectedNotificationCounter } from '../../server/sync/notification-counter.js';
+import type { Bet } from '../../shared/domain/bet.js';
+import { createLogger } from '../../shared/logging/logger.js';
+import { BatchBuilder } from '../../shared/protocol/bet-codec.js';
+import { FrameDecoder, decodeMessage, encodeMessage } from '../../shared/protocol/codec.js';
+import { AckStatus, MessageType, PROTOCOL_VERSION, type Message } from '../../shared/protocol/messages.js';
+import { deferred } from '../../shared/util/async.js';
+
+export type PoolLike = BatchStore & DrawRunner;
+
+export interface HarnessOptions {
+  agencies: number;
+  workers?: number;
+  /** Stands between the services and the real pool, e.g. to watch or hold its calls. */
+  wrapPool?: (pool: BetPool) => PoolLike;
+}
+
+/** The client end of one connection to a Session. */
+export interface Peer {
+  stream: Duplex;
+  /** The session's end of the pair. */
+  server: Duplex;
+  session: Session;
+  /** The next message the server sent; rejects once the server ended with nothing left. */
+  next(): Promise<Message>;
+  ended: Promise<void>;
+  hangUp(): void;
+}
+
+export class SessionHarness {
+  readonly services: Services;
+  readonly pool: BetPool;
+  readonly lines: string[] = [];
+  readonly #dir: string;
+  readonly #storage: StorageHandle;
+  readonly #peers: Peer[] = [];
+  #ids = 0;
+  readonly log = createLogger({
+    level: 'debug',
+    format: 'json',
+    destination: {
+      write: (l: string) => {
+        this.lines.push(l);
+      },
+    },
+  });
+
+  private constructor(dir: string, opts: HarnessOptions) {
+    this.#dir = dir;
+    this.#storage = ProtectedStorage.open(join(dir, 'bets.csv'));
+    const counter = ProtectedNotificationCounter.allocate(opts.agencies);
+    this.pool = new BetPool({
+      workers: opts.workers ?? 1,
+      init: { storage: this.#storage, counter, logLevel: 'info', logFormat: 'json' },
+    });
+    const pool = opts.wrapPool?.(this.pool) ?? this.pool;
+    const flags = new ProtectedNotificationCounter(counter);
+    this.services = {
+      ingest: new Ingest(pool, flags),
+      draw: new Draw(pool, flags, this.log),
+      registry: new AgencyRegistry(opts.agencies),
+    };
+  }
+
+  static async open(opts: HarnessOptions): Promise<SessionHarness> {
+    return new SessionHarness(await mkdtemp(join(tmpdir(), 'session-')), opts);
+  }
+
+  /** Hangs up every connection, closes every session, the pool and the file, and removes the dir. */
+  async close(): Promise<void> {
+    for (const p of this.#peers.splice(0)) {
+      p.hangUp();
+      await p.session.close();
+    }
+    await this.pool.close();
+    ProtectedStorage.close(this.#storage);
+    await rm(this.#dir, { recursive: true, force: true });
+  }
+
+  logged(): Array<Record<string, unknown>> {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  onDisk(): string {
+    return readFileSync(this.#storage.path, 'utf8');
+  }
+
+  connect(helloTimeoutMs?: number): Peer {
+    const [client, server] = duplexPair();
+    const session = new Session(++this.#ids, server, this.services, this.log, helloTimeoutMs);
+    const decoder = new FrameDecoder();
+    const inbox: Message[] = [];
+    let arrived = deferred();
+    let over = false;
+    client.on('data', (chunk: Buffer) => {
+      for (const f of decoder.push(chunk)) inbox.push(decodeMessage(f));
+      arrived.resolve();
+    });
+    // A TCP socket reports the peer's FIN even while paused (net does push(null) + read(0));
+    // a duplexPair side does not, so the read(0) stands in for it when we end our side.
+    const hangUp = (): void => {
+      client.end();
+      setImmediate(() => server.read(0));
+    };
+    const ended = new Promise<void>((resolve) =>
+      client.once('end', () => {
+        over = true;
+        hangUp();
+        arrived.resolve();
+        resolve();
+      }),
+    );
+    const next = async (): Promise<Message> => {
+      while (inbox.length === 0) {
+        if (over) throw new Error('the server ended the stream');
+        arrived = deferred();
+        await arrived.promise;
+      }
+      return inbox.shift()!;
+    };
+    const peer = { stream: client, server, session, next, ended, hangUp };
+    this.#peers.push(peer);
+    return peer;
+  }
+
+  /** A connection bound to `agency` (HELLO answered by WELCOME). */
+  async bound(agency: number): Promise<Peer> {
+    const p = this.connect();
+    p.stream.write(hello(agency));
+    expect(await p.next(), `WELCOME for agency ${agency}`).toMatchObject({ type: MessageType.WELCOME, agency });
+    return p;
+  }
+
+  /** Sends `batches` of one agency (seq 1, 2, …) on `p` and expects each STORED. */
+  async store(p: Peer, batches: readonly Bet[][], firstSeq = 1): Promise<void> {
+    p.stream.write(Buffer.concat(batches.map((bets, i) => batch(firstSeq + i, bets))));
+    for (let i = 0; i < batches.length; i++) {
+      expect(await p.next(), `the ack of batch ${firstSeq + i}`).toMatchObject({
+        type: MessageType.BATCH_ACK,
+        seq: firstSeq + i,
+        status: AckStatus.STORED,
+      });
+    }
+  }
+}
+
+export function bet(agency: number, document: string, number: number, over: Partial<Bet> = {}): Bet {
+  return { agency, firstName: 'Ana María', lastName: 'Núñez, "Ñata"', document, birthdate: '1987-11-30', number, ...over };
+}
+
+/** One BATCH frame holding `bets`. */
+export function batch(seq: number, bets: readonly Bet[]): Buffer {
+  const b = new BatchBuilder(100);
+  for (const x of bets) expect(b.add(x), `bet ${x.document} fits in one batch`).toBe(true);
+  return b.take(seq);
+}
+
+export const hello = (agency: number): Buffer => encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency });
+export const ping = (): Buffer => encodeMessage({ type: MessageType.PING });
+export const finished = (agency: number): Buffer =>
+  encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency });
+export const winnersQuery = (agency: number): Buffer => encodeMessage({ type: MessageType.WINNERS_QUERY, agency });
+
+/** Expects ERROR `code` as the next message, then the end of the stream. */
+export async function expectError(p: Peer, code: number): Promise<void> {
+  expect(await p.next()).toMatchObject({ type: MessageType.ERROR, code });
+  await p.ended;
+}
+
+/**
+ * The rows bets.csv must hold for `bets`, written here independently of the server's
+ * betToRow: Python csv QUOTE_MINIMAL (quote a field holding `,` `"` or a line break, double
+ * its quotes), CRLF line ends.
+ */
+export function csvRows(bets: readonly Bet[]): string {
+  const q = (s: string): string => (/[",\r\n]/.test(s) ? `"${s.split('"').join('""')}"` : s);
+  return bets.map((b) => `${[b.agency, q(b.firstName), q(b.lastName), q(b.document), b.birthdate, b.number].join(',')}\r\n`).join('');
+}
