@@ -20,6 +20,14 @@ export class ServerRefusedError extends Error {
   }
 }
 
+/** The server's bytes do not decode: a server that does not speak this protocol; reconnecting would not help. */
+export class BadReplyError extends Error {
+  constructor(detail: string) {
+    super(`undecodable reply from the server: ${detail}`);
+    this.name = 'BadReplyError';
+  }
+}
+
 export class UnexpectedReplyError extends Error {
   constructor(expected: string, got: number) {
     super(`expected ${expected} from the server, got ${messageTypeName(got)}`);
@@ -32,6 +40,26 @@ export class ConnectTimeoutError extends Error {
   constructor(address: string, ms: number, cause: string) {
     super(`no session with the server at ${address} within ${ms} ms (${cause}); check that it runs, or raise server.connectTimeout`);
     this.name = 'ConnectTimeoutError';
+  }
+}
+
+/** BATCH_ACK OUT_OF_ORDER: the server holds bets up to `next`; the run resumes there on a new connection. */
+export class OutOfOrderError extends Error {
+  readonly next: number;
+  constructor(first: number, next: number) {
+    super(`the batch from bet ${first} does not continue the server's bets, which end before bet ${next}; resuming from there`);
+    this.name = 'OutOfOrderError';
+    this.next = next;
+  }
+}
+
+/** The server went away and did not come back within server.reconnectTimeout. */
+export class ServerGoneError extends Error {
+  constructor(address: string, ms: number, stored: number, cause: string) {
+    super(
+      `the server at ${address} did not come back within ${ms} ms (${cause}); ${stored} bets of this agency are known to be stored; run the client again once the server is up, it resumes where the server stands`,
+    );
+    this.name = 'ServerGoneError';
   }
 }
 

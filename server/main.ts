@@ -4,6 +4,7 @@ import { createLogger } from '../shared/logging/logger.js';
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import { LotteryServer } from './server.js';
+import { RecoveryError } from './storage/durable-state.js';
 
 async function main(): Promise<void> {
   let config: ServerConfig;
@@ -21,6 +22,13 @@ async function main(): Promise<void> {
   let address: AddressInfo;
   try {
     server = new LotteryServer(config, log);
+  } catch (err) {
+    // The files on disk cannot be trusted as they are: say what is wrong and what to do, touch nothing.
+    if (!(err instanceof RecoveryError)) throw err;
+    log.error({ action: 'recuperacion', result: 'fail', error: err.message });
+    process.exit(1);
+  }
+  try {
     address = await server.listen();
   } catch (err) {
     log.error({ action: 'listen', result: 'fail', error: (err as Error).message });

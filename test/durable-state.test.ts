@@ -300,7 +300,7 @@ describe('a failed journal append', () => {
     await storeSample(o);
     await stop(o);
     const before = readFileSync(path);
-    const handle = ProtectedStorage.open(path, { fsync: true });
+    const handle = ProtectedStorage.open(path, { fsync: true, next: [5, 5] });
     // A journal fd opened read-only: the record's write fails after the rows' write succeeded.
     closeSync(handle.journal!.fd);
     handle.journal!.fd = openSync(journalOf(path), 'r');

@@ -5,12 +5,12 @@
  */
 import { hasWon } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { decodeBets } from '../../shared/protocol/bet-codec.js';
+import { MIN_ENCODED_BET, decodeBets } from '../../shared/protocol/bet-codec.js';
 import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
 import { betsToRows } from '../storage/bets-file.js';
 import { ProtectedStorage, type ConsumedBatch } from '../storage/protected-storage.js';
 import { maxRowsSize, transcodeBatch } from './transcode.js';
-import type { DrawResult, StoreBatchResult, StoreBatchesTask, WorkerInit } from './tasks.js';
+import type { BatchRef, DrawResult, StoreBatchResult, StoreBatchesTask, WorkerInit } from './tasks.js';
 import { TaskKind, type Task, type TaskResult } from './tasks.js';
 
 class DrawTooEarlyError extends Error {
@@ -69,7 +69,8 @@ function rowsBuffer(size: number): Buffer {
  */
 function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchResult[][] {
   const src = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
-  const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + b.count, n), 0);
+  // A batch whose count cannot fit in its bytes is refused before anything is sized by it.
+  const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + (fits(b) ? b.count : 0), n), 0);
   const out = rowsBuffer(maxRowsSize(src.length, total));
   const parts: Buffer[] = [];
   const consumed: ConsumedBatch[] = [];
@@ -79,6 +80,10 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
     run.batches.map((ref): StoreBatchResult => {
       const bytes = src.subarray(ref.start, ref.end);
       const key = { agency: run.agency, first: ref.first, count: ref.count };
+      if (!fits(ref)) {
+        consumed.push({ ...key, stored: 0, bytes: 0 });
+        return tooShort(ref);
+      }
       const end = transcodeBatch(bytes, ref.count, run.agency, out, o);
       if (end !== null) {
         consumed.push({ ...key, stored: ref.count, bytes: end - o });
@@ -109,6 +114,17 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
     }
   }
   return results;
+}
+
+/** Whether `count` bets could fit in the batch's bytes at all (MIN_ENCODED_BET each). */
+function fits(ref: BatchRef): boolean {
+  return ref.count * MIN_ENCODED_BET <= ref.end - ref.start;
+}
+
+function tooShort(ref: BatchRef): StoreBatchResult {
+  const bytes = ref.end - ref.start;
+  const index = Math.floor(bytes / MIN_ENCODED_BET);
+  return { ok: false, index, reason: `${ref.count} bets cannot fit in ${bytes} bytes; bet ${index} is missing` };
 }
 
 function logStored(log: Logger, src: Buffer, task: StoreBatchesTask): void {

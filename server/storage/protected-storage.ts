@@ -13,6 +13,7 @@ import { closeSync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
 import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
+import { AgencyProgress } from '../sync/agency-progress.js';
 import { LockBusyError, RWLock } from '../sync/rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
 
@@ -23,6 +24,8 @@ export interface StorageHandle {
   path: string;
   /** null: rows only, nothing remembered across a restart (tests of the bare storage). */
   journal: JournalHandle | null;
+  /** With a journal: each agency's `next` (sync/agency-progress.ts), moved under the write lock. */
+  progress: SharedArrayBuffer | null;
 }
 
 /** The journal and winners files that belong to a bets file. */
@@ -66,24 +69,26 @@ export class ProtectedStorage {
   readonly #lock: RWLock;
   readonly #handle: StorageHandle;
   readonly #block: boolean;
+  readonly #progress: AgencyProgress | null;
 
   /** `block` is false on the main thread: it never waits, and fails if the lock is taken. */
   constructor(handle: StorageHandle, block: boolean) {
     this.#handle = handle;
     this.#lock = new RWLock(handle.lock);
     this.#block = block;
+    this.#progress = handle.progress === null ? null : new AgencyProgress(handle.progress);
   }
 
   /**
    * Opens (creating if needed) the bets file for appending, and with `durable` its journal,
    * which recovery (durable-state.ts) must have checked and repaired first. Owner side only.
    */
-  static open(path: string, durable?: { fsync: boolean }): StorageHandle {
+  static open(path: string, durable?: { fsync: boolean; next: readonly number[] }): StorageHandle {
     const fd = openSync(path, 'a');
-    if (durable === undefined) return { lock: RWLock.allocate(), fd, path, journal: null };
+    if (durable === undefined) return { lock: RWLock.allocate(), fd, path, journal: null, progress: null };
     const paths = durablePaths(path);
     const journal = { fd: openSync(paths.journal, 'a'), path: paths.journal, winnersPath: paths.winners, fsync: durable.fsync };
-    return { lock: RWLock.allocate(), fd, path, journal };
+    return { lock: RWLock.allocate(), fd, path, journal, progress: AgencyProgress.allocate(durable.next) };
   }
 
   /**
@@ -136,6 +141,7 @@ export class ProtectedStorage {
         cutBack(fd, start);
         throw err;
       }
+      for (const b of batches) this.#progress?.advance(b.agency, b.first + b.count);
     }, this.#block);
   }
 

@@ -5,7 +5,7 @@
  */
 import { BetPool, type EncodedBatch } from '../../server/pool/bet-pool.js';
 import { recoverDurableState, type RecoveredState } from '../../server/storage/durable-state.js';
-import { ProtectedNotificationCounter } from '../../server/storage/notification-counter.js';
+import { ProtectedNotificationCounter } from '../../server/sync/notification-counter.js';
 import { ProtectedStorage, type StorageHandle } from '../../server/storage/protected-storage.js';
 import type { Bet } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
@@ -78,7 +78,7 @@ export interface OpenDurable {
 export function openDurable(path: string, agencies: number, opts: { fsync: boolean; workers?: number; log?: Logger }): OpenDurable {
   const log = opts.log ?? collectingLogger().log;
   const state = recoverDurableState(path, agencies, log);
-  const handle = ProtectedStorage.open(path, { fsync: opts.fsync });
+  const handle = ProtectedStorage.open(path, { fsync: opts.fsync, next: state.agencies.map((a) => a.next) });
   const counterSab = ProtectedNotificationCounter.allocate(agencies);
   const counter = new ProtectedNotificationCounter(counterSab);
   state.agencies.forEach((a, i) => {
