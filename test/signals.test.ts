@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { generateAgencyFile } from '../tools/gen-data/files.js';
 import {
@@ -22,6 +22,7 @@ import {
 } from './helpers/processes.js';
 
 const BIG = 200_000;
+const NO_KEY_PROOF = encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) });
 let dir: string;
 let bigFile: string;
 const sockets: Socket[] = [];
@@ -57,7 +58,8 @@ async function boundPeer(server: Proc, port: number, agency: number, allowHalfOp
   sockets.push(peer);
   peer.on('error', () => {});
   await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
-  peer.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency }));
+  // HELLO and the PROOF of a client with no key, back to back (the server takes any mac while auth is off).
+    peer.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency }), NO_KEY_PROOF]));
   await server.waitFor((l) => l.action === 'conexion' && l.result === 'success' && l.fields.agencia === String(agency));
   return peer;
 }
