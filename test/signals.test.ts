@@ -59,7 +59,7 @@ async function boundPeer(server: Proc, port: number, agency: number, allowHalfOp
   peer.on('error', () => {});
   await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
   // HELLO and the PROOF of a client with no key, back to back (the server takes any mac while auth is off).
-    peer.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency }), NO_KEY_PROOF]));
+  peer.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency }), NO_KEY_PROOF]));
   await server.waitFor((l) => l.action === 'conexion' && l.result === 'success' && l.fields.agencia === String(agency));
   return peer;
 }
