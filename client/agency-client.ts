@@ -13,43 +13,21 @@
  */
 import type { Logger } from '../shared/logging/logger.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { BATCH_WINDOW, ErrorCode, MAC_BYTES, MessageType, PROTOCOL_VERSION, type WelcomeDTO } from '../shared/protocol/messages.js';
+import { BATCH_WINDOW, MessageType, type WelcomeDTO } from '../shared/protocol/messages.js';
 import { retryWithBackoff, withDeadline } from '../shared/util/async.js';
 import { BatchSender, type SendTally } from './batch-sender.js';
 import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
 import { Connection } from './connection.js';
-import { DialError, tcpDialer, type Dialer } from './dial.js';
-import {
-  ConnectTimeoutError,
-  ConnectionClosedError,
-  OutOfOrderError,
-  ServerGoneError,
-  ServerRefusedError,
-  UnexpectedReplyError,
-  WinnersTimeoutError,
-} from './errors.js';
+import { tcpDialer, type Dialer } from './dial.js';
+import { ConnectTimeoutError, ServerGoneError, UnexpectedReplyError, WinnersTimeoutError, resumable, retryable } from './errors.js';
+import { handshake } from './handshake.js';
 
 export interface RunSummary extends SendTally {
   /** Bets not sent because a WELCOME said the server already held them (no ack of this run for them). */
   resumed: number;
   badRows: number;
   winners: string[];
-}
-
-/** A client without a key answers every CHALLENGE with this (the server's SERVER_AUTH=off takes any). */
-const NO_KEY_PROOF = Buffer.alloc(MAC_BYTES);
-
-/** Worth another connection: the server is not reachable yet, restarting, or still holds our old connection. */
-function retryable(err: Error): boolean {
-  if (err instanceof DialError || err instanceof ConnectionClosedError) return true;
-  const codes: number[] = [ErrorCode.AGENCY_BUSY, ErrorCode.SHUTTING_DOWN, ErrorCode.BUSY];
-  return err instanceof ServerRefusedError && codes.includes(err.code);
-}
-
-/** A run that can go on over a new connection, resuming where the server stands. */
-function resumable(err: Error): boolean {
-  return err instanceof OutOfOrderError || retryable(err);
 }
 
 /** NOT_READY: the draw failed and the server starts it again; asked again after a wait. */
@@ -188,7 +166,7 @@ export class AgencyClient {
     this.#conn = conn;
     try {
       const welcome = await withDeadline(
-        this.#handshake(conn),
+        handshake(conn, c.id),
         msLeft - (Date.now() - started),
         () => new ConnectTimeoutError(`${c.host}:${c.port}`, c.connectTimeoutMs, 'no WELCOME in reply to HELLO'),
       );
@@ -206,14 +184,6 @@ export class AgencyClient {
       await conn.close();
       throw err;
     }
-  }
-
-  /** HELLO, the CHALLENGE answered with the PROOF of a client with no key, then WELCOME. */
-  async #handshake(conn: Connection): Promise<WelcomeDTO> {
-    await conn.send(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: this.#config.id }));
-    await conn.expect(MessageType.CHALLENGE);
-    await conn.send(encodeMessage({ type: MessageType.PROOF, mac: NO_KEY_PROOF }));
-    return conn.expect(MessageType.WELCOME);
   }
 
   async #sendBets(conn: Connection, from: number): Promise<void> {

@@ -1,6 +1,7 @@
 /** Every way an agency's run can fail, one class each, so callers branch on `instanceof`. */
 import { ConfigError } from '../shared/config/values.js';
-import { messageTypeName } from '../shared/protocol/messages.js';
+import { ErrorCode, messageTypeName } from '../shared/protocol/messages.js';
+import { DialError } from './dial.js';
 
 /** The connection ended (closed, reset, or bytes that do not decode) before the reply we wait for. */
 export class ConnectionClosedError extends Error {
@@ -78,4 +79,16 @@ export class DataFileError extends ConfigError {
     super('CLI_DATA_FILE', `cannot read the data file ${path} (${cause}); set CLI_DATA_FILE or data.file, or generate it with make data`);
     this.name = 'DataFileError';
   }
+}
+
+/** Worth another connection: the server is not reachable yet, restarting, or still holds our old connection. */
+export function retryable(err: Error): boolean {
+  if (err instanceof DialError || err instanceof ConnectionClosedError) return true;
+  const codes: number[] = [ErrorCode.AGENCY_BUSY, ErrorCode.SHUTTING_DOWN, ErrorCode.BUSY];
+  return err instanceof ServerRefusedError && codes.includes(err.code);
+}
+
+/** A run that can go on over a new connection, resuming where the server stands. */
+export function resumable(err: Error): boolean {
+  return err instanceof OutOfOrderError || retryable(err);
 }

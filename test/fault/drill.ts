@@ -50,10 +50,12 @@ const random = (lo: number, hi: number): number => lo + Math.floor(Math.random()
 /** Resolves at the `n`-th line (already seen or to come) with this action; never rejects. */
 function nth(proc: Proc, action: string, n: number): Promise<void> {
   let seen = 0;
-  return proc.waitFor((l) => l.action === action && ++seen >= n, 300_000).then(
-    () => {},
-    () => {},
-  );
+  return proc
+    .waitFor((l) => l.action === action && ++seen >= n, 300_000)
+    .then(
+      () => {},
+      () => {},
+    );
 }
 
 async function setup(name: string, o: DrillOptions): Promise<Setup> {
