@@ -13,6 +13,7 @@
  * session, a retry, or a session that took the agency over — can be admitted: a second copy
  * of a batch is judged against the `next` the first one moved, and is DUPLICATE.
  */
+import { MalformedMessageError } from '../shared/protocol/errors.js';
 import { AckStatus, MessageType, type BatchAckDTO, type BatchDTO } from '../shared/protocol/messages.js';
 import type { BetPool } from './pool/bet-pool.js';
 import type { StoreBatchResult } from './pool/tasks.js';
@@ -22,6 +23,8 @@ import type { ProtectedNotificationCounter } from './sync/notification-counter.j
 /** What admission needs of the pool and of the finished counter. */
 export type BatchStore = Pick<BetPool, 'storeBatches'>;
 export type FinishedFlags = Pick<ProtectedNotificationCounter, 'hasFinished'>;
+
+const MAX_U32 = 0xffff_ffff;
 
 /** A batch judged without the pool, or one the pool must consume. */
 type Verdict = { readonly ack: BatchAckDTO } | { readonly fresh: BatchDTO };
@@ -79,6 +82,8 @@ export class Ingest {
     let next = this.next(agency);
     const verdicts: Verdict[] = batches.map((batch) => {
       const { first, count } = batch;
+      // `next` is a u32 on the wire and in the journal: a batch past it is no agency's stream.
+      if (first + count > MAX_U32) throw new MalformedMessageError(`BATCH from bet ${first} of ${count} bets runs past bet ${MAX_U32}`);
       if (first + count <= next) return { ack: ack(first, { status: AckStatus.DUPLICATE, count }) };
       if (this.#finished.hasFinished(agency)) {
         const reason = `agency ${agency} finished this draw; start a new draw with a fresh bets volume`;

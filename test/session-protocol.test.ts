@@ -128,6 +128,7 @@ describe('Session protocol errors', () => {
     ['a malformed FINISHED', Buffer.from([MessageType.FINISHED, 0, 0, 0, 2, 0, 1]), ErrorCode.MALFORMED, true],
     ['a BATCH shorter than its head', encodeFrame(MessageType.BATCH, Buffer.alloc(4)), ErrorCode.MALFORMED, true],
     ['a PROOF of 31 bytes', encodeFrame(MessageType.PROOF, Buffer.alloc(31)), ErrorCode.MALFORMED, true],
+    ['a BATCH running past bet 2^32 - 1', batch(0xffff_ffff, [bet(1, '1', 1)]), ErrorCode.MALFORMED, true],
   ])('answers %s with the matching ERROR', async (_what, frame, code, bound) => {
     const p = bound ? await h.bound(1) : h.connect();
     p.stream.write(frame);
