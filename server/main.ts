@@ -23,9 +23,10 @@ async function main(): Promise<void> {
   try {
     server = new LotteryServer(config, log);
   } catch (err) {
-    // The files on disk cannot be trusted as they are: say what is wrong and what to do, touch nothing.
-    if (!(err instanceof RecoveryError)) throw err;
-    log.error({ action: 'recuperacion', result: 'fail', error: err.message });
+    // RecoveryError: the files on disk cannot be trusted as they are; its message says what is
+    // wrong and what to do, and no file was touched. Anything else: the files could not be opened.
+    const action = err instanceof RecoveryError ? 'recuperacion' : 'storage';
+    log.error({ action, result: 'fail', error: (err as Error).message });
     process.exit(1);
   }
   try {

@@ -11,7 +11,7 @@ import { RecoveryError, recoverDurableState } from '../server/storage/durable-st
 import { RECORD_BYTES, RecordKind, scanJournal } from '../server/storage/journal.js';
 import { ProtectedStorage } from '../server/storage/protected-storage.js';
 import { collectingLogger, numberedBatches, numberedRow, openDurable, type OpenDurable } from './helpers/durable.js';
-import { makeTempDir, removeDir } from './helpers/processes.js';
+import { killAll, makeTempDir, removeDir, spawnServer } from './helpers/processes.js';
 
 let dir: string;
 let files = 0;
@@ -21,6 +21,7 @@ beforeAll(async () => {
   dir = await makeTempDir('durable-state');
 });
 afterAll(async () => {
+  await killAll();
   await Promise.all(open.map((o) => o.close()));
   await removeDir(dir);
 });
@@ -313,5 +314,22 @@ describe('a failed journal append', () => {
     expect(() => storage.storeRows(Buffer.from(row), [{ agency: 1, first: 5, count: 1, stored: 1, bytes: 3 }])).toThrow(RangeError);
     ProtectedStorage.close(handle);
     expect(recoverDurableState(path, 2, collectingLogger().log).cut).toEqual({ bets: 0, journal: 0 });
+  });
+});
+
+describe('the server process on files it cannot trust', () => {
+  it('exits 1 with one line saying what is wrong and what to do, before listening, touching nothing', async () => {
+    const path = newPath();
+    writeFileSync(path, rows(1, 0, 3));
+    const server = spawnServer({ SERVER_PORT: '0', SERVER_AGENCIES: '2', SERVER_STORAGE_PATH: path });
+    expect(await server.waitExit()).toEqual({ code: 1, signal: null });
+    const lines = server.lines.filter((l) => l.includes('action: recuperacion'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /result: fail \| error: .*holds \d+ bytes of bets but .*journal is missing.*move the bets file and its \.journal and \.winners files away/,
+    );
+    expect(server.indexOf('listen')).toBe(-1);
+    expect(readFileSync(path, 'utf8')).toBe(rows(1, 0, 3));
+    expect(existsSync(journalOf(path))).toBe(false);
   });
 });
