@@ -2,7 +2,8 @@
  * `npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json]
  *  [--no-startup] [--profile|--no-profile] [--out DIR]`, from the repo root after `npx tsc -p .`.
  * Runs the floor and the scenarios of docs/benchmarks.md, prints the tables, and writes
- * DIR/latest.json, DIR/latest.svg and dated copies (DIR defaults to bench/results).
+ * DIR/latest.json, DIR/latest.svg and dated copies (DIR defaults to bench/results); a quick or
+ * partial run writes DIR/latest-<mode>.* instead, DIR defaulting to the git-ignored bench/results/quick.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -66,7 +67,10 @@ const doProfile =
   args.profile === true || (only?.includes('profile') ?? false) || (!quick && args['no-profile'] !== true && only === undefined);
 const doStartup = args['no-startup'] !== true && (only === undefined || only.includes('startup'));
 const plan = makePlan({ quick, repeats, only });
-const outDir = args.out ?? join(repoRoot, 'bench/results');
+// Only a full run replaces the tracked bench/results/latest.* (the chart in docs/benchmarks.md):
+// a quick or partial run goes to the git-ignored bench/results/quick/, named latest-<mode>.*.
+const fullRun = !quick && only === undefined;
+const outDir = args.out ?? join(repoRoot, fullRun ? 'bench/results' : 'bench/results/quick');
 const say = (msg: string): void => {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 };
@@ -214,11 +218,12 @@ async function main(): Promise<void> {
     floorKeyOf,
     `loteria bench ${meta.mode}, ${meta.date}, node ${meta.node}, ${meta.cpus}, commit ${meta.commit}; bars: median, whiskers: min–max`,
   );
-  for (const name of ['latest', stamp]) {
+  const latest = fullRun ? 'latest' : `latest-${meta.mode.replace(/[^a-z0-9-]+/gi, '-')}`;
+  for (const name of [latest, stamp]) {
     writeFileSync(join(outDir, `${name}.json`), json);
     writeFileSync(join(outDir, `${name}.svg`), svg);
   }
-  say(`wrote ${join(outDir, 'latest.json')} and latest.svg (and ${stamp}.*) in ${meta.durationS} s`);
+  say(`wrote ${join(outDir, `${latest}.json`)} and ${latest}.svg (and ${stamp}.*) in ${meta.durationS} s`);
 }
 
 function startupLine(s: StartupResult): string {

@@ -109,7 +109,7 @@ export class BatchSender {
     this.#inflight.shift();
     const { tally, log } = this.#opts;
     tally.batches++;
-    const fields = { cantidad: head.count, desde: head.first };
+    const fields = { cantidad: head.count, lote: head.first };
     if (ack.status === AckStatus.REJECTED) {
       tally.rejected += head.count;
       this.#opts.onConsumed?.(head.first + head.count, head.count);

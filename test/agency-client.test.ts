@@ -115,7 +115,7 @@ describe('AgencyClient over a duplexPair', () => {
     expect(Math.max(...inFlight)).toBe(BATCH_WINDOW);
     expect(inFlight.slice(0, batches - BATCH_WINDOW).every((n) => n === BATCH_WINDOW)).toBe(true);
     // Each batch is named by the index of its first bet: with one bet per batch, 0, 1, 2, ...
-    expect(tap.find('apuesta_enviada', 'success').map((e) => e.desde)).toEqual(Array.from({ length: batches }, (_, i) => i));
+    expect(tap.find('apuesta_enviada', 'success').map((e) => e.lote)).toEqual(Array.from({ length: batches }, (_, i) => i));
   });
 
   it('counts a DUPLICATE batch as sent and a REJECTED one as refused, logging the reason and index', async () => {
@@ -138,7 +138,7 @@ describe('AgencyClient over a duplexPair', () => {
     await answerWinners(peer, []);
     expect(await running).toMatchObject({ sent: 300, rejected: 150, batches: 3 });
     expect(tap.find('apuesta_enviada', 'fail')).toEqual([
-      expect.objectContaining({ cantidad: 150, desde: 150, indice: 7, error: 'bet 7: document "x" is not a number' }),
+      expect.objectContaining({ cantidad: 150, lote: 150, indice: 7, error: 'bet 7: document "x" is not a number' }),
     ]);
   });
 

@@ -54,7 +54,7 @@ describe('Session batches', () => {
     expect(disk, 'bets.csv as the ack arrived').toBe(csvRows(bets));
     expect(calls).toEqual([1]);
     expect(h.logged()).toContainEqual(
-      expect.objectContaining({ action: 'apuesta_recibida', result: 'success', cantidad: 4, agencia: 1, desde: 0 }),
+      expect.objectContaining({ action: 'apuesta_recibida', result: 'success', cantidad: 4, agencia: 1, lote: 0 }),
     );
   });
 
@@ -67,7 +67,7 @@ describe('Session batches', () => {
     expect(ack).toMatchObject({ type: MessageType.BATCH_ACK, first: 0, status: AckStatus.REJECTED, index: 2 });
     expect((ack as { reason: string }).reason).toMatch(/document "12x"/);
     expect(h.onDisk()).toBe('');
-    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_recibida', result: 'fail', desde: 0, indice: 2 }));
+    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_recibida', result: 'fail', lote: 0, indice: 2 }));
     // Sent again (a retry after a lost ack): already consumed, so DUPLICATE; the agency goes on from bet 4.
     p.stream.write(Buffer.concat([refused, batch(4, [bet(1, '124', 5)])]));
     expect([await p.next(), await p.next()].map(firstAndStatus)).toEqual([
@@ -110,7 +110,7 @@ describe('Session batches', () => {
     ]);
     expect(acks[1]).toMatchObject({ count: 2 });
     expect(h.onDisk()).toBe(csvRows(bets));
-    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_duplicada', result: 'success', desde: 2 }));
+    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_duplicada', result: 'success', lote: 2 }));
   });
 
   it('answers a gap or an overlap OUT_OF_ORDER with where to resume, storing nothing of it', async () => {
@@ -124,9 +124,7 @@ describe('Session batches', () => {
     expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, first: 1, status: AckStatus.OUT_OF_ORDER, next: 2 });
     expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, first: 5, status: AckStatus.OUT_OF_ORDER, next: 2 });
     expect(h.onDisk()).toBe(csvRows(bets.slice(0, 2)));
-    expect(h.logged()).toContainEqual(
-      expect.objectContaining({ action: 'apuesta_fuera_de_orden', result: 'fail', desde: 5, siguiente: 2 }),
-    );
+    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'apuesta_fuera_de_orden', result: 'fail', lote: 5, siguiente: 2 }));
   });
 
   it('acks several batches of one write in order; a bad one is consumed and costs only itself, a copy is DUPLICATE', async () => {

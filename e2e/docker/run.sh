@@ -5,8 +5,10 @@
 #      each agency's winners match its file, no `result: fail`, one stored row per input bet.
 #   2. SIGTERM drills while clients are sending: client1 alone, the server alone, and
 #      `down` with everything running: each stopped container exits 0 having logged its
-#      resources closing; no `result: fail` before the signal; nothing acknowledged is lost.
-# Needs node (for the data generator and the log checker) and Docker with Compose. Uses
+#      resources closing; every `result: fail` explained; nothing acknowledged is lost.
+# Every log is judged by the log inspector (tools/inspect, `npm run inspect`), the same
+# tool `make docker-compose-summary` runs; the drills add their own few assertions on its
+# --json report. Needs node and Docker with Compose. Uses
 # ../shared/docker/ensure-engine.sh when it exists (a machine without a registry), else the
 # machine's own Docker. Runs without a TTY. Everything it creates is removed at the end;
 # E2E_KEEP=1 keeps the temporary directory (logs, bets files) for inspection.
@@ -16,12 +18,12 @@ ROOT=$PWD
 PROJECT=${E2E_PROJECT:-loteriae2e}
 DRILL_BETS=${E2E_DRILL_BETS:-100000}
 CONTAINERS=(server client1 client2 client3 client4 client5)
+ONESHOT=(data)
 CLIENTS=(client1 client2 client3 client4 client5)
 
 say() { printf '\n== %s  [%ss]\n' "$*" "$SECONDS"; }
 die() { echo "e2e-docker: $*" >&2; exit 1; }
 with_timeout() { if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi; }
-now_iso() { node -e 'console.log(new Date().toISOString())'; }
 
 ENSURE=$ROOT/../shared/docker/ensure-engine.sh
 if [ -f "$ENSURE" ]; then
@@ -37,7 +39,15 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/loteria-e2e-docker.XXXXXX")
 compose() { $COMPOSE -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"; }
-checker() { node --import tsx "$ROOT/e2e/docker/check.ts" "$@"; }
+inspect() { node "$ROOT/dist/tools/inspect/main.js" "$@"; }
+states() { bash "$ROOT/tools/docker/states.sh" "$PROJECT"; }
+# Asserts a JavaScript condition on the inspector's --json report $1 (`r` is its first run).
+expect() {
+  node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).runs[0];
+    const p = (n) => r.processes.find((x) => x.name === n); const a = (n) => r.agencies.find((x) => x.agency === n);
+    if (!eval(process.argv[2])) { console.error("e2e-docker: expected " + process.argv[3]); process.exit(1); }
+    console.log("  ok   " + process.argv[3]);' "$1" "$2" "$3"
+}
 cleanup() {
   local rc=$?
   jobs -p | xargs -r kill 2>/dev/null || true
@@ -49,7 +59,7 @@ trap cleanup EXIT
 
 # The containers have fixed names (server, clientN): refuse to touch another project's.
 compose down -v -t 10 >/dev/null 2>&1 || true
-for c in "${CONTAINERS[@]}"; do
+for c in "${CONTAINERS[@]}" "${ONESHOT[@]}"; do
   if docker container inspect "$c" >/dev/null 2>&1; then
     die "a container named $c exists (another stack? 'make docker-compose-down' stops the project's); remove it first"
   fi
@@ -110,7 +120,9 @@ health=$(docker inspect -f '{{.State.Health.Status}}' server)
 [ "$health" = healthy ] || die "server health is '$health', expected healthy"
 echo "server health: $health"
 read_bets "$WORK/ingest-bets.csv"
-checker ingest --log "$WORK/ingest.log" --data "$WORK/data" --agencies 5 --bets "$WORK/ingest-bets.csv" \
+! grep -q 'result: fail' "$WORK/ingest.log" || { grep 'result: fail' "$WORK/ingest.log" >&2; die "a line has result: fail"; }
+# shellcheck disable=SC2046
+inspect "$WORK/ingest.log" --bets "$WORK/ingest-bets.csv" --data "$WORK/data" $(states) \
   || { dump "$WORK/ingest.log"; die "the complete run failed its checks"; }
 compose down -v -t 10 >/dev/null 2>&1
 
@@ -120,19 +132,29 @@ node dist/tools/gen-data.js --agencies 5 --bets "$DRILL_BETS" --out "$WORK/big" 
 export DATA_DIR=$WORK/big
 drill_up() { compose up -d > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "up failed"; }; wait_sending client1 20; }
 
+# The inspector on drill $1 (every invariant), then: each stopped container ($2, comma-separated)
+# exited 0 after SIGTERM, and client1 had not sent FINISHED (it was still sending).
+judge() {
+  local base=$1 stopped=$2; shift 2
+  inspect "$base.log" --bets "$base-bets.csv" "$@" || { dump "$base.log"; die "drill $base: an invariant failed"; }
+  inspect "$base.log" --bets "$base-bets.csv" "$@" --json > "$base.json" || true
+  for c in ${stopped//,/ }; do
+    expect "$base.json" "p('$c').exitCode === 0 && p('$c').signal === 'SIGTERM'" "$c stopped by SIGTERM and exited 0"
+  done
+  expect "$base.json" "!a(1).finished.client" "client1 was still sending when signalled (no FINISHED)"
+}
+
 # One container gets SIGTERM while client1 is sending; $3 says how the others end.
 kill_drill() {
   local stopped=$1 name=$2 rest=$3 code
   drill_up
-  sig=$(now_iso)
   docker kill --signal=SIGTERM "$stopped" >/dev/null
   code=$(with_timeout 15 docker wait "$stopped") || die "$stopped still running 15 s after SIGTERM"
   echo "$stopped exit code $code"
   eval "$rest"
   compose logs --no-color > "$WORK/drill-$name.log"
   read_bets "$WORK/drill-$name-bets.csv"
-  checker drill --log "$WORK/drill-$name.log" --signal-time "$sig" --stopped "$stopped" --exit "$stopped=$code" \
-    --sending client1 --agencies 5 --bets "$WORK/drill-$name-bets.csv" || { dump "$WORK/drill-$name.log"; die "drill: SIGTERM $stopped"; }
+  judge "$WORK/drill-$name" "$stopped" $(states)
   compose down -v -t 10 >/dev/null 2>&1
 }
 
@@ -152,7 +174,6 @@ for c in "${CONTAINERS[@]}"; do
   ( docker logs -f "$c" 2>&1 | while IFS= read -r line; do printf '%s | %s\n' "$c" "$line"; done > "$WORK/follow-$c.log" ) & followers+=($!)
 done
 sleep 0.5
-sig=$(now_iso)
 start=$SECONDS
 compose down -t 10 2>&1 | grep -v '^$' || true
 echo "down took $((SECONDS - start)) s"
@@ -162,6 +183,5 @@ exits=()
 for c in "${CONTAINERS[@]}"; do exits+=(--exit "$c=$(tr -d '[:space:]' < "$WORK/exit-$c")"); done
 echo "exit codes: ${exits[*]}"
 read_bets "$WORK/drill-down-bets.csv"
-checker drill --log "$WORK/drill-down.log" --signal-time "$sig" --stopped "$(IFS=,; echo "${CONTAINERS[*]}")" "${exits[@]}" \
-  --sending client1 --agencies 5 --bets "$WORK/drill-down-bets.csv" || { dump "$WORK/drill-down.log"; die "drill: down"; }
+judge "$WORK/drill-down" "$(IFS=,; echo "${CONTAINERS[*]}")" "${exits[@]}"
 compose down -v -t 10 >/dev/null 2>&1

@@ -16,7 +16,7 @@ export async function handleBatches(ctx: SessionContext, run: readonly BatchDTO[
 }
 
 function logAck(ctx: SessionContext, batch: BatchDTO, ack: BatchAckDTO): void {
-  const fields = { cantidad: batch.count, agencia: ctx.agency, desde: batch.first };
+  const fields = { cantidad: batch.count, agencia: ctx.agency, lote: batch.first };
   if (ack.status === AckStatus.REJECTED) {
     ctx.log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
   } else if (ack.status === AckStatus.OUT_OF_ORDER) {

@@ -1,0 +1,138 @@
+/**
+ * Invariants about processes: every `result: fail` has a cause the log itself shows, and
+ * every process ended with its `exit` line after closing what it held (in the server's
+ * documented order when a signal stopped it).
+ */
+import type { Entry } from './lines.js';
+import { Role, type Lifetime } from './model.js';
+import { at, type Check } from './checks.js';
+import type { RunTally } from './tally.js';
+
+const iso = (ms: number | null): string => (ms === null ? '?' : new Date(ms).toISOString().slice(11, 23));
+const SERVER_CLOSING = ['close_acceptor', 'close_pool', 'close_storage', 'exit'];
+
+function after(l: Lifetime, action: string, e: Entry): boolean {
+  const i = l.entries.findIndex((x) => x.action === action);
+  return i >= 0 && l.entries.indexOf(e) > i;
+}
+
+/** When the run's server began stopping or ended: a client failing after it lost its server. */
+function serverGoneBy(t: RunTally, time: number | null): string | null {
+  for (const s of t.run.servers) {
+    const end = t.endings.get(s)!;
+    const gone = end.shutdownAt ?? (end.exit !== null || end.configFail !== null ? s.end : null);
+    const how = end.configFail !== null ? 'refused its configuration' : `stopped (${end.signal ?? 'exit'})`;
+    if (gone !== null && time !== null && gone <= time) return `the server had ${how} at ${iso(gone)}`;
+  }
+  return null;
+}
+
+function otherStoppedBy(t: RunTally, owner: Lifetime, time: number | null): string | null {
+  for (const l of [...t.run.servers, ...t.run.clients]) {
+    const end = t.endings.get(l)!;
+    if (l !== owner && end.signal !== null && end.shutdownAt !== null && time !== null && end.shutdownAt <= time)
+      return `${l.name} was stopped by ${end.signal} at ${iso(end.shutdownAt)}, so the run could not complete`;
+  }
+  return null;
+}
+
+function explainServerFail(t: RunTally, e: Entry): string | null {
+  const agency = Number(e.fields.agencia);
+  const a = t.agencies.find((x) => x.agency === agency);
+  const client = a?.clients.at(-1);
+  // No agency yet: the peer never said HELLO (the health check killed under load, a probe).
+  if (e.action === 'conexion' && (e.fields.agencia ?? '0') === '0')
+    return 'a connection that never said HELLO (a health check, a probe) was dropped';
+  if (e.action === 'apuesta_recibida' && a?.refusedByClient.byLote.has(e.fields.lote ?? ''))
+    return `batch refused: ${e.fields.error ?? '?'}`;
+  if (client !== undefined) {
+    const end = t.endings.get(client)!;
+    const stopAt = end.shutdownAt ?? end.exit?.time ?? null;
+    // The peer's socket closes after its shutdown line; its exit line may come just after ours.
+    if (end.signal !== null || end.exit?.result === 'fail')
+      if (stopAt !== null && e.time !== null && stopAt <= e.time + 1000)
+        return `${client.name} was stopping (${end.signal ?? 'exit fail'})`;
+  }
+  return null;
+}
+
+function explainClientFail(t: RunTally, owner: Lifetime, e: Entry): string | null {
+  const a = t.agencies.find((x) => x.agency === owner.agency);
+  if (e.action === 'apuesta_enviada' && a?.refusedByServer.byLote.has(e.fields.lote ?? ''))
+    return `batch refused by the server: ${e.fields.error ?? '?'}`;
+  return serverGoneBy(t, e.time) ?? otherStoppedBy(t, owner, e.time);
+}
+
+/** Why a fail line happened, from the log alone; null when the log shows no cause. */
+export function explain(t: RunTally, owner: Lifetime, e: Entry): string | null {
+  const end = t.endings.get(owner)!;
+  if (after(owner, 'shutdown', e)) return `during ${owner.name}'s shutdown (${end.signal ?? 'signal'})`;
+  if (e.action === 'apuesta_invalida') return `bad row skipped and reported: ${e.fields.archivo ?? '?'} line ${e.fields.linea ?? '?'}`;
+  if (owner.role === Role.SERVER) return explainServerFail(t, e);
+  if (owner.role === Role.CLIENT) return explainClientFail(t, owner, e);
+  return null;
+}
+
+export function failsExplained(t: RunTally): Check {
+  const evidence: string[] = [];
+  let ok = true;
+  for (const l of [...t.run.servers, ...t.run.clients]) {
+    for (const e of l.entries.filter((x) => x.result === 'fail')) {
+      const why = explain(t, l, e);
+      if (why === null) ok = false;
+      evidence.push(`${why === null ? 'UNEXPLAINED' : 'explained'}: ${at(e)}${why === null ? '' : `  (${why})`}`);
+    }
+  }
+  if (evidence.length === 0) evidence.push('no line has result: fail');
+  return { id: 'fails_explained', title: 'every result: fail explained', ok, evidence };
+}
+
+function inOrder(l: Lifetime, steps: string[]): boolean {
+  let from = l.entries.findIndex((e) => e.action === 'shutdown');
+  for (const step of steps) {
+    const i = l.entries.findIndex((e, k) => k > from && e.action === step && e.result === 'success');
+    if (i < 0) return false;
+    from = i;
+  }
+  return true;
+}
+
+function exitOf(t: RunTally, l: Lifetime, last: boolean): { ok: boolean; text: string } {
+  const end = t.endings.get(l)!;
+  const code = end.code === null ? '' : ` code ${end.code}${end.codeFrom === 'docker' ? ' (docker)' : ''}`;
+  const by = end.signal === null ? '' : ` after ${end.signal}`;
+  if (end.configFail !== null)
+    return { ok: true, text: `${l.name}: refused its configuration and exited${code}: ${end.configFail.fields.error ?? ''}` };
+  if (end.exit === null) {
+    const tail = l.others.slice(-3).map((o) => o.text);
+    const extra = tail.length > 0 ? `; last other lines: ${tail.join(' / ')}` : '';
+    if (end.running && last && end.shutdownAt === null) return { ok: true, text: `${l.name}: still running (docker), no shutdown begun` };
+    const why = end.running
+      ? 'still running mid-shutdown'
+      : end.code !== null
+        ? `exited${code} without an exit line (killed?)`
+        : 'no exit line: killed, crashed, or still running (--running NAME when it is up)';
+    return { ok: false, text: `${l.name}: ${why}${extra}` };
+  }
+  const missing: string[] = [];
+  if (l.role === Role.SERVER && end.shutdownAt !== null && !inOrder(l, SERVER_CLOSING))
+    missing.push(`${SERVER_CLOSING.join(', ')} in that order`);
+  const has = (a: string): boolean => l.entries.some((e) => e.action === a && e.result === 'success');
+  if (l.role === Role.CLIENT && has('connect') && !has('close_socket')) missing.push('close_socket');
+  if (l.role === Role.CLIENT && has('apuesta_enviada') && !has('close_file')) missing.push('close_file');
+  const shown = `${l.name}: exit | result: ${end.exit.result}${by}${code}; ${end.sequence.join(' > ')}`;
+  return missing.length > 0 ? { ok: false, text: `${shown}  <-- missing ${missing.join('; ')}` } : { ok: true, text: shown };
+}
+
+export function processesExited(t: RunTally): Check {
+  const all = [...t.run.servers, ...t.run.clients];
+  let ok = true;
+  const evidence = all.map((l) => {
+    const last = all.filter((x) => x.name === l.name).at(-1) === l;
+    const r = exitOf(t, l, last);
+    ok &&= r.ok;
+    return r.text;
+  });
+  if (evidence.length === 0) evidence.push('no process found');
+  return { id: 'processes_exited', title: 'every process exited (after closing its resources)', ok: ok && all.length > 0, evidence };
+}
