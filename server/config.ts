@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import ini from 'ini';
-import { ConfigError, durationMs, intIn, layered, logLevel, nonEmpty } from '../shared/config/values.js';
+import { ConfigError, durationMs, intIn, layered, logLevel, nonEmpty, onOff } from '../shared/config/values.js';
 
 export interface ServerConfig {
   host: string;
@@ -17,6 +17,11 @@ export interface ServerConfig {
   logLevel: string;
   /** At most 8 s: shutdown must end inside Docker's 10 s grace period. */
   drainTimeoutMs: number;
+  /**
+   * SERVER_FSYNC: rows and journal records reach the disk before a batch is acknowledged (one
+   * flush of each file per group commit); off acknowledges once they are handed to the kernel.
+   */
+  fsync: boolean;
 }
 
 const DEFAULT_CONFIG_PATH = 'server/config.ini';
@@ -29,6 +34,7 @@ const DEFAULTS: Record<string, string> = {
   SERVER_STORAGE_PATH: './bets.csv',
   LOGGING_LEVEL: 'INFO',
   SERVER_DRAIN_TIMEOUT: '5s',
+  SERVER_FSYNC: 'on',
 };
 
 function readIni(path: string, required: boolean): Record<string, unknown> {
@@ -71,5 +77,6 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     workers: workers === '' ? defaultWorkers() : intIn('SERVER_WORKERS', workers, 0, 256),
     logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
     drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 8_000),
+    fsync: onOff('SERVER_FSYNC', get('SERVER_FSYNC')),
   };
 }
