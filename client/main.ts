@@ -39,7 +39,14 @@ async function main(): Promise<void> {
   try {
     const summary = await client.run();
     if (client.stopping) return; // the signal handler exits
-    log.info({ action: 'exit', result: 'success', enviadas: summary.sent, rechazadas: summary.rejected, filas_invalidas: summary.badRows });
+    log.info({
+      action: 'exit',
+      result: 'success',
+      enviadas: summary.sent,
+      ya_en_servidor: summary.resumed,
+      rechazadas: summary.rejected,
+      filas_invalidas: summary.badRows,
+    });
     process.exit(summary.rejected > 0 ? 1 : 0);
   } catch (err) {
     if (client.stopping) return;

@@ -19,6 +19,11 @@ export interface ServerConfig {
   logLevel: string;
   /** At most 8 s: shutdown must end inside Docker's 10 s grace period. */
   drainTimeoutMs: number;
+  /**
+   * SERVER_FSYNC: rows and journal records reach the disk before a batch is acknowledged (one
+   * flush of each file per group commit); off acknowledges once they are handed to the kernel.
+   */
+  fsync: boolean;
   /** SERVER_AUTH: off only for local tests; then any 32 bytes pass as a proof. */
   auth: 'on' | 'off';
   /** The keys (SERVER_AGENCY_KEYS); null when auth is off. Prints as a count and a path. */
@@ -44,6 +49,7 @@ const DEFAULTS: Record<string, string> = {
   SERVER_STORAGE_PATH: './bets.csv',
   LOGGING_LEVEL: 'INFO',
   SERVER_DRAIN_TIMEOUT: '5s',
+  SERVER_FSYNC: 'on',
   SERVER_AUTH: 'on',
   SERVER_AUTH_TIMEOUT: '5s',
   SERVER_IDLE_TIMEOUT: '60s',
@@ -94,6 +100,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     workers: workers === '' ? defaultWorkers() : intIn('SERVER_WORKERS', workers, 0, 256),
     logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
     drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 8_000),
+    fsync: onOff('SERVER_FSYNC', get('SERVER_FSYNC')),
     auth,
     agencyKeys: auth === 'on' ? agencyKeys(get('SERVER_AGENCY_KEYS'), agencies) : null,
     authTimeoutMs: positiveDuration('SERVER_AUTH_TIMEOUT', get('SERVER_AUTH_TIMEOUT'), 60_000),

@@ -93,7 +93,7 @@ describe('loadServerConfig: auth, limits and TLS', () => {
   it('is secure by default: no keys file, no start, unless SERVER_AUTH=off', () => {
     expect(refusal(() => loadServerConfig(ini), 'SERVER_AGENCY_KEYS')).toMatch(/is empty but SERVER_AUTH is on; .*SERVER_AUTH=off/);
     expect(loadServerConfig({ ...ini, SERVER_AUTH: 'off' })).toMatchObject({ auth: 'off', agencyKeys: null });
-    expect(refusal(() => loadServerConfig({ ...ini, SERVER_AUTH: 'maybe' }), 'SERVER_AUTH')).toMatch(/neither on nor off/);
+    expect(refusal(() => loadServerConfig({ ...ini, SERVER_AUTH: 'maybe' }), 'SERVER_AUTH')).toMatch(/is not a switch; use on or off/);
   });
 
   it('loads the keys and the limits, and prints the keys as a count and a path', () => {

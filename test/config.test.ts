@@ -40,6 +40,7 @@ describe('server refuses a bad configuration with exit code 2', () => {
     ['SERVER_WORKERS', '-1', /out of range/],
     ['LOGGING_LEVEL', 'LOUD', /not a log level/],
     ['SERVER_DRAIN_TIMEOUT', 'soon', /not a duration/],
+    ['SERVER_FSYNC', 'sometimes', /not a switch; use on or off/],
   ])('%s=%s', async (key, value, why) => {
     const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), [key]: value });
     expect(await expectRefused(p, key)).toMatch(why);
@@ -135,6 +136,7 @@ describe('loadServerConfig', () => {
       workers: Math.max(1, coresByNproc() - 1),
       logLevel: 'info',
       drainTimeoutMs: 5000,
+      fsync: true,
       auth: 'off',
       agencyKeys: null,
       authTimeoutMs: 5000,
@@ -157,6 +159,7 @@ describe('loadServerConfig', () => {
       LOGGING_LEVEL: 'debug',
       SERVER_DRAIN_TIMEOUT: '250ms',
       SERVER_STORAGE_PATH: '/tmp/x.csv',
+      SERVER_FSYNC: 'OFF',
     };
     expect(loadServerConfig(env)).toMatchObject({
       host: '127.0.0.1',
@@ -166,6 +169,7 @@ describe('loadServerConfig', () => {
       logLevel: 'debug',
       drainTimeoutMs: 250,
       storagePath: '/tmp/x.csv',
+      fsync: false,
       authTimeoutMs: 2000,
       idleTimeoutMs: 60_000,
       maxUnauthenticated: 10,
@@ -186,6 +190,7 @@ describe('loadServerConfig', () => {
     ['LOGGING_LEVEL', 'LOUD'],
     ['SERVER_DRAIN_TIMEOUT', '2h'],
     ['SERVER_HOST', '   '],
+    ['SERVER_FSYNC', 'maybe'],
   ])('refuses %s=%j naming the key', (key, value) => {
     const env = { SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', [key]: value };
     expect(() => loadServerConfig(env)).toThrowError(ConfigError);
@@ -200,6 +205,7 @@ describe('loadClientConfig', () => {
       host: '127.0.0.1',
       port: 12345,
       connectTimeoutMs: 30_000,
+      reconnectTimeoutMs: 60_000,
       maxAmount: 150,
       logLevel: 'info',
       winnersTimeoutMs: 120_000,
@@ -215,6 +221,7 @@ describe('loadClientConfig', () => {
         CLI_BATCH_MAXAMOUNT: '7',
         CLI_LOG_LEVEL: 'WARN',
         CLI_SERVER_CONNECTTIMEOUT: '2s',
+        CLI_SERVER_RECONNECTTIMEOUT: '90s',
         CLI_WINNERS_TIMEOUT: '1m',
         CLI_DATA_FILE: '/d/a.csv',
       }),
@@ -223,6 +230,7 @@ describe('loadClientConfig', () => {
       host: 'server',
       port: 4000,
       connectTimeoutMs: 2000,
+      reconnectTimeoutMs: 90_000,
       maxAmount: 7,
       logLevel: 'warn',
       winnersTimeoutMs: 60_000,

@@ -38,18 +38,18 @@ export function durationMs(key: string, raw: unknown, max = 3_600_000): number {
   return ms;
 }
 
-export function logLevel(key: string, raw: unknown): string {
-  const level = normalizeLevel(String(raw));
-  if (level === null) throw new ConfigError(key, `${JSON.stringify(String(raw))} is not a log level; use DEBUG, INFO, WARN or ERROR`);
-  return level;
-}
-
-/** `on`/`off` (also true/false, yes/no, 1/0), case-insensitive. */
+/** A switch: `on` or `off` (any case; also true/false, yes/no, 1/0). */
 export function onOff(key: string, raw: unknown): boolean {
   const text = String(raw).trim().toLowerCase();
   if (['on', 'true', 'yes', '1'].includes(text)) return true;
   if (['off', 'false', 'no', '0'].includes(text)) return false;
-  throw new ConfigError(key, `${JSON.stringify(String(raw))} is neither on nor off; write on or off`);
+  throw new ConfigError(key, `${JSON.stringify(String(raw))} is not a switch; use on or off`);
+}
+
+export function logLevel(key: string, raw: unknown): string {
+  const level = normalizeLevel(String(raw));
+  if (level === null) throw new ConfigError(key, `${JSON.stringify(String(raw))} is not a log level; use DEBUG, INFO, WARN or ERROR`);
+  return level;
 }
 
 export function nonEmpty(key: string, raw: unknown): string {
