@@ -21,7 +21,9 @@ export class DialError extends Error {
 /** The TLS handshake failed: not retried, the configuration (CLI_TLS_CA) or the server must change. */
 export class TlsHandshakeError extends Error {
   constructor(address: string, detail: string) {
-    super(`TLS handshake with ${address} failed: ${detail}; check that the server uses TLS and that CLI_TLS_CA is the CA that signed its certificate`);
+    super(
+      `TLS handshake with ${address} failed: ${detail}; check that the server uses TLS and that CLI_TLS_CA is the CA that signed its certificate`,
+    );
     this.name = 'TlsHandshakeError';
   }
 }
@@ -69,7 +71,11 @@ function dialer(address: string, ready: 'connect' | 'secureConnect', open: () =>
       });
       const onError = (err: NodeJS.ErrnoException): void => {
         settle();
-        reject(ready === 'secureConnect' && tcpUp ? new TlsHandshakeError(address, err.message) : new DialError(address, err.code ?? err.message));
+        reject(
+          ready === 'secureConnect' && tcpUp
+            ? new TlsHandshakeError(address, err.message)
+            : new DialError(address, err.code ?? err.message),
+        );
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });

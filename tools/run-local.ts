@@ -139,7 +139,12 @@ async function main(): Promise<number> {
   const started = performance.now();
   const clients = files.map((dataFile, i) => {
     const id = i + 1;
-    const env = { CLI_ID: String(id), CLI_SERVER_ADDRESS: address, CLI_DATA_FILE: dataFile, CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)) };
+    const env = {
+      CLI_ID: String(id),
+      CLI_SERVER_ADDRESS: address,
+      CLI_DATA_FILE: dataFile,
+      CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)),
+    };
     const proc = start(`client-${id}`, 'dist/client/main.js', env, (l) => {
       if (l.action === 'apuesta_enviada' && l.result === 'success') progress?.stored(id, Number(l.fields.cantidad ?? 0));
     });

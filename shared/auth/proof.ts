@@ -6,23 +6,22 @@
  * for another; the nonce is fresh per connection, so a recorded proof never verifies again.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { MAC_BYTES, NONCE_BYTES } from '../protocol/messages.js';
 import type { AgencyKey } from './agency-key.js';
 
 export const PROOF_LABEL = 'loteria-proof-v2';
-export const NONCE_SIZE = 32;
-export const MAC_SIZE = 32;
 /** What a client without a key sends; only a server with SERVER_AUTH=off accepts it. */
-export const NO_KEY_PROOF: Buffer = Buffer.alloc(MAC_SIZE);
+export const NO_KEY_PROOF: Buffer = Buffer.alloc(MAC_BYTES);
 
 const LABEL = Buffer.from(PROOF_LABEL, 'ascii');
 
 /** A fresh random challenge, one per connection. */
 export function newNonce(): Buffer {
-  return randomBytes(NONCE_SIZE);
+  return randomBytes(NONCE_BYTES);
 }
 
 function checkNonce(nonce: Uint8Array): void {
-  if (nonce.length !== NONCE_SIZE) throw new RangeError(`a nonce is ${NONCE_SIZE} bytes, got ${nonce.length}`);
+  if (nonce.length !== NONCE_BYTES) throw new RangeError(`a nonce is ${NONCE_BYTES} bytes, got ${nonce.length}`);
 }
 
 export function computeProof(key: AgencyKey, version: number, agency: number, nonce: Uint8Array): Buffer {

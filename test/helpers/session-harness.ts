@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { duplexPair, type Duplex } from 'node:stream';
 import { expect } from 'vitest';
+import { AgencyAuth } from '../../server/auth/agency-auth.js';
 import { Draw, type DrawRunner } from '../../server/draw.js';
 import type { Services } from '../../server/handlers/context.js';
 import { Ingest, type BatchStore } from '../../server/ingest.js';
 import { BetPool } from '../../server/pool/bet-pool.js';
 import { AgencyRegistry } from '../../server/registry.js';
-import { Session } from '../../server/session.js';
+import { Session, type SessionOptions } from '../../server/session.js';
 import { recoverDurableState } from '../../server/storage/durable-state.js';
 import { ProtectedStorage, type StorageHandle } from '../../server/storage/protected-storage.js';
 import { AgencyProgress } from '../../server/sync/agency-progress.js';
@@ -36,6 +37,8 @@ export interface HarnessOptions {
   workers?: number;
   /** Stands between the services and the real pool, e.g. to watch or hold its calls. */
   wrapPool?: (pool: BetPool) => PoolLike;
+  /** The proof check; by default authentication is off (any 32-byte mac binds). */
+  auth?: AgencyAuth;
 }
 
 /** The client end of one connection to a Session. */
@@ -95,6 +98,7 @@ export class SessionHarness {
       ingest: new Ingest(pool, flags, new AgencyProgress(this.#storage.progress!)),
       draw: new Draw(pool, flags, this.log, recovered.draw),
       registry: new AgencyRegistry(opts.agencies),
+      auth: opts.auth ?? new AgencyAuth(null),
     };
   }
 
@@ -132,9 +136,9 @@ export class SessionHarness {
     return readFileSync(this.#storage.path, 'utf8');
   }
 
-  connect(helloTimeoutMs?: number): Peer {
+  connect(opts: SessionOptions = {}): Peer {
     const [client, server] = duplexPair();
-    const session = new Session(++this.#ids, server, this.services, this.log, helloTimeoutMs);
+    const session = new Session(++this.#ids, server, this.services, this.log, opts);
     const decoder = new FrameDecoder();
     const inbox: Message[] = [];
     let arrived = deferred();
