@@ -21,8 +21,10 @@ export class DialError extends Error {
 /** The TLS handshake failed: not retried, the configuration (CLI_TLS_CA) or the server must change. */
 export class TlsHandshakeError extends Error {
   constructor(address: string, detail: string) {
+    // host/port, not host:port: a log reader takes the text after the last ':' of a field.
+    const where = address.replace(/:(\d+)$/, '/$1');
     super(
-      `TLS handshake with ${address} failed: ${detail}; check that the server uses TLS and that CLI_TLS_CA is the CA that signed its certificate`,
+      `TLS handshake with ${where} failed (${detail}); check that the server uses TLS and that CLI_TLS_CA is the CA that signed its certificate`,
     );
     this.name = 'TlsHandshakeError';
   }
