@@ -210,6 +210,16 @@ describe('gen-keys', () => {
     expect(() => genKeys(1, out)).toThrow(/agency-1\.key line 1: the key is 13 characters long/);
   });
 
+  it("gives the files it creates to --owner (the containers' user), keeping mode 0600", async () => {
+    const out = join(dir, 'keys-owned');
+    await run(process.execPath, ['dist/tools/gen-keys.js', '--agencies', '1', '--out', out, '--owner', '1000:1000'], { cwd: ROOT });
+    for (const f of ['agencies.keys', 'agency-1.key']) {
+      const st = statSync(join(out, f));
+      if (process.getuid?.() === 0) expect([st.uid, st.gid]).toEqual([1000, 1000]);
+      expect(st.mode & 0o777).toBe(0o600);
+    }
+  });
+
   it('runs as `node dist/tools/gen-keys.js` without printing a key', async () => {
     const out = join(dir, 'keys-d');
     const { stdout, stderr } = await run(process.execPath, ['dist/tools/gen-keys.js', '--agencies', '2', '--out', out], { cwd: ROOT });

@@ -8,7 +8,7 @@
  * Prints what it did, never a key.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -45,7 +45,11 @@ function clientFileKey(path: string): string | null {
     .find((l) => l !== '' && !l.startsWith('#'))!;
 }
 
-export function genKeys(agencies: number, out: string): GenKeysResult {
+/**
+ * `owner` (uid, gid): who must read the files, e.g. the containers' `node` user (1000:1000) when
+ * compose mounts them; the files this run creates get that owner (they stay mode 0600).
+ */
+export function genKeys(agencies: number, out: string, owner?: { uid: number; gid: number }): GenKeysResult {
   mkdirSync(out, { recursive: true, mode: 0o700 });
   const serverPath = join(out, SERVER_KEYS_FILE);
   const inServer = serverFileKeys(serverPath);
@@ -62,26 +66,48 @@ export function genKeys(agencies: number, out: string): GenKeysResult {
       );
     const key = fromClient ?? fromServer ?? randomBytes(32).toString('hex');
     (fromClient ?? fromServer) === null ? result.created.push(agency) : result.reused.push(agency);
-    if (fromClient === null) writeFileSync(clientPath, `${key}\n`, { mode: 0o600, flag: 'wx' });
+    if (fromClient === null) {
+      writeFileSync(clientPath, `${key}\n`, { mode: 0o600, flag: 'wx' });
+      if (owner !== undefined) giveTo(clientPath, owner);
+    }
     if (fromServer === null) lines.push(`${agency}=${key}\n`);
   }
   if (lines.length > 0) {
     const fresh = !existsSync(serverPath);
     appendFileSync(serverPath, (fresh ? HEADER : '') + lines.join(''), { mode: 0o600 });
     if (fresh) chmodSync(serverPath, 0o600);
+    if (owner !== undefined) giveTo(serverPath, owner);
   }
   return result;
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { agencies: { type: 'string', default: '5' }, out: { type: 'string', default: 'keys' } } });
+  const { values } = parseArgs({
+    options: { agencies: { type: 'string', default: '5' }, out: { type: 'string', default: 'keys' }, owner: { type: 'string' } },
+  });
   const agencies = Number(values.agencies);
   if (!Number.isInteger(agencies) || agencies < 1 || agencies > 100_000)
     throw new Error(`--agencies must be a whole number from 1 to 100000, got ${values.agencies}`);
-  const { created, reused } = genKeys(agencies, values.out);
+  const owner = values.owner === undefined ? undefined : parseOwner(values.owner);
+  const { created, reused } = genKeys(agencies, values.out, owner);
   console.log(
     `keys in ${values.out}/: ${created.length} created${created.length > 0 ? ` (agency ${created.join(', ')})` : ''}, ${reused.length} kept; server: ${join(values.out, SERVER_KEYS_FILE)}, agency N: ${join(values.out, 'agency-N.key')}`,
   );
+}
+
+function giveTo(path: string, owner: { uid: number; gid: number }): void {
+  try {
+    chownSync(path, owner.uid, owner.gid);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new Error(`cannot give ${path} to uid ${owner.uid} (${code}): run it as root, or as the user ${owner.uid}`);
+  }
+}
+
+function parseOwner(text: string): { uid: number; gid: number } {
+  const m = /^([0-9]+)(?::([0-9]+))?$/.exec(text);
+  if (m === null) throw new Error(`--owner must be UID or UID:GID (e.g. 1000:1000, the containers' node user), got ${text}`);
+  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
 }
 
 function isEntryPoint(): boolean {
