@@ -21,7 +21,8 @@ import { ConnectTimeoutError, ServerRefusedError, UnexpectedReplyError, WinnersT
 
 export interface RunSummary extends SendTally {
   badRows: number;
-  winners: string[];
+  /** null until the WINNERS came. */
+  winners: string[] | null;
 }
 
 /** NOT_READY: the draw failed and the server starts it again; asked again after a wait. */
@@ -43,7 +44,7 @@ export class AgencyClient {
   readonly #dial: Dialer;
   readonly #abort = new AbortController();
   #conn: Connection | null = null;
-  readonly #summary: RunSummary = { sent: 0, batches: 0, rejected: 0, badRows: 0, winners: [] };
+  readonly #summary: RunSummary = { sent: 0, duplicates: 0, written: 0, batches: 0, rejected: 0, badRows: 0, winners: null };
   /** Settles once the data file is closed (at once while it has not been opened). */
   #fileClosed: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | null = null;
@@ -56,6 +57,11 @@ export class AgencyClient {
 
   get stopping(): boolean {
     return this.#abort.signal.aborted;
+  }
+
+  /** The run's figures so far: what the exit line reports, however the run ends. */
+  get summary(): Readonly<RunSummary> {
+    return this.#summary;
   }
 
   async run(): Promise<RunSummary> {

@@ -14,6 +14,10 @@ import type { Connection } from './connection.js';
 export interface SendTally {
   /** Bets the server holds (STORED or DUPLICATE). */
   sent: number;
+  /** Of `sent`, bets of DUPLICATE batches (the server had them already). */
+  duplicates: number;
+  /** Bets written to the connection in BATCH frames, acknowledged or not (a batch sent again counts again). */
+  written: number;
   batches: number;
   /** Bets of REJECTED batches (nothing of such a batch is stored). */
   rejected: number;
@@ -78,6 +82,7 @@ export class BatchSender {
     const count = this.#builder.count;
     const seq = ++this.#seq;
     await this.#conn.send(this.#builder.take(seq));
+    this.#opts.tally.written += count;
     this.#inflight.push({ seq, count });
     if (this.#inflight.length >= this.#opts.window) await this.#takeAck();
   }
@@ -95,6 +100,7 @@ export class BatchSender {
       return;
     }
     tally.sent += head.count;
+    if (ack.status === AckStatus.DUPLICATE) tally.duplicates += head.count;
     log.info({ action: 'apuesta_enviada', result: 'success', cantidad: head.count, lote: ack.seq });
   }
 }

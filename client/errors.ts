@@ -29,9 +29,12 @@ export class UnexpectedReplyError extends Error {
 
 /** No connection (or no WELCOME) within server.connectTimeout. */
 export class ConnectTimeoutError extends Error {
+  /** `host:port` as configured (server.address). */
+  readonly address: string;
   constructor(address: string, ms: number, cause: string) {
     super(`no session with the server at ${address} within ${ms} ms (${cause}); check that it runs, or raise server.connectTimeout`);
     this.name = 'ConnectTimeoutError';
+    this.address = address;
   }
 }
 
