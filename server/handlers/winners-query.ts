@@ -22,7 +22,7 @@ export async function handleWinnersQuery(ctx: SessionContext, { agency }: Winner
   }
   if (!answer.ready) return ctx.send(encodeMessage({ type: MessageType.NOT_READY, finished: answer.finished, expected: answer.expected }));
   // At DEBUG the line names the winners (their DNIs); at INFO it only counts them.
-  const documentos = ctx.log.isLevelEnabled('debug') ? { documentos: answer.documents.join(',') } : {};
+  const documentos = ctx.log.isLevelEnabled('debug') ? { documentos: answer.documents.join(',') || '-' } : {};
   ctx.log.info({
     action: 'consulta_ganadores',
     result: 'success',

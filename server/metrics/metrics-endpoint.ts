@@ -19,7 +19,7 @@ const REQUEST_TIMEOUT_MS = 5000;
 export class MetricsListenError extends Error {
   constructor(host: string, port: number, cause: string) {
     super(
-      `the metrics endpoint cannot listen on ${host}:${port} (${cause}); set SERVER_METRICS_PORT to a free port, or leave it empty to turn metrics off`,
+      `the metrics endpoint cannot listen on ${host} port ${port} (${cause}); set SERVER_METRICS_PORT to a free port, or leave it empty to turn metrics off`,
     );
     this.name = 'MetricsListenError';
   }
@@ -44,7 +44,7 @@ export class MetricsEndpoint {
     const endpoint = new MetricsEndpoint(metrics);
     const http = endpoint.#http;
     return new Promise((resolve, reject) => {
-      http.once('error', (err) => reject(new MetricsListenError(host, port, err.message)));
+      http.once('error', (err: NodeJS.ErrnoException) => reject(new MetricsListenError(host, port, err.code ?? err.message)));
       http.listen({ host, port }, () => {
         http.removeAllListeners('error');
         http.on('error', () => {}); // after listen, errors are per connection and end only that one

@@ -13,13 +13,14 @@ import { expect } from 'vitest';
 import { Draw, type DrawRunner } from '../../server/draw.js';
 import type { Services } from '../../server/handlers/context.js';
 import { Ingest, type BatchStore } from '../../server/ingest.js';
+import type { ServerMetrics } from '../../server/metrics/server-metrics.js';
 import { BetPool } from '../../server/pool/bet-pool.js';
 import { AgencyRegistry } from '../../server/registry.js';
 import { Session } from '../../server/session.js';
 import { ProtectedStorage, type StorageHandle } from '../../server/storage/protected-storage.js';
 import { ProtectedNotificationCounter } from '../../server/sync/notification-counter.js';
 import type { Bet } from '../../shared/domain/bet.js';
-import { createLogger } from '../../shared/logging/logger.js';
+import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { BatchBuilder } from '../../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../../shared/protocol/codec.js';
 import { AckStatus, MessageType, PROTOCOL_VERSION, type Message } from '../../shared/protocol/messages.js';
@@ -32,6 +33,10 @@ export interface HarnessOptions {
   workers?: number;
   /** Stands between the services and the real pool, e.g. to watch or hold its calls. */
   wrapPool?: (pool: BetPool) => PoolLike;
+  /** The services count into it (metrics hooks); none by default. */
+  metrics?: ServerMetrics;
+  /** The captured log's level; `debug` by default. */
+  logLevel?: string;
 }
 
 /** The client end of one connection to a Session. */
@@ -54,18 +59,12 @@ export class SessionHarness {
   readonly #storage: StorageHandle;
   readonly #peers: Peer[] = [];
   #ids = 0;
-  readonly log = createLogger({
-    level: 'debug',
-    format: 'json',
-    destination: {
-      write: (l: string) => {
-        this.lines.push(l);
-      },
-    },
-  });
+  readonly log: Logger;
 
   private constructor(dir: string, opts: HarnessOptions) {
     this.#dir = dir;
+    const destination = { write: (l: string) => this.lines.push(l) };
+    this.log = createLogger({ level: opts.logLevel ?? 'debug', format: 'json', destination });
     this.#storage = ProtectedStorage.open(join(dir, 'bets.csv'));
     const counter = ProtectedNotificationCounter.allocate(opts.agencies);
     this.pool = new BetPool({
@@ -78,6 +77,7 @@ export class SessionHarness {
       ingest: new Ingest(pool, flags),
       draw: new Draw(pool, flags, this.log),
       registry: new AgencyRegistry(opts.agencies),
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
     };
   }
 
