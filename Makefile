@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 AGENCIES ?= 5
 
-.PHONY: all install build data run test lint clean
+.PHONY: all install build data run test lint postgres clean
 
 all: build
 
@@ -32,8 +32,12 @@ run: build
 	  $(if $(filter command line environment,$(origin AGENCIES)),--agencies '$(AGENCIES)')
 
 # vitest's global setup builds dist/ (tsc + bundle) once; building here too would do it twice.
-test: install
+test: install postgres
 	npx vitest run
+
+# PostgreSQL's server binaries for the tests' throwaway clusters (apt-get when missing).
+postgres:
+	@bash tools/ensure-postgres.sh >/dev/null
 
 # Biome (lint + format check) and tsc over every folder, tests included.
 lint: install
