@@ -105,8 +105,8 @@ export class Session {
       },
       bindAgency(agency: number) {
         registry.bind(agency, ctx);
+        if (session.#agency === 0) metrics?.connectionBound();
         session.#agency = agency;
-        metrics?.connectionBound();
       },
       send: async (frame: Buffer) => {
         await writeRespectingDrain(this.#stream, frame);
