@@ -61,7 +61,7 @@ ENSURE_ENGINE := $(wildcard ../shared/docker/ensure-engine.sh)
 # metrics endpoint on and publishes it on 127.0.0.1:N (docker-compose.metrics.yml).
 DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML) $(if $(SERVER_METRICS_PORT),-f docker-compose.metrics.yml)
 
-.PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-logs docker-compose-summary e2e-docker
+.PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-reset docker-compose-logs docker-compose-summary e2e-docker
 
 docker-engine:
 	@$(if $(ENSURE_ENGINE),bash $(ENSURE_ENGINE) >/dev/null,docker info >/dev/null)
@@ -77,16 +77,22 @@ docker-compose-up: docker-image data
 	$(DOCKER_COMPOSE) up -d
 	@bash tools/docker/await-server.sh server
 
-# Stops with SIGTERM (SIGKILL after STOP_TIMEOUT s), then removes containers, network and
-# the bets volume (the server appends: a second run on the same file would count every bet
-# twice). KEEP_VOLUMES=1 keeps the volume.
+# Stops with SIGTERM (SIGKILL after STOP_TIMEOUT s), then removes containers and network.
+# The volumes (bets file, journal, draw) are kept: an `up` afterwards resumes the same draw
+# and stores nothing twice. Losing them takes the deliberate `make docker-compose-reset`.
 # The logs are saved after the stop (so they hold every shutdown) and before the removal.
 docker-compose-down:
 	$(DOCKER_COMPOSE) stop -t $(STOP_TIMEOUT)
 	@mkdir -p run && f=run/compose-$$(date -u +%Y%m%d-%H%M%S).log && \
 	  $(DOCKER_COMPOSE) logs --no-color > $$f 2>&1 && \
 	  echo "saved every container's log in $$f (read it with: npm run inspect -- $$f)"
-	$(DOCKER_COMPOSE) down $(if $(KEEP_VOLUMES),,-v)
+	$(DOCKER_COMPOSE) down
+
+# Everything docker-compose-down does, and the volumes too: the stored bets, the journal and
+# the draw are gone; the next `up` starts a new draw.
+docker-compose-reset: docker-compose-down
+	$(DOCKER_COMPOSE) down -v
+	@echo "removed the volumes of project $(COMPOSE_PROJECT): the next up starts a new draw"
 
 docker-compose-logs:
 	$(DOCKER_COMPOSE) logs -f

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bet } from '../shared/domain/bet.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
-import { AckStatus, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
+import { AckStatus, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
 import { retryWithBackoff } from '../shared/util/async.js';
 import { percentile } from './stats.js';
 
@@ -45,14 +45,20 @@ export interface LoadReport {
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
+const NO_KEY_PROOF = encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) });
 
-function encodeFile(agency: number, file: string, maxAmount: number): { frames: Buffer[]; counts: number[] } {
+function encodeFile(agency: number, file: string, maxAmount: number): { frames: Buffer[]; counts: number[]; firsts: number[] } {
   const frames: Buffer[] = [];
   const counts: number[] = [];
+  const firsts: number[] = [];
+  let first = 0;
   const builder = new BatchBuilder(maxAmount);
+  // Each batch names the index of its first bet (protocol 2's idempotency key).
   const flush = (): void => {
     counts.push(builder.count);
-    frames.push(builder.take(frames.length + 1));
+    firsts.push(first);
+    first += builder.count;
+    frames.push(builder.take(firsts.at(-1)!));
   };
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     const f = line.replace(/\r$/, '').split(',');
@@ -72,7 +78,7 @@ function encodeFile(agency: number, file: string, maxAmount: number): { frames: 
     if (builder.full) flush();
   }
   if (builder.count > 0) flush();
-  return { frames, counts };
+  return { frames, counts, firsts };
 }
 
 /** One connection: messages handed out in arrival order. */
@@ -172,9 +178,12 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
     report.maxConcurrent = Math.max(report.maxConcurrent, ++open);
     const conn = new Conn(socket);
     try {
-      socket.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: a.agency }));
+      // HELLO and the PROOF of a client with no key back to back; the CHALLENGE needs no reading then.
+      socket.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: a.agency }), NO_KEY_PROOF]));
+      const challenge = await conn.next();
       const welcome = await conn.next();
-      if (welcome.msg.type !== MessageType.WELCOME) throw new Error(`agency ${a.agency}: HELLO answered with type ${welcome.msg.type}`);
+      if (challenge.msg.type !== MessageType.CHALLENGE || welcome.msg.type !== MessageType.WELCOME)
+        throw new Error(`agency ${a.agency}: HELLO answered with types ${challenge.msg.type}, ${welcome.msg.type}`);
       if (++connected === encoded.length) {
         report.connectedAt = now();
         releaseBarrier();
@@ -191,8 +200,8 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
       while (next < a.frames.length && next < cfg.window) send();
       for (let acked = 0; acked < a.frames.length; acked++) {
         const { msg, at } = await conn.next();
-        if (msg.type !== MessageType.BATCH_ACK || msg.seq !== acked + 1 || msg.status !== AckStatus.STORED) {
-          throw new Error(`agency ${a.agency}: batch ${acked + 1} answered with ${JSON.stringify(msg)}`);
+        if (msg.type !== MessageType.BATCH_ACK || msg.first !== a.firsts[acked] || msg.status !== AckStatus.STORED) {
+          throw new Error(`agency ${a.agency}: the batch from bet ${a.firsts[acked]} answered with ${JSON.stringify(msg)}`);
         }
         latencies[report.batches++] = performance.now() - (sentAt[acked] as number);
         report.bets += a.counts[acked] as number;

@@ -28,7 +28,7 @@ import { ClientKind, LogFormat, runOnce, type RunResult } from './run.js';
 import { measureStartup, type StartupResult } from './startup.js';
 
 const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json] [--no-startup] [--profile|--no-profile] [--out DIR]
-  groups: course, scale, many, big, workers, batch, startup, profile (or a scenario id such as workers-scale-0);
+  groups: course, scale, many, big, workers, batch, fsync, startup, profile (or a scenario id such as workers-scale-0);
   without --only: start-up, every scenario, and (full mode) the profile`;
 
 const { values: args } = parseArgs({
@@ -90,6 +90,7 @@ async function runScenario(spec: ScenarioSpec, data: DataSet, workDir: string, c
     timeoutMs: spec.timeoutMs,
     barrier: spec.barrier,
     backlog: spec.backlog,
+    fsync: spec.fsync,
     logFormat,
     repoRoot,
   });

@@ -12,7 +12,7 @@ export const DEFAULT_AMOUNT = 150;
 
 export interface ScenarioSpec {
   id: string;
-  group: 'course' | 'scale' | 'many' | 'big' | 'workers' | 'batch';
+  group: 'course' | 'scale' | 'many' | 'big' | 'workers' | 'batch' | 'fsync';
   title: string;
   dataKey: string;
   client: ClientKind;
@@ -21,6 +21,8 @@ export interface ScenarioSpec {
   maxAmount: number;
   barrier?: boolean;
   backlog?: number;
+  /** SERVER_FSYNC; undefined leaves the server's default (on). */
+  fsync?: 'on' | 'off';
   /** Also run the bench load client against this configuration (latency figures). */
   probe: boolean;
   repeats: number;
@@ -43,7 +45,7 @@ export interface PlanOptions {
   quick: boolean;
   /** Overrides every repeat count. */
   repeats?: number;
-  /** Only these groups (course, scale, many, big, workers, batch). */
+  /** Only these groups (course, scale, many, big, workers, batch, fsync). */
   only?: string[];
 }
 
@@ -142,6 +144,31 @@ export function makePlan(o: PlanOptions): Plan {
         maxAmount,
         repeats: light,
         timeoutMs: 180_000,
+      });
+    }
+    // Issue 9: what flushing rows and journal before each group commit's acks costs.
+    data.push({ key: '5x200000', load: () => uniformData(5, 200_000), floorOneProcess: false });
+    scenarios.push({
+      ...base,
+      id: 'fsync-course-off',
+      group: 'fsync',
+      title: '7. SERVER_FSYNC=off, course size (compare with 1.)',
+      dataKey: 'course',
+      fsync: 'off',
+      repeats: light,
+      timeoutMs: 120_000,
+    });
+    for (const fsync of ['on', 'off'] as const) {
+      scenarios.push({
+        ...base,
+        id: `fsync-1m-${fsync}`,
+        group: 'fsync',
+        title: `7. SERVER_FSYNC=${fsync}, 5 agencies x 200,000 bets`,
+        dataKey: '5x200000',
+        fsync,
+        probe: false,
+        repeats: heavy,
+        timeoutMs: 600_000,
       });
     }
   }

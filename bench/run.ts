@@ -30,6 +30,8 @@ export interface RunOptions {
   /** Load client only: connect every agency before any sends. */
   barrier?: boolean;
   backlog?: number;
+  /** SERVER_FSYNC; undefined leaves the server's default (on). */
+  fsync?: 'on' | 'off';
   /** Extra node flags for the server (e.g. --cpu-prof). */
   serverFlags?: string[];
   /** Extra node flags for the first `profiledClients` real clients. */
@@ -146,6 +148,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
     LOGGING_LEVEL: 'INFO',
     SERVER_LISTEN_BACKLOG: String(o.backlog ?? 128),
     ...(o.workers === undefined ? {} : { SERVER_WORKERS: String(o.workers) }),
+    ...(o.fsync === undefined ? {} : { SERVER_FSYNC: o.fsync }),
   };
   const address = `127.0.0.1:${port}`;
   const many = o.data.files.length > 20;

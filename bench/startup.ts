@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, encodeMessage } from '../shared/protocol/codec.js';
-import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { freePort } from '../shared/util/net.js';
 import { now, reapedChildrenCpuS, spawnChild, stopChild, type Child } from './procs.js';
 import { spreadOf, type Spread } from './stats.js';
@@ -82,7 +82,7 @@ async function listeningServer(
   }
 }
 
-/** HELLO then a one-bet BATCH; resolves when its BATCH_ACK arrives. */
+/** HELLO, PROOF, then a one-bet BATCH; resolves when its BATCH_ACK arrives. */
 function firstAck(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
@@ -91,8 +91,10 @@ function firstAck(port: number): Promise<number> {
     builder.add({ agency: 1, firstName: 'Ana', lastName: 'Paz', document: '30111222', birthdate: '1990-01-02', number: 1 });
     socket.once('error', reject);
     socket.once('connect', () => {
+      // HELLO, the PROOF of a client with no key, and the agency's first bet, back to back.
       socket.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
-      socket.write(builder.take(1));
+      socket.write(encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) }));
+      socket.write(builder.take(0));
     });
     socket.on('data', (chunk: Buffer) => {
       for (const f of decoder.push(chunk)) {

@@ -1,25 +1,31 @@
 /**
- * One agency's run: say HELLO, stream the CSV in batches (BATCH_WINDOW in flight, acks in
- * order), send FINISHED, then ask for the winners (the server answers once the draw has
- * happened). It speaks through a Connection over whatever Duplex the Dialer returns, so the
- * tests drive it over `stream.duplexPair()`. `stop()` (SIGTERM) ends reading, closes the
- * file, then the socket.
- * Nothing of a connection outlives it: `#bind` makes a fresh one and `#sendBets` builds its
- * reader and BatchSender on it, so a reconnect that resumes where the server says (protocol
- * v2's WELCOME `next`) repeats the two on a new Duplex.
+ * One agency's run: HELLO, answer the CHALLENGE, and from WELCOME's `next` stream the rest of
+ * the CSV in batches (BATCH_WINDOW in flight, acks in order), send FINISHED, then ask for the
+ * winners (the server answers once the draw has happened). It speaks through a Connection
+ * over whatever Duplex the Dialer returns, so the tests drive it over `stream.duplexPair()`.
+ * `stop()` (SIGTERM) ends reading, closes the file, then the socket.
+ *
+ * Riding out a server restart: when the connection is lost (reset, EOF, ERROR SHUTTING_DOWN)
+ * or the server answers OUT_OF_ORDER, the run reconnects with backoff for up to
+ * server.reconnectTimeout and resumes where the new WELCOME says: every bet the server holds
+ * is skipped, none it lacks. Nothing of a connection outlives it: each one gets a fresh
+ * reader of the file and a fresh BatchSender.
  */
 import type { Logger } from '../shared/logging/logger.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { BATCH_WINDOW, ErrorCode, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { BATCH_WINDOW, MessageType, type WelcomeDTO } from '../shared/protocol/messages.js';
 import { retryWithBackoff, withDeadline } from '../shared/util/async.js';
 import { BatchSender, type SendTally } from './batch-sender.js';
 import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
 import { Connection } from './connection.js';
-import { DialError, tcpDialer, type Dialer } from './dial.js';
-import { ConnectTimeoutError, ServerRefusedError, UnexpectedReplyError, WinnersTimeoutError } from './errors.js';
+import { tcpDialer, type Dialer } from './dial.js';
+import { ConnectTimeoutError, ServerGoneError, UnexpectedReplyError, WinnersTimeoutError, resumable, retryable } from './errors.js';
+import { handshake } from './handshake.js';
 
 export interface RunSummary extends SendTally {
+  /** Bets not sent because a WELCOME said the server already held them (no ack of this run for them). */
+  resumed: number;
   badRows: number;
   /** null until the WINNERS came. */
   winners: string[] | null;
@@ -44,7 +50,21 @@ export class AgencyClient {
   readonly #dial: Dialer;
   readonly #abort = new AbortController();
   #conn: Connection | null = null;
-  readonly #summary: RunSummary = { sent: 0, duplicates: 0, written: 0, batches: 0, rejected: 0, badRows: 0, winners: null };
+  readonly #summary: RunSummary = {
+    sent: 0,
+    duplicates: 0,
+    written: 0,
+    batches: 0,
+    rejected: 0,
+    resumed: 0,
+    badRows: 0,
+    winners: null,
+  };
+  /** Bets the server is known to have consumed (a WELCOME's `next`, or an ack), and of those, refused. */
+  #known = 0;
+  #knownRefused = 0;
+  /** Bad rows are reported once, though each connection reads the file again. */
+  #badRowsUpTo = 0;
   /** Settles once the data file is closed (at once while it has not been opened). */
   #fileClosed: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | null = null;
@@ -64,9 +84,31 @@ export class AgencyClient {
     return this.#summary;
   }
 
+  /** The whole run; once stop() was called it ends without an error, whatever it was doing. */
   async run(): Promise<RunSummary> {
-    const conn = await this.#bind();
-    await this.#sendBets(conn);
+    try {
+      let session = await this.#bind();
+      for (;;) {
+        try {
+          return await this.#runOn(session.conn, session.welcome);
+        } catch (err) {
+          if (this.stopping || !resumable(err as Error)) throw err;
+          this.#log.warn({ action: 'conexion', result: 'fail', error: (err as Error).message });
+          await this.#closeSocket();
+          session = await this.#reconnect();
+        }
+      }
+    } catch (err) {
+      if (this.stopping) return this.#summary;
+      throw err;
+    }
+  }
+
+  /** The rest of the run on one connection: the bets from WELCOME's `next`, FINISHED, the winners. */
+  async #runOn(conn: Connection, welcome: WelcomeDTO): Promise<RunSummary> {
+    this.#summary.resumed += Math.max(0, welcome.next - this.#known);
+    this.#known = Math.max(this.#known, welcome.next);
+    await this.#sendBets(conn, welcome.next);
     if (this.stopping) return this.#summary;
     await conn.send(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: this.#config.id }));
     const ack = await conn.expect(MessageType.FINISHED_ACK);
@@ -79,14 +121,13 @@ export class AgencyClient {
 
   /**
    * Connects and says HELLO, retrying with backoff (20 ms doubling to 2 s) within
-   * server.connectTimeout while the server cannot be reached or still holds this agency for
-   * an earlier connection of ours (AGENCY_BUSY). A server that never answers HELLO times out.
+   * server.connectTimeout while the server cannot be reached, is restarting, or still holds
+   * this agency for an earlier connection of ours (AGENCY_BUSY). A server that never answers
+   * HELLO times out.
    */
-  async #bind(): Promise<Connection> {
+  async #bind(): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
     const c = this.#config;
     const address = `${c.host}:${c.port}`;
-    const retryable = (err: Error): boolean =>
-      err instanceof DialError || (err instanceof ServerRefusedError && err.code === ErrorCode.AGENCY_BUSY);
     try {
       return await retryWithBackoff((_, msLeft) => this.#hello(msLeft), {
         initialMs: 20,
@@ -103,8 +144,32 @@ export class AgencyClient {
     }
   }
 
-  /** One attempt: a fresh Duplex, HELLO, WELCOME within `msLeft`. A failed attempt closes its connection. */
-  async #hello(msLeft: number): Promise<Connection> {
+  /**
+   * After losing the server: connects again with backoff (50 ms doubling to 1 s) for up to
+   * server.reconnectTimeout, one `reconexion` line per attempt. A server that does not come
+   * back ends the run with ServerGoneError, saying how many bets are known to be stored.
+   */
+  async #reconnect(): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
+    const c = this.#config;
+    try {
+      const session = await retryWithBackoff(
+        (attempt, msLeft) => {
+          this.#log.info({ action: 'reconexion', result: 'in_progress', intento: attempt });
+          return this.#hello(msLeft);
+        },
+        { initialMs: 50, maxMs: 1000, timeoutMs: c.reconnectTimeoutMs, signal: this.#abort.signal, retryable },
+      );
+      this.#log.info({ action: 'reconexion', result: 'success', siguiente: session.welcome.next });
+      return session;
+    } catch (err) {
+      if (this.stopping || !(retryable(err as Error) || err instanceof ConnectTimeoutError)) throw err;
+      const stored = this.#known - this.#knownRefused;
+      throw new ServerGoneError(`${c.host}:${c.port}`, c.reconnectTimeoutMs, stored, (err as Error).message);
+    }
+  }
+
+  /** One attempt: a fresh Duplex, HELLO, CHALLENGE → PROOF, WELCOME within `msLeft`. A failed attempt closes its connection. */
+  async #hello(msLeft: number): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
     const c = this.#config;
     const started = Date.now();
     const stream = await this.#dial(Math.min(DIAL_ATTEMPT_MAX_MS, Math.max(100, msLeft)), this.#abort.signal);
@@ -115,14 +180,20 @@ export class AgencyClient {
     const conn = new Connection(stream);
     this.#conn = conn;
     try {
-      await conn.send(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: c.id }));
       const welcome = await withDeadline(
-        conn.expect(MessageType.WELCOME),
+        handshake(conn, c.id),
         msLeft - (Date.now() - started),
         () => new ConnectTimeoutError(`${c.host}:${c.port}`, c.connectTimeoutMs, 'no WELCOME in reply to HELLO'),
       );
-      this.#log.info({ action: 'connect', result: 'success', servidor: `${c.host}/${c.port}`, ultimo_lote: welcome.lastSeq });
-      return conn;
+      const finished = welcome.finished ? 'si' : 'no';
+      this.#log.info({
+        action: 'connect',
+        result: 'success',
+        servidor: `${c.host}/${c.port}`,
+        siguiente: welcome.next,
+        terminada: finished,
+      });
+      return { conn, welcome };
     } catch (err) {
       if (this.#conn === conn) this.#conn = null;
       await conn.close();
@@ -130,7 +201,7 @@ export class AgencyClient {
     }
   }
 
-  async #sendBets(conn: Connection): Promise<void> {
+  async #sendBets(conn: Connection, from: number): Promise<void> {
     const c = this.#config;
     let fileClosed = (): void => {};
     this.#fileClosed = new Promise((resolve) => {
@@ -141,6 +212,8 @@ export class AgencyClient {
       agency: c.id,
       signal: this.#abort.signal,
       onBadRow: (bad) => {
+        if (bad.line <= this.#badRowsUpTo) return;
+        this.#badRowsUpTo = bad.line;
         this.#summary.badRows++;
         this.#log.warn({ action: 'apuesta_invalida', result: 'fail', archivo: bad.file, linea: bad.line, error: bad.error });
       },
@@ -154,6 +227,11 @@ export class AgencyClient {
       maxAmount: c.maxAmount,
       log: this.#log,
       tally: this.#summary,
+      from,
+      onConsumed: (end, refused) => {
+        this.#known = Math.max(this.#known, end);
+        this.#knownRefused += refused;
+      },
       signal: this.#abort.signal,
     });
     await sender.sendAll(chunks);

@@ -12,6 +12,8 @@ export interface ClientConfig {
   port: number;
   /** How long to keep retrying the first connection while the server is not up. */
   connectTimeoutMs: number;
+  /** How long to keep trying to reconnect, once connected, after losing the server (it restarts). */
+  reconnectTimeoutMs: number;
   maxAmount: number;
   logLevel: string;
   /** How long to wait for the winners after FINISHED (the server holds the query until the draw). */
@@ -25,6 +27,7 @@ const KEYS = {
   id: 'CLI_ID',
   'server.address': 'CLI_SERVER_ADDRESS',
   'server.connectTimeout': 'CLI_SERVER_CONNECTTIMEOUT',
+  'server.reconnectTimeout': 'CLI_SERVER_RECONNECTTIMEOUT',
   'batch.maxAmount': 'CLI_BATCH_MAXAMOUNT',
   'log.level': 'CLI_LOG_LEVEL',
   'winners.timeout': 'CLI_WINNERS_TIMEOUT',
@@ -35,6 +38,7 @@ type Key = keyof typeof KEYS;
 const DEFAULTS: Partial<Record<Key, string>> = {
   'server.address': '127.0.0.1:12345',
   'server.connectTimeout': '30s',
+  'server.reconnectTimeout': '60s',
   'batch.maxAmount': '150',
   'log.level': 'INFO',
   'winners.timeout': '120s',
@@ -72,6 +76,7 @@ export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientCo
     host,
     port,
     connectTimeoutMs: durationMs(KEYS['server.connectTimeout'], get('server.connectTimeout')),
+    reconnectTimeoutMs: durationMs(KEYS['server.reconnectTimeout'], get('server.reconnectTimeout')),
     maxAmount: intIn(KEYS['batch.maxAmount'], get('batch.maxAmount'), 1, 0xffff),
     logLevel: logLevel(KEYS['log.level'], get('log.level')),
     winnersTimeoutMs: durationMs(KEYS['winners.timeout'], get('winners.timeout'), 24 * 3_600_000),

@@ -13,7 +13,7 @@ import { CLOSE_GRACE_MS, endAndClose, writeRespectingDrain } from '../shared/net
 import { FrameDecoder, decodeMessage } from '../shared/protocol/codec.js';
 import { MessageType, messageTypeName, type Message } from '../shared/protocol/messages.js';
 import { deferred } from '../shared/util/async.js';
-import { ConnectionClosedError, ServerRefusedError, UnexpectedReplyError } from './errors.js';
+import { BadReplyError, ConnectionClosedError, ServerRefusedError, UnexpectedReplyError } from './errors.js';
 
 type Waiter = { resolve: (m: Message) => void; reject: (e: Error) => void };
 
@@ -41,7 +41,7 @@ export class Connection {
     try {
       for (const frame of this.#decoder.push(chunk)) this.#deliver(decodeMessage(frame));
     } catch (err) {
-      this.#fail(new ConnectionClosedError(`undecodable reply: ${(err as Error).message}`));
+      this.#fail(new BadReplyError((err as Error).message));
       this.#stream.destroy();
     }
   }

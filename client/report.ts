@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { RunSummary } from './agency-client.js';
-import { ConnectTimeoutError } from './errors.js';
+import { ConnectTimeoutError, ServerGoneError } from './errors.js';
 
 /** The `exit` line's totals; `ganadores` is `-` while no WINNERS came. */
 export function exitTotals(s: Readonly<RunSummary>): Record<string, number | string> {
@@ -13,6 +13,7 @@ export function exitTotals(s: Readonly<RunSummary>): Record<string, number | str
     enviadas: s.written,
     almacenadas: s.sent,
     duplicadas: s.duplicates,
+    ya_en_servidor: s.resumed,
     rechazadas: s.rejected,
     ganadores: s.winners === null ? '-' : s.winners.length,
     filas_invalidas: s.badRows,
@@ -20,12 +21,13 @@ export function exitTotals(s: Readonly<RunSummary>): Record<string, number | str
 }
 
 /**
- * For a client that gave up connecting: the address it tried and that the reason is in that
+ * For a client that gave up connecting (server.connectTimeout), or reconnecting after it lost
+ * its server (server.reconnectTimeout): the address it tried and that the reason is in that
  * server's own log. A host that is a name (under Compose, the server's container) is named in
  * the Docker commands that show that log and the server's health; null for other failures.
  */
 export function giveUpHint(err: unknown): { servidor: string; sugerencia: string } | null {
-  if (!(err instanceof ConnectTimeoutError)) return null;
+  if (!(err instanceof ConnectTimeoutError || err instanceof ServerGoneError)) return null;
   const colon = err.address.lastIndexOf(':');
   const host = err.address.slice(0, colon);
   // host/port, as the connect line writes it: a graders' reader keeps only what follows a value's last ':'.

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import ini from 'ini';
-import { ConfigError, durationMs, intIn, layered, logLevel, nonEmpty } from '../shared/config/values.js';
+import { ConfigError, durationMs, intIn, layered, logLevel, nonEmpty, onOff } from '../shared/config/values.js';
 
 export interface ServerConfig {
   host: string;
@@ -21,6 +21,11 @@ export interface ServerConfig {
   metricsPort: number | null;
   /** Where the endpoint listens; SERVER_HOST unless set. */
   metricsHost: string;
+  /**
+   * SERVER_FSYNC: rows and journal records reach the disk before a batch is acknowledged (one
+   * flush of each file per group commit); off acknowledges once they are handed to the kernel.
+   */
+  fsync: boolean;
 }
 
 const DEFAULT_CONFIG_PATH = 'server/config.ini';
@@ -33,6 +38,7 @@ const DEFAULTS: Record<string, string> = {
   SERVER_STORAGE_PATH: './bets.csv',
   LOGGING_LEVEL: 'INFO',
   SERVER_DRAIN_TIMEOUT: '5s',
+  SERVER_FSYNC: 'on',
 };
 
 function readIni(path: string, required: boolean): Record<string, unknown> {
@@ -90,5 +96,6 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
     drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 8_000),
     ...metricsSettings(get, host, port),
+    fsync: onOff('SERVER_FSYNC', get('SERVER_FSYNC')),
   };
 }

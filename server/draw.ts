@@ -1,8 +1,10 @@
 /**
- * FINISHED and the draw (main thread): records each agency's FINISHED, starts the draw
- * exactly once when the set completes, starts it again after a failure, keeps its result,
- * and lets held WINNERS_QUERYs wait for the next outcome. It never blocks: the draw itself is
- * one pool task.
+ * FINISHED and the draw (main thread): records each agency's FINISHED (durably, through the
+ * pool, before it counts), starts the draw exactly once when the set completes, starts it
+ * again after a failure, keeps its result, and lets held WINNERS_QUERYs wait for the next
+ * outcome. It never blocks: the draw itself is one pool task, which also makes its result
+ * durable. A server restarted after the draw starts with the recovered result and never
+ * draws again; one restarted with every agency finished and no result draws at once.
  */
 import type { Logger } from '../shared/logging/logger.js';
 import { deferred } from '../shared/util/async.js';
@@ -12,7 +14,12 @@ import type { FinishMark, ProtectedNotificationCounter } from './sync/notificati
 export type WinnersAnswer = { ready: true; documents: string[] } | { ready: false; finished: number; expected: number };
 
 /** What the draw needs of the pool. */
-export type DrawRunner = Pick<BetPool, 'draw'>;
+export type DrawRunner = Pick<BetPool, 'draw' | 'recordFinished'>;
+
+/** A draw's result as recovery found it on disk. */
+export interface RecoveredDraw {
+  winners: Array<[agency: number, documents: string[]]>;
+}
 
 export class Draw {
   readonly #pool: DrawRunner;
@@ -24,10 +31,18 @@ export class Draw {
   /** Resolved when the draw in progress ends, with a result or failed; replaced after a failure. */
   #outcome = deferred();
 
-  constructor(pool: DrawRunner, counter: ProtectedNotificationCounter, log: Logger) {
+  /** `counter` already holds the agencies recovered as finished. */
+  constructor(pool: DrawRunner, counter: ProtectedNotificationCounter, log: Logger, recovered: RecoveredDraw | null = null) {
     this.#pool = pool;
     this.#counter = counter;
     this.#log = log;
+    if (recovered !== null) {
+      this.#winners = new Map(recovered.winners);
+      this.#outcome.resolve();
+    } else if (counter.allFinished) {
+      // Every FINISHED is on disk but the draw's result is not: it was cut by a stop.
+      this.#start();
+    }
   }
 
   get expected(): number {
@@ -57,8 +72,13 @@ export class Draw {
     return this.#outcome.promise;
   }
 
-  /** Records FINISHED; the call that completes the set starts the draw, exactly once. */
-  finish(agency: number): FinishMark {
+  /**
+   * Records FINISHED on disk, then counts it (a repeat is neither recorded nor counted twice);
+   * the call that completes the set starts the draw, exactly once. Callers serialize it with
+   * the agency's batches (Ingest.serialize), so it is recorded after every one of them.
+   */
+  async finish(agency: number): Promise<FinishMark> {
+    if (!this.#counter.hasFinished(agency)) await this.#pool.recordFinished(agency);
     const mark = this.#counter.markFinished(agency);
     if (mark.runDraw) this.#start();
     return mark;

@@ -22,14 +22,19 @@ export class AgencyRegistry {
     this.#agencies = agencies;
   }
 
-  /** Binds `agency` to `owner` (a session) until it unbinds; binding again to the same owner is a no-op. */
-  bind(agency: number, owner: object): void {
+  /** Throws UNKNOWN_AGENCY unless this server takes `agency`. */
+  check(agency: number): void {
     if (!Number.isInteger(agency) || agency < 1 || agency > this.#agencies) {
       throw new AgencyRefusedError(
         ErrorCode.UNKNOWN_AGENCY,
         `agency ${agency} is unknown: this server takes agencies 1 to ${this.#agencies}`,
       );
     }
+  }
+
+  /** Binds `agency` to `owner` (a session) until it unbinds; binding again to the same owner is a no-op. */
+  bind(agency: number, owner: object): void {
+    this.check(agency);
     const current = this.#owners.get(agency);
     if (current !== undefined && current !== owner) {
       throw new AgencyRefusedError(

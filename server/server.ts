@@ -1,7 +1,9 @@
 /**
- * The acceptor and its resources: storage file, finished counter, worker pool, sessions.
- * `close()` stops accepting, drains sessions (their in-flight batches are acknowledged),
- * closes the pool and the storage file, logging each resource; it is idempotent.
+ * The acceptor and its resources: storage file and journal, finished counter, worker pool,
+ * sessions. Construction first recovers the durable state beside the bets file (throwing
+ * RecoveryError when it cannot be trusted) and starts from it. `close()` stops accepting,
+ * drains sessions (their in-flight batches are acknowledged), closes the pool, then flushes
+ * and closes the bets file and the journal, logging each resource; it is idempotent.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { LogFormat, type Logger } from '../shared/logging/logger.js';
@@ -16,7 +18,9 @@ import { ServerMetrics } from './metrics/server-metrics.js';
 import { BetPool } from './pool/bet-pool.js';
 import { AgencyRegistry } from './registry.js';
 import { Session } from './session.js';
+import { recoverDurableState } from './storage/durable-state.js';
 import { ProtectedStorage, type StorageHandle } from './storage/protected-storage.js';
+import { AgencyProgress } from './sync/agency-progress.js';
 import { ProtectedNotificationCounter } from './sync/notification-counter.js';
 
 export class LotteryServer {
@@ -35,17 +39,22 @@ export class LotteryServer {
   constructor(config: ServerConfig, log: Logger) {
     this.#config = config;
     this.#log = log;
-    this.#storage = ProtectedStorage.open(config.storagePath);
+    const recovered = recoverDurableState(config.storagePath, config.agencies, log);
+    const next = recovered.agencies.map((a) => a.next);
+    this.#storage = ProtectedStorage.open(config.storagePath, { fsync: config.fsync, next });
     const counterSab = ProtectedNotificationCounter.allocate(config.agencies);
+    const counter = new ProtectedNotificationCounter(counterSab);
+    recovered.agencies.forEach((a, i) => {
+      if (a.finished) counter.markFinished(i + 1);
+    });
     this.#pool = new BetPool({
       workers: config.workers,
       init: { storage: this.#storage, counter: counterSab, logLevel: config.logLevel, logFormat: process.env.LOG_FORMAT ?? LogFormat.TEXT },
     });
-    const counter = new ProtectedNotificationCounter(counterSab);
     this.#metrics = new ServerMetrics({ process: config.metricsPort !== null });
     this.#services = {
-      ingest: new Ingest(this.#pool, counter),
-      draw: new Draw(this.#metrics.timeDraws(this.#pool), counter, log),
+      ingest: new Ingest(this.#pool, counter, new AgencyProgress(this.#storage.progress!)),
+      draw: new Draw(this.#metrics.timeDraws(this.#pool), counter, log, recovered.draw),
       registry: new AgencyRegistry(config.agencies),
       metrics: this.#metrics,
     };
@@ -141,7 +150,9 @@ export class LotteryServer {
     if (!poolClosed) await this.#pool.close(true);
     log.info({ action: 'close_pool', result: 'success', workers: this.#pool.workers, forzado: poolClosed ? 'no' : 'si' });
 
+    // Flushed to the disk whatever SERVER_FSYNC says: nothing is left for recovery to cut.
     ProtectedStorage.close(this.#storage);
     log.info({ action: 'close_storage', result: 'success', archivo: this.#storage.path });
+    log.info({ action: 'close_journal', result: 'success', archivo: this.#storage.journal?.path ?? '' });
   }
 }

@@ -28,6 +28,7 @@ import type { Services, SessionContext } from './handlers/context.js';
 import { handleFinished } from './handlers/finished.js';
 import { handleHello } from './handlers/hello.js';
 import { handlePing } from './handlers/ping.js';
+import { handleProof } from './handlers/proof.js';
 import { handleWinnersQuery } from './handlers/winners-query.js';
 
 const HELLO_TIMEOUT_MS = 10_000;
@@ -93,6 +94,7 @@ export class Session {
       registry,
       metrics,
       log: this.#log,
+      challenge: null,
       closing: this.#closeBegun.promise,
       get agency() {
         return session.#agency;
@@ -154,16 +156,21 @@ export class Session {
     }
   }
 
-  /** The one place that maps a client message to its handler. Only PING and HELLO may come unbound. */
+  /** The one place that maps a client message to its handler. Only PING, HELLO and PROOF may come unbound. */
   #dispatch(msg: Message): Promise<void> {
     const ctx = this.#ctx;
-    if (this.#agency === 0 && msg.type !== MessageType.PING && msg.type !== MessageType.HELLO)
-      throw new ProtocolError(ErrorCode.NOT_BOUND, `${messageTypeName(msg.type)} before HELLO; send HELLO with the agency number first`);
+    if (this.#agency === 0 && msg.type !== MessageType.PING && msg.type !== MessageType.HELLO && msg.type !== MessageType.PROOF)
+      throw new ProtocolError(
+        ErrorCode.NOT_BOUND,
+        `${messageTypeName(msg.type)} before the connection is bound; send HELLO, then the PROOF answering its CHALLENGE`,
+      );
     switch (msg.type) {
       case MessageType.PING:
         return handlePing(ctx);
       case MessageType.HELLO:
         return handleHello(ctx, msg);
+      case MessageType.PROOF:
+        return handleProof(ctx, msg);
       case MessageType.BATCH:
         // The BATCH frames queued right behind it travel with it as one run (one pool task, one ack write).
         return handleBatches(ctx, [msg, ...this.#takeBatches()]);

@@ -49,6 +49,7 @@ function start(over: Partial<ClientConfig> & { dataFile: string }, fake = new Fa
     host: '127.0.0.1',
     port: 1,
     connectTimeoutMs: 5000,
+    reconnectTimeoutMs: 5000,
     maxAmount: 150,
     logLevel: 'debug',
     winnersTimeoutMs: 5000,
@@ -89,6 +90,7 @@ describe('AgencyClient over a duplexPair', () => {
       written: rows,
       batches: Math.ceil(rows / 150),
       rejected: 0,
+      resumed: 0,
       badRows: 0,
       winners: ['30000001', '30000002', '30000003'],
     });
@@ -114,7 +116,8 @@ describe('AgencyClient over a duplexPair', () => {
     await running;
     expect(Math.max(...inFlight)).toBe(BATCH_WINDOW);
     expect(inFlight.slice(0, batches - BATCH_WINDOW).every((n) => n === BATCH_WINDOW)).toBe(true);
-    expect(tap.find('apuesta_enviada', 'success').map((e) => e.lote)).toEqual(Array.from({ length: batches }, (_, i) => i + 1));
+    // Each batch is named by the index of its first bet: with one bet per batch, 0, 1, 2, ...
+    expect(tap.find('apuesta_enviada', 'success').map((e) => e.lote)).toEqual(Array.from({ length: batches }, (_, i) => i));
   });
 
   it('counts a DUPLICATE batch as sent and a REJECTED one as refused, logging the reason and index', async () => {
@@ -122,10 +125,11 @@ describe('AgencyClient over a duplexPair', () => {
     const peer = await fake.peer(0);
     await peer.accept(1);
     const [b1, b2, b3] = [await peer.expect(MessageType.BATCH), await peer.expect(MessageType.BATCH), await peer.expect(MessageType.BATCH)];
-    peer.send({ type: MessageType.BATCH_ACK, seq: b1.seq, status: AckStatus.DUPLICATE, count: b1.count });
+    expect([b1.first, b2.first, b3.first]).toEqual([0, 150, 300]);
+    peer.send({ type: MessageType.BATCH_ACK, first: b1.first, status: AckStatus.DUPLICATE, count: b1.count });
     peer.send({
       type: MessageType.BATCH_ACK,
-      seq: b2.seq,
+      first: b2.first,
       status: AckStatus.REJECTED,
       index: 7,
       reason: 'bet 7: document "x" is not a number',
@@ -136,7 +140,7 @@ describe('AgencyClient over a duplexPair', () => {
     await answerWinners(peer, []);
     expect(await running).toMatchObject({ sent: 300, duplicates: 150, written: 450, rejected: 150, batches: 3 });
     expect(tap.find('apuesta_enviada', 'fail')).toEqual([
-      expect.objectContaining({ cantidad: 150, lote: 2, indice: 7, error: 'bet 7: document "x" is not a number' }),
+      expect.objectContaining({ cantidad: 150, lote: 150, indice: 7, error: 'bet 7: document "x" is not a number' }),
     ]);
   });
 
@@ -146,37 +150,33 @@ describe('AgencyClient over a duplexPair', () => {
     await peer.accept(1);
     await peer.expect(MessageType.BATCH);
     peer.stored(await peer.expect(MessageType.BATCH)); // batch 2 first
-    await expect(running).rejects.toThrow(/acknowledgement for batch 2 arrived while batch 1 was in flight/);
+    await expect(running).rejects.toThrow(/acknowledgement for the batch from bet 150 arrived while the batch from bet 0 was in flight/);
   });
 
-  it('surfaces an ERROR with its reason while a send waits for the server to read', async () => {
+  it('surfaces an ERROR with its reason while a send waits for the server to read, and does not reconnect after it', async () => {
     const { fake, running } = start({ dataFile: await dataFile('error.csv', 20_000) });
     const peer = await fake.peer(0);
     await peer.accept(1);
     peer.stream.pause(); // reads nothing more: the client's writes back up
     await fake.backpressured;
-    peer.send({ type: MessageType.ERROR, code: ErrorCode.SHUTTING_DOWN, message: 'the server is shutting down' });
+    peer.send({ type: MessageType.ERROR, code: ErrorCode.INTERNAL, message: 'the pool is closed' });
     const err = await running.then(
       () => null,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ServerRefusedError);
-    expect((err as ServerRefusedError).code).toBe(ErrorCode.SHUTTING_DOWN);
-    expect((err as Error).message).toMatch(/the server is shutting down/);
+    expect((err as ServerRefusedError).code).toBe(ErrorCode.INTERNAL);
+    expect((err as Error).message).toMatch(/the pool is closed/);
+    expect(fake.peers).toHaveLength(1);
   });
 
-  it('fails with the cause when the server ends the connection or sends bytes that do not decode', async () => {
-    const ended = start({ dataFile: await dataFile('ended.csv', 300) });
-    const p1 = await ended.fake.peer(0);
-    await p1.accept(1);
-    p1.stream.end();
-    await expect(ended.running).rejects.toThrow(/connection to the server closed: the server ended it/);
-
+  it('fails with the cause when the server sends bytes that do not decode, without reconnecting', async () => {
     const garbled = start({ dataFile: await dataFile('garbled.csv', 300) });
     const p2 = await garbled.fake.peer(0);
     await p2.accept(1);
     p2.stream.write(Buffer.from([0xee, 0, 0, 0, 0]));
     await expect(garbled.running).rejects.toThrow(/undecodable reply/);
+    expect(garbled.fake.peers).toHaveLength(1);
   });
 
   it('gives up at server.connectTimeout when the server never answers HELLO', async () => {

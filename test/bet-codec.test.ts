@@ -69,7 +69,7 @@ describe('BatchBuilder limits', () => {
     const decoded: Bet[] = [];
     for (const [i, f] of frames.entries()) {
       const batch = parseBatch(f);
-      expect(batch.seq).toBe(i + 1);
+      expect(batch.first).toBe(i + 1);
       // No room wasted: the next bet would not have fit.
       if (i < frames.length - 1) expect(f.length + encodedBetSize(bets[decoded.length + batch.count]!)).toBeGreaterThan(MAX_FRAME);
       const r = decodeBets(batch.bets, batch.count, AGENCY);
@@ -113,7 +113,7 @@ describe('single-bet batches', () => {
     const b = new BatchBuilder(10);
     expect(b.add(bet(42))).toBe(true);
     const batch = parseBatch(b.take(5));
-    expect([batch.seq, batch.count]).toEqual([5, 1]);
+    expect([batch.first, batch.count]).toEqual([5, 1]);
     expect(decodeBets(batch.bets, batch.count, AGENCY)).toEqual({ ok: true, bets: [bet(42)] });
   });
 

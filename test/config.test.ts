@@ -39,6 +39,7 @@ describe('server refuses a bad configuration with exit code 2', () => {
     ['SERVER_WORKERS', '-1', /out of range/],
     ['LOGGING_LEVEL', 'LOUD', /not a log level/],
     ['SERVER_DRAIN_TIMEOUT', 'soon', /not a duration/],
+    ['SERVER_FSYNC', 'sometimes', /not a switch; use on or off/],
   ])('%s=%s', async (key, value, why) => {
     const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), [key]: value });
     expect(await expectRefused(p, key)).toMatch(why);
@@ -105,6 +106,7 @@ describe('loadServerConfig', () => {
       drainTimeoutMs: 5000,
       metricsPort: null,
       metricsHost: '0.0.0.0',
+      fsync: true,
     });
     const env = {
       SERVER_CONFIG: SERVER_INI,
@@ -115,6 +117,7 @@ describe('loadServerConfig', () => {
       LOGGING_LEVEL: 'debug',
       SERVER_DRAIN_TIMEOUT: '250ms',
       SERVER_STORAGE_PATH: '/tmp/x.csv',
+      SERVER_FSYNC: 'OFF',
     };
     expect(loadServerConfig(env)).toMatchObject({
       host: '127.0.0.1',
@@ -124,6 +127,7 @@ describe('loadServerConfig', () => {
       logLevel: 'debug',
       drainTimeoutMs: 250,
       storagePath: '/tmp/x.csv',
+      fsync: false,
     });
   });
 
@@ -140,6 +144,7 @@ describe('loadServerConfig', () => {
     ['LOGGING_LEVEL', 'LOUD'],
     ['SERVER_DRAIN_TIMEOUT', '2h'],
     ['SERVER_HOST', '   '],
+    ['SERVER_FSYNC', 'maybe'],
   ])('refuses %s=%j naming the key', (key, value) => {
     expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(ConfigError);
     expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(new RegExp(`^${key}: `));
@@ -153,6 +158,7 @@ describe('loadClientConfig', () => {
       host: '127.0.0.1',
       port: 12345,
       connectTimeoutMs: 30_000,
+      reconnectTimeoutMs: 60_000,
       maxAmount: 150,
       logLevel: 'info',
       winnersTimeoutMs: 120_000,
@@ -166,6 +172,7 @@ describe('loadClientConfig', () => {
         CLI_BATCH_MAXAMOUNT: '7',
         CLI_LOG_LEVEL: 'WARN',
         CLI_SERVER_CONNECTTIMEOUT: '2s',
+        CLI_SERVER_RECONNECTTIMEOUT: '90s',
         CLI_WINNERS_TIMEOUT: '1m',
         CLI_DATA_FILE: '/d/a.csv',
       }),
@@ -174,6 +181,7 @@ describe('loadClientConfig', () => {
       host: 'server',
       port: 4000,
       connectTimeoutMs: 2000,
+      reconnectTimeoutMs: 90_000,
       maxAmount: 7,
       logLevel: 'warn',
       winnersTimeoutMs: 60_000,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
-import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { freePort } from '../shared/util/net.js';
 import { DEFAULT_SEED, DEFAULT_SIZES, generateAgencyFile, generateData } from '../tools/gen-data/files.js';
@@ -29,6 +29,7 @@ import {
 } from './helpers/processes.js';
 
 const SMALL_SIZES = [3000, 2500, 1600, 900, 100];
+const NO_KEY_PROOF = encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) });
 let dir: string;
 
 beforeAll(async () => {
@@ -190,7 +191,8 @@ describe('single agency runs', () => {
     const squatter = connect({ host: '127.0.0.1', port });
     squatter.on('error', () => {});
     await new Promise<void>((resolve) => squatter.once('connect', () => resolve()));
-    squatter.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
+    // HELLO and the PROOF of a client with no key, back to back (the server takes any mac while auth is off).
+    squatter.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }), NO_KEY_PROOF]));
     await server.waitForAction('conexion', 'success');
     const client = startClient({ port, id: 1, dataFile: file });
     await client.waitFor(
@@ -224,10 +226,14 @@ describe('single agency runs', () => {
     const reply = new Promise<unknown>((resolve) => {
       const decoder = new FrameDecoder();
       again.on('data', (chunk: Buffer) => {
-        for (const f of decoder.push(chunk)) resolve(decodeMessage(f));
+        for (const f of decoder.push(chunk)) {
+          const msg = decodeMessage(f);
+          if (msg.type !== MessageType.CHALLENGE) resolve(msg);
+        }
       });
     });
-    again.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
+    // HELLO and the PROOF of a client with no key, back to back (the server takes any mac while auth is off).
+    again.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }), NO_KEY_PROOF]));
     expect(await reply).toMatchObject({ type: MessageType.WELCOME, agency: 1 });
     again.destroy();
     server.signal('SIGTERM');

@@ -29,7 +29,7 @@ import {
   startServer,
   type Proc,
 } from './helpers/processes.js';
-import { SessionHarness, batch, bet, hello, ping } from './helpers/session-harness.js';
+import { SessionHarness, batch, bet, hello, ping, proof } from './helpers/session-harness.js';
 
 let dir: string;
 const cleanups: Array<() => unknown> = [];
@@ -212,7 +212,7 @@ describe('a real run, scraped over HTTP', () => {
 });
 
 describe('the hooks, on Sessions over duplexPair', () => {
-  it('counts batches by result, bets stored, an ack latency per batch, and connections by state', async () => {
+  it('counts batches by result (stored, duplicate, rejected, out_of_order), bets stored, an ack latency per batch, and connections by state', async () => {
     const metrics = new ServerMetrics();
     const h = await SessionHarness.open({ agencies: 2, metrics });
     cleanups.push(() => h.close());
@@ -221,7 +221,10 @@ describe('the hooks, on Sessions over duplexPair', () => {
     const p = h.connect();
     expect(value(await samples(), 'loteria_connections{state="unbound"}')).toBe(1);
     p.stream.write(hello(1));
-    await p.next();
+    expect(await p.next()).toMatchObject({ type: MessageType.CHALLENGE });
+    expect(value(await samples(), 'loteria_connections{state="unbound"}'), 'bound only once the PROOF is taken').toBe(1);
+    p.stream.write(proof());
+    expect(await p.next()).toMatchObject({ type: MessageType.WELCOME });
     let s = await samples();
     expect([value(s, 'loteria_connections{state="unbound"}'), value(s, 'loteria_connections{state="bound"}')]).toEqual([0, 1]);
 
@@ -232,15 +235,17 @@ describe('the hooks, on Sessions over duplexPair', () => {
       expect(await p.next()).toMatchObject({ type: MessageType.BATCH_ACK, status });
       expect(await p.next()).toMatchObject({ type: MessageType.PONG });
     };
-    await send(batch(1, good), AckStatus.STORED);
-    await send(batch(1, good), AckStatus.DUPLICATE); // a retransmission, not stored again
-    await send(batch(2, [bet(1, '103', 3), bet(1, '10x', 4)]), AckStatus.REJECTED); // a bad document
+    await send(batch(0, good), AckStatus.STORED);
+    await send(batch(0, good), AckStatus.DUPLICATE); // a retransmission, not stored again
+    await send(batch(3, [bet(1, '103', 3), bet(1, '10x', 4)]), AckStatus.REJECTED); // a bad document (bets 3 and 4 consumed)
+    await send(batch(9, [bet(1, '109', 9)]), AckStatus.OUT_OF_ORDER); // the server expects bet 5
     s = await samples();
     expect(value(s, 'loteria_bets_stored_total')).toBe(3);
     expect(value(s, 'loteria_batches_total{result="stored"}')).toBe(1);
     expect(value(s, 'loteria_batches_total{result="duplicate"}')).toBe(1);
     expect(value(s, 'loteria_batches_total{result="rejected"}')).toBe(1);
-    expect(value(s, 'loteria_ack_latency_seconds_count')).toBe(3);
+    expect(value(s, 'loteria_batches_total{result="out_of_order"}')).toBe(1);
+    expect(value(s, 'loteria_ack_latency_seconds_count')).toBe(4);
 
     p.hangUp();
     await p.session.close();

@@ -8,7 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConnectTimeoutError, ServerRefusedError } from '../client/errors.js';
+import { ConnectTimeoutError, ServerGoneError, ServerRefusedError } from '../client/errors.js';
 import { giveUpHint } from '../client/report.js';
 import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { MessageType } from '../shared/protocol/messages.js';
@@ -205,11 +205,14 @@ describe("the client's exit line carries its totals", () => {
     expect((await client.waitExit()).code, client.text).toBe(1);
     const exit = exitLine(client);
     expect(exit).toMatchObject({ result: 'fail', enviadas: '400', almacenadas: '400', ganadores: '-', filas_invalidas: '1' });
-    expect(exit.error).toMatch(/shutting down|did not come back/);
+    // The raw line: a host:port inside the error hides the field from a last-':' reader.
+    expect(client.lines.filter((l) => l.includes('action: exit')).at(-1)).toMatch(/\| error: .*(shutting down|did not come back)/);
     expect(server.log.find((l) => l.action === 'desconexion')).toMatchObject({
       result: 'success',
       fields: { agencia: '1', motivo: 'server shutting down' },
     });
+    // It gave up reconnecting: the same hint as a client that never connected.
+    expect(client.log.find((l) => l.action === 'connect' && l.result === 'fail')?.fields.servidor).toBe(`127.0.0.1/${port}`);
   });
 });
 
@@ -236,6 +239,7 @@ describe('a client that gives up connecting', () => {
         /docker logs server, and its health with docker inspect --format \{\{\.State\.Health\.Status\}\} server$/,
       ),
     });
+    expect(giveUpHint(new ServerGoneError('server:12345', 30_000, 10, 'ECONNREFUSED'))?.sugerencia).toContain('docker logs server,');
     expect(giveUpHint(new ServerRefusedError(7, 'busy'))).toBeNull();
     expect(giveUpHint(new Error('connection to the server closed'))).toBeNull();
   });

@@ -1,11 +1,12 @@
 /**
- * Session: binding (PING, HELLO → WELCOME, the HELLO timeout) and every protocol error, each
- * answered with one ERROR and the end of the stream. Each test has its own server state.
+ * Session: binding (PING, HELLO → CHALLENGE, PROOF → WELCOME, the HELLO timeout) and every
+ * protocol error, each answered with one ERROR and the end of the stream. Each test has its
+ * own server state.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeFrame, encodeMessage } from '../shared/protocol/codec.js';
 import { AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
-import { SessionHarness, batch, bet, csvRows, expectError, finished, hello, ping } from './helpers/session-harness.js';
+import { SessionHarness, batch, bet, csvRows, expectError, finished, hello, ping, proof } from './helpers/session-harness.js';
 
 let h: SessionHarness;
 beforeEach(async () => {
@@ -14,14 +15,30 @@ beforeEach(async () => {
 afterEach(() => h.close());
 
 describe('Session binding', () => {
-  it('answers PING before HELLO, then binds with HELLO → WELCOME', async () => {
+  it('answers PING before HELLO, then binds with HELLO → CHALLENGE, PROOF → WELCOME', async () => {
     const p = h.connect();
     p.stream.write(ping());
     expect(await p.next()).toEqual({ type: MessageType.PONG, finished: 0, expected: 2, drawn: false });
     p.stream.write(hello(1));
-    expect(await p.next()).toEqual({ type: MessageType.WELCOME, agency: 1, lastSeq: 0 });
+    const challenge = await p.next();
+    expect(challenge).toMatchObject({ type: MessageType.CHALLENGE });
+    expect((challenge as { nonce: Buffer }).nonce).toHaveLength(32);
+    expect(p.session.agency, 'not bound before the PROOF').toBe(0);
+    p.stream.write(proof());
+    expect(await p.next()).toEqual({ type: MessageType.WELCOME, agency: 1, next: 0, finished: false });
     expect(p.session.agency).toBe(1);
-    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'conexion', result: 'success', agencia: 1, ultimo_lote: 0 }));
+    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'conexion', result: 'success', agencia: 1, siguiente: 0 }));
+  });
+
+  it('sends a fresh nonce to every connection', async () => {
+    const nonces = await Promise.all(
+      [1, 2].map(async (agency) => {
+        const p = h.connect();
+        p.stream.write(hello(agency));
+        return ((await p.next()) as { nonce: Buffer }).nonce.toString('hex');
+      }),
+    );
+    expect(new Set(nonces).size).toBe(2);
   });
 
   it('ends a connection that sends no HELLO in time with ERROR NOT_BOUND', async () => {
@@ -48,7 +65,7 @@ describe('Session protocol errors', () => {
 
   it('answers a server-only message before HELLO with ERROR NOT_BOUND', async () => {
     const p = h.connect();
-    p.stream.write(encodeMessage({ type: MessageType.WELCOME, agency: 1, lastSeq: 0 }));
+    p.stream.write(encodeMessage({ type: MessageType.WELCOME, agency: 1, next: 0, finished: false }));
     await expectError(p, ErrorCode.NOT_BOUND);
   });
 
@@ -58,10 +75,12 @@ describe('Session protocol errors', () => {
     await expectError(p, ErrorCode.UNKNOWN_AGENCY);
   });
 
-  it('answers a second HELLO for a connected agency with AGENCY_BUSY, and the first connection lives on', async () => {
+  it('answers the PROOF of a second connection for a connected agency with AGENCY_BUSY, and the first connection lives on', async () => {
     const first = await h.bound(2);
     const second = h.connect();
     second.stream.write(hello(2));
+    expect(await second.next()).toMatchObject({ type: MessageType.CHALLENGE });
+    second.stream.write(proof());
     await expectError(second, ErrorCode.AGENCY_BUSY);
     first.stream.write(ping());
     expect(await first.next()).toMatchObject({ type: MessageType.PONG });
@@ -80,19 +99,38 @@ describe('Session protocol errors', () => {
     await expectError(p, ErrorCode.WRONG_AGENCY);
   });
 
+  it('answers a HELLO of protocol 1 with BAD_VERSION naming both versions', async () => {
+    const p = h.connect();
+    p.stream.write(encodeMessage({ type: MessageType.HELLO, version: 1, agency: 1 }));
+    const error = await p.next();
+    expect(error).toMatchObject({ type: MessageType.ERROR, code: ErrorCode.BAD_VERSION });
+    expect((error as { message: string }).message).toMatch(/version 1 is not supported; this server speaks version 2/);
+    await p.ended;
+  });
+
   it.each([
     [
       'a HELLO of another protocol version',
       encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION + 1, agency: 1 }),
       ErrorCode.BAD_VERSION,
+      false,
     ],
-    ['a second HELLO on a bound connection', hello(1), ErrorCode.ALREADY_BOUND],
-    ['a server-only message', encodeMessage({ type: MessageType.WELCOME, agency: 1, lastSeq: 0 }), ErrorCode.UNEXPECTED_MESSAGE],
-    ['an unknown message type', Buffer.from([0x7f, 0, 0, 0, 0]), ErrorCode.UNKNOWN_TYPE],
-    ['a malformed FINISHED', Buffer.from([MessageType.FINISHED, 0, 0, 0, 2, 0, 1]), ErrorCode.MALFORMED],
-    ['a BATCH numbered 0', encodeFrame(MessageType.BATCH, Buffer.alloc(6)), ErrorCode.MALFORMED],
-  ])('answers %s with the matching ERROR', async (_what, frame, code) => {
-    const p = code === ErrorCode.BAD_VERSION ? h.connect() : await h.bound(1);
+    ['a PROOF with no HELLO before it', proof(), ErrorCode.UNEXPECTED_MESSAGE, false],
+    ['a second HELLO on a bound connection', hello(1), ErrorCode.ALREADY_BOUND, true],
+    ['a second PROOF on a bound connection', proof(), ErrorCode.UNEXPECTED_MESSAGE, true],
+    [
+      'a server-only message',
+      encodeMessage({ type: MessageType.WELCOME, agency: 1, next: 0, finished: false }),
+      ErrorCode.UNEXPECTED_MESSAGE,
+      true,
+    ],
+    ['an unknown message type', Buffer.from([0x7f, 0, 0, 0, 0]), ErrorCode.UNKNOWN_TYPE, true],
+    ['a malformed FINISHED', Buffer.from([MessageType.FINISHED, 0, 0, 0, 2, 0, 1]), ErrorCode.MALFORMED, true],
+    ['a BATCH shorter than its head', encodeFrame(MessageType.BATCH, Buffer.alloc(4)), ErrorCode.MALFORMED, true],
+    ['a PROOF of 31 bytes', encodeFrame(MessageType.PROOF, Buffer.alloc(31)), ErrorCode.MALFORMED, true],
+    ['a BATCH running past bet 2^32 - 1', batch(0xffff_ffff, [bet(1, '1', 1)]), ErrorCode.MALFORMED, true],
+  ])('answers %s with the matching ERROR', async (_what, frame, code, bound) => {
+    const p = bound ? await h.bound(1) : h.connect();
     p.stream.write(frame);
     await expectError(p, code);
   });
@@ -106,8 +144,8 @@ describe('Session protocol errors', () => {
   it('acknowledges the batch before a bad header in the same chunk, then sends one ERROR', async () => {
     const p = await h.bound(1);
     const good = bet(1, '150', 15);
-    p.stream.write(Buffer.concat([batch(100, [good]), Buffer.from([MessageType.BATCH, 0x00, 0x00, 0x20, 0x00])]));
-    expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, seq: 100, status: AckStatus.STORED, count: 1 });
+    p.stream.write(Buffer.concat([batch(0, [good]), Buffer.from([MessageType.BATCH, 0x00, 0x00, 0x20, 0x00])]));
+    expect(await p.next()).toEqual({ type: MessageType.BATCH_ACK, first: 0, status: AckStatus.STORED, count: 1 });
     expect(h.onDisk()).toBe(csvRows([good]));
     await expectError(p, ErrorCode.FRAME_TOO_LARGE);
   });

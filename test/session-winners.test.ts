@@ -17,7 +17,7 @@ describe('FINISHED, draw and winners', () => {
   });
   afterEach(() => h.close());
 
-  it('answers NOT_READY at once to an agency that has not sent FINISHED, and refuses its batches after FINISHED', async () => {
+  it('answers NOT_READY at once to an agency that has not sent FINISHED, and refuses its new bets after FINISHED', async () => {
     const p = await h.bound(1);
     const kept = [bet(1, '180', 7574)];
     await h.store(p, [kept]);
@@ -26,9 +26,60 @@ describe('FINISHED, draw and winners', () => {
     p.stream.write(finished(1));
     expect(await p.next()).toEqual({ type: MessageType.FINISHED_ACK, finished: 1, expected: 2 });
     expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'notificacion', agencia: 1, terminadas: 1, esperadas: 2 }));
-    p.stream.write(batch(2, [bet(1, '190', 7574)])); // above the last stored seq (1)
-    expect(await p.next()).toMatchObject({ type: MessageType.BATCH_ACK, seq: 2, status: AckStatus.REJECTED, index: 0 });
+    // A retransmission of a stored batch is still DUPLICATE; a new bet is refused with the reason, consuming nothing.
+    p.stream.write(Buffer.concat([batch(0, kept), batch(1, [bet(1, '190', 7574)])]));
+    expect(await p.next()).toMatchObject({ type: MessageType.BATCH_ACK, first: 0, status: AckStatus.DUPLICATE });
+    const refused = await p.next();
+    expect(refused).toMatchObject({ type: MessageType.BATCH_ACK, first: 1, status: AckStatus.REJECTED, index: 0 });
+    expect((refused as { reason: string }).reason).toBe('agency 1 finished this draw; start a new draw with a fresh bets volume');
+    expect(h.services.ingest.next(1)).toBe(1);
     expect(h.onDisk()).toBe(csvRows(kept));
+  });
+
+  it('keeps FINISHED and the draw across a restart: WELCOME says finished, winners come from the recovered result', async () => {
+    const one = await h.bound(1);
+    const two = await h.bound(2);
+    await h.store(one, [[bet(1, '111', 7574), bet(1, '100', 0)]]);
+    await h.store(two, [[bet(2, '37', 7574)]]);
+    one.stream.write(finished(1));
+    expect(await one.next()).toMatchObject({ type: MessageType.FINISHED_ACK, finished: 1 });
+    await h.restart();
+    const again = await h.bound(1);
+    expect(again.welcome).toEqual({ type: MessageType.WELCOME, agency: 1, next: 2, finished: true });
+    expect(h.services.draw.finished).toBe(1);
+    const two2 = await h.bound(2);
+    two2.stream.write(finished(2));
+    expect(await two2.next()).toMatchObject({ type: MessageType.FINISHED_ACK, finished: 2 });
+    again.stream.write(winnersQuery(1));
+    expect(await again.next()).toEqual({ type: MessageType.WINNERS, last: true, documents: ['111'] });
+    await h.restart();
+    // Drawn before the restart: answered from the recovered result, no second draw.
+    const third = await h.bound(2);
+    third.stream.write(winnersQuery(2));
+    expect(await third.next()).toEqual({ type: MessageType.WINNERS, last: true, documents: ['37'] });
+    expect(h.logged().filter((l) => l.action === 'sorteo' && l.result === 'success')).toHaveLength(1);
+    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'recuperacion', agencias_terminadas: 2, sorteo: 'done' }));
+  });
+
+  it('draws at start when every FINISHED is on disk but the draw was cut short', async () => {
+    const one = await h.bound(1);
+    await h.store(one, [[bet(1, '5', 7574)]]);
+    one.stream.write(finished(1));
+    await one.next();
+    // The draw task never ends before the restart: the DRAW record is not written.
+    const hold = deferred<never>();
+    vi.spyOn(h.pool, 'draw').mockReturnValue(hold.promise);
+    const two = await h.bound(2);
+    two.stream.write(finished(2));
+    expect(await two.next()).toMatchObject({ type: MessageType.FINISHED_ACK, finished: 2 });
+    vi.restoreAllMocks();
+    hold.reject(new Error('cut by the restart'));
+    await h.restart();
+    await h.services.draw.nextOutcome();
+    expect(h.services.draw.drawn).toBe(true);
+    const p = await h.bound(1);
+    p.stream.write(winnersQuery(1));
+    expect(await p.next()).toEqual({ type: MessageType.WINNERS, last: true, documents: ['5'] });
   });
 
   it("holds a finished agency's WINNERS_QUERY while others are missing; closing the session releases it", async () => {
@@ -96,12 +147,13 @@ describe('Draw when the draw task fails', () => {
     const flaky: DrawRunner = {
       draw: () =>
         ++draws === 1 ? Promise.reject(new Error('bets.csv:7: expected 6 fields')) : Promise.resolve({ winners: [[1, ['7']]], scanned: 3 }),
+      recordFinished: () => Promise.resolve(),
     };
     const lines: string[] = [];
     const log = createLogger({ level: 'info', format: 'json', destination: { write: (l: string) => lines.push(l) } });
     const draw = new Draw(flaky, flags, log);
     const firstOutcome = draw.nextOutcome();
-    expect(draw.finish(1)).toMatchObject({ finished: 1, expected: 1, runDraw: true });
+    expect(await draw.finish(1)).toMatchObject({ finished: 1, expected: 1, runDraw: true });
     await firstOutcome; // settles on the failure too: a held query is not left waiting
     expect(draw.drawn).toBe(false);
     await draw.idle(); // no draw runs after a failure

@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { generateAgencyFile } from '../tools/gen-data/files.js';
 import {
@@ -22,6 +22,7 @@ import {
 } from './helpers/processes.js';
 
 const BIG = 200_000;
+const NO_KEY_PROOF = encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) });
 let dir: string;
 let bigFile: string;
 const sockets: Socket[] = [];
@@ -57,33 +58,41 @@ async function boundPeer(server: Proc, port: number, agency: number, allowHalfOp
   sockets.push(peer);
   peer.on('error', () => {});
   await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
-  peer.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency }));
+  // HELLO and the PROOF of a client with no key, back to back (the server takes any mac while auth is off).
+  peer.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency }), NO_KEY_PROOF]));
   await server.waitFor((l) => l.action === 'conexion' && l.result === 'success' && l.fields.agencia === String(agency));
   return peer;
 }
 
-describe('SIGTERM to the server while an agency is sending', () => {
+describe('SIGTERM to the server while agencies are sending', () => {
   let storage: string;
   let server: Proc;
   let port: number;
+  /** Reconnects for the default 60 s: SIGTERMed while it does. */
   let client: Proc;
+  /** Reconnects for 1 s only: gives up. */
+  let impatient: Proc;
 
   beforeAll(async () => {
     storage = join(dir, 'server-term.csv');
-    ({ proc: server, port } = await startServer({ storagePath: storage, agencies: 1 }));
+    ({ proc: server, port } = await startServer({ storagePath: storage, agencies: 2 }));
     client = startClient({ port, id: 1, dataFile: bigFile });
-    await server.waitForAction('apuesta_recibida', 'success');
+    impatient = startClient({ port, id: 2, dataFile: bigFile, env: { CLI_SERVER_RECONNECTTIMEOUT: '1s' } });
+    await server.waitFor((l) => l.action === 'apuesta_recibida' && l.fields.agencia === '2');
     server.signal('SIGTERM');
     await server.waitExit();
+    await client.waitFor((l) => l.action === 'reconexion' && Number(l.fields.intento) >= 2);
+    client.signal('SIGTERM');
+    await Promise.all([client.waitExit(), impatient.waitExit()]);
   });
 
-  it('exits 0 after closing acceptor, pool and storage in that order, with no failure before the signal', () => {
+  it('exits 0 after closing acceptor, pool, storage and journal in that order, with no failure before the signal', () => {
     expect(server.exit).toEqual({ code: 0, signal: null });
     const shutdown = server.indexOf('shutdown');
     expect(shutdown).toBeGreaterThan(0);
     expect(server.log[shutdown]?.fields.signal).toBe('SIGTERM');
     expect(failures(server, shutdown)).toEqual([]);
-    expectIncreasing(server, ['shutdown', 'close_acceptor', 'close_pool', 'close_storage', 'exit']);
+    expectIncreasing(server, ['shutdown', 'close_acceptor', 'close_pool', 'close_storage', 'close_journal', 'exit']);
     expect(server.log.at(-1)).toMatchObject({ action: 'exit', result: 'success' });
   });
 
@@ -94,20 +103,45 @@ describe('SIGTERM to the server while an agency is sending', () => {
     expect(await countStoredRows(storage)).toBe(acknowledged);
     let loaded = 0;
     for await (const bet of loadBets(storage)) {
-      expect(bet.agency).toBe(1);
+      expect([1, 2]).toContain(bet.agency);
       loaded++;
     }
     expect(loaded).toBe(acknowledged);
   });
 
-  it('every batch the client saw acknowledged is stored; the client stops instead of hanging', async () => {
-    await client.waitExit();
-    expect(sumCantidad(client, 'apuesta_enviada')).toBeLessThanOrEqual(await countStoredRows(storage));
+  it('every batch a client saw acknowledged is stored', async () => {
+    expect(sumCantidad(client, 'apuesta_enviada') + sumCantidad(impatient, 'apuesta_enviada')).toBeLessThanOrEqual(
+      await countStoredRows(storage),
+    );
+  });
+
+  it('a client keeps reconnecting, and SIGTERM then ends it cleanly: exit 0, file and socket closed', () => {
+    expect(client.exit).toEqual({ code: 0, signal: null });
+    expectIncreasing(client, ['conexion', 'reconexion', 'shutdown', 'exit']);
+    expect(client.log.find((l) => l.action === 'conexion' && l.result === 'fail')?.fields.error).toMatch(/shutting down|closed/);
+    expect(client.indexOf('close_file')).toBeGreaterThanOrEqual(0);
+    expect(client.log.at(-1)).toMatchObject({ action: 'exit', result: 'success', fields: { signal: 'SIGTERM' } });
+  });
+
+  it('a client whose server does not come back within server.reconnectTimeout exits 1 saying how many bets are stored', async () => {
+    expect(impatient.exit).toEqual({ code: 1, signal: null });
+    const exit = impatient.lines.filter((l) => l.includes('action: exit'));
+    expect(exit).toHaveLength(1);
+    const known = /result: fail \| error: .*did not come back within 1000 ms .*; (\d+) bets of this agency are known to be stored/.exec(
+      exit[0]!,
+    );
+    expect(known, impatient.text.slice(-500)).not.toBeNull();
+    // Known stored: every bet it saw acknowledged (at least), and never more than the file holds for it.
+    const acked = sumCantidad(impatient, 'apuesta_enviada');
+    let inFile = 0;
+    for await (const bet of loadBets(storage)) if (bet.agency === 2) inFile++;
+    expect(Number(known![1])).toBeGreaterThanOrEqual(acked);
+    expect(Number(known![1])).toBeLessThanOrEqual(inFile);
   });
 
   it('a new server listens on the same port at once (no "address in use")', async () => {
     const again = spawnServer(
-      { SERVER_PORT: String(port), SERVER_AGENCIES: '1', SERVER_STORAGE_PATH: join(dir, 'restart.csv') },
+      { SERVER_PORT: String(port), SERVER_AGENCIES: '2', SERVER_STORAGE_PATH: join(dir, 'restart.csv') },
       'server-restart',
     );
     const listen = await again.waitForAction('listen');

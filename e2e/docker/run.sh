@@ -3,9 +3,13 @@
 #   0. docker-compose.yml is what `./generar-compose.sh docker-compose.yml 5` writes; both images build.
 #   1. five agencies on generated data run to completion: every client exits 0, one draw,
 #      each agency's winners match its file, no `result: fail`, one stored row per input bet.
+#   1b. `up` again on the same volume (a re-run): the same bets file, the same winners.
 #   2. SIGTERM drills while clients are sending: client1 alone, the server alone, and
 #      `down` with everything running: each stopped container exits 0 having logged its
 #      resources closing; every `result: fail` explained; nothing acknowledged is lost.
+#   3. The server killed mid-run (SIGTERM, then SIGKILL) and started again with `docker start`:
+#      every client rides it out and exits 0, every input bet is stored exactly once, the
+#      winners are right.
 # Every log is judged by the log inspector (tools/inspect, `npm run inspect`), the same
 # tool `make docker-compose-summary` runs; the drills add their own few assertions on its
 # --json report. Needs node and Docker with Compose. Uses
@@ -124,6 +128,21 @@ read_bets "$WORK/ingest-bets.csv"
 # shellcheck disable=SC2046
 inspect "$WORK/ingest.log" --bets "$WORK/ingest-bets.csv" --data "$WORK/data" $(states) \
   || { dump "$WORK/ingest.log"; die "the complete run failed its checks"; }
+
+say "1b. up again on the same volume: nothing stored twice, the same winners"
+compose up -d > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "the second up failed"; }
+codes=$(with_timeout 180 docker wait "${CLIENTS[@]}" | tr '\n' ' ') || die "clients of the re-run did not finish within 180 s"
+compose logs --no-color > "$WORK/rerun.log"
+[ "$codes" = "0 0 0 0 0 " ] || { dump "$WORK/rerun.log"; die "a client of the re-run did not exit 0: $codes"; }
+read_bets "$WORK/rerun-bets.csv"
+cmp -s "$WORK/ingest-bets.csv" "$WORK/rerun-bets.csv" || die "the re-run changed the bets file"
+echo "the bets file is byte for byte the same after the re-run"
+winners() { grep -o 'agencia: [0-9]* | cant_ganadores: [0-9]*' "$1" | sort -u; }
+[ "$(grep -c 'action: sorteo | result: success' "$WORK/rerun.log")" -eq 1 ] || die "the re-run's logs do not hold exactly one sorteo success (the first run's)"
+[ "$(docker logs server 2>&1 | grep -c 'sorteo: done')" -ge 1 ] || die "the restarted server did not log its recovered draw"
+[ "$(winners "$WORK/rerun.log" | wc -l)" -eq 5 ] && diff <(winners "$WORK/ingest.log") <(winners "$WORK/rerun.log") >/dev/null \
+  || { winners "$WORK/rerun.log" >&2; die "the re-run's winners differ from the first run's"; }
+echo "each agency got the same winners from the recovered draw; one sorteo in all"
 compose down -v -t 10 >/dev/null 2>&1
 
 # ---------------------------------------------------------------- 2. SIGTERM drills
@@ -185,3 +204,42 @@ echo "exit codes: ${exits[*]}"
 read_bets "$WORK/drill-down-bets.csv"
 judge "$WORK/drill-down" "$(IFS=,; echo "${CONTAINERS[*]}")" "${exits[@]}"
 compose down -v -t 10 >/dev/null 2>&1
+
+# ---------------------------------------------------------------- 3. server restarts
+# Every input bet exactly once: the bets file, less its agency column, is the multiset of the input rows.
+exactly_once() {
+  local bets=$1 data=$2 n
+  for n in 1 2 3 4 5; do sed "s/^/$n,/" "$data/agency-$n.csv"; done | tr -d '\r' | LC_ALL=C sort > "$WORK/expected.sorted"
+  tr -d '\r' < "$bets" | LC_ALL=C sort > "$WORK/stored.sorted"
+  cmp -s "$WORK/expected.sorted" "$WORK/stored.sorted" \
+    || { diff "$WORK/expected.sorted" "$WORK/stored.sorted" | head -n 5 >&2; die "the bets file is not exactly the input, once each"; }
+  echo "every one of $(wc -l < "$WORK/expected.sorted" | tr -d ' ') input bets is stored exactly once"
+}
+
+restart_drill() {
+  local sig=$1 name=$2 code codes
+  drill_up
+  docker kill --signal="$sig" server >/dev/null
+  code=$(with_timeout 15 docker wait server) || die "server still running 15 s after $sig"
+  echo "server exit code $code after $sig"
+  [ "$sig" != SIGTERM ] || [ "$code" = 0 ] || die "the server exited $code after SIGTERM, expected 0"
+  docker start server >/dev/null
+  codes=$(with_timeout 240 docker wait "${CLIENTS[@]}" | tr '\n' ' ') || die "clients did not finish within 240 s of the restart"
+  compose logs --no-color > "$WORK/drill-$name.log"
+  [ "$codes" = "0 0 0 0 0 " ] || { dump "$WORK/drill-$name.log"; die "a client did not ride out the restart: $codes"; }
+  echo "client exit codes: $codes"
+  grep -q 'action: reconexion | result: in_progress' "$WORK/drill-$name.log" || die "no client logged a reconnection"
+  [ "$(grep -c 'action: sorteo | result: success' "$WORK/drill-$name.log")" -eq 1 ] || die "expected exactly one sorteo success"
+  read_bets "$WORK/drill-$name-bets.csv"
+  exactly_once "$WORK/drill-$name-bets.csv" "$WORK/big"
+  inspect "$WORK/drill-$name.log" --bets "$WORK/drill-$name-bets.csv" --data "$WORK/big" >/dev/null \
+    || { inspect "$WORK/drill-$name.log" --bets "$WORK/drill-$name-bets.csv" --data "$WORK/big" | tail -n 30 >&2; die "drill $name: an invariant failed"; }
+  echo "the inspector's invariants hold across the restart"
+  compose down -v -t 10 >/dev/null 2>&1
+}
+
+say "3a. SIGTERM server, docker start server"
+restart_drill SIGTERM restart-term
+
+say "3b. SIGKILL server, docker start server"
+restart_drill SIGKILL restart-kill

@@ -22,8 +22,10 @@ export interface Services {
 
 export interface SessionContext extends Services {
   readonly id: number;
-  /** The agency this connection is bound to; 0 until HELLO. */
+  /** The agency this connection is bound to; 0 until its PROOF is accepted. */
   readonly agency: number;
+  /** The CHALLENGE sent in reply to HELLO, until the PROOF answers it. */
+  challenge: { version: number; agency: number; nonce: Buffer } | null;
   readonly log: Logger;
   /** Claims `agency` in the registry for this session (throws when refused), then binds the session to it. */
   bindAgency(agency: number): void;

@@ -147,9 +147,10 @@ export class ServerMetrics {
     this.#view = view;
   }
 
-  /** Wraps the pool's draw so that each draw task is timed and counted (server.ts hands this to Draw). */
+  /** Wraps the pool's draw so that each draw task is timed and counted (server.ts hands this to Draw); the rest passes through. */
   timeDraws(runner: DrawRunner): DrawRunner {
     return {
+      recordFinished: (agency) => runner.recordFinished(agency),
       draw: async () => {
         const started = performance.now();
         this.#drawRunning = true;

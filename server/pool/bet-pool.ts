@@ -18,7 +18,7 @@ export interface BetPoolOptions {
 
 /** One BATCH frame's payload fields, as the session decoded them. */
 export interface EncodedBatch {
-  seq: number;
+  first: number;
   count: number;
   bets: Uint8Array;
 }
@@ -139,10 +139,10 @@ export class BetPool {
       bytes,
       runs: runs.map(({ agency, batches }) => ({
         agency,
-        batches: batches.map(({ seq, count, bets }) => {
+        batches: batches.map(({ first, count, bets }) => {
           bytes.set(bets, offset);
           offset += bets.length;
-          return { seq, count, start: offset - bets.length, end: offset };
+          return { first, count, start: offset - bets.length, end: offset };
         }),
       })),
     };
@@ -164,8 +164,14 @@ export class BetPool {
     );
   }
 
+  /** Runs the draw; with a journal the result is on disk (winners file, DRAW record) once this resolves. */
   draw(): Promise<DrawResult> {
     return this.#run({ kind: TaskKind.DRAW }) as Promise<DrawResult>;
+  }
+
+  /** Resolves once the agency's FINISHED is in the journal (at once without one). */
+  async recordFinished(agency: number): Promise<void> {
+    await this.#run({ kind: TaskKind.RECORD_FINISHED, agency });
   }
 
   #run(task: Task): Promise<TaskResult> {

@@ -5,12 +5,12 @@
  */
 import { hasWon } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { decodeBets } from '../../shared/protocol/bet-codec.js';
+import { MIN_ENCODED_BET, decodeBets } from '../../shared/protocol/bet-codec.js';
 import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
 import { betsToRows } from '../storage/bets-file.js';
-import { ProtectedStorage } from '../storage/protected-storage.js';
+import { ProtectedStorage, type ConsumedBatch } from '../storage/protected-storage.js';
 import { maxRowsSize, transcodeBatch } from './transcode.js';
-import type { DrawResult, StoreBatchResult, StoreBatchesTask, WorkerInit } from './tasks.js';
+import type { BatchRef, DrawResult, StoreBatchResult, StoreBatchesTask, WorkerInit } from './tasks.js';
 import { TaskKind, type Task, type TaskResult } from './tasks.js';
 
 class DrawTooEarlyError extends Error {
@@ -36,6 +36,9 @@ export function createWorkerTasks(init: WorkerInit, onMainThread: boolean): Work
           return storeBatches(storage, log, task);
         case TaskKind.DRAW:
           return draw(storage, counter);
+        case TaskKind.RECORD_FINISHED:
+          storage.recordFinished(task.agency);
+          return null;
       }
     },
   };
@@ -58,36 +61,50 @@ function rowsBuffer(size: number): Buffer {
 
 /**
  * Validates every batch on its own, then appends the valid ones of every run in a single
- * write under one write-lock hold: a bad batch loses only itself, each good batch lands whole,
- * and the rows of one run stay together. Batches go through transcodeBatch; one it declines
- * takes the slow path (decodeBets), which stores unusual but valid text the same way and
- * words the reason of a bad bet.
+ * write under one write-lock hold, recording every batch (a refused one as consumed, with no
+ * rows) in the journal under the same hold: a bad batch loses only itself, each good batch
+ * lands whole, and the rows of one run stay together. Batches go through transcodeBatch; one
+ * it declines takes the slow path (decodeBets), which stores unusual but valid text the same
+ * way and words the reason of a bad bet.
  */
 function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchResult[][] {
   const src = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
-  const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + b.count, n), 0);
+  // A batch whose count cannot fit in its bytes is refused before anything is sized by it.
+  const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + (fits(b) ? b.count : 0), n), 0);
   const out = rowsBuffer(maxRowsSize(src.length, total));
   const parts: Buffer[] = [];
+  const consumed: ConsumedBatch[] = [];
   let segment = 0;
   let o = 0;
   const results = task.runs.map((run) =>
     run.batches.map((ref): StoreBatchResult => {
       const bytes = src.subarray(ref.start, ref.end);
+      const key = { agency: run.agency, first: ref.first, count: ref.count };
+      if (!fits(ref)) {
+        consumed.push({ ...key, stored: 0, bytes: 0 });
+        return tooShort(ref);
+      }
       const end = transcodeBatch(bytes, ref.count, run.agency, out, o);
       if (end !== null) {
+        consumed.push({ ...key, stored: ref.count, bytes: end - o });
         o = end;
         return { ok: true, stored: ref.count };
       }
       const decoded = decodeBets(bytes, ref.count, run.agency);
-      if (!decoded.ok) return decoded;
-      parts.push(out.subarray(segment, o), betsToRows(decoded.bets));
+      if (!decoded.ok) {
+        consumed.push({ ...key, stored: 0, bytes: 0 });
+        return decoded;
+      }
+      const rows = betsToRows(decoded.bets);
+      parts.push(out.subarray(segment, o), rows);
       segment = o;
+      consumed.push({ ...key, stored: decoded.bets.length, bytes: rows.length });
       return { ok: true, stored: decoded.bets.length };
     }),
   );
   parts.push(out.subarray(segment, o));
   const rows = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  if (rows.length > 0) storage.storeRows(rows);
+  storage.storeRows(rows, consumed);
   // Nothing after the write may fail the task: its rows are on disk, so its batches must be acked.
   if (log.isLevelEnabled('debug')) {
     try {
@@ -97,6 +114,17 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
     }
   }
   return results;
+}
+
+/** Whether `count` bets could fit in the batch's bytes at all (MIN_ENCODED_BET each). */
+function fits(ref: BatchRef): boolean {
+  return ref.count * MIN_ENCODED_BET <= ref.end - ref.start;
+}
+
+function tooShort(ref: BatchRef): StoreBatchResult {
+  const bytes = ref.end - ref.start;
+  const index = Math.floor(bytes / MIN_ENCODED_BET);
+  return { ok: false, index, reason: `${ref.count} bets cannot fit in ${bytes} bytes; bet ${index} is missing` };
 }
 
 function logStored(log: Logger, src: Buffer, task: StoreBatchesTask): void {
@@ -124,5 +152,7 @@ async function draw(storage: ProtectedStorage, counter: ProtectedNotificationCou
       else list.push(bet.document);
     }
   }
-  return { winners: [...winners], scanned };
+  const result = { winners: [...winners], scanned };
+  storage.recordDraw(result.winners, scanned);
+  return result;
 }

@@ -1,5 +1,5 @@
 /**
- * Bets inside a BATCH payload: `seq: u32 | count: u16 | bet*`, each bet
+ * Bets inside a BATCH payload: `first: u32 | count: u16 | bet*`, each bet
  * `agency: u32 | firstName: str8 | lastName: str8 | document: str8 | birthdate: str8 | number: u16`
  * where str8 is a u8 byte length then UTF-8 bytes.
  */
@@ -8,7 +8,7 @@ import { ProtocolError } from './errors.js';
 import { HEADER_SIZE, MAX_FRAME, MessageType } from './messages.js';
 import { PayloadReader } from './payload.js';
 
-const BATCH_HEAD = 6; // seq u32 + count u16
+const BATCH_HEAD = 6; // first u32 + count u16
 /** The smallest valid bet on the wire: agency, 1-byte names and document, a 10-byte date, number. */
 export const MIN_ENCODED_BET = 4 + 2 + 2 + 2 + 11 + 2;
 const MAX_COUNT = 0xffff;
@@ -77,12 +77,12 @@ export class BatchBuilder {
     return true;
   }
 
-  /** Returns the whole frame (a copy) and empties the builder. */
-  take(seq: number): Buffer {
+  /** Returns the whole frame (a copy), `first` being the index of its first bet, and empties the builder. */
+  take(first: number): Buffer {
     const b = this.#buf;
     b.writeUInt8(MessageType.BATCH, 0);
     b.writeUInt32BE(this.#pos - HEADER_SIZE, 1);
-    b.writeUInt32BE(seq, HEADER_SIZE);
+    b.writeUInt32BE(first, HEADER_SIZE);
     b.writeUInt16BE(this.#count, HEADER_SIZE + 4);
     const frame = Buffer.from(b.subarray(0, this.#pos));
     this.#pos = HEADER_SIZE + BATCH_HEAD;

@@ -5,10 +5,11 @@
  * with its writes counted, so a test can tell how many BATCH frames the client had written
  * at the moment it logged something.
  */
+import { randomBytes } from 'node:crypto';
 import { duplexPair, type Duplex } from 'node:stream';
 import type { Dialer } from '../../client/dial.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../../shared/protocol/codec.js';
-import { AckStatus, MessageType, type Message } from '../../shared/protocol/messages.js';
+import { AckStatus, MessageType, NONCE_BYTES, type Message } from '../../shared/protocol/messages.js';
 import { deferred, type Deferred } from '../../shared/util/async.js';
 
 type Outgoing = Exclude<Message, { type: typeof MessageType.BATCH }>;
@@ -81,19 +82,22 @@ export class FakePeer {
     this.stream.write(encodeMessage(msg));
   }
 
-  welcome(agency: number, lastSeq = 0): void {
-    this.send({ type: MessageType.WELCOME, agency, lastSeq });
+  welcome(agency: number, next = 0, finished = false): void {
+    this.send({ type: MessageType.WELCOME, agency, next, finished });
   }
 
-  stored(batch: { seq: number; count: number }): void {
-    this.send({ type: MessageType.BATCH_ACK, seq: batch.seq, status: AckStatus.STORED, count: batch.count });
+  stored(batch: { first: number; count: number }): void {
+    this.send({ type: MessageType.BATCH_ACK, first: batch.first, status: AckStatus.STORED, count: batch.count });
   }
 
-  /** Reads HELLO (checking the agency) and answers WELCOME. */
-  async accept(agency: number): Promise<void> {
+  /** Reads HELLO (checking the agency), sends a CHALLENGE, reads the PROOF, and answers WELCOME with `next`. */
+  async accept(agency: number, next = 0, finished = false): Promise<void> {
     const hello = await this.expect(MessageType.HELLO);
     if (hello.agency !== agency) throw new Error(`HELLO for agency ${hello.agency}, expected ${agency}`);
-    this.welcome(agency);
+    this.send({ type: MessageType.CHALLENGE, nonce: randomBytes(NONCE_BYTES) });
+    const proof = await this.expect(MessageType.PROOF);
+    if (!proof.mac.equals(Buffer.alloc(proof.mac.length))) throw new Error('a client with no key must prove with 32 zero bytes');
+    this.welcome(agency, next, finished);
   }
 
   /** Acknowledges every batch as STORED until FINISHED, which gets FINISHED_ACK; returns the bets received. */

@@ -1,8 +1,10 @@
 /**
- * A session test's own server state: a temp dir with its own bets.csv, a real pool (worker
- * threads), the finished counter, ingest, draw and registry, a JSON log captured in memory,
- * and client ends of `stream.duplexPair()` connections to Sessions. Open one per test and
- * close it in afterEach: nothing is shared between tests.
+ * A session test's own server state: a temp dir with its own bets.csv and journal (recovered
+ * as the server does at start), a real pool (worker threads), the finished counter, ingest,
+ * draw and registry, a JSON log captured in memory, and client ends of `stream.duplexPair()`
+ * connections to Sessions. `restart()` closes everything but the files and starts again from
+ * them, as a restarted server would. Open one per test and close it in afterEach: nothing is
+ * shared between tests.
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,13 +19,15 @@ import type { ServerMetrics } from '../../server/metrics/server-metrics.js';
 import { BetPool } from '../../server/pool/bet-pool.js';
 import { AgencyRegistry } from '../../server/registry.js';
 import { Session } from '../../server/session.js';
+import { recoverDurableState } from '../../server/storage/durable-state.js';
 import { ProtectedStorage, type StorageHandle } from '../../server/storage/protected-storage.js';
+import { AgencyProgress } from '../../server/sync/agency-progress.js';
 import { ProtectedNotificationCounter } from '../../server/sync/notification-counter.js';
 import type { Bet } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { BatchBuilder } from '../../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../../shared/protocol/codec.js';
-import { AckStatus, MessageType, PROTOCOL_VERSION, type Message } from '../../shared/protocol/messages.js';
+import { AckStatus, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Message } from '../../shared/protocol/messages.js';
 import { deferred } from '../../shared/util/async.js';
 
 export type PoolLike = BatchStore & DrawRunner;
@@ -52,11 +56,12 @@ export interface Peer {
 }
 
 export class SessionHarness {
-  readonly services: Services;
-  readonly pool: BetPool;
+  services!: Services;
+  pool!: BetPool;
   readonly lines: string[] = [];
   readonly #dir: string;
-  readonly #storage: StorageHandle;
+  readonly #opts: HarnessOptions;
+  #storage!: StorageHandle;
   readonly #peers: Peer[] = [];
   #ids = 0;
   readonly log: Logger;
@@ -65,20 +70,48 @@ export class SessionHarness {
     this.#dir = dir;
     const destination = { write: (l: string) => this.lines.push(l) };
     this.log = createLogger({ level: opts.logLevel ?? 'debug', format: 'json', destination });
-    this.#storage = ProtectedStorage.open(join(dir, 'bets.csv'));
+    this.#opts = opts;
+    this.#start();
+  }
+
+  /** What the server does at start: recover the files, then build the pool and services on them. */
+  #start(): void {
+    const opts = this.#opts;
+    const path = join(this.#dir, 'bets.csv');
+    const recovered = recoverDurableState(path, opts.agencies, this.log);
+    this.#storage = ProtectedStorage.open(path, { fsync: false, next: recovered.agencies.map((a) => a.next) });
     const counter = ProtectedNotificationCounter.allocate(opts.agencies);
+    const flags = new ProtectedNotificationCounter(counter);
+    recovered.agencies.forEach((a, i) => {
+      if (a.finished) flags.markFinished(i + 1);
+    });
     this.pool = new BetPool({
       workers: opts.workers ?? 1,
       init: { storage: this.#storage, counter, logLevel: 'info', logFormat: 'json' },
     });
     const pool = opts.wrapPool?.(this.pool) ?? this.pool;
-    const flags = new ProtectedNotificationCounter(counter);
     this.services = {
-      ingest: new Ingest(pool, flags),
-      draw: new Draw(pool, flags, this.log),
+      ingest: new Ingest(pool, flags, new AgencyProgress(this.#storage.progress!)),
+      draw: new Draw(pool, flags, this.log, recovered.draw),
       registry: new AgencyRegistry(opts.agencies),
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
     };
+  }
+
+  /** Stops every session, the pool and the files (flushed and closed, as on SIGTERM), then starts again from the files. */
+  async restart(): Promise<void> {
+    await this.#stop();
+    this.#start();
+  }
+
+  async #stop(): Promise<void> {
+    for (const p of this.#peers.splice(0)) {
+      p.hangUp();
+      await p.session.close();
+    }
+    await this.services.draw.idle();
+    await this.pool.close();
+    ProtectedStorage.close(this.#storage);
   }
 
   static async open(opts: HarnessOptions): Promise<SessionHarness> {
@@ -87,12 +120,7 @@ export class SessionHarness {
 
   /** Hangs up every connection, closes every session, the pool and the file, and removes the dir. */
   async close(): Promise<void> {
-    for (const p of this.#peers.splice(0)) {
-      p.hangUp();
-      await p.session.close();
-    }
-    await this.pool.close();
-    ProtectedStorage.close(this.#storage);
+    await this.#stop();
     await rm(this.#dir, { recursive: true, force: true });
   }
 
@@ -142,21 +170,25 @@ export class SessionHarness {
     return peer;
   }
 
-  /** A connection bound to `agency` (HELLO answered by WELCOME). */
-  async bound(agency: number): Promise<Peer> {
+  /** A connection bound to `agency` (HELLO, CHALLENGE, PROOF, then WELCOME, which is returned too). */
+  async bound(agency: number): Promise<Peer & { welcome: Extract<Message, { type: typeof MessageType.WELCOME }> }> {
     const p = this.connect();
     p.stream.write(hello(agency));
-    expect(await p.next(), `WELCOME for agency ${agency}`).toMatchObject({ type: MessageType.WELCOME, agency });
-    return p;
+    expect(await p.next(), `CHALLENGE for agency ${agency}`).toMatchObject({ type: MessageType.CHALLENGE });
+    p.stream.write(proof());
+    const welcome = await p.next();
+    expect(welcome, `WELCOME for agency ${agency}`).toMatchObject({ type: MessageType.WELCOME, agency });
+    return Object.assign(p, { welcome: welcome as Extract<Message, { type: typeof MessageType.WELCOME }> });
   }
 
-  /** Sends `batches` of one agency (seq 1, 2, …) on `p` and expects each STORED. */
-  async store(p: Peer, batches: readonly Bet[][], firstSeq = 1): Promise<void> {
-    p.stream.write(Buffer.concat(batches.map((bets, i) => batch(firstSeq + i, bets))));
-    for (let i = 0; i < batches.length; i++) {
-      expect(await p.next(), `the ack of batch ${firstSeq + i}`).toMatchObject({
+  /** Sends `batches` of one agency, the first from bet `first`, each following the one before, and expects each STORED. */
+  async store(p: Peer, batches: readonly Bet[][], first = 0): Promise<void> {
+    const firsts = batches.map((_, i) => first + batches.slice(0, i).reduce((n, b) => n + b.length, 0));
+    p.stream.write(Buffer.concat(batches.map((bets, i) => batch(firsts[i]!, bets))));
+    for (const f of firsts) {
+      expect(await p.next(), `the ack of the batch from bet ${f}`).toMatchObject({
         type: MessageType.BATCH_ACK,
-        seq: firstSeq + i,
+        first: f,
         status: AckStatus.STORED,
       });
     }
@@ -167,14 +199,16 @@ export function bet(agency: number, document: string, number: number, over: Part
   return { agency, firstName: 'Ana María', lastName: 'Núñez, "Ñata"', document, birthdate: '1987-11-30', number, ...over };
 }
 
-/** One BATCH frame holding `bets`. */
-export function batch(seq: number, bets: readonly Bet[]): Buffer {
+/** One BATCH frame holding `bets`, the first being bet `first` of its agency. */
+export function batch(first: number, bets: readonly Bet[]): Buffer {
   const b = new BatchBuilder(100);
   for (const x of bets) expect(b.add(x), `bet ${x.document} fits in one batch`).toBe(true);
-  return b.take(seq);
+  return b.take(first);
 }
 
 export const hello = (agency: number): Buffer => encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency });
+/** The PROOF of a client with no key (any mac is accepted while authentication is off). */
+export const proof = (): Buffer => encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) });
 export const ping = (): Buffer => encodeMessage({ type: MessageType.PING });
 export const finished = (agency: number): Buffer =>
   encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency });
