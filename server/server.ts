@@ -47,11 +47,13 @@ export class LotteryServer {
     recovered.agencies.forEach((a, i) => {
       if (a.finished) counter.markFinished(i + 1);
     });
+    const metrics = new ServerMetrics({ process: config.metricsPort !== null });
+    this.#metrics = metrics;
     this.#pool = new BetPool({
       workers: config.workers,
       init: { storage: this.#storage, counter: counterSab, logLevel: config.logLevel, logFormat: process.env.LOG_FORMAT ?? LogFormat.TEXT },
+      onFsync: (seconds) => metrics.fsyncTook(seconds),
     });
-    this.#metrics = new ServerMetrics({ process: config.metricsPort !== null });
     this.#services = {
       ingest: new Ingest(this.#pool, counter, new AgencyProgress(this.#storage.progress!)),
       draw: new Draw(this.#metrics.timeDraws(this.#pool), counter, log, recovered.draw),

@@ -29,6 +29,7 @@ import {
   startServer,
   type Proc,
 } from './helpers/processes.js';
+import { numberedBatches, openDurable } from './helpers/durable.js';
 import { SessionHarness, batch, bet, hello, ping, proof } from './helpers/session-harness.js';
 
 let dir: string;
@@ -164,6 +165,11 @@ describe('a real run, scraped over HTTP', () => {
     expect(value(after, 'loteria_draw_state{state="waiting"}')).toBe(0);
     expect(value(after, 'loteria_draw_bets_scanned')).toBe(rowsInFile);
     expect(value(after, 'loteria_draw_duration_seconds')).toBeGreaterThan(0);
+    // SERVER_FSYNC is on (server/config.ini): one figure per group commit, at most one per batch.
+    const fsyncs = value(after, 'loteria_fsync_seconds_count');
+    expect(fsyncs).toBeGreaterThanOrEqual(1);
+    expect(fsyncs).toBeLessThanOrEqual(acks.reduce((n, a) => n + a.batches, 0));
+    expect(value(after, 'loteria_fsync_seconds_sum')).toBeGreaterThan(0);
     expect(value(after, 'loteria_connections{state="bound"}')).toBe(0);
     expect(value(after, 'loteria_connections{state="unbound"}')).toBe(0);
     // The draw's winners, counted from the input files here, are what the clients were told.
@@ -262,6 +268,27 @@ describe('the hooks, on Sessions over duplexPair', () => {
     peers[0]!.hangUp();
     await peers[0]!.session.close();
     expect(value(parse(await metrics.text()), 'loteria_connections{state="unbound"}')).toBe(1);
+  });
+});
+
+describe('the fsync time, from the pool worker', () => {
+  it('one figure per store task with SERVER_FSYNC on, none with it off', async () => {
+    for (const fsync of [true, false]) {
+      const seen: number[] = [];
+      const store = openDurable(join(dir, `fsync-${fsync}.csv`), 1, { fsync, onFsync: (s) => seen.push(s) });
+      cleanups.push(() => store.close());
+      // Two calls in one event-loop turn share one task (group commit); the third is a task of its own.
+      const [a, b] = await Promise.all([
+        store.pool.storeBatches(1, numberedBatches(1, 0, [10])),
+        store.pool.storeBatches(1, numberedBatches(1, 10, [5])),
+      ]);
+      const c = await store.pool.storeBatches(1, numberedBatches(1, 15, [1]));
+      expect([...a!, ...b!, ...c!].every((r) => r.ok)).toBe(true);
+      if (fsync) {
+        expect(seen).toHaveLength(2);
+        for (const s of seen) expect(s).toBeGreaterThan(0);
+      } else expect(seen).toEqual([]);
+    }
   });
 });
 
