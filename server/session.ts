@@ -40,6 +40,11 @@ export class Session {
   readonly #ctx: SessionContext;
   readonly #decoder = new FrameDecoder();
   readonly #queue: Frame[] = [];
+  /** When each queued frame was read off the stream (performance.now()), for the ack latency. */
+  readonly #arrivals = new WeakMap<Frame, number>();
+  #receivedAt = 0;
+  /** Why the connection ends, for the desconexion line: the first cause seen wins. */
+  #endCause: { ok: boolean; motivo: string } | null = null;
   #agency = 0;
   #busy = false;
   readonly #helloTimer: NodeJS.Timeout;
@@ -56,13 +61,14 @@ export class Session {
     this.#stream = stream;
     this.#log = log;
     this.#ctx = this.#context(services);
+    services.metrics?.connectionOpened();
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('end', () => void this.close());
+    stream.on('end', () => void this.#end(true, 'peer closed'));
     stream.on('error', (err) => {
       this.#log.warn({ action: 'conexion', result: 'fail', sesion: id, agencia: this.#agency, error: err.message });
-      void this.close();
+      void this.#end(false, `connection error: ${err.message}`);
     });
-    stream.on('close', () => void this.close());
+    stream.on('close', () => void this.#end(false, 'connection closed without an end'));
     // A connection that never says HELLO (or only PINGs) must not hold a slot forever.
     this.#helloTimer = setTimeout(() => {
       if (this.#agency === 0)
@@ -79,13 +85,14 @@ export class Session {
     return this.#stream.destroyed;
   }
 
-  #context({ ingest, draw, registry }: Services): SessionContext {
+  #context({ ingest, draw, registry, metrics }: Services): SessionContext {
     const session = this;
     const ctx: SessionContext = {
       id: this.id,
       ingest,
       draw,
       registry,
+      metrics,
       log: this.#log,
       challenge: null,
       closing: this.#closeBegun.promise,
@@ -95,8 +102,12 @@ export class Session {
       get isClosing() {
         return session.#closing !== null;
       },
+      get receivedAt() {
+        return session.#receivedAt;
+      },
       bindAgency(agency: number) {
         registry.bind(agency, ctx);
+        if (session.#agency === 0) metrics?.connectionBound();
         session.#agency = agency;
       },
       send: async (frame: Buffer) => {
@@ -109,7 +120,11 @@ export class Session {
   #onData(chunk: Buffer): void {
     if (this.#closing !== null || this.#broken !== null) return;
     try {
-      for (const frame of this.#decoder.push(chunk)) this.#queue.push(frame);
+      const at = performance.now();
+      for (const frame of this.#decoder.push(chunk)) {
+        this.#queue.push(frame);
+        this.#arrivals.set(frame, at);
+      }
       if (this.#decoder.failure !== null) throw this.#decoder.failure;
       if (this.#queue.length >= BATCH_WINDOW) this.#stream.pause();
     } catch (err) {
@@ -129,6 +144,7 @@ export class Session {
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
         if (this.#queue.length < BATCH_WINDOW && this.#stream.isPaused() && this.#broken === null) this.#stream.resume();
+        this.#receivedAt = this.#arrivals.get(frame) ?? performance.now();
         await this.#dispatch(decodeMessage(frame));
       }
       if (this.#broken !== null && this.#closing === null) await this.#fail(this.#broken);
@@ -182,6 +198,7 @@ export class Session {
     const message = err instanceof Error ? err.message : String(err);
     const level = code === ErrorCode.INTERNAL ? 'error' : 'warn';
     this.#log[level]({ action: 'protocolo', result: 'fail', sesion: this.id, agencia: this.#agency, codigo: code, error: message });
+    this.#endCause ??= { ok: false, motivo: `protocol error ${code}: ${message}` };
     await this.#ctx.send(encodeMessage({ type: MessageType.ERROR, code, message }));
     // Not awaited: #fail may run inside #drain, and close() waits for #drain to finish.
     void this.close();
@@ -189,7 +206,14 @@ export class Session {
 
   /** Drops the connection at once (shutdown deadline passed); a pending reply write settles on 'close'. */
   destroy(): void {
+    this.#endCause ??= { ok: false, motivo: 'destroyed at the shutdown deadline' };
     this.#stream.destroy();
+  }
+
+  /** The stream ended (`ok`: cleanly, by the peer) or failed: the session closes, saying why. */
+  #end(ok: boolean, motivo: string): Promise<void> {
+    this.#endCause ??= { ok, motivo };
+    return this.close();
   }
 
   /**
@@ -198,8 +222,23 @@ export class Session {
    * stopping. Idempotent; frames queued but not started are dropped unacknowledged.
    */
   close(shuttingDown = false): Promise<void> {
-    if (this.#closing === null) this.#closing = this.#close(shuttingDown);
+    if (this.#closing === null) {
+      this.#endCause ??= { ok: true, motivo: shuttingDown ? 'server shutting down' : 'closed by the server' };
+      this.#closing = this.#close(shuttingDown).finally(() => this.#closed());
+    }
     return this.#closing;
+  }
+
+  /**
+   * One line per connection once it is closed, with its cause. A clean end of a connection
+   * never bound to an agency (a health probe) is DEBUG: the health check makes one every 2 s.
+   */
+  #closed(): void {
+    const bound = this.#agency !== 0;
+    this.#ctx.metrics?.connectionClosed(bound);
+    const { ok, motivo } = this.#endCause!;
+    const level = !ok ? 'warn' : bound ? 'info' : 'debug';
+    this.#log[level]({ action: 'desconexion', result: ok ? 'success' : 'fail', sesion: this.id, agencia: this.#agency, motivo });
   }
 
   async #close(shuttingDown: boolean): Promise<void> {

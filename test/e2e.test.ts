@@ -202,7 +202,7 @@ describe('single agency runs', () => {
     expect(await client.waitExit()).toEqual({ code: 0, signal: null });
     server.signal('SIGTERM');
     expect(await server.waitExit()).toEqual({ code: 0, signal: null });
-    // The refused HELLOs are the only failures logged; every bet is stored once.
+    // The refused HELLOs (their protocolo and desconexion lines) are the only failures logged; every bet is stored once.
     expect(failures(server).length).toBeGreaterThan(0);
     expect(failures(server).every((f) => f.includes('is already connected'))).toBe(true);
     expect(failures(client)).toEqual([]);

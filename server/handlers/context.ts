@@ -8,6 +8,7 @@ import { ProtocolError } from '../../shared/protocol/errors.js';
 import { ErrorCode } from '../../shared/protocol/messages.js';
 import type { Draw } from '../draw.js';
 import type { Ingest } from '../ingest.js';
+import type { ServerMetrics } from '../metrics/server-metrics.js';
 import type { AgencyRegistry } from '../registry.js';
 
 /** The server-wide state, shared by every session. */
@@ -15,6 +16,8 @@ export interface Services {
   readonly ingest: Ingest;
   readonly draw: Draw;
   readonly registry: AgencyRegistry;
+  /** The figures served on /metrics (absent in tests that do not look at them). */
+  readonly metrics?: ServerMetrics;
 }
 
 export interface SessionContext extends Services {
@@ -31,6 +34,8 @@ export interface SessionContext extends Services {
   /** Settles as the session begins closing: a held reply stops waiting. */
   readonly closing: Promise<void>;
   readonly isClosing: boolean;
+  /** When the frame being handled was read off the stream (performance.now()): the ack latency counts from there. */
+  readonly receivedAt: number;
 }
 
 /** A message about `agency` must come from the connection bound to it. */

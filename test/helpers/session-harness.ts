@@ -15,6 +15,7 @@ import { expect } from 'vitest';
 import { Draw, type DrawRunner } from '../../server/draw.js';
 import type { Services } from '../../server/handlers/context.js';
 import { Ingest, type BatchStore } from '../../server/ingest.js';
+import type { ServerMetrics } from '../../server/metrics/server-metrics.js';
 import { BetPool } from '../../server/pool/bet-pool.js';
 import { AgencyRegistry } from '../../server/registry.js';
 import { Session } from '../../server/session.js';
@@ -23,7 +24,7 @@ import { ProtectedStorage, type StorageHandle } from '../../server/storage/prote
 import { AgencyProgress } from '../../server/sync/agency-progress.js';
 import { ProtectedNotificationCounter } from '../../server/sync/notification-counter.js';
 import type { Bet } from '../../shared/domain/bet.js';
-import { createLogger } from '../../shared/logging/logger.js';
+import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { BatchBuilder } from '../../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../../shared/protocol/codec.js';
 import { AckStatus, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Message } from '../../shared/protocol/messages.js';
@@ -36,6 +37,10 @@ export interface HarnessOptions {
   workers?: number;
   /** Stands between the services and the real pool, e.g. to watch or hold its calls. */
   wrapPool?: (pool: BetPool) => PoolLike;
+  /** The services count into it (metrics hooks); none by default. */
+  metrics?: ServerMetrics;
+  /** The captured log's level; `debug` by default. */
+  logLevel?: string;
 }
 
 /** The client end of one connection to a Session. */
@@ -59,18 +64,12 @@ export class SessionHarness {
   #storage!: StorageHandle;
   readonly #peers: Peer[] = [];
   #ids = 0;
-  readonly log = createLogger({
-    level: 'debug',
-    format: 'json',
-    destination: {
-      write: (l: string) => {
-        this.lines.push(l);
-      },
-    },
-  });
+  readonly log: Logger;
 
   private constructor(dir: string, opts: HarnessOptions) {
     this.#dir = dir;
+    const destination = { write: (l: string) => this.lines.push(l) };
+    this.log = createLogger({ level: opts.logLevel ?? 'debug', format: 'json', destination });
     this.#opts = opts;
     this.#start();
   }
@@ -95,6 +94,7 @@ export class SessionHarness {
       ingest: new Ingest(pool, flags, new AgencyProgress(this.#storage.progress!)),
       draw: new Draw(pool, flags, this.log, recovered.draw),
       registry: new AgencyRegistry(opts.agencies),
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
     };
   }
 
