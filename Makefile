@@ -67,7 +67,9 @@ STOP_TIMEOUT ?= 10
 # On a machine without a container registry, ../shared/docker/ensure-engine.sh starts Docker
 # and builds the base image; elsewhere the machine's own Docker is used as it is.
 ENSURE_ENGINE := $(wildcard ../shared/docker/ensure-engine.sh)
-DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML)
+# SERVER_METRICS_PORT=N (in the environment or on the command line) turns the server's
+# metrics endpoint on and publishes it on 127.0.0.1:N (docker-compose.metrics.yml).
+DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML) $(if $(SERVER_METRICS_PORT),-f docker-compose.metrics.yml)
 
 .PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-reset docker-compose-logs docker-compose-summary e2e-docker
 

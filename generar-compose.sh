@@ -107,6 +107,9 @@ services:
       - SERVER_HOST=0.0.0.0
       - SERVER_AGENCIES=$n
       - SERVER_STORAGE_PATH=/var/lib/loteria/bets.csv
+      # Off unless set in the shell: the Prometheus endpoint, published on the host's
+      # loopback by docker-compose.metrics.yml (docs/docker.md).
+      - SERVER_METRICS_PORT=\${SERVER_METRICS_PORT:-}
     volumes:
       - $base/server/config.ini:/app/server/config.ini:ro
       - bets:/var/lib/loteria

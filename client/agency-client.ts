@@ -35,7 +35,8 @@ export interface RunSummary extends SendTally {
   /** Bets not sent because a WELCOME said the server already held them (no ack of this run for them). */
   resumed: number;
   badRows: number;
-  winners: string[];
+  /** null until the WINNERS came. */
+  winners: string[] | null;
 }
 
 /** NOT_READY: the draw failed and the server starts it again; asked again after a wait. */
@@ -60,7 +61,16 @@ export class AgencyClient {
   readonly #dial: Dialer;
   readonly #abort = new AbortController();
   #conn: Connection | null = null;
-  readonly #summary: RunSummary = { sent: 0, batches: 0, rejected: 0, resumed: 0, badRows: 0, winners: [] };
+  readonly #summary: RunSummary = {
+    sent: 0,
+    duplicates: 0,
+    written: 0,
+    batches: 0,
+    rejected: 0,
+    resumed: 0,
+    badRows: 0,
+    winners: null,
+  };
   /** Bets the server is known to have consumed (a WELCOME's `next`, or an ack), and of those, refused. */
   #known = 0;
   #knownRefused = 0;
@@ -78,6 +88,11 @@ export class AgencyClient {
 
   get stopping(): boolean {
     return this.#abort.signal.aborted;
+  }
+
+  /** The run's figures so far: what the exit line reports, however the run ends. */
+  get summary(): Readonly<RunSummary> {
+    return this.#summary;
   }
 
   /** The whole run; once stop() was called it ends without an error, whatever it was doing. */

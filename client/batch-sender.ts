@@ -17,6 +17,10 @@ import { OutOfOrderError } from './errors.js';
 export interface SendTally {
   /** Bets acknowledged as held by the server (STORED or DUPLICATE). */
   sent: number;
+  /** Of `sent`, bets of DUPLICATE batches (the server had them already). */
+  duplicates: number;
+  /** Bets written to the connection in BATCH frames, acknowledged or not (a batch sent again counts again). */
+  written: number;
   batches: number;
   /** Bets of REJECTED batches (nothing of such a batch is stored; the server counts them consumed). */
   rejected: number;
@@ -97,6 +101,7 @@ export class BatchSender {
     const count = this.#builder.count;
     const first = this.#first;
     await this.#conn.send(this.#builder.take(first));
+    this.#opts.tally.written += count;
     this.#inflight.push({ first, count });
     if (this.#inflight.length >= this.#opts.window) await this.#takeAck();
   }
@@ -117,6 +122,7 @@ export class BatchSender {
       return;
     }
     tally.sent += head.count;
+    if (ack.status === AckStatus.DUPLICATE) tally.duplicates += head.count;
     this.#opts.onConsumed?.(head.first + head.count, 0);
     log.info({
       action: 'apuesta_enviada',

@@ -39,9 +39,12 @@ export class UnexpectedReplyError extends Error {
 
 /** No connection (or no WELCOME) within server.connectTimeout. */
 export class ConnectTimeoutError extends Error {
+  /** `host:port` as configured (server.address). */
+  readonly address: string;
   constructor(address: string, ms: number, cause: string) {
     super(`no session with the server at ${address} within ${ms} ms (${cause}); check that it runs, or raise server.connectTimeout`);
     this.name = 'ConnectTimeoutError';
+    this.address = address;
   }
 }
 
@@ -57,11 +60,14 @@ export class OutOfOrderError extends Error {
 
 /** The server went away and did not come back within server.reconnectTimeout. */
 export class ServerGoneError extends Error {
+  /** `host:port` as configured (server.address). */
+  readonly address: string;
   constructor(address: string, ms: number, stored: number, cause: string) {
     super(
       `the server at ${address} did not come back within ${ms} ms (${cause}); ${stored} bets of this agency are known to be stored; run the client again once the server is up, it resumes where the server stands`,
     );
     this.name = 'ServerGoneError';
+    this.address = address;
   }
 }
 

@@ -4,6 +4,7 @@ import { createLogger } from '../shared/logging/logger.js';
 import { AgencyClient } from './agency-client.js';
 import { checkDataFile } from './bets-reader.js';
 import { loadClientConfig, type ClientConfig } from './config.js';
+import { exitTotals, giveUpHint } from './report.js';
 
 /** The configuration, with its data file checked readable: a bad one exits 2 before any connection. */
 async function loadConfig(): Promise<ClientConfig> {
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
     if (stopping !== null) process.exit(1);
     log.info({ action: 'shutdown', result: 'in_progress', signal });
     stopping = client.stop().then(() => {
-      log.info({ action: 'exit', result: 'success', signal });
+      log.info({ action: 'exit', result: 'success', signal, ...exitTotals(client.summary) });
       process.exit(0);
     });
   };
@@ -39,19 +40,14 @@ async function main(): Promise<void> {
   try {
     const summary = await client.run();
     if (client.stopping) return; // the signal handler exits
-    log.info({
-      action: 'exit',
-      result: 'success',
-      enviadas: summary.sent,
-      ya_en_servidor: summary.resumed,
-      rechazadas: summary.rejected,
-      filas_invalidas: summary.badRows,
-    });
+    log.info({ action: 'exit', result: 'success', ...exitTotals(summary) });
     process.exit(summary.rejected > 0 ? 1 : 0);
   } catch (err) {
     if (client.stopping) return;
     await client.stop();
-    log.error({ action: 'exit', result: 'fail', error: (err as Error).message });
+    const hint = giveUpHint(err);
+    if (hint !== null) log.error({ action: 'connect', result: 'fail', ...hint });
+    log.error({ action: 'exit', result: 'fail', ...exitTotals(client.summary), error: (err as Error).message });
     process.exit(1);
   }
 }

@@ -19,6 +19,10 @@ export interface ServerConfig {
   logLevel: string;
   /** At most 8 s: shutdown must end inside Docker's 10 s grace period. */
   drainTimeoutMs: number;
+  /** The Prometheus endpoint's port (0: any free port); null: no endpoint (the default). */
+  metricsPort: number | null;
+  /** Where the endpoint listens; SERVER_HOST unless set. */
+  metricsHost: string;
   /**
    * SERVER_FSYNC: rows and journal records reach the disk before a batch is acknowledged (one
    * flush of each file per group commit); off acknowledges once they are handed to the kernel.
@@ -82,24 +86,39 @@ export function defaultWorkers(cores = availableParallelism()): number {
   return Math.max(1, cores - 1);
 }
 
+/** SERVER_METRICS_PORT (empty: off) and SERVER_METRICS_HOST (empty: the server's host). */
+function metricsSettings(get: (key: string) => string, host: string, port: number): Pick<ServerConfig, 'metricsPort' | 'metricsHost'> {
+  const raw = get('SERVER_METRICS_PORT').trim();
+  const metricsPort = raw === '' ? null : intIn('SERVER_METRICS_PORT', raw, 0, 65535);
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === port)
+    throw new ConfigError(
+      'SERVER_METRICS_PORT',
+      `${metricsPort} is SERVER_PORT too; give the metrics endpoint a port of its own, or leave it empty (off)`,
+    );
+  return { metricsPort, metricsHost: get('SERVER_METRICS_HOST').trim() || host };
+}
+
 /** Reads file then environment; throws ConfigError naming the first bad key. */
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const path = env.SERVER_CONFIG ?? DEFAULT_CONFIG_PATH;
   const file = readIni(path, env.SERVER_CONFIG !== undefined);
   const get = (key: string): string => layered(env[key], file[key], DEFAULTS[key]);
   const workers = get('SERVER_WORKERS');
+  const host = nonEmpty('SERVER_HOST', get('SERVER_HOST'));
+  const port = intIn('SERVER_PORT', get('SERVER_PORT'), 0, 65535);
   const agencies = intIn('SERVER_AGENCIES', get('SERVER_AGENCIES'), 1, 100_000);
   const auth = onOff('SERVER_AUTH', get('SERVER_AUTH')) ? 'on' : 'off';
   const maxUnauthenticated = intIn('SERVER_MAX_UNAUTHENTICATED', get('SERVER_MAX_UNAUTHENTICATED'), 1, 100_000);
   return {
-    host: nonEmpty('SERVER_HOST', get('SERVER_HOST')),
-    port: intIn('SERVER_PORT', get('SERVER_PORT'), 0, 65535),
+    host,
+    port,
     backlog: intIn('SERVER_LISTEN_BACKLOG', get('SERVER_LISTEN_BACKLOG'), 1, 65535),
     agencies,
     storagePath: nonEmpty('SERVER_STORAGE_PATH', get('SERVER_STORAGE_PATH')),
     workers: workers === '' ? defaultWorkers() : intIn('SERVER_WORKERS', workers, 0, 256),
     logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
     drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 8_000),
+    ...metricsSettings(get, host, port),
     fsync: onOff('SERVER_FSYNC', get('SERVER_FSYNC')),
     auth,
     agencyKeys: auth === 'on' ? agencyKeys(get('SERVER_AGENCY_KEYS'), agencies) : null,

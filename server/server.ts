@@ -13,6 +13,8 @@ import type { ServerConfig } from './config.js';
 import { Draw } from './draw.js';
 import type { Services } from './handlers/context.js';
 import { Ingest } from './ingest.js';
+import { MetricsEndpoint } from './metrics/metrics-endpoint.js';
+import { ServerMetrics } from './metrics/server-metrics.js';
 import { BetPool } from './pool/bet-pool.js';
 import { AgencyRegistry } from './registry.js';
 import { Session } from './session.js';
@@ -32,6 +34,8 @@ export class LotteryServer {
   readonly #server: Server;
   readonly #gate: Gate;
   readonly #sessions = new Set<Session>();
+  readonly #metrics: ServerMetrics;
+  #metricsEndpoint: MetricsEndpoint | null = null;
   #nextSession = 1;
   #closing: Promise<void> | null = null;
 
@@ -46,16 +50,21 @@ export class LotteryServer {
     recovered.agencies.forEach((a, i) => {
       if (a.finished) counter.markFinished(i + 1);
     });
+    const metrics = new ServerMetrics({ process: config.metricsPort !== null });
+    this.#metrics = metrics;
     this.#pool = new BetPool({
       workers: config.workers,
       init: { storage: this.#storage, counter: counterSab, logLevel: config.logLevel, logFormat: process.env.LOG_FORMAT ?? LogFormat.TEXT },
+      onFsync: (seconds) => metrics.fsyncTook(seconds),
     });
     this.#services = {
       ingest: new Ingest(this.#pool, counter, new AgencyProgress(this.#storage.progress!)),
-      draw: new Draw(this.#pool, counter, log, recovered.draw),
+      draw: new Draw(this.#metrics.timeDraws(this.#pool), counter, log, recovered.draw),
       registry: new AgencyRegistry(config.agencies),
       auth: new AgencyAuth(config.agencyKeys),
+      metrics: this.#metrics,
     };
+    this.#metrics.watchDraw(this.#services.draw);
     // Authenticated: every agency, and as many replaced connections still draining, plus a few.
     const maxAuthenticated = config.agencies * 2 + 8;
     this.#gate = new Gate(
@@ -73,7 +82,22 @@ export class LotteryServer {
     this.#server.maxConnections = config.maxUnauthenticated + maxAuthenticated + Gate.MAX_REFUSING;
   }
 
-  listen(): Promise<AddressInfo> {
+  /** Listens for clients, then (SERVER_METRICS_PORT set) starts the metrics endpoint and logs its address. */
+  async listen(): Promise<AddressInfo> {
+    const address = await this.#listen();
+    const { metricsHost, metricsPort } = this.#config;
+    if (metricsPort !== null && this.#closing === null) {
+      const endpoint = await MetricsEndpoint.start(this.#metrics, metricsHost, metricsPort);
+      // close() began meanwhile and passed the endpoint's turn: it is closed here instead.
+      if (this.#closing !== null) await endpoint.close();
+      else this.#metricsEndpoint = endpoint;
+      const at = endpoint.address;
+      this.#log.info({ action: 'metrics', result: 'success', host: at.address, puerto: at.port, ruta: '/metrics' });
+    }
+    return address;
+  }
+
+  #listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen({ host: this.#config.host, port: this.#config.port, backlog: this.#config.backlog }, () => {
@@ -138,6 +162,10 @@ export class LotteryServer {
     }
     await settlesWithin(acceptorClosed, CLOSE_GRACE_MS);
     log.info({ action: 'close_acceptor', result: 'success', puerto: port });
+    if (this.#metricsEndpoint !== null) {
+      await this.#metricsEndpoint.close();
+      log.info({ action: 'close_metrics', result: 'success', puerto: this.#metricsEndpoint.address.port });
+    }
 
     await settlesWithin(this.#services.draw.idle(), left());
     const poolClosed = await settlesWithin(this.#pool.close(), left());

@@ -74,6 +74,10 @@ export class Session {
   #authTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | null = null;
+  /** When the frame being handled was read off the stream (performance.now()), for the ack latency. */
+  #receivedAt = 0;
+  /** Why the connection ends, for the desconexion line: the first cause seen wins. */
+  #endCause: { ok: boolean; motivo: string } | null = null;
   /** Resolved when #drain stops running; close() waits for it. */
   #idle = deferred();
   /** Resolved as close() begins: wakes a WINNERS_QUERY held for the draw and a held proof. */
@@ -90,8 +94,9 @@ export class Session {
       idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
     };
     this.#ctx = this.#context(services);
+    services.metrics?.connectionOpened();
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('end', () => void this.close());
+    stream.on('end', () => void this.#end(true, 'peer closed'));
     stream.on('error', (err) => {
       this.#log.warn({
         action: 'conexion',
@@ -101,9 +106,9 @@ export class Session {
         origen: this.#opts.source,
         error: err.message,
       });
-      void this.close();
+      void this.#end(false, `connection error: ${err.message}`);
     });
-    stream.on('close', () => void this.close());
+    stream.on('close', () => void this.#end(false, 'connection closed without an end'));
     const authMs = this.#opts.authTimeoutMs;
     this.#authTimer = setTimeout(() => {
       this.#fail(
@@ -139,6 +144,9 @@ export class Session {
       get isClosing() {
         return session.#closing !== null;
       },
+      get receivedAt() {
+        return session.#receivedAt;
+      },
       stopAuthDeadline: () => clearTimeout(this.#authTimer),
       bindAgency: (agency: number) => this.#bind(agency),
       replaced: () => void this.close(REPLACED),
@@ -152,6 +160,7 @@ export class Session {
     if (refusal !== null) throw new ProtocolError(ErrorCode.BUSY, withRetryHint(`server busy: ${refusal.reason}`, refusal.retryMs));
     clearTimeout(this.#authTimer);
     this.#ctx.registry.bind(agency, this.#ctx);
+    if (this.#agency === 0) this.#ctx.metrics?.connectionBound();
     this.#agency = agency;
     this.#armIdle();
   }
@@ -167,7 +176,7 @@ export class Session {
 
   #onData(chunk: Buffer): void {
     if (this.#closing !== null) return;
-    this.#queue.push(chunk);
+    this.#queue.push(chunk, performance.now());
     this.#armIdle();
     // Read nothing more while bytes of this read wait undecoded or the window is full.
     if (this.#queue.pendingBytes > 0 || this.#queue.length >= BATCH_WINDOW || this.#queue.failure !== null) this.#stream.pause();
@@ -182,6 +191,7 @@ export class Session {
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
         this.#resumeIfRoom();
+        this.#receivedAt = this.#queue.shiftedAt;
         await this.#dispatch(decodeMessage(frame));
       }
       // A bad header: the byte stream cannot be resynchronised; the frames before it were handled.
@@ -265,13 +275,21 @@ export class Session {
     const level = code === ErrorCode.INTERNAL ? 'error' : 'warn';
     const fields = { sesion: this.id, agencia: this.#agency || this.#ctx.challenge?.agency || 0, origen: this.#opts.source };
     this.#log[level]({ action: 'protocolo', result: 'fail', ...fields, codigo: code, error: message });
+    this.#endCause ??= { ok: false, motivo: `protocol error ${code}: ${message}` };
     // Not awaited: #fail may run inside #drain, and close() waits for #drain to finish.
     void this.close({ code, message });
   }
 
   /** Drops the connection at once (shutdown deadline passed); a pending reply write settles on 'close'. */
   destroy(): void {
+    this.#endCause ??= { ok: false, motivo: 'destroyed at the shutdown deadline' };
     this.#stream.destroy();
+  }
+
+  /** The stream ended (`ok`: cleanly, by the peer) or failed: the session closes, saying why. */
+  #end(ok: boolean, motivo: string): Promise<void> {
+    this.#endCause ??= { ok, motivo };
+    return this.close();
   }
 
   /**
@@ -280,8 +298,31 @@ export class Session {
    * stopping. Idempotent; frames queued but not started are dropped unacknowledged.
    */
   close(how: boolean | Farewell = null): Promise<void> {
-    if (this.#closing === null) this.#closing = this.#close(how === true ? SHUTDOWN : how === false ? null : how);
+    if (this.#closing === null) {
+      const farewell = how === true ? SHUTDOWN : how === false ? null : how;
+      const motivo =
+        farewell === SHUTDOWN
+          ? 'server shutting down'
+          : farewell === REPLACED
+            ? 'replaced by a newer connection of the agency'
+            : 'closed by the server';
+      this.#endCause ??= { ok: true, motivo };
+      this.#closing = this.#close(farewell).finally(() => this.#closed());
+    }
     return this.#closing;
+  }
+
+  /**
+   * One line per connection once it is closed, with its cause. A clean end of a connection
+   * never bound to an agency (a health probe) is DEBUG: the health check makes one every 2 s.
+   */
+  #closed(): void {
+    const bound = this.#agency !== 0;
+    this.#ctx.metrics?.connectionClosed(bound);
+    const { ok, motivo } = this.#endCause!;
+    const level = !ok ? 'warn' : bound ? 'info' : 'debug';
+    const fields = { sesion: this.id, agencia: this.#agency, origen: this.#opts.source, motivo };
+    this.#log[level]({ action: 'desconexion', result: ok ? 'success' : 'fail', ...fields });
   }
 
   async #close(farewell: Farewell): Promise<void> {

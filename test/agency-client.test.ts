@@ -90,6 +90,8 @@ describe('AgencyClient over a duplexPair', () => {
     expect(received).toBe(rows);
     expect(summary).toEqual({
       sent: rows,
+      duplicates: 0,
+      written: rows,
       batches: Math.ceil(rows / 150),
       rejected: 0,
       resumed: 0,
@@ -140,7 +142,7 @@ describe('AgencyClient over a duplexPair', () => {
     await peer.expect(MessageType.FINISHED);
     peer.send({ type: MessageType.FINISHED_ACK, finished: 1, expected: 1 });
     await answerWinners(peer, []);
-    expect(await running).toMatchObject({ sent: 300, rejected: 150, batches: 3 });
+    expect(await running).toMatchObject({ sent: 300, duplicates: 150, written: 450, rejected: 150, batches: 3 });
     expect(tap.find('apuesta_enviada', 'fail')).toEqual([
       expect.objectContaining({ cantidad: 150, lote: 150, indice: 7, error: 'bet 7: document "x" is not a number' }),
     ]);

@@ -136,6 +136,8 @@ describe('loadServerConfig', () => {
       workers: Math.max(1, coresByNproc() - 1),
       logLevel: 'info',
       drainTimeoutMs: 5000,
+      metricsPort: null,
+      metricsHost: '0.0.0.0',
       fsync: true,
       auth: 'off',
       agencyKeys: null,

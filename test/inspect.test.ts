@@ -253,7 +253,7 @@ describe('doctored logs are caught', () => {
     expect(check(r, 'fails_explained').evidence).toEqual([expect.stringMatching(/^UNEXPLAINED: server: .*disk on fire/)]);
   });
 
-  it('a connection dropped before HELLO is explained; a protocol error is not', async () => {
+  it('a connection dropped before HELLO (its conexion or desconexion line) is explained; a protocol error is not', async () => {
     const insert = (action: string): Promise<string> =>
       doctor(`${action}.compose-good.log`, (t) => {
         const line = /^.*server .*action: listen \| result: success.*$/m.exec(t)![0];
@@ -262,9 +262,11 @@ describe('doctored logs are caught', () => {
           `${line}\n${line.replace(/action: listen .*$/, `action: ${action} | result: fail | sesion: 9 | agencia: 0 | error: read ECONNRESET`)}`,
         );
       });
-    const probe = await report([await insert('conexion')]);
-    expect(failed(probe.r)).toEqual([]);
-    expect(check(probe.r, 'fails_explained').evidence[0]).toMatch(/^explained: .*never said HELLO/);
+    for (const action of ['conexion', 'desconexion']) {
+      const probe = await report([await insert(action)]);
+      expect(failed(probe.r)).toEqual([]);
+      expect(check(probe.r, 'fails_explained').evidence[0]).toMatch(/^explained: .*never said HELLO/);
+    }
     const hostile = await report([await insert('protocolo')]);
     expect(failed(hostile.r)).toEqual(['fails_explained']);
   });

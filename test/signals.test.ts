@@ -127,9 +127,9 @@ describe('SIGTERM to the server while agencies are sending', () => {
     expect(impatient.exit).toEqual({ code: 1, signal: null });
     const exit = impatient.lines.filter((l) => l.includes('action: exit'));
     expect(exit).toHaveLength(1);
-    const known = /result: fail \| error: .*did not come back within 1000 ms .*; (\d+) bets of this agency are known to be stored/.exec(
-      exit[0]!,
-    );
+    // The exit line's totals come between result and error.
+    const known =
+      /result: fail \| .*\| error: .*did not come back within 1000 ms .*; (\d+) bets of this agency are known to be stored/.exec(exit[0]!);
     expect(known, impatient.text.slice(-500)).not.toBeNull();
     // Known stored: every bet it saw acknowledged (at least), and never more than the file holds for it.
     const acked = sumCantidad(impatient, 'apuesta_enviada');

@@ -130,6 +130,7 @@ inspect "$WORK/ingest.log" --bets "$WORK/ingest-bets.csv" --data "$WORK/data" $(
   || { dump "$WORK/ingest.log"; die "the complete run failed its checks"; }
 
 say "1b. up again on the same volume: nothing stored twice, the same winners"
+compose stop -t 10 >/dev/null 2>&1
 compose up -d > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "the second up failed"; }
 codes=$(with_timeout 180 docker wait "${CLIENTS[@]}" | tr '\n' ' ') || die "clients of the re-run did not finish within 180 s"
 compose logs --no-color > "$WORK/rerun.log"

@@ -13,6 +13,7 @@ export async function handleBatches(ctx: SessionContext, run: readonly BatchDTO[
     logAck(ctx, run[i]!, ack);
   });
   await ctx.send(Buffer.concat(acks.map((ack) => encodeMessage(ack))));
+  ctx.metrics?.acked(acks, ctx.receivedAt);
 }
 
 function logAck(ctx: SessionContext, batch: BatchDTO, ack: BatchAckDTO): void {

@@ -9,6 +9,7 @@ import { ErrorCode } from '../../shared/protocol/messages.js';
 import type { AgencyAuth } from '../auth/agency-auth.js';
 import type { Draw } from '../draw.js';
 import type { Ingest } from '../ingest.js';
+import type { ServerMetrics } from '../metrics/server-metrics.js';
 import type { AgencyOwner, AgencyRegistry } from '../registry.js';
 
 /** The server-wide state, shared by every session. */
@@ -17,6 +18,8 @@ export interface Services {
   readonly draw: Draw;
   readonly registry: AgencyRegistry;
   readonly auth: AgencyAuth;
+  /** The figures served on /metrics (absent in tests that do not look at them). */
+  readonly metrics?: ServerMetrics;
 }
 
 export interface SessionContext extends Services, AgencyOwner {
@@ -40,6 +43,8 @@ export interface SessionContext extends Services, AgencyOwner {
   /** Settles as the session begins closing: a held reply stops waiting. */
   readonly closing: Promise<void>;
   readonly isClosing: boolean;
+  /** When the frame being handled was read off the stream (performance.now()): the ack latency counts from there. */
+  readonly receivedAt: number;
 }
 
 /** A message about `agency` must come from the connection bound to it. */

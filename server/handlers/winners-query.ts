@@ -21,6 +21,14 @@ export async function handleWinnersQuery(ctx: SessionContext, { agency }: Winner
     answer = draw.winners(agency);
   }
   if (!answer.ready) return ctx.send(encodeMessage({ type: MessageType.NOT_READY, finished: answer.finished, expected: answer.expected }));
-  ctx.log.info({ action: 'consulta_ganadores', result: 'success', agencia: agency, cant_ganadores: answer.documents.length });
+  // At DEBUG the line names the winners (their DNIs); at INFO it only counts them.
+  const documentos = ctx.log.isLevelEnabled('debug') ? { documentos: answer.documents.join(',') || '-' } : {};
+  ctx.log.info({
+    action: 'consulta_ganadores',
+    result: 'success',
+    agencia: agency,
+    cant_ganadores: answer.documents.length,
+    ...documentos,
+  });
   for (const frame of encodeWinnersFrames(answer.documents)) await ctx.send(frame);
 }

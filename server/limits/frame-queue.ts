@@ -49,7 +49,11 @@ export class FrameQueue {
   readonly #decoder = new FrameDecoder();
   readonly #boundaries = new FrameBoundaries();
   readonly #frames: Frame[] = [];
+  /** When the read holding each decoded frame arrived (the caller's clock), parallel to #frames. */
+  readonly #times: number[] = [];
   readonly #pending: Buffer[] = [];
+  readonly #pendingTimes: number[] = [];
+  #shiftedAt = 0;
   #pendingBytes = 0;
   #failure: Error | null = null;
 
@@ -57,10 +61,11 @@ export class FrameQueue {
     this.#window = window;
   }
 
-  /** Keeps the chunk's bytes, decoding frames only up to the window. */
-  push(chunk: Buffer): void {
+  /** Keeps the chunk's bytes, decoding frames only up to the window; `at`: when it was read. */
+  push(chunk: Buffer, at = 0): void {
     if (chunk.length === 0 || this.#failure !== null) return;
     this.#pending.push(chunk);
+    this.#pendingTimes.push(at);
     this.#pendingBytes += chunk.length;
     this.#fill();
   }
@@ -80,12 +85,18 @@ export class FrameQueue {
     return this.#frames.length === 0 ? this.#failure : null;
   }
 
+  /** When the read that held the frame last shifted arrived (the `at` given to push). */
+  get shiftedAt(): number {
+    return this.#shiftedAt;
+  }
+
   peek(): Frame | undefined {
     return this.#frames[0];
   }
 
   shift(): Frame | undefined {
     const frame = this.#frames.shift();
+    this.#shiftedAt = this.#times.shift() ?? this.#shiftedAt;
     // Refilled by half windows: the decoder gets several frames per push, not one.
     if (this.#frames.length <= this.#window >> 1) this.#fill();
     return frame;
@@ -94,25 +105,34 @@ export class FrameQueue {
   /** Drops everything queued (the connection is closing). */
   clear(): void {
     this.#frames.length = 0;
+    this.#times.length = 0;
     this.#pending.length = 0;
+    this.#pendingTimes.length = 0;
     this.#pendingBytes = 0;
   }
 
   #fill(): void {
     while (this.#frames.length < this.#window && this.#pending.length > 0 && this.#failure === null) {
       const chunk = this.#pending[0]!;
+      const at = this.#pendingTimes[0]!;
       const n = this.#boundaries.span(chunk, this.#window - this.#frames.length);
       const piece = n === chunk.length ? chunk : chunk.subarray(0, n);
-      if (n === chunk.length) this.#pending.shift();
-      else this.#pending[0] = chunk.subarray(n);
+      if (n === chunk.length) {
+        this.#pending.shift();
+        this.#pendingTimes.shift();
+      } else this.#pending[0] = chunk.subarray(n);
       this.#pendingBytes -= n;
       try {
-        for (const frame of this.#decoder.push(piece)) this.#frames.push(frame);
+        for (const frame of this.#decoder.push(piece)) {
+          this.#frames.push(frame);
+          this.#times.push(at);
+        }
         if (this.#decoder.failure !== null) throw this.#decoder.failure;
       } catch (err) {
         // Nothing after a bad header can be framed: drop the bytes, keep the frames before it.
         this.#failure = err as Error;
         this.#pending.length = 0;
+        this.#pendingTimes.length = 0;
         this.#pendingBytes = 0;
       }
     }

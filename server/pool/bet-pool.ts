@@ -8,12 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { deferred, type Deferred } from '../../shared/util/async.js';
 import { createWorkerTasks, type WorkerTasks } from './worker-tasks.js';
-import type { DrawResult, StoreBatchResult, StoreBatchesTask, WorkerInit } from './tasks.js';
+import type { DrawResult, StoreBatchResult, StoreBatchesResult, StoreBatchesTask, WorkerInit } from './tasks.js';
 import { TaskKind, type Task, type TaskResult } from './tasks.js';
 
 export interface BetPoolOptions {
   workers: number;
   init: WorkerInit;
+  /** Hears how long each store task's fsyncs took (SERVER_FSYNC on), for the metrics. */
+  onFsync?: (seconds: number) => void;
 }
 
 /** One BATCH frame's payload fields, as the session decoded them. */
@@ -68,8 +70,10 @@ export class BetPool {
   #pending: PendingRun[] = [];
   #pendingBytes = 0;
   #flushQueued = false;
+  readonly #onFsync: ((seconds: number) => void) | undefined;
 
   constructor(opts: BetPoolOptions) {
+    this.#onFsync = opts.onFsync;
     if (opts.workers === 0) {
       this.#piscina = null;
       this.#inline = createWorkerTasks(opts.init, true);
@@ -150,9 +154,10 @@ export class BetPool {
     const release = (): void => {
       if (slot.byteLength === SLOT_BYTES && this.#freeSlots.length < SLOTS_KEPT) this.#freeSlots.push(slot);
     };
-    (this.#run(task) as Promise<StoreBatchResult[][]>).then(
-      (results) => {
+    (this.#run(task) as Promise<StoreBatchesResult>).then(
+      ({ runs: results, fsyncSeconds }) => {
         release();
+        if (fsyncSeconds !== null) this.#onFsync?.(fsyncSeconds);
         runs.forEach((run, i) => {
           run.results.resolve(results[i]!);
         });

@@ -60,5 +60,14 @@ export interface RecordFinishedTask {
 }
 
 export type Task = StoreBatchesTask | DrawTask | RecordFinishedTask;
-/** One StoreBatchResult[] per run of the task, in order; null for RECORD_FINISHED. */
-export type TaskResult = StoreBatchResult[][] | DrawResult | null;
+/**
+ * A store task's outcome: one StoreBatchResult[] per run, in order, and the seconds its group
+ * commit spent flushing to the disk (null with SERVER_FSYNC off), for the metrics.
+ */
+export interface StoreBatchesResult {
+  runs: StoreBatchResult[][];
+  fsyncSeconds: number | null;
+}
+
+/** null for RECORD_FINISHED. */
+export type TaskResult = StoreBatchesResult | DrawResult | null;

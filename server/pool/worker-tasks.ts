@@ -10,7 +10,7 @@ import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
 import { betsToRows } from '../storage/bets-file.js';
 import { ProtectedStorage, type ConsumedBatch } from '../storage/protected-storage.js';
 import { maxRowsSize, transcodeBatch } from './transcode.js';
-import type { BatchRef, DrawResult, StoreBatchResult, StoreBatchesTask, WorkerInit } from './tasks.js';
+import type { BatchRef, DrawResult, StoreBatchResult, StoreBatchesResult, StoreBatchesTask, WorkerInit } from './tasks.js';
 import { TaskKind, type Task, type TaskResult } from './tasks.js';
 
 class DrawTooEarlyError extends Error {
@@ -67,7 +67,7 @@ function rowsBuffer(size: number): Buffer {
  * it declines takes the slow path (decodeBets), which stores unusual but valid text the same
  * way and words the reason of a bad bet.
  */
-function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchResult[][] {
+function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchesResult {
   const src = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
   // A batch whose count cannot fit in its bytes is refused before anything is sized by it.
   const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + (fits(b) ? b.count : 0), n), 0);
@@ -104,7 +104,7 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
   );
   parts.push(out.subarray(segment, o));
   const rows = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  storage.storeRows(rows, consumed);
+  const fsyncSeconds = storage.storeRows(rows, consumed);
   // Nothing after the write may fail the task: its rows are on disk, so its batches must be acked.
   if (log.isLevelEnabled('debug')) {
     try {
@@ -113,7 +113,7 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
       // DEBUG detail only.
     }
   }
-  return results;
+  return { runs: results, fsyncSeconds };
 }
 
 /** Whether `count` bets could fit in the batch's bytes at all (MIN_ENCODED_BET each). */

@@ -125,15 +125,18 @@ export class ProtectedStorage {
    * hold. With fsync the rows reach the disk before the records are written, and the records
    * before this returns: one flush of each file for every batch of the write (group commit).
    * On any failure both files are cut back to where they were: nothing of it was stored.
+   * Returns the seconds the flushes took (the bets file's fdatasync, then the records written
+   * and flushed): the durability cost of this group commit; null without fsync.
    */
-  storeRows(rows: Buffer, batches: readonly ConsumedBatch[] = []): void {
+  storeRows(rows: Buffer, batches: readonly ConsumedBatch[] = []): number | null {
     const bytes = batches.reduce((n, b) => n + b.bytes, 0);
     const journal = this.#handle.journal;
     if (journal !== null && bytes !== rows.length) throw new RangeError(`the batches account for ${bytes} bytes of ${rows.length}`);
-    this.#lock.withWrite(() => {
+    return this.#lock.withWrite(() => {
       const fd = this.#handle.fd;
       const start = appendWhole(fd, rows);
-      if (journal === null || batches.length === 0) return;
+      if (journal === null || batches.length === 0) return null;
+      const flushing = performance.now();
       try {
         if (journal.fsync && rows.length > 0) fdatasyncSync(fd);
         appendRecords(journal, batchRecords(batches, start));
@@ -141,7 +144,9 @@ export class ProtectedStorage {
         cutBack(fd, start);
         throw err;
       }
+      const flushed = journal.fsync ? (performance.now() - flushing) / 1000 : null;
       for (const b of batches) this.#progress?.advance(b.agency, b.first + b.count);
+      return flushed;
     }, this.#block);
   }
 

@@ -75,7 +75,11 @@ export interface OpenDurable {
 }
 
 /** Recovers `path`, then opens it for a pool of `workers` (the agencies recovered as finished are marked so). */
-export function openDurable(path: string, agencies: number, opts: { fsync: boolean; workers?: number; log?: Logger }): OpenDurable {
+export function openDurable(
+  path: string,
+  agencies: number,
+  opts: { fsync: boolean; workers?: number; log?: Logger; onFsync?: (seconds: number) => void },
+): OpenDurable {
   const log = opts.log ?? collectingLogger().log;
   const state = recoverDurableState(path, agencies, log);
   const handle = ProtectedStorage.open(path, { fsync: opts.fsync, next: state.agencies.map((a) => a.next) });
@@ -87,6 +91,7 @@ export function openDurable(path: string, agencies: number, opts: { fsync: boole
   const pool = new BetPool({
     workers: opts.workers ?? 1,
     init: { storage: handle, counter: counterSab, logLevel: 'info', logFormat: 'json' },
+    ...(opts.onFsync ? { onFsync: opts.onFsync } : {}),
   });
   return {
     state,

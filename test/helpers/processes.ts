@@ -99,10 +99,10 @@ export async function countStoredRows(path: string): Promise<number> {
   return text.slice(0, -2).split('\r\n').length;
 }
 
-/** Lines that report a failure (`result: fail`). */
+/** Lines that report a failure (`result: fail`), with their reason (`error`, or a `desconexion`'s `motivo`). */
 export function failures(proc: Proc, upTo = Infinity): string[] {
   return proc.log
     .slice(0, upTo)
     .filter((l) => l.result === 'fail')
-    .map((l) => `${l.action}: ${l.fields.error ?? ''}`);
+    .map((l) => `${l.action}: ${l.fields.error ?? l.fields.motivo ?? ''}`);
 }

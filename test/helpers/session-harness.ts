@@ -16,6 +16,7 @@ import { AgencyAuth } from '../../server/auth/agency-auth.js';
 import { Draw, type DrawRunner } from '../../server/draw.js';
 import type { Services } from '../../server/handlers/context.js';
 import { Ingest, type BatchStore } from '../../server/ingest.js';
+import type { ServerMetrics } from '../../server/metrics/server-metrics.js';
 import { BetPool } from '../../server/pool/bet-pool.js';
 import { AgencyRegistry } from '../../server/registry.js';
 import { Session, type SessionOptions } from '../../server/session.js';
@@ -24,7 +25,7 @@ import { ProtectedStorage, type StorageHandle } from '../../server/storage/prote
 import { AgencyProgress } from '../../server/sync/agency-progress.js';
 import { ProtectedNotificationCounter } from '../../server/sync/notification-counter.js';
 import type { Bet } from '../../shared/domain/bet.js';
-import { createLogger } from '../../shared/logging/logger.js';
+import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { BatchBuilder } from '../../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../../shared/protocol/codec.js';
 import { AckStatus, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Message } from '../../shared/protocol/messages.js';
@@ -39,6 +40,10 @@ export interface HarnessOptions {
   wrapPool?: (pool: BetPool) => PoolLike;
   /** The proof check; by default authentication is off (any 32-byte mac binds). */
   auth?: AgencyAuth;
+  /** The services count into it (metrics hooks); none by default. */
+  metrics?: ServerMetrics;
+  /** The captured log's level; `debug` by default. */
+  logLevel?: string;
 }
 
 /** The client end of one connection to a Session. */
@@ -62,18 +67,12 @@ export class SessionHarness {
   #storage!: StorageHandle;
   readonly #peers: Peer[] = [];
   #ids = 0;
-  readonly log = createLogger({
-    level: 'debug',
-    format: 'json',
-    destination: {
-      write: (l: string) => {
-        this.lines.push(l);
-      },
-    },
-  });
+  readonly log: Logger;
 
   private constructor(dir: string, opts: HarnessOptions) {
     this.#dir = dir;
+    const destination = { write: (l: string) => this.lines.push(l) };
+    this.log = createLogger({ level: opts.logLevel ?? 'debug', format: 'json', destination });
     this.#opts = opts;
     this.#start();
   }
@@ -99,6 +98,7 @@ export class SessionHarness {
       draw: new Draw(pool, flags, this.log, recovered.draw),
       registry: new AgencyRegistry(opts.agencies),
       auth: opts.auth ?? new AgencyAuth(null),
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
     };
   }
 

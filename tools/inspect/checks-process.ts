@@ -41,7 +41,7 @@ function explainServerFail(t: RunTally, e: Entry): string | null {
   const a = t.agencies.find((x) => x.agency === agency);
   const client = a?.clients.at(-1);
   // No agency yet: the peer never said HELLO (the health check killed under load, a probe).
-  if (e.action === 'conexion' && (e.fields.agencia ?? '0') === '0')
+  if ((e.action === 'conexion' || e.action === 'desconexion') && (e.fields.agencia ?? '0') === '0')
     return 'a connection that never said HELLO (a health check, a probe) was dropped';
   if (e.action === 'apuesta_recibida' && a?.refusedByClient.byLote.has(e.fields.lote ?? ''))
     return `batch refused: ${e.fields.error ?? '?'}`;

@@ -89,7 +89,7 @@ export interface RunTally {
   endings: Map<Lifetime, Ending>;
 }
 
-const TOTAL_KEYS = ['enviadas', 'almacenadas', 'rechazadas', 'ganadores', 'filas_invalidas'];
+const TOTAL_KEYS = ['enviadas', 'almacenadas', 'duplicadas', 'ya_en_servidor', 'rechazadas', 'ganadores', 'filas_invalidas'];
 
 function fold(actions: string[]): string[] {
   const out: Array<{ a: string; n: number }> = [];
