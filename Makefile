@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 AGENCIES ?= 5
 
-.PHONY: all install build data run test lint postgres clean
+.PHONY: all install build data keys certs run test lint postgres clean
 
 all: build
 
@@ -21,6 +21,16 @@ build: install
 # Generates data/agency-N.csv for every agency that has no file yet (never overwrites).
 data: build
 	node dist/tools/gen-data.js --agencies $(AGENCIES) --out data
+
+# Agency keys for every agency that has none yet (never overwrites): keys/agencies.keys for
+# the server (SERVER_AGENCY_KEYS), keys/agency-N.key per client (CLI_KEY_FILE); mode 0600.
+# `make run` makes them too when missing.
+keys: build
+	node dist/tools/gen-keys.js --agencies $(AGENCIES) --out keys
+
+# A development CA and server certificate for the optional TLS (openssl), into certs/; kept if present.
+certs:
+	bash tools/make-certs.sh certs
 
 # The server and its agencies' clients natively on 127.0.0.1, then a table of each agency's
 # results. Every server setting comes from server/config.ini (and SERVER_*), except the

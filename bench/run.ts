@@ -146,6 +146,8 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
     SERVER_AGENCIES: String(o.data.files.length),
     SERVER_STORAGE_PATH: betsPath,
     LOGGING_LEVEL: 'INFO',
+    // The load client has no keys; the handshake costs one HMAC per connection either way.
+    SERVER_AUTH: 'off',
     SERVER_LISTEN_BACKLOG: String(o.backlog ?? 128),
     ...(o.workers === undefined ? {} : { SERVER_WORKERS: String(o.workers) }),
     ...(o.fsync === undefined ? {} : { SERVER_FSYNC: o.fsync }),

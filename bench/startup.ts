@@ -50,6 +50,7 @@ function serverEnv(dir: string, port: number, workers: number | null, extra: Rec
     SERVER_HOST: '127.0.0.1',
     SERVER_PORT: String(port),
     SERVER_AGENCIES: '1',
+    SERVER_AUTH: 'off',
     SERVER_STORAGE_PATH: join(dir, 'bets.csv'),
     LOGGING_LEVEL: 'INFO',
     ...(workers === null ? {} : { SERVER_WORKERS: String(workers) }),

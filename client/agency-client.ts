@@ -19,8 +19,16 @@ import { BatchSender, type SendTally } from './batch-sender.js';
 import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
 import { Connection } from './connection.js';
-import { tcpDialer, type Dialer } from './dial.js';
-import { ConnectTimeoutError, ServerGoneError, UnexpectedReplyError, WinnersTimeoutError, resumable, retryable } from './errors.js';
+import { configuredDialer, type Dialer } from './dial.js';
+import {
+  ConnectTimeoutError,
+  ServerGoneError,
+  UnexpectedReplyError,
+  WinnersTimeoutError,
+  busyHint,
+  resumable,
+  retryable,
+} from './errors.js';
 import { handshake } from './handshake.js';
 
 export interface RunSummary extends SendTally {
@@ -40,6 +48,9 @@ class NotReadyError extends Error {
     super(`the draw is not ready: ${finished} of ${expected} agencies finished`);
   }
 }
+
+/** A PING this often while the winners are awaited: well inside the server's idle timeout (SERVER_IDLE_TIMEOUT, 60 s by default). */
+const KEEPALIVE_MS = 15_000;
 
 /** One connection attempt never waits longer than this, whatever is left of server.connectTimeout. */
 const DIAL_ATTEMPT_MAX_MS = 5000;
@@ -69,7 +80,7 @@ export class AgencyClient {
   #fileClosed: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | null = null;
 
-  constructor(config: ClientConfig, log: Logger, dial: Dialer = tcpDialer(config.host, config.port)) {
+  constructor(config: ClientConfig, log: Logger, dial: Dialer = configuredDialer(config)) {
     this.#config = config;
     this.#log = log;
     this.#dial = dial;
@@ -135,6 +146,7 @@ export class AgencyClient {
         timeoutMs: c.connectTimeoutMs,
         signal: this.#abort.signal,
         retryable,
+        hintMs: busyHint,
         onRetry: (err, attempt, delay) =>
           this.#log.info({ action: 'connect', result: 'in_progress', intento: attempt, espera_ms: delay, error: err.message }),
       });
@@ -157,7 +169,7 @@ export class AgencyClient {
           this.#log.info({ action: 'reconexion', result: 'in_progress', intento: attempt });
           return this.#hello(msLeft);
         },
-        { initialMs: 50, maxMs: 1000, timeoutMs: c.reconnectTimeoutMs, signal: this.#abort.signal, retryable },
+        { initialMs: 50, maxMs: 1000, timeoutMs: c.reconnectTimeoutMs, signal: this.#abort.signal, retryable, hintMs: busyHint },
       );
       this.#log.info({ action: 'reconexion', result: 'success', siguiente: session.welcome.next });
       return session;
@@ -181,7 +193,7 @@ export class AgencyClient {
     this.#conn = conn;
     try {
       const welcome = await withDeadline(
-        handshake(conn, c.id),
+        handshake(conn, c.id, c.key),
         msLeft - (Date.now() - started),
         () => new ConnectTimeoutError(`${c.host}:${c.port}`, c.connectTimeoutMs, 'no WELCOME in reply to HELLO'),
       );
@@ -248,13 +260,17 @@ export class AgencyClient {
     const timeout = (): WinnersTimeoutError => new WinnersTimeoutError(ms, last.finished, last.expected);
     const ask = async (msLeft: number): Promise<string[]> => {
       await conn.send(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: this.#config.id }));
-      const reply = await withDeadline(conn.next(), msLeft, timeout);
+      let reply = await withDeadline(conn.next(), msLeft, timeout);
+      while (reply.type === MessageType.PONG) reply = await withDeadline(conn.next(), msLeft, timeout);
       if (reply.type === MessageType.WINNERS) return this.#collectWinners(conn, reply.documents, reply.last);
       if (reply.type !== MessageType.NOT_READY) throw new UnexpectedReplyError('WINNERS or NOT_READY', reply.type);
       last = reply;
       this.#log.debug({ action: 'consulta_ganadores', result: 'in_progress', terminadas: reply.finished, esperadas: reply.expected });
       throw new NotReadyError(reply.finished, reply.expected);
     };
+    // The server holds the query until the draw; PINGs (answered after it) show the wait is alive.
+    const keepAlive = setInterval(() => void conn.send(encodeMessage({ type: MessageType.PING })).catch(() => {}), KEEPALIVE_MS);
+    keepAlive.unref();
     try {
       return await retryWithBackoff((_, msLeft) => ask(msLeft), {
         initialMs: 20,
@@ -265,6 +281,8 @@ export class AgencyClient {
       });
     } catch (err) {
       throw err instanceof NotReadyError ? timeout() : err;
+    } finally {
+      clearInterval(keepAlive);
     }
   }
 

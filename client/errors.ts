@@ -1,5 +1,6 @@
 /** Every way an agency's run can fail, one class each, so callers branch on `instanceof`. */
 import { ConfigError } from '../shared/config/values.js';
+import { retryHintMs } from '../shared/net/retry-hint.js';
 import { ErrorCode, messageTypeName } from '../shared/protocol/messages.js';
 import { DialError } from './dial.js';
 
@@ -97,4 +98,9 @@ export function retryable(err: Error): boolean {
 /** A run that can go on over a new connection, resuming where the server stands. */
 export function resumable(err: Error): boolean {
   return err instanceof OutOfOrderError || retryable(err);
+}
+
+/** The wait an ERROR BUSY asks for ("retry in N ms"), or null for any other failure. */
+export function busyHint(err: Error): number | null {
+  return err instanceof ServerRefusedError && err.code === ErrorCode.BUSY ? retryHintMs(err.message) : null;
 }

@@ -17,6 +17,13 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ level: config.logLevel });
   log.info({ action: 'config', result: 'success', ...describe(config) });
+  if (config.auth === 'off')
+    log.warn({
+      action: 'autenticacion',
+      result: 'success',
+      modo: 'off',
+      aviso: 'SERVER_AUTH=off - any peer can act for any agency; use it only for a local test',
+    });
 
   let server: LotteryServer;
   let address: AddressInfo;

@@ -19,6 +19,8 @@ import { BetPool } from './pool/bet-pool.js';
 import { AgencyRegistry } from './registry.js';
 import { Session } from './session.js';
 import { recoverDurableState } from './storage/durable-state.js';
+import { AgencyAuth } from './auth/agency-auth.js';
+import { Gate } from './gate.js';
 import { ProtectedStorage, type StorageHandle } from './storage/protected-storage.js';
 import { AgencyProgress } from './sync/agency-progress.js';
 import { ProtectedNotificationCounter } from './sync/notification-counter.js';
@@ -30,6 +32,7 @@ export class LotteryServer {
   readonly #pool: BetPool;
   readonly #services: Services;
   readonly #server: Server;
+  readonly #gate: Gate;
   readonly #sessions = new Set<Session>();
   readonly #metrics: ServerMetrics;
   #metricsEndpoint: MetricsEndpoint | null = null;
@@ -58,12 +61,25 @@ export class LotteryServer {
       ingest: new Ingest(this.#pool, counter, new AgencyProgress(this.#storage.progress!)),
       draw: new Draw(this.#metrics.timeDraws(this.#pool), counter, log, recovered.draw),
       registry: new AgencyRegistry(config.agencies),
+      auth: new AgencyAuth(config.agencyKeys),
       metrics: this.#metrics,
     };
     this.#metrics.watchDraw(this.#services.draw);
+    // Authenticated: every agency, and as many replaced connections still draining, plus a few.
+    const maxAuthenticated = config.agencies * 2 + 8;
+    this.#gate = new Gate(
+      {
+        maxUnauthenticated: config.maxUnauthenticated,
+        maxUnauthenticatedPerSource: config.maxUnauthenticatedPerSource,
+        maxAuthenticated,
+        authTimeoutMs: config.authTimeoutMs,
+      },
+      config.tls,
+      log,
+    );
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
-    // Every agency plus room for reconnects and health probes; beyond that, refuse.
-    this.#server.maxConnections = config.agencies * 2 + 64;
+    // A last resort only: the gate refuses (with ERROR BUSY) long before this many sockets.
+    this.#server.maxConnections = config.maxUnauthenticated + maxAuthenticated + Gate.MAX_REFUSING;
   }
 
   /** Listens for clients, then (SERVER_METRICS_PORT set) starts the metrics endpoint and logs its address. */
@@ -97,7 +113,11 @@ export class LotteryServer {
       socket.destroy();
       return;
     }
-    const session = new Session(this.#nextSession++, socket, this.#services, this.#log);
+    const admitted = this.#gate.admit(socket);
+    if (admitted === null) return;
+    const { stream, ticket, source } = admitted;
+    const { authTimeoutMs, idleTimeoutMs } = this.#config;
+    const session = new Session(this.#nextSession++, stream, this.#services, this.#log, { ticket, source, authTimeoutMs, idleTimeoutMs });
     this.#sessions.add(session);
     socket.once('close', () => this.#sessions.delete(session));
   }

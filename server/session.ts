@@ -1,28 +1,29 @@
 /**
- * One connection, bound by its HELLO to one agency. The session owns the stream, the frame
- * decoder, the order of frames, backpressure and close; what each message means lives in
+ * One connection, bound to one agency once it proves the agency's key (HELLO → CHALLENGE,
+ * PROOF → WELCOME). The session owns the stream, the frame queue, the order of frames,
+ * backpressure, the connection's deadlines and close; what each message means lives in
  * server/handlers/, one file per client message, reached through one `switch` (#dispatch).
  *
- * Frames are handled strictly in order, one at a time. Backpressure: while a run is in the
- * pool the session reads ahead at most BATCH_WINDOW frames (together they become the next
- * run), then pauses the stream, so a fast client, or one that does not read its replies, is
- * held back by TCP, not by our memory. Any Duplex works (tests use duplexPair).
+ * Frames are handled strictly in order, one at a time. Memory per connection is bounded
+ * whatever the peer does: at most BATCH_WINDOW frames are decoded ahead (FrameQueue), and the
+ * stream is paused while bytes of a read wait undecoded or the window is full, so a fast
+ * client, or one that does not read its replies, is held back by TCP, not by our memory;
+ * replies are written one at a time, each waiting for 'drain'.
+ *
+ * Deadlines: a connection must prove a key within `authTimeoutMs` of its accept (ERROR
+ * AUTH_TIMEOUT); an authenticated one that sends nothing for `idleTimeoutMs` while nothing of
+ * it is being worked on (no batch in the pool, no query held for the draw) is closed with
+ * ERROR BUSY; a reply the peer does not take within CLOSE_GRACE_MS once the session closes
+ * gets the connection destroyed. Any Duplex works (tests use duplexPair).
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/logging/logger.js';
+import { withRetryHint } from '../shared/net/retry-hint.js';
 import { CLOSE_GRACE_MS, endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
-import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
+import { decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
-import {
-  BATCH_WINDOW,
-  ErrorCode,
-  MessageType,
-  messageTypeName,
-  type BatchDTO,
-  type Frame,
-  type Message,
-} from '../shared/protocol/messages.js';
-import { deferred } from '../shared/util/async.js';
+import { BATCH_WINDOW, ErrorCode, MessageType, messageTypeName, type BatchDTO, type Message } from '../shared/protocol/messages.js';
+import { deferred, settlesWithin } from '../shared/util/async.js';
 import { handleBatches } from './handlers/batch.js';
 import type { Services, SessionContext } from './handlers/context.js';
 import { handleFinished } from './handlers/finished.js';
@@ -30,51 +31,94 @@ import { handleHello } from './handlers/hello.js';
 import { handlePing } from './handlers/ping.js';
 import { handleProof } from './handlers/proof.js';
 import { handleWinnersQuery } from './handlers/winners-query.js';
+import type { Ticket } from './limits/connection-budget.js';
+import { FrameQueue } from './limits/frame-queue.js';
 
-const HELLO_TIMEOUT_MS = 10_000;
+export interface SessionOptions {
+  /** The connection's place in the budget: promoted on a valid proof, released on close. */
+  readonly ticket?: Ticket;
+  /** `origen` in the logs and the key of the per-source limits. */
+  readonly source?: string;
+  readonly authTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+}
+
+const DEFAULTS = { authTimeoutMs: 5000, idleTimeoutMs: 60_000 };
+/** The hint given with the idle ERROR BUSY: nothing stops the agency from coming back at once. */
+const IDLE_RETRY_MS = 100;
+
+/** What a closing session says last; null: nothing (the peer left, or a plain end). */
+type Farewell = { code: ErrorCode; message: string } | null;
+
+const SHUTDOWN: Farewell = {
+  code: ErrorCode.SHUTTING_DOWN,
+  message: 'the server is shutting down; batches not acknowledged were not stored',
+};
+const REPLACED: Farewell = {
+  code: ErrorCode.REPLACED,
+  message: 'a newer connection of this agency proved its key and took over; this one is closed (its acknowledged batches are stored)',
+};
 
 export class Session {
   readonly id: number;
   readonly #stream: Duplex;
   readonly #log: Logger;
   readonly #ctx: SessionContext;
-  readonly #decoder = new FrameDecoder();
-  readonly #queue: Frame[] = [];
-  /** When each queued frame was read off the stream (performance.now()), for the ack latency. */
-  readonly #arrivals = new WeakMap<Frame, number>();
+  readonly #opts: { source: string; authTimeoutMs: number; idleTimeoutMs: number };
+  readonly #ticket: Ticket | undefined;
+  readonly #queue = new FrameQueue(BATCH_WINDOW);
+  #agency = 0;
+  #busy = false;
+  /** The drain is waiting for the peer to take a reply ('drain'): the peer is not reading. */
+  #sendBlocked = false;
+  #authTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | null = null;
+  /** When the frame being handled was read off the stream (performance.now()), for the ack latency. */
   #receivedAt = 0;
   /** Why the connection ends, for the desconexion line: the first cause seen wins. */
   #endCause: { ok: boolean; motivo: string } | null = null;
-  #agency = 0;
-  #busy = false;
-  readonly #helloTimer: NodeJS.Timeout;
-  /** A framing error seen by the decoder; reported once the frames before it are handled. */
-  #broken: unknown = null;
-  #closing: Promise<void> | null = null;
   /** Resolved when #drain stops running; close() waits for it. */
   #idle = deferred();
-  /** Resolved as close() begins: wakes a WINNERS_QUERY held for the draw. */
+  /** Resolved as close() begins: wakes a WINNERS_QUERY held for the draw and a held proof. */
   readonly #closeBegun = deferred();
 
-  constructor(id: number, stream: Duplex, services: Services, log: Logger, helloTimeoutMs = HELLO_TIMEOUT_MS) {
+  constructor(id: number, stream: Duplex, services: Services, log: Logger, opts: SessionOptions = {}) {
     this.id = id;
     this.#stream = stream;
     this.#log = log;
+    this.#ticket = opts.ticket;
+    this.#opts = {
+      source: opts.source ?? 'local',
+      authTimeoutMs: opts.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
+      idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    };
     this.#ctx = this.#context(services);
     services.metrics?.connectionOpened();
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => void this.#end(true, 'peer closed'));
     stream.on('error', (err) => {
-      this.#log.warn({ action: 'conexion', result: 'fail', sesion: id, agencia: this.#agency, error: err.message });
+      this.#log.warn({
+        action: 'conexion',
+        result: 'fail',
+        sesion: id,
+        agencia: this.#agency,
+        origen: this.#opts.source,
+        error: err.message,
+      });
       void this.#end(false, `connection error: ${err.message}`);
     });
     stream.on('close', () => void this.#end(false, 'connection closed without an end'));
-    // A connection that never says HELLO (or only PINGs) must not hold a slot forever.
-    this.#helloTimer = setTimeout(() => {
-      if (this.#agency === 0)
-        void this.#fail(new ProtocolError(ErrorCode.NOT_BOUND, `no HELLO within ${helloTimeoutMs} ms; send HELLO right after connecting`));
-    }, helloTimeoutMs);
-    this.#helloTimer.unref();
+    const authMs = this.#opts.authTimeoutMs;
+    this.#authTimer = setTimeout(() => {
+      this.#fail(
+        new ProtocolError(
+          ErrorCode.AUTH_TIMEOUT,
+          `no valid PROOF within ${authMs} ms of connecting; send HELLO, then the PROOF answering its CHALLENGE`,
+        ),
+      );
+    }, authMs);
+    this.#authTimer.unref();
   }
 
   get agency(): number {
@@ -85,14 +129,12 @@ export class Session {
     return this.#stream.destroyed;
   }
 
-  #context({ ingest, draw, registry, metrics }: Services): SessionContext {
+  #context(services: Services): SessionContext {
     const session = this;
     const ctx: SessionContext = {
+      ...services,
       id: this.id,
-      ingest,
-      draw,
-      registry,
-      metrics,
+      source: this.#opts.source,
       log: this.#log,
       challenge: null,
       closing: this.#closeBegun.promise,
@@ -105,34 +147,39 @@ export class Session {
       get receivedAt() {
         return session.#receivedAt;
       },
-      bindAgency(agency: number) {
-        registry.bind(agency, ctx);
-        if (session.#agency === 0) metrics?.connectionBound();
-        session.#agency = agency;
-      },
-      send: async (frame: Buffer) => {
-        await writeRespectingDrain(this.#stream, frame);
-      },
+      stopAuthDeadline: () => clearTimeout(this.#authTimer),
+      bindAgency: (agency: number) => this.#bind(agency),
+      replaced: () => void this.close(REPLACED),
+      send: (frame: Buffer) => this.#send(frame),
     };
     return ctx;
   }
 
-  #onData(chunk: Buffer): void {
-    if (this.#closing !== null || this.#broken !== null) return;
+  #bind(agency: number): void {
+    const refusal = this.#ticket?.promote() ?? null;
+    if (refusal !== null) throw new ProtocolError(ErrorCode.BUSY, withRetryHint(`server busy: ${refusal.reason}`, refusal.retryMs));
+    clearTimeout(this.#authTimer);
+    this.#ctx.registry.bind(agency, this.#ctx);
+    if (this.#agency === 0) this.#ctx.metrics?.connectionBound();
+    this.#agency = agency;
+    this.#armIdle();
+  }
+
+  async #send(frame: Buffer): Promise<void> {
+    this.#sendBlocked = true;
     try {
-      const at = performance.now();
-      for (const frame of this.#decoder.push(chunk)) {
-        this.#queue.push(frame);
-        this.#arrivals.set(frame, at);
-      }
-      if (this.#decoder.failure !== null) throw this.#decoder.failure;
-      if (this.#queue.length >= BATCH_WINDOW) this.#stream.pause();
-    } catch (err) {
-      // The byte stream cannot be resynchronised: read no more. Frames queued before the
-      // bad one are still handled (and their batches acknowledged) before the ERROR goes out.
-      this.#broken = err;
-      this.#stream.pause();
+      await writeRespectingDrain(this.#stream, frame);
+    } finally {
+      this.#sendBlocked = false;
     }
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closing !== null) return;
+    this.#queue.push(chunk, performance.now());
+    this.#armIdle();
+    // Read nothing more while bytes of this read wait undecoded or the window is full.
+    if (this.#queue.pendingBytes > 0 || this.#queue.length >= BATCH_WINDOW || this.#queue.failure !== null) this.#stream.pause();
     void this.#drain();
   }
 
@@ -143,17 +190,23 @@ export class Session {
     this.#idle = deferred();
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
-        if (this.#queue.length < BATCH_WINDOW && this.#stream.isPaused() && this.#broken === null) this.#stream.resume();
-        this.#receivedAt = this.#arrivals.get(frame) ?? performance.now();
+        this.#resumeIfRoom();
+        this.#receivedAt = this.#queue.shiftedAt;
         await this.#dispatch(decodeMessage(frame));
       }
-      if (this.#broken !== null && this.#closing === null) await this.#fail(this.#broken);
+      // A bad header: the byte stream cannot be resynchronised; the frames before it were handled.
+      if (this.#queue.failure !== null) this.#fail(this.#queue.failure);
     } catch (err) {
-      await this.#fail(err);
+      this.#fail(err);
     } finally {
       this.#busy = false;
       this.#idle.resolve();
     }
+  }
+
+  #resumeIfRoom(): void {
+    const q = this.#queue;
+    if (this.#stream.isPaused() && q.pendingBytes === 0 && q.length < BATCH_WINDOW && q.failure === null) this.#stream.resume();
   }
 
   /** The one place that maps a client message to its handler. Only PING, HELLO and PROOF may come unbound. */
@@ -186,22 +239,45 @@ export class Session {
   /** Removes and decodes the BATCH frames at the head of the queue, up to BATCH_WINDOW - 1. */
   #takeBatches(): BatchDTO[] {
     const batches: BatchDTO[] = [];
-    while (batches.length < BATCH_WINDOW - 1 && this.#queue[0]?.type === MessageType.BATCH) {
+    while (batches.length < BATCH_WINDOW - 1 && this.#queue.peek()?.type === MessageType.BATCH) {
       batches.push(decodeMessage(this.#queue.shift()!) as BatchDTO);
     }
     return batches;
   }
 
-  /** Tells the peer what went wrong (ERROR), then closes: after a protocol error we cannot resync. */
-  async #fail(err: unknown): Promise<void> {
+  /**
+   * The idle deadline of an authenticated session, pushed back by every read. When it passes
+   * while the session works for the peer (a batch in the pool, a query held for the draw) it
+   * is armed again; while the peer leaves a reply untaken, or sends nothing, it closes.
+   */
+  #armIdle(): void {
+    if (this.#agency === 0 || this.#closing !== null) return;
+    clearTimeout(this.#idleTimer);
+    const ms = this.#opts.idleTimeoutMs;
+    this.#idleTimer = setTimeout(() => {
+      if (this.#busy && !this.#sendBlocked) return this.#armIdle();
+      const why = this.#sendBlocked ? 'the client has not read its replies' : 'the client has sent nothing';
+      this.#fail(
+        new ProtocolError(
+          ErrorCode.BUSY,
+          withRetryHint(`${why} for ${ms} ms (SERVER_IDLE_TIMEOUT); connect again when there is more to send`, IDLE_RETRY_MS),
+        ),
+      );
+    }, ms);
+    this.#idleTimer.unref();
+  }
+
+  /** Logs what went wrong and closes with it as the ERROR: after a protocol error we cannot resync. */
+  #fail(err: unknown): void {
+    if (this.#closing !== null) return;
     const code = err instanceof ProtocolError ? err.code : ErrorCode.INTERNAL;
     const message = err instanceof Error ? err.message : String(err);
     const level = code === ErrorCode.INTERNAL ? 'error' : 'warn';
-    this.#log[level]({ action: 'protocolo', result: 'fail', sesion: this.id, agencia: this.#agency, codigo: code, error: message });
+    const fields = { sesion: this.id, agencia: this.#agency || this.#ctx.challenge?.agency || 0, origen: this.#opts.source };
+    this.#log[level]({ action: 'protocolo', result: 'fail', ...fields, codigo: code, error: message });
     this.#endCause ??= { ok: false, motivo: `protocol error ${code}: ${message}` };
-    await this.#ctx.send(encodeMessage({ type: MessageType.ERROR, code, message }));
     // Not awaited: #fail may run inside #drain, and close() waits for #drain to finish.
-    void this.close();
+    void this.close({ code, message });
   }
 
   /** Drops the connection at once (shutdown deadline passed); a pending reply write settles on 'close'. */
@@ -218,13 +294,20 @@ export class Session {
 
   /**
    * Stops reading, waits for the frame being handled (its batch is acknowledged), then
-   * ends the stream, first telling the peer with ERROR SHUTTING_DOWN when the server is
+   * ends the stream, first saying why with an ERROR: SHUTTING_DOWN when the server is
    * stopping. Idempotent; frames queued but not started are dropped unacknowledged.
    */
-  close(shuttingDown = false): Promise<void> {
+  close(how: boolean | Farewell = null): Promise<void> {
     if (this.#closing === null) {
-      this.#endCause ??= { ok: true, motivo: shuttingDown ? 'server shutting down' : 'closed by the server' };
-      this.#closing = this.#close(shuttingDown).finally(() => this.#closed());
+      const farewell = how === true ? SHUTDOWN : how === false ? null : how;
+      const motivo =
+        farewell === SHUTDOWN
+          ? 'server shutting down'
+          : farewell === REPLACED
+            ? 'replaced by a newer connection of the agency'
+            : 'closed by the server';
+      this.#endCause ??= { ok: true, motivo };
+      this.#closing = this.#close(farewell).finally(() => this.#closed());
     }
     return this.#closing;
   }
@@ -238,25 +321,34 @@ export class Session {
     this.#ctx.metrics?.connectionClosed(bound);
     const { ok, motivo } = this.#endCause!;
     const level = !ok ? 'warn' : bound ? 'info' : 'debug';
-    this.#log[level]({ action: 'desconexion', result: ok ? 'success' : 'fail', sesion: this.id, agencia: this.#agency, motivo });
+    const fields = { sesion: this.id, agencia: this.#agency, origen: this.#opts.source, motivo };
+    this.#log[level]({ action: 'desconexion', result: ok ? 'success' : 'fail', ...fields });
   }
 
-  async #close(shuttingDown: boolean): Promise<void> {
+  async #close(farewell: Farewell): Promise<void> {
     this.#closeBegun.resolve();
-    clearTimeout(this.#helloTimer);
+    clearTimeout(this.#authTimer);
+    clearTimeout(this.#idleTimer);
     this.#stream.pause();
-    this.#queue.length = 0;
-    if (this.#busy) await this.#idle.promise;
+    this.#queue.clear();
+    await this.#handlingDone();
     if (this.#agency !== 0) this.#ctx.registry.unbind(this.#agency, this.#ctx);
-    if (shuttingDown) {
-      await this.#ctx.send(
-        encodeMessage({
-          type: MessageType.ERROR,
-          code: ErrorCode.SHUTTING_DOWN,
-          message: 'the server is shutting down; batches not acknowledged were not stored',
-        }),
-      );
-    }
+    this.#ticket?.release();
+    // Written without waiting for 'drain': endAndClose destroys the stream if the peer does
+    // not take it (and close its side) within the grace period.
+    if (farewell !== null && this.#stream.writable) this.#stream.write(encodeMessage({ type: MessageType.ERROR, ...farewell }));
     await endAndClose(this.#stream, CLOSE_GRACE_MS);
+  }
+
+  /**
+   * Waits for the frame being handled: a batch in the pool is acknowledged first. A reply the
+   * peer does not take for CLOSE_GRACE_MS ends the wait by destroying the stream (the pending
+   * write then settles); work of the server's own (the pool, the draw) is waited for.
+   */
+  async #handlingDone(): Promise<void> {
+    while (this.#busy) {
+      if (await settlesWithin(this.#idle.promise, CLOSE_GRACE_MS)) return;
+      if (this.#sendBlocked) this.#stream.destroy();
+    }
   }
 }

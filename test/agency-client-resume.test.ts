@@ -51,6 +51,8 @@ function start(over: Partial<ClientConfig> & { dataFile: string }, fake: FakeSer
     maxAmount: 100,
     logLevel: 'debug',
     winnersTimeoutMs: 5000,
+    key: null,
+    tls: null,
     ...over,
   };
   const tap = new LogTap();

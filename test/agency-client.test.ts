@@ -4,6 +4,7 @@
  * ERROR, NOT_READY, timeouts, AGENCY_BUSY, stop), and over real TCP on 127.0.0.1 for the
  * connect retries.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyClient, type RunSummary } from '../client/agency-client.js';
 import type { ClientConfig } from '../client/config.js';
 import { ConnectTimeoutError, ServerRefusedError, WinnersTimeoutError } from '../client/errors.js';
+import { AgencyKey } from '../shared/auth/agency-key.js';
 import { AckStatus, BATCH_WINDOW, ErrorCode, MessageType } from '../shared/protocol/messages.js';
 import { freePort } from '../shared/util/net.js';
 import { FakeServer, type FakePeer } from './helpers/fake-server.js';
@@ -53,6 +55,8 @@ function start(over: Partial<ClientConfig> & { dataFile: string }, fake = new Fa
     maxAmount: 150,
     logLevel: 'debug',
     winnersTimeoutMs: 5000,
+    key: null,
+    tls: null,
     ...over,
   };
   const tap = new LogTap();
@@ -221,6 +225,59 @@ describe('AgencyClient over a duplexPair', () => {
     await first.ended;
     const retry = tap.find('connect', 'in_progress');
     expect(retry).toEqual([expect.objectContaining({ intento: 1, error: 'server error 7: agency 1 is already connected' })]);
+  });
+
+  it('answers the CHALLENGE with HMAC-SHA256 of its key over label, version, agency and nonce', async () => {
+    const keyText = 'k3y-'.repeat(10);
+    const { fake, running } = start({ id: 3, dataFile: await dataFile('keyed.csv', 5), key: AgencyKey.parse(keyText) });
+    const peer = await fake.peer(0);
+    await peer.expect(MessageType.HELLO);
+    const nonce = randomBytes(32);
+    peer.send({ type: MessageType.CHALLENGE, nonce });
+    const { mac } = await peer.expect(MessageType.PROOF);
+    const expected = createHmac('sha256', keyText)
+      .update(Buffer.concat([Buffer.from('loteria-proof-v2'), Buffer.from([0, 2, 0, 0, 0, 3]), nonce]))
+      .digest();
+    expect(mac.equals(expected)).toBe(true);
+    peer.welcome(3, 0, false);
+    await peer.storeUntilFinished();
+    await answerWinners(peer, []);
+    expect((await running).sent).toBe(5);
+  });
+
+  it('waits what an ERROR BUSY asks ("retry in N ms") before connecting again', async () => {
+    const { fake, tap, running } = start({ dataFile: await dataFile('busy-hint.csv', 3) });
+    const first = await fake.peer(0);
+    first.send({
+      type: MessageType.ERROR,
+      code: ErrorCode.BUSY,
+      message: 'server busy: 16 connections from 10.0.0.1 have not authenticated yet; retry in 321 ms',
+    });
+    first.stream.end();
+    const second = await fake.peer(1);
+    await second.accept(1);
+    await second.storeUntilFinished();
+    await answerWinners(second, []);
+    expect((await running).sent).toBe(3);
+    expect(tap.find('connect', 'in_progress')).toEqual([expect.objectContaining({ intento: 1, espera_ms: 321 })]);
+  });
+
+  it('gives up on AUTH_FAILED at once, saying that it has no key', async () => {
+    const { fake, running } = start({ dataFile: await dataFile('nokey.csv', 3) });
+    const peer = await fake.peer(0);
+    await peer.expect(MessageType.HELLO);
+    peer.send({ type: MessageType.CHALLENGE, nonce: randomBytes(32) });
+    await peer.expect(MessageType.PROOF);
+    peer.send({ type: MessageType.ERROR, code: ErrorCode.AUTH_FAILED, message: "the PROOF does not match agency 1's key" });
+    peer.stream.end();
+    const err = await running.then(
+      () => null,
+      (e: unknown) => e as ServerRefusedError,
+    );
+    expect(err).toBeInstanceOf(ServerRefusedError);
+    expect(err?.code).toBe(ErrorCode.AUTH_FAILED);
+    expect(err?.message).toMatch(/does not match agency 1's key \(this client has no key: set CLI_KEY_FILE/);
+    expect(fake.peers).toHaveLength(1);
   });
 
   it('stop() while sending closes the file, then the socket, and the run ends without an error', async () => {

@@ -3,6 +3,7 @@
  * The loaders are also checked directly with env objects (file, then environment).
  */
 import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../client/config.js';
@@ -43,6 +44,37 @@ describe('server refuses a bad configuration with exit code 2', () => {
   ])('%s=%s', async (key, value, why) => {
     const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), [key]: value });
     expect(await expectRefused(p, key)).toMatch(why);
+  });
+
+  it('SERVER_AUTH on (the default) without a keys file: secure by default', async () => {
+    const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), SERVER_AUTH: undefined });
+    expect(await expectRefused(p, 'SERVER_AGENCY_KEYS')).toMatch(/is empty but SERVER_AUTH is on/);
+  });
+
+  it('a keys file with a short key, naming the line and not the key', async () => {
+    const keys = join(dir, 'short.keys');
+    await writeFile(keys, `# agencies\n1=${'k'.repeat(40)}\n2=tooshortakey\n`);
+    const p = spawnServer({
+      SERVER_PORT: '0',
+      SERVER_AGENCIES: '2',
+      SERVER_STORAGE_PATH: join(dir, 'never.csv'),
+      SERVER_AUTH: 'on',
+      SERVER_AGENCY_KEYS: keys,
+    });
+    const error = await expectRefused(p, 'SERVER_AGENCY_KEYS');
+    expect(error).toContain(`${keys} line 3 - agency 2 - the key is 12 characters long`);
+    expect(p.text).not.toContain('tooshortakey');
+  });
+
+  it('SERVER_AUTH=off starts with a WARN saying so', async () => {
+    const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'off.csv'), SERVER_AUTH: 'off' });
+    await p.waitForAction('listen', 'success');
+    const warn = p.lines.find((l) => l.includes('action: autenticacion'));
+    expect(warn).toMatch(
+      /WARN.*action: autenticacion \| result: success \| modo: off \| aviso: SERVER_AUTH=off - any peer can act for any agency/,
+    );
+    p.signal('SIGTERM');
+    expect(await p.waitExit()).toEqual({ code: 0, signal: null });
   });
 
   it('SERVER_CONFIG naming a missing file', async () => {
@@ -94,7 +126,7 @@ describe('loadServerConfig', () => {
   });
 
   it('reads server/config.ini, then lets each environment variable override its key', () => {
-    const fromFile = loadServerConfig({ SERVER_CONFIG: SERVER_INI });
+    const fromFile = loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off' });
     expect(fromFile).toEqual({
       host: '0.0.0.0',
       port: 12345,
@@ -107,9 +139,21 @@ describe('loadServerConfig', () => {
       metricsPort: null,
       metricsHost: '0.0.0.0',
       fsync: true,
+      auth: 'off',
+      agencyKeys: null,
+      authTimeoutMs: 5000,
+      idleTimeoutMs: 60_000,
+      maxUnauthenticated: 128,
+      maxUnauthenticatedPerSource: 16,
+      tls: null,
     });
     const env = {
       SERVER_CONFIG: SERVER_INI,
+      SERVER_AUTH: 'off',
+      SERVER_AUTH_TIMEOUT: '2s',
+      SERVER_IDLE_TIMEOUT: '1m',
+      SERVER_MAX_UNAUTHENTICATED: '10',
+      SERVER_MAX_UNAUTHENTICATED_PER_SOURCE: '3',
       SERVER_HOST: '127.0.0.1',
       SERVER_PORT: '0',
       SERVER_AGENCIES: '1',
@@ -128,11 +172,15 @@ describe('loadServerConfig', () => {
       drainTimeoutMs: 250,
       storagePath: '/tmp/x.csv',
       fsync: false,
+      authTimeoutMs: 2000,
+      idleTimeoutMs: 60_000,
+      maxUnauthenticated: 10,
+      maxUnauthenticatedPerSource: 3,
     });
   });
 
   it('treats an empty variable as unset', () => {
-    expect(loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_PORT: '' }).port).toBe(12345);
+    expect(loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', SERVER_PORT: '' }).port).toBe(12345);
   });
 
   it.each([
@@ -146,8 +194,9 @@ describe('loadServerConfig', () => {
     ['SERVER_HOST', '   '],
     ['SERVER_FSYNC', 'maybe'],
   ])('refuses %s=%j naming the key', (key, value) => {
-    expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(ConfigError);
-    expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(new RegExp(`^${key}: `));
+    const env = { SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', [key]: value };
+    expect(() => loadServerConfig(env)).toThrowError(ConfigError);
+    expect(() => loadServerConfig(env)).toThrowError(new RegExp(`^${key}: `));
   });
 });
 
@@ -163,6 +212,8 @@ describe('loadClientConfig', () => {
       logLevel: 'info',
       winnersTimeoutMs: 120_000,
       dataFile: 'data/agency-1.csv',
+      key: null,
+      tls: null,
     });
     expect(
       loadClientConfig({
@@ -186,6 +237,8 @@ describe('loadClientConfig', () => {
       logLevel: 'warn',
       winnersTimeoutMs: 60_000,
       dataFile: '/d/a.csv',
+      key: null,
+      tls: null,
     });
   });
 

@@ -335,7 +335,7 @@ describe('the endpoint', () => {
 });
 
 describe('settings', () => {
-  const load = (env: Record<string, string>) => loadServerConfig({ SERVER_CONFIG: SERVER_INI, ...env });
+  const load = (env: Record<string, string>) => loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', ...env });
 
   it('off unless SERVER_METRICS_PORT is set; the host follows SERVER_HOST unless SERVER_METRICS_HOST is set', () => {
     expect(load({})).toMatchObject({ metricsPort: null, metricsHost: '0.0.0.0' });

@@ -41,11 +41,15 @@ describe('Session binding', () => {
     expect(new Set(nonces).size).toBe(2);
   });
 
-  it('ends a connection that sends no HELLO in time with ERROR NOT_BOUND', async () => {
-    const p = h.connect(50);
+  it('ends a connection that proves no key in time with ERROR AUTH_TIMEOUT, PINGs or not', async () => {
+    const p = h.connect({ authTimeoutMs: 50 });
     p.stream.write(ping());
     expect(await p.next()).toMatchObject({ type: MessageType.PONG });
-    await expectError(p, ErrorCode.NOT_BOUND);
+    await expectError(p, ErrorCode.AUTH_TIMEOUT);
+    const q = h.connect({ authTimeoutMs: 50 });
+    q.stream.write(hello(1));
+    expect(await q.next()).toMatchObject({ type: MessageType.CHALLENGE });
+    await expectError(q, ErrorCode.AUTH_TIMEOUT);
   });
 
   it('frees the agency when its session closes, so a new connection may bind it', async () => {
@@ -75,15 +79,14 @@ describe('Session protocol errors', () => {
     await expectError(p, ErrorCode.UNKNOWN_AGENCY);
   });
 
-  it('answers the PROOF of a second connection for a connected agency with AGENCY_BUSY, and the first connection lives on', async () => {
+  it('lets a second connection that proves the agency take it over: the first gets ERROR REPLACED', async () => {
     const first = await h.bound(2);
-    const second = h.connect();
-    second.stream.write(hello(2));
-    expect(await second.next()).toMatchObject({ type: MessageType.CHALLENGE });
-    second.stream.write(proof());
-    await expectError(second, ErrorCode.AGENCY_BUSY);
-    first.stream.write(ping());
-    expect(await first.next()).toMatchObject({ type: MessageType.PONG });
+    await h.store(first, [[bet(2, '1', 1)]]);
+    const second = await h.bound(2);
+    expect(second.welcome).toMatchObject({ agency: 2, next: 1 });
+    await expectError(first, ErrorCode.REPLACED);
+    await h.store(second, [[bet(2, '2', 2)]], 1);
+    expect(h.logged()).toContainEqual(expect.objectContaining({ action: 'conexion', result: 'success', agencia: 2, siguiente: 1 }));
   });
 
   it('answers FINISHED for another agency with WRONG_AGENCY, counting nothing', async () => {

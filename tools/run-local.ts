@@ -8,14 +8,18 @@
  *   SERVER_STORAGE_PATH=run/bets.csv  each run starts from an empty file under --out, never
  *                                 appending to the ./bets.csv of an earlier run
  *   SERVER_PORT, SERVER_AGENCIES  only when --port / --agencies are given (make run PORT= AGENCIES=)
+ *   SERVER_AGENCY_KEYS=keys/agencies.keys  the agencies' keys, made first when missing (--keys DIR)
  * and for each client CLI_ID, CLI_SERVER_ADDRESS (the port the server logged in `listen`, so
- * port 0 works) and CLI_DATA_FILE; everything else comes from client/config.yaml.
+ * port 0 works), CLI_DATA_FILE and CLI_KEY_FILE=keys/agency-N.key; everything else comes
+ * from client/config.yaml.
  */
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WINNING_NUMBER } from '../shared/domain/bet.js';
+import { loadServerConfig } from '../server/config.js';
 import { parseLogLine, type LogLine } from '../shared/logging/parse.js';
+import { SERVER_KEYS_FILE, agencyKeyFile, genKeys } from './gen-keys.js';
 import { NodeProcess, killAll } from './lib/processes.js';
 import { Progress } from './run-progress.js';
 
@@ -26,6 +30,7 @@ const { values } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     data: { type: 'string', default: 'data' },
     out: { type: 'string', default: 'run' },
+    keys: { type: 'string', default: 'keys' },
   },
 });
 
@@ -90,16 +95,37 @@ async function ensureData(agencies: number): Promise<void> {
 }
 
 function serverEnv(storage: string): Record<string, string> {
-  const env: Record<string, string> = { SERVER_HOST: values.host, SERVER_STORAGE_PATH: storage };
+  const env: Record<string, string> = {
+    SERVER_HOST: values.host,
+    SERVER_STORAGE_PATH: storage,
+    SERVER_AGENCY_KEYS: join(values.keys, SERVER_KEYS_FILE),
+  };
   if (values.port !== undefined) env.SERVER_PORT = values.port;
   if (values.agencies !== undefined) env.SERVER_AGENCIES = values.agencies;
   return env;
+}
+
+/**
+ * Makes the keys of every agency the server will take, before it starts (it refuses to start
+ * without them). The count is read the way the server will read it; a configuration the
+ * server would refuse is left for the server to report.
+ */
+function ensureKeys(env: Record<string, string>): void {
+  let agencies: number;
+  try {
+    agencies = loadServerConfig({ ...process.env, ...env, SERVER_AUTH: 'off' }).agencies;
+  } catch {
+    return;
+  }
+  const { created } = genKeys(agencies, values.keys);
+  if (created.length > 0) console.log(`run-local: made keys for agency ${created.join(', ')} in ${values.keys}/`);
 }
 
 async function main(): Promise<number> {
   rmSync(values.out, { recursive: true, force: true });
   mkdirSync(values.out, { recursive: true });
   const storage = join(values.out, 'bets.csv');
+  ensureKeys(serverEnv(storage));
   const server = start('server', 'dist/server/main.js', serverEnv(storage));
   const config = await waitFor(server, 'config');
   const agencies = Number(config.fields.agencies);
@@ -113,7 +139,12 @@ async function main(): Promise<number> {
   const started = performance.now();
   const clients = files.map((dataFile, i) => {
     const id = i + 1;
-    const env = { CLI_ID: String(id), CLI_SERVER_ADDRESS: address, CLI_DATA_FILE: dataFile };
+    const env = {
+      CLI_ID: String(id),
+      CLI_SERVER_ADDRESS: address,
+      CLI_DATA_FILE: dataFile,
+      CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)),
+    };
     const proc = start(`client-${id}`, 'dist/client/main.js', env, (l) => {
       if (l.action === 'apuesta_enviada' && l.result === 'success') progress?.stored(id, Number(l.fields.cantidad ?? 0));
     });

@@ -31,7 +31,7 @@ export function baseEnv(extra: Record<string, string | undefined> = {}): Record<
 }
 
 export function spawnServer(env: Record<string, string | undefined>, name = 'server'): Proc {
-  return spawnNode(name, SERVER_MAIN, baseEnv({ SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', ...env }));
+  return spawnNode(name, SERVER_MAIN, baseEnv({ SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', SERVER_AUTH: 'off', ...env }));
 }
 
 export interface StartedServer {

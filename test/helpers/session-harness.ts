@@ -12,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { duplexPair, type Duplex } from 'node:stream';
 import { expect } from 'vitest';
+import { AgencyAuth } from '../../server/auth/agency-auth.js';
 import { Draw, type DrawRunner } from '../../server/draw.js';
 import type { Services } from '../../server/handlers/context.js';
 import { Ingest, type BatchStore } from '../../server/ingest.js';
 import type { ServerMetrics } from '../../server/metrics/server-metrics.js';
 import { BetPool } from '../../server/pool/bet-pool.js';
 import { AgencyRegistry } from '../../server/registry.js';
-import { Session } from '../../server/session.js';
+import { Session, type SessionOptions } from '../../server/session.js';
 import { recoverDurableState } from '../../server/storage/durable-state.js';
 import { ProtectedStorage, type StorageHandle } from '../../server/storage/protected-storage.js';
 import { AgencyProgress } from '../../server/sync/agency-progress.js';
@@ -37,6 +38,8 @@ export interface HarnessOptions {
   workers?: number;
   /** Stands between the services and the real pool, e.g. to watch or hold its calls. */
   wrapPool?: (pool: BetPool) => PoolLike;
+  /** The proof check; by default authentication is off (any 32-byte mac binds). */
+  auth?: AgencyAuth;
   /** The services count into it (metrics hooks); none by default. */
   metrics?: ServerMetrics;
   /** The captured log's level; `debug` by default. */
@@ -94,6 +97,7 @@ export class SessionHarness {
       ingest: new Ingest(pool, flags, new AgencyProgress(this.#storage.progress!)),
       draw: new Draw(pool, flags, this.log, recovered.draw),
       registry: new AgencyRegistry(opts.agencies),
+      auth: opts.auth ?? new AgencyAuth(null),
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
     };
   }
@@ -132,9 +136,9 @@ export class SessionHarness {
     return readFileSync(this.#storage.path, 'utf8');
   }
 
-  connect(helloTimeoutMs?: number): Peer {
+  connect(opts: SessionOptions = {}): Peer {
     const [client, server] = duplexPair();
-    const session = new Session(++this.#ids, server, this.services, this.log, helloTimeoutMs);
+    const session = new Session(++this.#ids, server, this.services, this.log, opts);
     const decoder = new FrameDecoder();
     const inbox: Message[] = [];
     let arrived = deferred();
