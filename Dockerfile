@@ -30,7 +30,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
-RUN mkdir -p /var/lib/loteria /app/data && chown node:node /var/lib/loteria /app/data
+RUN mkdir -p /var/lib/loteria /app/data /app/keys && chown node:node /var/lib/loteria /app/data /app/keys && chmod 700 /app/keys
 COPY package.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -77,7 +77,9 @@ version: '3.8'
 
 services:
   # One-shot: copies \${DATA_DIR:-./data}/agency-N.csv into the agency-data volume and
-  # generates there the files that are missing (a fresh clone has none), then exits 0.
+  # generates there the files that are missing (a fresh clone has none); makes the agencies'
+  # secret keys in the agency-keys volume when missing (never overwritten, mode 0600, never
+  # in this file or an image), then exits 0.
   data:
     build:
       context: $base
@@ -91,10 +93,12 @@ services:
         for i in \$\$(seq 1 $n); do
         if [ -f /host-data/agency-\$\$i.csv ]; then cp /host-data/agency-\$\$i.csv /app/data/; fi;
         done;
-        node dist/tools/gen-data.js --agencies $n --out /app/data
+        node dist/tools/gen-data.js --agencies $n --out /app/data &&
+        node dist/tools/gen-keys.js --agencies $n --out /app/keys
     volumes:
       - \${DATA_DIR:-$base/data}:/host-data:ro
       - agency-data:/app/data
+      - agency-keys:/app/keys
     network_mode: none
 
   server:
@@ -110,9 +114,14 @@ services:
       # Off unless set in the shell: the Prometheus endpoint, published on the host's
       # loopback by docker-compose.metrics.yml (docs/docker.md).
       - SERVER_METRICS_PORT=\${SERVER_METRICS_PORT:-}
+      - SERVER_AGENCY_KEYS=/run/keys/agencies.keys
     volumes:
       - $base/server/config.ini:/app/server/config.ini:ro
       - bets:/var/lib/loteria
+      - agency-keys:/run/keys:ro
+    depends_on:
+      data:
+        condition: service_completed_successfully
     networks:
       - loteria_net
     healthcheck:
@@ -137,9 +146,11 @@ EOF
       - CLI_SERVER_ADDRESS=server:12345
       - CLI_DATA_FILE=/app/data/agency-$i.csv
       - CLI_BATCH_MAXAMOUNT=\${CLI_BATCH_MAXAMOUNT:-}
+      - CLI_KEY_FILE=/run/keys/agency-$i.key
     volumes:
       - $base/client/config.yaml:/app/client/config.yaml:ro
       - agency-data:/app/data:ro
+      - agency-keys:/run/keys:ro
     networks:
       - loteria_net
     # service_started, not service_healthy: a server that refuses its configuration then
@@ -162,6 +173,7 @@ networks:
 volumes:
   bets:
   agency-data:
+  agency-keys:
 EOF
 }
 
