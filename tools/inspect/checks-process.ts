@@ -28,14 +28,21 @@ function serverGoneBy(t: RunTally, time: number | null): string | null {
   const ended = end.exit !== null || end.configFail !== null || end.killed;
   const gone = end.shutdownAt ?? (ended ? current.end : null);
   if (gone === null || gone > time) return null;
-  const how = end.configFail !== null ? 'refused its configuration' : end.killed ? 'ended with no exit line (killed)' : `stopped (${end.signal ?? 'exit'})`;
+  const how =
+    end.configFail !== null
+      ? 'refused its configuration'
+      : end.killed
+        ? 'ended with no exit line (killed)'
+        : `stopped (${end.signal ?? 'exit'})`;
   return `the server had ${how} at ${iso(gone)}`;
 }
 
+/** Another process stopped by a signal before `time` and not started again by then. */
 function otherStoppedBy(t: RunTally, owner: Lifetime, time: number | null): string | null {
   for (const l of [...t.run.servers, ...t.run.clients]) {
     const end = t.endings.get(l)!;
-    if (l !== owner && end.signal !== null && end.shutdownAt !== null && time !== null && end.shutdownAt <= time)
+    const back = l.successor?.start != null && time !== null && l.successor.start <= time;
+    if (l !== owner && !back && end.signal !== null && end.shutdownAt !== null && time !== null && end.shutdownAt <= time)
       return `${l.name} was stopped by ${end.signal} at ${iso(end.shutdownAt)}, so the run could not complete`;
   }
   return null;
@@ -69,7 +76,8 @@ function explainClientFail(t: RunTally, owner: Lifetime, e: Entry): string | nul
   const a = t.agencies.find((x) => x.agency === owner.agency);
   if (e.action === 'apuesta_enviada' && a?.refusedByServer.byLote.has(e.fields.lote ?? ''))
     return `batch refused by the server: ${e.fields.error ?? '?'}`;
-  if (e.action === 'conexion' && outOfOrder(t, owner, e)) return 'the server answered OUT_OF_ORDER; the client resumes from its next WELCOME';
+  if (e.action === 'conexion' && outOfOrder(t, owner, e))
+    return 'the server answered OUT_OF_ORDER; the client resumes from its next WELCOME';
   return serverGoneBy(t, e.time) ?? otherStoppedBy(t, owner, e.time);
 }
 

@@ -81,9 +81,13 @@ function agencyStoredVsAcked(t: RunTally, a: AgencyTally): { ok: boolean; lines:
     ok = false;
     notes.push(`  <-- lote ${list(silent, storedStep)} stored but never acknowledged to ${who}, which ended normally`);
   } else if (silent.length > 0)
-    notes.push(`; lote ${list(silent, storedStep)} (${a.stored.betsOf(silent)} bets) stored while ${stopper} was stopping: in flight, not lost`);
+    notes.push(
+      `; lote ${list(silent, storedStep)} (${a.stored.betsOf(silent)} bets) stored while ${stopper} was stopping: in flight, not lost`,
+    );
   if (reported.length > 0)
-    notes.push(`; lote ${list(reported, storedStep)} (${a.stored.betsOf(reported)} bets) stored, the acknowledgement lost, then reported by WELCOME`);
+    notes.push(
+      `; lote ${list(reported, storedStep)} (${a.stored.betsOf(reported)} bets) stored, the acknowledgement lost, then reported by WELCOME`,
+    );
   if (!unseen.empty) {
     ok = false;
     notes.push(`  <-- bets ${unseen.toString()} held by the server but never acknowledged nor reported to ${who}`);

@@ -114,9 +114,7 @@ function judge(s: Start): { ok: boolean; text: string } {
   if (s.before === Before.CLEAN && gapBets > 0) problems.push('its predecessor exited cleanly, yet bets were stored with no line');
   const cut = Number(s.cut?.fields.bytes_cortados ?? 0) + Number(s.cut?.fields.bytes_cortados_journal ?? 0);
   if (s.before === Before.CLEAN && cut > 0) problems.push('its predecessor exited cleanly, yet recovery cut a torn tail');
-  const parts = [
-    `server lifetime ${s.number} (${BEFORE_TEXT[s.before]}) recovered ${n ?? '?'} bets; the log accounts for ${s.accounted}`,
-  ];
+  const parts = [`server lifetime ${s.number} (${BEFORE_TEXT[s.before]}) recovered ${n ?? '?'} bets; the log accounts for ${s.accounted}`];
   if (gapBets > 0) parts.push(`of which ${gapBets} held with no line logging them stored (${perAgency(s.gaps)})`);
   if (s.cut !== null)
     parts.push(`a torn tail cut: ${s.cut.fields.bytes_cortados} bytes of rows, ${s.cut.fields.bytes_cortados_journal} of journal`);

@@ -232,8 +232,7 @@ function tallyServer(get: (agency: number) => AgencyTally, draw: DrawTally, reco
     else if (e.action === 'conexion' && e.result === 'success' && t !== null) {
       const w = welcome(l, e);
       if (w !== null) t.bindings.push(w);
-    }
-    else if (e.action === 'apuesta_recibida' && t !== null) (e.result === 'success' ? t.stored : t.refusedByServer).add(e);
+    } else if (e.action === 'apuesta_recibida' && t !== null) (e.result === 'success' ? t.stored : t.refusedByServer).add(e);
     else if (e.action === 'apuesta_duplicada' && t !== null) t.duplicates.add(e);
     else if (e.action === 'notificacion' && e.result === 'success' && t !== null) {
       t.finishedServer = true;
