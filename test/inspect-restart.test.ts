@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rerunLog } from './fixtures/restart-log.js';
 import { FIX, check, failed, report, sumBets } from './helpers/inspect-cli.js';
 import { ROOT } from './helpers/processes.js';
 
@@ -237,5 +238,34 @@ describe('doctored restart drills are caught', () => {
     );
     const after = await judge(await at('13:00.900'));
     expect(failed(after.r)).toEqual(['fails_explained']);
+  });
+});
+
+describe('a client run again on the files of a finished draw', () => {
+  const bets = (n: number): string => Array.from({ length: n }, (_, i) => `1,Ana,Paz,${i + 1},2000-01-01,${i === 7 ? 7574 : i}`).join('\n');
+
+  it('the bets held from before the log and the recovered draw pass', async () => {
+    const file = join(dir, 'rerun-bets.csv');
+    await writeFile(file, `${bets(300)}\n`);
+    const { code, r } = await report(['-', '--bets', file, '--running', 'server'], rerunLog());
+    expect(failed(r)).toEqual([]);
+    expect(code).toBe(0);
+    expect(r.runs[0]!.agencies[0]).toMatchObject({ betsStored: 300, betsStoredWithoutLine: 300, betsAcknowledged: 0 });
+    expect(check(r, 'recovery_accounted').evidence[0]).toMatch(
+      /server lifetime 1 \(the first of this log\) recovered 300 bets; the log accounts for 300/,
+    );
+  });
+
+  it('a draw run again, or a bets file that lacks a held bet, is caught', async () => {
+    const file = join(dir, 'rerun-short.csv');
+    await writeFile(file, `${bets(299)}\n`);
+    const short = await report(['-', '--bets', file, '--running', 'server'], rerunLog());
+    expect(failed(short.r)).toEqual(['bets_file_rows']);
+    const again = await report(
+      ['-', '--running', 'server'],
+      rerunLog(['server | 2026-12-01T10:00:03.500Z INFO action: sorteo | result: success | apuestas: 300 | ganadores: 1']),
+    );
+    expect(failed(again.r)).toEqual(['one_draw']);
+    expect(check(again.r, 'one_draw').evidence.join('\n')).toMatch(/recovered the draw and drew again/);
   });
 });

@@ -52,11 +52,9 @@ export function checkBetsFile(t: RunTally, file: BetsFileCounts, path: string): 
     const a = t.agencies.find((x) => x.agency === agency);
     const rows = file.rows.get(agency) ?? 0;
     const stored = a === undefined ? 0 : storedBets(a);
-    const unlogged = a === undefined || a.recovered.empty ? '' : ` (${a.recovered.size} of them held with no line)`;
+    const how = a === undefined || a.recovered.empty ? 'logged stored' : `stored (${a.recovered.size} of them held with no line)`;
     rowsOk &&= rows === stored;
-    rowsEv.push(
-      `agency ${agency}: ${rows} rows in ${path}, ${stored} bets logged stored${unlogged}${rows === stored ? '' : '  <-- differ'}`,
-    );
+    rowsEv.push(`agency ${agency}: ${rows} rows in ${path}, ${stored} bets ${how}${rows === stored ? '' : '  <-- differ'}`);
     const won = file.winners.get(agency) ?? 0;
     if (drawn(t)) {
       const reported = a?.winnersServer ?? null;

@@ -55,6 +55,8 @@ function drawLine(t: RunTally): string {
   const d = t.draw;
   const finished = `${d.finished} of ${d.expected ?? '?'} agencies finished`;
   const s = d.successes[0];
+  const recovered = t.recoveries.some((r) => r.entry.fields.sorteo === 'done');
+  if (s === undefined && recovered) return `draw: recovered as done by a server start, not run again (${finished})`;
   if (s === undefined) return `draw: not run (${finished}; ${d.started} started, ${d.failures.length} failed)`;
   const times = d.successes.length === 1 ? '1 time' : `${d.successes.length} TIMES`;
   const ms = s.fields.duracion_ms === undefined ? '' : `, ${s.fields.duracion_ms} ms`;
