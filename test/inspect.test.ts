@@ -4,40 +4,15 @@
  * configuration, a native JSON run) and on doctored copies of them, each of which must be
  * caught. Expected figures are counted from the raw lines here with plain regexes.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restartLog } from './fixtures/restart-log.js';
-import { ROOT } from './helpers/processes.js';
+import { FIX, check, failed, report, run, sumBets } from './helpers/inspect-cli.js';
 
-const MAIN = join(ROOT, 'dist/tools/inspect/main.js');
-const FIX = join(ROOT, 'test/fixtures/logs');
 const NATIVE = join(FIX, 'native-json');
 const NATIVE_LOGS = ['server', 'client-1', 'client-2', 'client-3'].map((n) => join(NATIVE, `${n}.log`));
-
-interface Check {
-  id: string;
-  ok: boolean;
-  evidence: string[];
-}
-interface Report {
-  ok: boolean;
-  runs: Array<{
-    agencies: Array<{
-      agency: number;
-      betsAcknowledged: number;
-      betsStored: number;
-      duplicates: { batches: number; bets: number };
-      finished: { client: boolean; server: boolean };
-      winners: { client: number | null; server: number | null };
-    }>;
-    draw: { successes: number; betsScanned: number | null; winners: number | null };
-    processes: Array<{ name: string; signal: string | null; shutdown: string[]; exitCode: number | null; configError: string | null }>;
-    invariants: Check[];
-  }>;
-}
 
 let dir: string;
 beforeAll(async () => {
@@ -46,44 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function run(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
-}
-
-async function report(args: string[], stdin?: string): Promise<{ code: number | null; r: Report }> {
-  const { code, stdout, stderr } = await run([...args, '--json'], stdin);
-  if (stdout === '') throw new Error(`no report (exit ${code}): ${stderr}`);
-  return { code, r: JSON.parse(stdout) as Report };
-}
-
-const check = (r: Report, id: string, run = 0): Check => {
-  const c = r.runs[run]!.invariants.find((x) => x.id === id);
-  if (c === undefined) throw new Error(`no invariant ${id}`);
-  return c;
-};
-const failed = (r: Report): string[] => r.runs.flatMap((x) => x.invariants.filter((c) => !c.ok).map((c) => c.id));
-
-/** Bets per agency in `action: <action> | result: success` lines, counted with a regex. */
-function sumBets(text: string, who: RegExp, action: string): number {
-  let n = 0;
-  const seen = new Set<string>();
-  for (const line of text.split('\n')) {
-    if (!who.test(line) || !line.includes(`action: ${action} | result: success`) || seen.has(line)) continue;
-    seen.add(line);
-    n += Number(/cantidad: (\d+)/.exec(line)?.[1] ?? 0);
-  }
-  return n;
-}
 
 async function doctor(name: string, edit: (text: string) => string): Promise<string> {
   const path = join(dir, name);

@@ -5,6 +5,7 @@ import { checkRun } from './checks.js';
 import { failsExplained, processesExited } from './checks-process.js';
 import { readLines, type Entry, type OtherLine } from './lines.js';
 import { lifetimes, runs } from './model.js';
+import { checkRecovery } from './recovery.js';
 import type { RunReport } from './render.js';
 import { tally } from './tally.js';
 
@@ -55,6 +56,8 @@ export async function analyse(inputs: Input[], opts: AnalyseOptions = {}): Promi
   const reports = grouped.map((run, i) => {
     const t = tally(run);
     const checks = [...checkRun(t), failsExplained(t), processesExited(t)];
+    const recovery = checkRecovery(t, t.starts);
+    if (recovery !== null) checks.push(recovery);
     const totals = checkClientTotals(t);
     if (totals !== null) checks.push(totals);
     if (betsFile !== null && i === grouped.length - 1) checks.push(...checkBetsFile(t, betsFile, opts.betsPath!));

@@ -9,8 +9,10 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { WINNING_NUMBER } from '../../shared/domain/bet.js';
-import type { Check } from './checks.js';
-import type { RunTally } from './tally.js';
+import { drawn, welcomed, type Check } from './checks.js';
+import type { Lifetime } from './model.js';
+import { Ranges } from './ranges.js';
+import { Batches, storedBets, type AgencyTally, type RunTally } from './tally.js';
 
 const WINNING = String(WINNING_NUMBER);
 
@@ -49,11 +51,12 @@ export function checkBetsFile(t: RunTally, file: BetsFileCounts, path: string): 
   for (const agency of [...agencies].sort((a, b) => a - b)) {
     const a = t.agencies.find((x) => x.agency === agency);
     const rows = file.rows.get(agency) ?? 0;
-    const stored = a?.stored.bets ?? 0;
+    const stored = a === undefined ? 0 : storedBets(a);
+    const how = a === undefined || a.recovered.empty ? 'logged stored' : `stored (${a.recovered.size} of them held with no line)`;
     rowsOk &&= rows === stored;
-    rowsEv.push(`agency ${agency}: ${rows} rows in ${path}, ${stored} bets logged stored${rows === stored ? '' : '  <-- differ'}`);
+    rowsEv.push(`agency ${agency}: ${rows} rows in ${path}, ${stored} bets ${how}${rows === stored ? '' : '  <-- differ'}`);
     const won = file.winners.get(agency) ?? 0;
-    if (t.draw.successes.length > 0) {
+    if (drawn(t)) {
       const reported = a?.winnersServer ?? null;
       const good = reported === null || reported === won;
       winOk &&= good;
@@ -70,23 +73,44 @@ export function checkBetsFile(t: RunTally, file: BetsFileCounts, path: string): 
   ];
 }
 
-/** Only when some client's `exit` line carries totals: they must agree with its own lines. */
+/** The batches one client lifetime logged acknowledged and refused. */
+function lifetimeBatches(l: Lifetime | null): { acked: Batches; refused: Batches } {
+  const acked = new Batches();
+  const refused = new Batches();
+  for (const e of l?.entries ?? []) if (e.action === 'apuesta_enviada') (e.result === 'success' ? acked : refused).add(e);
+  return { acked, refused };
+}
+
+/**
+ * Bets WELCOME reported already on the server that this client lifetime had not had
+ * acknowledged or refused itself: what it counts as `ya_en_servidor`.
+ */
+function resumedBets(t: RunTally, a: AgencyTally, l: Lifetime | null, own: { acked: Batches; refused: Batches }): number {
+  const told = Ranges.of(0, Math.max(0, ...a.welcomes.filter((w) => w.by === l).map((w) => w.next)));
+  return told.minus(own.acked.ranges(t.indexed)).minus(own.refused.ranges(t.indexed)).size;
+}
+
+/** Only when some client's `exit` line carries totals: they must agree with that client's own lines. */
 export function checkClientTotals(t: RunTally): Check | null {
   const withTotals = t.agencies.filter((a) => Object.keys(a.exitTotals).length > 0);
   if (withTotals.length === 0) return null;
   let ok = true;
   const evidence = withTotals.map((a) => {
     const x = a.exitTotals;
+    const own = lifetimeBatches(a.exitTotalsBy);
+    const acked = own.acked.bets;
     const problems: string[] = [];
     const num = (k: string): number | null => (x[k] === undefined ? null : Number(x[k]));
     // `enviadas` counted acknowledged bets; a later client may count every bet it wrote.
-    if (num('enviadas') !== null && num('enviadas')! < a.acked.bets) problems.push(`enviadas ${x.enviadas} < ${a.acked.bets} acknowledged`);
-    if (num('almacenadas') !== null && num('almacenadas') !== a.acked.bets)
-      problems.push(`almacenadas ${x.almacenadas} != ${a.acked.bets} acknowledged`);
-    if (num('rechazadas') !== null && num('rechazadas') !== a.refusedByClient.bets)
-      problems.push(`rechazadas ${x.rechazadas} != ${a.refusedByClient.bets} refused`);
+    if (num('enviadas') !== null && num('enviadas')! < acked) problems.push(`enviadas ${x.enviadas} < ${acked} acknowledged`);
+    if (num('almacenadas') !== null && num('almacenadas') !== acked) problems.push(`almacenadas ${x.almacenadas} != ${acked} acknowledged`);
+    if (num('rechazadas') !== null && num('rechazadas') !== own.refused.bets)
+      problems.push(`rechazadas ${x.rechazadas} != ${own.refused.bets} refused`);
     if (num('ganadores') !== null && a.winnersClient !== null && num('ganadores') !== a.winnersClient)
       problems.push(`ganadores ${x.ganadores} != ${a.winnersClient} logged`);
+    const resumed = t.indexed ? resumedBets(t, a, a.exitTotalsBy, own) : null;
+    if (num('ya_en_servidor') !== null && resumed !== null && num('ya_en_servidor') !== resumed)
+      problems.push(`ya_en_servidor ${x.ya_en_servidor} != ${resumed} reported by WELCOME and not acknowledged to it`);
     ok &&= problems.length === 0;
     const shown = Object.entries(x)
       .map(([k, v]) => `${k} ${v}`)
@@ -117,7 +141,19 @@ export async function countInputs(dir: string, agencies: number[]): Promise<Map<
   return out;
 }
 
-/** `--data DIR`: every row of an agency's file was acknowledged, and its winners are the file's. */
+/**
+ * The bets of the agency's file accounted for: acknowledged or refused, and (protocol 2) the
+ * ones a WELCOME reported already on the server, so a sending that spanned reconnections or
+ * client restarts counts whole. Protocol 1 logs have no indexes: the counts are summed.
+ */
+function accounted(t: RunTally, a: AgencyTally): { bets: number; skipped: number; gapless: boolean } {
+  if (!t.indexed) return { bets: a.acked.bets + a.refusedByClient.bets, skipped: 0, gapless: true };
+  const own = a.acked.ranges(true).addAll(a.refusedByClient.ranges(true));
+  const all = new Ranges().addAll(own).addAll(welcomed(a));
+  return { bets: all.size, skipped: all.minus(own).size, gapless: all.covers(0, all.end) };
+}
+
+/** `--data DIR`: every row of an agency's file was accounted for, and its winners are the file's. */
 export function checkInputs(t: RunTally, inputs: Map<number, { rows: number; winners: number } | null>, dir: string): Check {
   let ok = true;
   const evidence = t.agencies.map((a) => {
@@ -129,11 +165,15 @@ export function checkInputs(t: RunTally, inputs: Map<number, { rows: number; win
     const last = a.clients.at(-1);
     const end = last === undefined ? undefined : t.endings.get(last);
     const whole = end !== undefined && end.signal === null && end.exit !== null && end.exit.result === 'success';
-    const sent = a.acked.bets + a.refusedByClient.bets;
-    const good = (!whole || input.rows === sent) && (a.winnersClient === null || a.winnersClient === input.winners);
+    const sent = accounted(t, a);
+    const valid = input.rows - a.invalidRows.size;
+    const good = (!whole || (valid === sent.bets && sent.gapless)) && (a.winnersClient === null || a.winnersClient === input.winners);
     ok &&= good;
     const note = whole ? '' : ' (its client did not run to the end: rows not compared)';
-    return `agency ${a.agency}: ${input.rows} rows (${input.winners} with ${WINNING}) in its file, ${a.acked.bets} acknowledged, ${a.refusedByClient.bets} refused, winners ${a.winnersClient ?? '-'}${note}${good ? '' : '  <-- differ'}`;
+    const invalid = a.invalidRows.size > 0 ? ` (${a.invalidRows.size} invalid, skipped)` : '';
+    const skipped = sent.skipped > 0 ? `, ${sent.skipped} already on the server at a WELCOME` : '';
+    const gap = sent.gapless ? '' : ', with a gap';
+    return `agency ${a.agency}: ${input.rows} rows${invalid} (${input.winners} with ${WINNING}) in its file, ${a.acked.bets} acknowledged, ${a.refusedByClient.bets} refused${skipped}${gap}, winners ${a.winnersClient ?? '-'}${note}${good ? '' : '  <-- differ'}`;
   });
   return { id: 'data_files', title: "each agency's file sent whole, its winners as counted in it", ok, evidence };
 }

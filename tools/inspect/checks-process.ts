@@ -16,21 +16,33 @@ function after(l: Lifetime, action: string, e: Entry): boolean {
   return i >= 0 && l.entries.indexOf(e) > i;
 }
 
-/** When the run's server began stopping or ended: a client failing after it lost its server. */
+/**
+ * A client failing after it lost its server: at `time` the server's latest lifetime had begun
+ * stopping or had ended (killed lifetimes count once known ended) and no later one had started.
+ */
 function serverGoneBy(t: RunTally, time: number | null): string | null {
-  for (const s of t.run.servers) {
-    const end = t.endings.get(s)!;
-    const gone = end.shutdownAt ?? (end.exit !== null || end.configFail !== null ? s.end : null);
-    const how = end.configFail !== null ? 'refused its configuration' : `stopped (${end.signal ?? 'exit'})`;
-    if (gone !== null && time !== null && gone <= time) return `the server had ${how} at ${iso(gone)}`;
-  }
-  return null;
+  if (time === null) return null;
+  const current = t.run.servers.filter((s) => s.start === null || s.start <= time).at(-1);
+  if (current === undefined) return null;
+  const end = t.endings.get(current)!;
+  const ended = end.exit !== null || end.configFail !== null || end.killed;
+  const gone = end.shutdownAt ?? (ended ? current.end : null);
+  if (gone === null || gone > time) return null;
+  const how =
+    end.configFail !== null
+      ? 'refused its configuration'
+      : end.killed
+        ? 'ended with no exit line (killed)'
+        : `stopped (${end.signal ?? 'exit'})`;
+  return `the server had ${how} at ${iso(gone)}`;
 }
 
+/** Another process stopped by a signal before `time` and not started again by then. */
 function otherStoppedBy(t: RunTally, owner: Lifetime, time: number | null): string | null {
   for (const l of [...t.run.servers, ...t.run.clients]) {
     const end = t.endings.get(l)!;
-    if (l !== owner && end.signal !== null && end.shutdownAt !== null && time !== null && end.shutdownAt <= time)
+    const back = l.successor?.start != null && time !== null && l.successor.start <= time;
+    if (l !== owner && !back && end.signal !== null && end.shutdownAt !== null && time !== null && end.shutdownAt <= time)
       return `${l.name} was stopped by ${end.signal} at ${iso(end.shutdownAt)}, so the run could not complete`;
   }
   return null;
@@ -45,6 +57,10 @@ function explainServerFail(t: RunTally, e: Entry): string | null {
     return 'a connection that never said HELLO (a health check, a probe) was dropped';
   if (e.action === 'apuesta_recibida' && a?.refusedByClient.byLote.has(e.fields.lote ?? ''))
     return `batch refused: ${e.fields.error ?? '?'}`;
+  if (e.action === 'apuesta_fuera_de_orden' && a !== undefined) {
+    const resumed = a.welcomes.find((w) => w.entry.time !== null && e.time !== null && w.entry.time >= e.time);
+    if (resumed !== undefined) return `OUT_OF_ORDER: ${resumed.by.name} resumed from bet ${resumed.next} at its next WELCOME`;
+  }
   if (client !== undefined) {
     const end = t.endings.get(client)!;
     const stopAt = end.shutdownAt ?? end.exit?.time ?? null;
@@ -60,7 +76,25 @@ function explainClientFail(t: RunTally, owner: Lifetime, e: Entry): string | nul
   const a = t.agencies.find((x) => x.agency === owner.agency);
   if (e.action === 'apuesta_enviada' && a?.refusedByServer.byLote.has(e.fields.lote ?? ''))
     return `batch refused by the server: ${e.fields.error ?? '?'}`;
+  if (e.action === 'conexion' && outOfOrder(t, owner, e))
+    return 'the server answered OUT_OF_ORDER; the client resumes from its next WELCOME';
   return serverGoneBy(t, e.time) ?? otherStoppedBy(t, owner, e.time);
+}
+
+/** A client's lost connection right after the server logged an OUT_OF_ORDER batch of its agency. */
+function outOfOrder(t: RunTally, owner: Lifetime, e: Entry): boolean {
+  if (e.time === null) return false;
+  const at = e.time;
+  return t.run.servers.some((s) =>
+    s.entries.some(
+      (x) =>
+        x.action === 'apuesta_fuera_de_orden' &&
+        Number(x.fields.agencia) === owner.agency &&
+        x.time !== null &&
+        x.time <= at + 1000 &&
+        x.time >= at - 1000,
+    ),
+  );
 }
 
 /** Why a fail line happened, from the log alone; null when the log shows no cause. */
@@ -107,6 +141,14 @@ function exitOf(t: RunTally, l: Lifetime, last: boolean): { ok: boolean; text: s
     const tail = l.others.slice(-3).map((o) => o.text);
     const extra = tail.length > 0 ? `; last other lines: ${tail.join(' / ')}` : '';
     if (end.running && last && end.shutdownAt === null) return { ok: true, text: `${l.name}: still running (docker), no shutdown begun` };
+    if (l.successor !== null) {
+      // Killed (SIGKILL prints nothing); lines after its last event are a crash's (a stack trace).
+      const lastIndex = l.entries.at(-1)?.index ?? -1;
+      const crash = l.others.filter((o) => o.index > lastIndex).map((o) => o.text);
+      const again = `started again at ${iso(l.successor.start)}`;
+      if (crash.length === 0) return { ok: true, text: `${l.name}: no exit line (killed, as by SIGKILL), ${again}` };
+      return { ok: false, text: `${l.name}: crashed, ${again}; its last lines: ${crash.slice(-3).join(' / ')}` };
+    }
     const why = end.running
       ? 'still running mid-shutdown'
       : end.code !== null
@@ -120,8 +162,11 @@ function exitOf(t: RunTally, l: Lifetime, last: boolean): { ok: boolean; text: s
   const has = (a: string): boolean => l.entries.some((e) => e.action === a && e.result === 'success');
   if (l.role === Role.CLIENT && has('connect') && !has('close_socket')) missing.push('close_socket');
   if (l.role === Role.CLIENT && has('apuesta_enviada') && !has('close_file')) missing.push('close_file');
+  const problems = missing.length > 0 ? [`missing ${missing.join('; ')}`] : [];
+  if (end.codeFrom === 'docker' && end.logCode !== null && end.code !== end.logCode)
+    problems.push(`its exit line implies exit code ${end.logCode}, Docker reports ${end.code}`);
   const shown = `${l.name}: exit | result: ${end.exit.result}${by}${code}; ${end.sequence.join(' > ')}`;
-  return missing.length > 0 ? { ok: false, text: `${shown}  <-- missing ${missing.join('; ')}` } : { ok: true, text: shown };
+  return problems.length > 0 ? { ok: false, text: `${shown}  <-- ${problems.join('; ')}` } : { ok: true, text: shown };
 }
 
 export function processesExited(t: RunTally): Check {

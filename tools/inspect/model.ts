@@ -33,6 +33,8 @@ export interface Lifetime {
   /** Set by the caller from Docker (`--exit name=code`) for the last lifetime of a name. */
   exitCode: number | null;
   running: boolean;
+  /** The next lifetime of the same name (its `config` line): this one ended and it was started again. */
+  successor: Lifetime | null;
 }
 
 export interface Run {
@@ -81,6 +83,7 @@ function lifetime(name: string, entries: Entry[], others: OtherLine[]): Lifetime
     end: lastTime(entries),
     exitCode: null,
     running: false,
+    successor: null,
   };
 }
 
@@ -111,6 +114,7 @@ export function lifetimes(entries: Entry[], others: OtherLine[]): Lifetime[] {
     }
     flush();
   }
+  for (let i = 0; i + 1 < out.length; i++) if (out[i + 1]!.name === out[i]!.name) out[i]!.successor = out[i + 1]!;
   return out;
 }
 

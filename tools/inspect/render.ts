@@ -1,6 +1,6 @@
 /** The report: one block of tables per run and its invariants, as text for people or JSON for machines. */
 import type { Check } from './checks.js';
-import type { AgencyTally, Ending, RunTally } from './tally.js';
+import { storedBets, type AgencyTally, type Ending, type RunTally } from './tally.js';
 
 export interface RunReport {
   tally: RunTally;
@@ -26,7 +26,8 @@ const orDash = (n: number | null): string => (n === null ? '-' : String(n));
 function exitText(e: Ending | undefined): string {
   if (e === undefined) return '-';
   if (e.configFail !== null) return `${e.code ?? 2} config fail`;
-  if (e.exit === null) return e.running ? 'running' : e.code !== null ? `${e.code}, no exit line` : 'no exit line';
+  if (e.exit === null)
+    return e.running ? 'running' : e.code !== null ? `${e.code}, no exit line` : e.killed ? 'killed, started again' : 'no exit line';
   const code = e.code === null ? '?' : String(e.code);
   return `${code}${e.signal !== null ? ` ${e.signal}` : ''}${e.exit.result === 'fail' ? ` fail: ${e.exit.fields.error ?? ''}` : ''}`;
 }
@@ -41,7 +42,7 @@ function agencyRow(t: RunTally, a: AgencyTally): string[] {
     String(sentBatches),
     String(sentBets),
     String(a.acked.bets),
-    String(a.stored.bets),
+    a.recovered.empty ? String(a.stored.bets) : `${storedBets(a)} (${a.recovered.size} no line)`,
     `${a.duplicates.batches}/${a.duplicates.bets}`,
     `${a.refusedByServer.bets}/${a.refusedByClient.bets}`,
     `${yes(a.finishedClient)}/${yes(a.finishedServer)}`,
@@ -54,6 +55,8 @@ function drawLine(t: RunTally): string {
   const d = t.draw;
   const finished = `${d.finished} of ${d.expected ?? '?'} agencies finished`;
   const s = d.successes[0];
+  const recovered = t.recoveries.some((r) => r.entry.fields.sorteo === 'done');
+  if (s === undefined && recovered) return `draw: recovered as done by a server start, not run again (${finished})`;
   if (s === undefined) return `draw: not run (${finished}; ${d.started} started, ${d.failures.length} failed)`;
   const times = d.successes.length === 1 ? '1 time' : `${d.successes.length} TIMES`;
   const ms = s.fields.duracion_ms === undefined ? '' : `, ${s.fields.duracion_ms} ms`;
@@ -127,7 +130,8 @@ export function toJson(reports: RunReport[]): unknown {
         batchesAcknowledged: a.acked.batches,
         betsAcknowledged: a.acked.bets,
         batchesStored: a.stored.batches,
-        betsStored: a.stored.bets,
+        betsStored: storedBets(a),
+        betsStoredWithoutLine: a.recovered.size,
         duplicates: { batches: a.duplicates.batches, bets: a.duplicates.bets },
         refused: { server: a.refusedByServer.bets, client: a.refusedByClient.bets },
         finished: { client: a.finishedClient, server: a.finishedServer },
