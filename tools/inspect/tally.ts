@@ -39,9 +39,10 @@ export class Batches {
   missingFrom(other: Batches): string[] {
     return [...this.byLote.keys()].filter((l) => !other.byLote.has(l)).sort((a, b) => Number(a) - Number(b));
   }
+  /** The highest `lote` seen, -1 when none: under protocol 2 lote 0 (the first bet) is a real batch. */
   maxLote(): number {
-    let m = 0;
-    for (const l of this.byLote.keys()) m = Math.max(m, Number(l) || 0);
+    let m = -1;
+    for (const l of this.byLote.keys()) m = Math.max(m, Number(l));
     return m;
   }
   /**
