@@ -24,12 +24,13 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # Stage 3: what both images run. package.json is needed at run time: it says "type": "module".
-# /var/lib/loteria is created owned by `node` so that a fresh named volume mounted there
-# inherits that ownership and the unprivileged server can write its bets file.
+# /var/lib/loteria and /app/data are created owned by `node` so that a fresh named volume
+# mounted there inherits that ownership: the unprivileged server writes its bets file in
+# the first, compose's one-shot `data` service writes the agencies' files in the second.
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
-RUN mkdir -p /var/lib/loteria && chown node:node /var/lib/loteria
+RUN mkdir -p /var/lib/loteria /app/data /app/keys && chown node:node /var/lib/loteria /app/data /app/keys && chmod 700 /app/keys
 COPY package.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

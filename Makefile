@@ -2,9 +2,8 @@
 SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 AGENCIES ?= 5
-PORT ?= 12345
 
-.PHONY: all install build data run test lint clean
+.PHONY: all install build data keys certs run test lint postgres clean
 
 all: build
 
@@ -23,13 +22,32 @@ build: install
 data: build
 	node dist/tools/gen-data.js --agencies $(AGENCIES) --out data
 
-# Server and five agency clients natively on 127.0.0.1, then a table of each agency's results.
-run: data
-	node dist/tools/run-local.js --agencies $(AGENCIES) --port $(PORT)
+# Agency keys for every agency that has none yet (never overwrites): keys/agencies.keys for
+# the server (SERVER_AGENCY_KEYS), keys/agency-N.key per client (CLI_KEY_FILE); mode 0600.
+# `make run` makes them too when missing.
+keys: build
+	node dist/tools/gen-keys.js --agencies $(AGENCIES) --out keys
+
+# A development CA and server certificate for the optional TLS (openssl), into certs/; kept if present.
+certs:
+	bash tools/make-certs.sh certs
+
+# The server and its agencies' clients natively on 127.0.0.1, then a table of each agency's
+# results. Every server setting comes from server/config.ini (and SERVER_*), except the
+# listening address (127.0.0.1) and the bets file (run/bets.csv): see tools/run-local.ts.
+# PORT= and AGENCIES= on the command line override SERVER_PORT and SERVER_AGENCIES.
+# Missing data files are generated first.
+run: build
+	node dist/tools/run-local.js $(if $(filter command line environment,$(origin PORT)),--port '$(PORT)') \
+	  $(if $(filter command line environment,$(origin AGENCIES)),--agencies '$(AGENCIES)')
 
 # vitest's global setup builds dist/ (tsc + bundle) once; building here too would do it twice.
-test: install
+test: install postgres
 	npx vitest run
+
+# PostgreSQL's server binaries for the tests' throwaway clusters (apt-get when missing).
+postgres:
+	@bash tools/ensure-postgres.sh >/dev/null
 
 # Biome (lint + format check) and tsc over every folder, tests included.
 lint: install
@@ -49,9 +67,11 @@ STOP_TIMEOUT ?= 10
 # On a machine without a container registry, ../shared/docker/ensure-engine.sh starts Docker
 # and builds the base image; elsewhere the machine's own Docker is used as it is.
 ENSURE_ENGINE := $(wildcard ../shared/docker/ensure-engine.sh)
-DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML)
+# SERVER_METRICS_PORT=N (in the environment or on the command line) turns the server's
+# metrics endpoint on and publishes it on 127.0.0.1:N (docker-compose.metrics.yml).
+DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML) $(if $(SERVER_METRICS_PORT),-f docker-compose.metrics.yml)
 
-.PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-logs e2e-docker
+.PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-reset docker-compose-logs docker-compose-summary e2e-docker
 
 docker-engine:
 	@$(if $(ENSURE_ENGINE),bash $(ENSURE_ENGINE) >/dev/null,docker info >/dev/null)
@@ -61,19 +81,36 @@ docker-image: docker-engine
 	docker build --target server -t loteria-server:latest .
 	docker build --target client -t loteria-client:latest .
 
-# Builds the images, generates any missing data/agency-N.csv, starts everything detached.
+# Builds the images, generates any missing data/agency-N.csv, starts everything detached,
+# then waits for the server: healthy, or its own last lines (a refused config) and exit 1.
 docker-compose-up: docker-image data
 	$(DOCKER_COMPOSE) up -d
+	@bash tools/docker/await-server.sh server
 
-# Stops with SIGTERM (SIGKILL after STOP_TIMEOUT s), then removes containers, network and
-# the bets volume (the server appends: a second run on the same file would count every bet
-# twice). KEEP_VOLUMES=1 keeps the volume.
+# Stops with SIGTERM (SIGKILL after STOP_TIMEOUT s), then removes containers and network.
+# The volumes (bets file, journal, draw) are kept: an `up` afterwards resumes the same draw
+# and stores nothing twice. Losing them takes the deliberate `make docker-compose-reset`.
+# The logs are saved after the stop (so they hold every shutdown) and before the removal.
 docker-compose-down:
 	$(DOCKER_COMPOSE) stop -t $(STOP_TIMEOUT)
-	$(DOCKER_COMPOSE) down $(if $(KEEP_VOLUMES),,-v)
+	@mkdir -p run && f=run/compose-$$(date -u +%Y%m%d-%H%M%S).log && \
+	  $(DOCKER_COMPOSE) logs --no-color > $$f 2>&1 && \
+	  echo "saved every container's log in $$f (read it with: npm run inspect -- $$f)"
+	$(DOCKER_COMPOSE) down
+
+# Everything docker-compose-down does, and the volumes too: the stored bets, the journal and
+# the draw are gone; the next `up` starts a new draw.
+docker-compose-reset: docker-compose-down
+	$(DOCKER_COMPOSE) down -v
+	@echo "removed the volumes of project $(COMPOSE_PROJECT): the next up starts a new draw"
 
 docker-compose-logs:
 	$(DOCKER_COMPOSE) logs -f
+
+# The log inspector (tools/inspect) over `logs`, with each container's state from Docker:
+# per agency sent/stored/winners, the draw, every shutdown, the invariants; exit 1 on a FAIL.
+docker-compose-summary: build
+	@$(DOCKER_COMPOSE) logs --no-color 2>&1 | node dist/tools/inspect/main.js - $$(bash tools/docker/states.sh $(COMPOSE_PROJECT))
 
 # The Docker end-to-end check (a full run, then the three SIGTERM drills); cleans up after itself.
 e2e-docker: build

@@ -8,9 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_SIZES, generateAgencyFile } from '../tools/gen-data.js';
+import { DEFAULT_SEED, DEFAULT_SIZES, generateAgencyFile } from '../tools/gen-data/files.js';
 
-export const SEED = 7574;
 export const COURSE_ZIP = '/work/shared/data/tp0/dataset.zip';
 export const COURSE_ZIP_RELATIVE = '../shared/data/tp0/dataset.zip';
 export const CACHE_DIR = join(tmpdir(), 'loteria-bench-data');
@@ -75,7 +74,7 @@ export async function courseData(workDir: string): Promise<DataSet> {
 /** `agencies` agencies of `rows` rows each, generated once into the cache. */
 export async function uniformData(agencies: number, rows: number): Promise<DataSet> {
   const files = await generated(`rows-${rows}`, agencies, () => rows);
-  return dataSet(`${agencies}x${rows}`, `generated (seed ${SEED}) in ${CACHE_DIR}`, files);
+  return dataSet(`${agencies}x${rows}`, `generated (seed ${DEFAULT_SEED}) in ${CACHE_DIR}`, files);
 }
 
 async function generated(dirName: string, agencies: number, rowsOf: (agency: number) => number): Promise<AgencyFile[]> {
@@ -85,7 +84,7 @@ async function generated(dirName: string, agencies: number, rowsOf: (agency: num
   for (let agency = 1; agency <= agencies; agency++) {
     const path = join(dir, `agency-${agency}.csv`);
     const rows = rowsOf(agency);
-    if (!existsSync(path)) await generateAgencyFile({ path, agency, seed: SEED, rows });
+    if (!existsSync(path)) await generateAgencyFile({ path, agency, seed: DEFAULT_SEED, rows });
     files.push({ agency, path, rows, bytes: statSync(path).size });
   }
   return files;

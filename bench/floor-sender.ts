@@ -6,7 +6,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { retryWithBackoff } from '../shared/util/async.js';
 
 const [portText, ...files] = process.argv.slice(2);
 const port = Number(portText);
@@ -22,15 +22,9 @@ function connectOnce(): Promise<Socket> {
   });
 }
 
-async function connectRetry(): Promise<Socket> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await connectOnce();
-    } catch (err) {
-      if (attempt > 3000) throw err;
-      await sleep(10);
-    }
-  }
+/** Every 10 ms for up to 30 s. */
+function connectRetry(): Promise<Socket> {
+  return retryWithBackoff(connectOnce, { initialMs: 10, maxMs: 10, timeoutMs: 30_000 });
 }
 
 function stream(file: string, socket: Socket): Promise<void> {

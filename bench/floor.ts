@@ -7,7 +7,8 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataSet } from './data.js';
-import { freePort, now, spawnChild, type Child } from './procs.js';
+import { freePort } from '../shared/util/net.js';
+import { now, spawnChild, type Child } from './procs.js';
 
 export interface FloorResult {
   valid: boolean;

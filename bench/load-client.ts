@@ -3,7 +3,7 @@
  * through shared/protocol. Unlike the real client it encodes every batch before the clock
  * starts (so it is never the bottleneck) and timestamps each BATCH write and its BATCH_ACK.
  * Otherwise it behaves like the real one: one connection per agency, HELLO, up to `window`
- * batches in flight (the real client's WINDOW is 32), FINISHED, one WINNERS_QUERY (held by
+ * batches in flight (BATCH_WINDOW, as the real client), FINISHED, one WINNERS_QUERY (held by
  * the server until the draw; asked again from 20 ms doubling to 100 ms on NOT_READY), as the
  * real client does. With `barrier` every agency is connected
  * before any sends a bet. CSV rows are split on commas (the bench's files are never quoted).
@@ -15,7 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bet } from '../shared/domain/bet.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
-import { AckStatus, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
+import { AckStatus, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
+import { retryWithBackoff } from '../shared/util/async.js';
 import { percentile } from './stats.js';
 
 export interface LoadConfig {
@@ -44,14 +45,20 @@ export interface LoadReport {
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
+const NO_KEY_PROOF = encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) });
 
-function encodeFile(agency: number, file: string, maxAmount: number): { frames: Buffer[]; counts: number[] } {
+function encodeFile(agency: number, file: string, maxAmount: number): { frames: Buffer[]; counts: number[]; firsts: number[] } {
   const frames: Buffer[] = [];
   const counts: number[] = [];
+  const firsts: number[] = [];
+  let first = 0;
   const builder = new BatchBuilder(maxAmount);
+  // Each batch names the index of its first bet (protocol 2's idempotency key).
   const flush = (): void => {
     counts.push(builder.count);
-    frames.push(builder.take(frames.length + 1));
+    firsts.push(first);
+    first += builder.count;
+    frames.push(builder.take(firsts.at(-1)!));
   };
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     const f = line.replace(/\r$/, '').split(',');
@@ -71,7 +78,7 @@ function encodeFile(agency: number, file: string, maxAmount: number): { frames: 
     if (builder.full) flush();
   }
   if (builder.count > 0) flush();
-  return { frames, counts };
+  return { frames, counts, firsts };
 }
 
 /** One connection: messages handed out in arrival order. */
@@ -162,22 +169,21 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
     });
 
   const runAgency = async (a: (typeof encoded)[number]): Promise<void> => {
-    let socket: Socket | null = null;
-    while (socket === null) {
-      try {
-        socket = await connectOnce(cfg.host, cfg.port);
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        report.connectRetries++;
-        await sleep(20);
-      }
-    }
+    const socket = await retryWithBackoff(() => connectOnce(cfg.host, cfg.port), {
+      initialMs: 20,
+      maxMs: 20,
+      timeoutMs: Math.max(0, deadline - Date.now()),
+      onRetry: () => report.connectRetries++,
+    });
     report.maxConcurrent = Math.max(report.maxConcurrent, ++open);
     const conn = new Conn(socket);
     try {
-      socket.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: a.agency }));
+      // HELLO and the PROOF of a client with no key back to back; the CHALLENGE needs no reading then.
+      socket.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: a.agency }), NO_KEY_PROOF]));
+      const challenge = await conn.next();
       const welcome = await conn.next();
-      if (welcome.msg.type !== MessageType.WELCOME) throw new Error(`agency ${a.agency}: HELLO answered with type ${welcome.msg.type}`);
+      if (challenge.msg.type !== MessageType.CHALLENGE || welcome.msg.type !== MessageType.WELCOME)
+        throw new Error(`agency ${a.agency}: HELLO answered with types ${challenge.msg.type}, ${welcome.msg.type}`);
       if (++connected === encoded.length) {
         report.connectedAt = now();
         releaseBarrier();
@@ -194,8 +200,8 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
       while (next < a.frames.length && next < cfg.window) send();
       for (let acked = 0; acked < a.frames.length; acked++) {
         const { msg, at } = await conn.next();
-        if (msg.type !== MessageType.BATCH_ACK || msg.seq !== acked + 1 || msg.status !== AckStatus.STORED) {
-          throw new Error(`agency ${a.agency}: batch ${acked + 1} answered with ${JSON.stringify(msg)}`);
+        if (msg.type !== MessageType.BATCH_ACK || msg.first !== a.firsts[acked] || msg.status !== AckStatus.STORED) {
+          throw new Error(`agency ${a.agency}: the batch from bet ${a.firsts[acked]} answered with ${JSON.stringify(msg)}`);
         }
         latencies[report.batches++] = performance.now() - (sentAt[acked] as number);
         report.bets += a.counts[acked] as number;

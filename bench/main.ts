@@ -2,7 +2,8 @@
  * `npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json]
  *  [--no-startup] [--profile|--no-profile] [--out DIR]`, from the repo root after `npx tsc -p .`.
  * Runs the floor and the scenarios of docs/benchmarks.md, prints the tables, and writes
- * DIR/latest.json, DIR/latest.svg and dated copies (DIR defaults to bench/results).
+ * DIR/latest.json, DIR/latest.svg and dated copies (DIR defaults to bench/results); a quick or
+ * partial run writes DIR/latest-<mode>.* instead, DIR defaulting to the git-ignored bench/results/quick.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -29,7 +30,7 @@ import { ClientKind, LogFormat, runOnce, type RunResult } from './run.js';
 import { measureStartup, type StartupResult } from './startup.js';
 
 const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json] [--no-startup] [--profile|--no-profile] [--out DIR] [--baseline FILE]
-  groups: course, scale, many, big, workers, pinned, batch, startup, profile (or a scenario id such as workers-scale-0);
+  groups: course, scale, many, big, workers, pinned, batch, fsync, startup, profile (or a scenario id such as workers-scale-0);
   without --only: start-up, every scenario, and (full mode) the profile;
   --baseline: the JSON of a run of the same scenarios on an earlier commit, for the targets that compare with it`;
 
@@ -81,7 +82,10 @@ const baseline: Baseline | null =
         return { commit: b.meta.commit, date: b.meta.date, scenarios: b.scenarios };
       })();
 const plan = makePlan({ quick, repeats, only, canPin: pinnable });
-const outDir = args.out ?? join(repoRoot, 'bench/results');
+// Only a full run replaces the tracked bench/results/latest.* (the chart in docs/benchmarks.md):
+// a quick or partial run goes to the git-ignored bench/results/quick/, named latest-<mode>.*.
+const fullRun = !quick && only === undefined;
+const outDir = args.out ?? join(repoRoot, fullRun ? 'bench/results' : 'bench/results/quick');
 const say = (msg: string): void => {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 };
@@ -102,6 +106,7 @@ async function runScenario(spec: ScenarioSpec, data: DataSet, workDir: string, c
     barrier: spec.barrier,
     backlog: spec.backlog,
     pinned: spec.pinned,
+    fsync: spec.fsync,
     logFormat,
     repoRoot,
   });
@@ -111,7 +116,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg();
   const workDir = mkdtempSync(join(tmpdir(), 'loteria-bench-'));
-  // Also on SIGINT/SIGTERM: procs.ts exits the process, which skips the finally below.
+  // Also on SIGINT/SIGTERM: killAllOnExit (tools/lib/processes.ts) exits the process, which skips the finally below.
   process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
   const distBefore = distStamp();
   const floors: FloorOutcome[] = [];
@@ -232,11 +237,12 @@ async function main(): Promise<void> {
     floorKeyOf,
     `loteria bench ${meta.mode}, ${meta.date}, node ${meta.node}, ${meta.cpus}, commit ${meta.commit}; bars: median, whiskers: min–max`,
   );
-  for (const name of ['latest', stamp]) {
+  const latest = fullRun ? 'latest' : `latest-${meta.mode.replace(/[^a-z0-9-]+/gi, '-')}`;
+  for (const name of [latest, stamp]) {
     writeFileSync(join(outDir, `${name}.json`), json);
     writeFileSync(join(outDir, `${name}.svg`), svg);
   }
-  say(`wrote ${join(outDir, 'latest.json')} and latest.svg (and ${stamp}.*) in ${meta.durationS} s`);
+  say(`wrote ${join(outDir, `${latest}.json`)} and ${latest}.svg (and ${stamp}.*) in ${meta.durationS} s`);
 }
 
 function startupLine(s: StartupResult): string {

@@ -12,7 +12,7 @@ export const DEFAULT_AMOUNT = 150;
 
 export interface ScenarioSpec {
   id: string;
-  group: 'course' | 'scale' | 'many' | 'big' | 'workers' | 'pinned' | 'batch';
+  group: 'course' | 'scale' | 'many' | 'big' | 'workers' | 'pinned' | 'batch' | 'fsync';
   title: string;
   dataKey: string;
   client: ClientKind;
@@ -23,6 +23,8 @@ export interface ScenarioSpec {
   backlog?: number;
   /** Server and load client on a core each (taskset): RunOptions.pinned. */
   pinned?: boolean;
+  /** SERVER_FSYNC; undefined leaves the server's default (on). */
+  fsync?: 'on' | 'off';
   /** Also run the bench load client against this configuration (latency figures). */
   probe: boolean;
   repeats: number;
@@ -45,7 +47,7 @@ export interface PlanOptions {
   quick: boolean;
   /** Overrides every repeat count. */
   repeats?: number;
-  /** Only these groups (course, scale, many, big, workers, pinned, batch). */
+  /** Only these groups (course, scale, many, big, workers, pinned, batch, fsync). */
   only?: string[];
   /** Whether `taskset` works here: the pinned group needs it. */
   canPin: boolean;
@@ -144,7 +146,7 @@ export function makePlan(o: PlanOptions): Plan {
         {
           ...pinned,
           id: `pinned-course-${workers}`,
-          title: `7. pinned, workers=${workers}, course size`,
+          title: `8. pinned, workers=${workers}, course size`,
           dataKey: 'course',
           repeats: light,
           timeoutMs: 120_000,
@@ -152,7 +154,7 @@ export function makePlan(o: PlanOptions): Plan {
         {
           ...pinned,
           id: `pinned-scale-${workers}`,
-          title: `7. pinned, workers=${workers}, ${scaleAgencies}x10,000`,
+          title: `8. pinned, workers=${workers}, ${scaleAgencies}x10,000`,
           dataKey: scaleKey,
           repeats: heavy,
           timeoutMs: 600_000,
@@ -169,6 +171,31 @@ export function makePlan(o: PlanOptions): Plan {
         maxAmount,
         repeats: light,
         timeoutMs: 180_000,
+      });
+    }
+    // Issue 9: what flushing rows and journal before each group commit's acks costs.
+    data.push({ key: '5x200000', load: () => uniformData(5, 200_000), floorOneProcess: false });
+    scenarios.push({
+      ...base,
+      id: 'fsync-course-off',
+      group: 'fsync',
+      title: '7. SERVER_FSYNC=off, course size (compare with 1.)',
+      dataKey: 'course',
+      fsync: 'off',
+      repeats: light,
+      timeoutMs: 120_000,
+    });
+    for (const fsync of ['on', 'off'] as const) {
+      scenarios.push({
+        ...base,
+        id: `fsync-1m-${fsync}`,
+        group: 'fsync',
+        title: `7. SERVER_FSYNC=${fsync}, 5 agencies x 200,000 bets`,
+        dataKey: '5x200000',
+        fsync,
+        probe: false,
+        repeats: heavy,
+        timeoutMs: 600_000,
       });
     }
   }

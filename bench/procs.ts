@@ -1,14 +1,14 @@
 /**
- * Child processes under measurement. Every child gets a hard timeout (SIGKILL), its memory
- * is sampled from /proc while it lives, and every child still alive when the bench exits is
- * killed. Times are epoch milliseconds with sub-millisecond precision (`now()`), so they
- * compare with the `time` field of pino's JSON lines.
+ * Child processes under measurement, on the shared harness (tools/lib/processes.ts): every
+ * child gets a hard timeout (SIGKILL), its memory and CPU are sampled from /proc while it
+ * lives, and every child still alive when the bench exits is killed. Times are `now()`
+ * epoch milliseconds, so they compare with the `time` field of pino's JSON lines.
  */
-import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { NodeProcess, killAllOnExit, now } from '../tools/lib/processes.js';
 
-export const now = (): number => performance.timeOrigin + performance.now();
+export { now };
 /** Clock ticks per second of /proc stat times (USER_HZ; 100 on every Linux we run on). */
 export const CLK_TCK = 100;
 
@@ -22,7 +22,7 @@ export interface ExitInfo {
 export interface Child {
   name: string;
   pid: number;
-  proc: ChildProcess;
+  process: NodeProcess;
   startedAt: number;
   exited: Promise<ExitInfo>;
   /** Largest VmHWM / VmRSS seen, in KiB (0 until the first sample). */
@@ -40,30 +40,12 @@ export interface SpawnOptions {
   args: string[];
   env: NodeJS.ProcessEnv;
   cwd?: string;
-  /** stdout and stderr go to this file; otherwise stdout is a pipe the caller reads. */
+  /** stdout and stderr go to this file; otherwise they are kept as lines (`child.process.waitForLine`). */
   logFile?: string;
   timeoutMs: number;
   pollMs?: number;
   /** Run on these CPUs only (`taskset -c`, which execs node: same pid). */
   cpus?: string;
-}
-
-const live = new Set<ChildProcess>();
-let hooked = false;
-
-function killAllOnExit(): void {
-  if (hooked) return;
-  hooked = true;
-  const killAll = (): void => {
-    for (const p of live) p.kill('SIGKILL');
-  };
-  process.on('exit', killAll);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      killAll();
-      process.exit(130);
-    });
-  }
 }
 
 /** VmHWM (peak) and VmRSS of a live process in KiB; null once it is gone. */
@@ -92,11 +74,6 @@ export function readCpuS(pid: number | 'self', withChildren = false): number | n
   } catch {
     return null;
   }
-}
-
-/** Whether `taskset` (util-linux) can pin processes to CPUs here. */
-export function canPin(): boolean {
-  return spawnSync('taskset', ['-c', '0', process.execPath, '-e', '0'], { stdio: 'ignore' }).status === 0;
 }
 
 /** CPU seconds of every reaped child of this process so far (cutime + cstime). */
@@ -133,33 +110,29 @@ export function readThreadsCpu(pid: number): ThreadCpu[] {
 
 export function spawnChild(opts: SpawnOptions): Child {
   killAllOnExit();
-  const fd = opts.logFile === undefined ? null : openSync(opts.logFile, 'a');
-  const stdio: StdioOptions = fd === null ? ['ignore', 'pipe', 'inherit'] : ['ignore', fd, fd];
-  const startedAt = now();
-  const [cmd, argv] =
-    opts.cpus === undefined ? [process.execPath, opts.args] : ['taskset', ['-c', opts.cpus, process.execPath, ...opts.args]];
-  const proc = spawn(cmd, argv, { env: opts.env, cwd: opts.cwd, stdio });
-  if (fd !== null) closeSync(fd);
-  live.add(proc);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill('SIGKILL');
-  }, opts.timeoutMs);
+  const proc = new NodeProcess({
+    name: opts.name,
+    args: opts.args,
+    env: opts.env,
+    cwd: opts.cwd,
+    logFile: opts.logFile,
+    timeoutMs: opts.timeoutMs,
+    wrapper: opts.cpus === undefined ? undefined : ['taskset', '-c', opts.cpus],
+  });
   const child: Child = {
     name: opts.name,
-    pid: proc.pid ?? -1,
-    proc,
-    startedAt,
+    pid: proc.pid,
+    process: proc,
+    startedAt: proc.startedAt,
     peakRssKb: 0,
     cpuS: 0,
     rssSeries: [],
-    exited: null as unknown as Promise<ExitInfo>,
+    exited: proc.exited.then((e) => ({ ...e, at: proc.exitedAt, timedOut: proc.timedOut })),
     sample(): void {
       const mem = readMemKb(child.pid);
       if (mem !== null) {
         child.peakRssKb = Math.max(child.peakRssKb, mem.hwm, mem.rss);
-        const t = now() - startedAt;
+        const t = now() - child.startedAt;
         const last = child.rssSeries[child.rssSeries.length - 1];
         if (last === undefined || t - last[0] >= 1000) child.rssSeries.push([Math.round(t), mem.rss]);
       }
@@ -168,73 +141,17 @@ export function spawnChild(opts: SpawnOptions): Child {
     },
   };
   const poll = setInterval(() => child.sample(), opts.pollMs ?? 50);
-  child.exited = new Promise<ExitInfo>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      const at = now();
-      clearTimeout(timer);
-      clearInterval(poll);
-      live.delete(proc);
-      resolve({ code, signal, at, timedOut });
-    });
-    proc.once('error', () => {
-      /* reported through 'exit' */
-    });
-  });
+  proc.child.once('exit', () => clearInterval(poll));
   return child;
+}
+
+/** Whether `taskset` (util-linux) can pin processes to CPUs here. */
+export function canPin(): boolean {
+  return spawnSync('taskset', ['-c', '0', process.execPath, '-e', '0'], { stdio: 'ignore' }).status === 0;
 }
 
 /** Sends SIGTERM, then SIGKILL if the child has not exited after `graceMs`. */
 export async function stopChild(child: Child, graceMs = 10_000): Promise<ExitInfo> {
-  if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGTERM');
-  const timer = setTimeout(() => child.proc.kill('SIGKILL'), graceMs);
-  try {
-    return await child.exited;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves with the first stdout line of `child` that satisfies `match` (its arrival time too). */
-export function waitForLine(child: Child, match: (line: string) => boolean, timeoutMs: number): Promise<{ line: string; at: number }> {
-  const out = child.proc.stdout;
-  if (out === null) return Promise.reject(new Error(`${child.name}: stdout is not a pipe`));
-  return new Promise((resolve, reject) => {
-    let rest = '';
-    const timer = setTimeout(() => {
-      out.off('data', onData);
-      reject(new Error(`${child.name}: no matching line in ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onData = (chunk: Buffer): void => {
-      const at = now();
-      const lines = (rest + chunk.toString('utf8')).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) {
-        if (match(line)) {
-          clearTimeout(timer);
-          out.off('data', onData);
-          out.resume();
-          resolve({ line, at });
-          return;
-        }
-      }
-    };
-    out.on('data', onData);
-    void child.exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`${child.name}: exited before the expected line`));
-    });
-  });
+  await child.process.stop(graceMs);
+  return child.exited;
 }

@@ -9,13 +9,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseLogLine } from '../shared/logging/parse.js';
+import { BATCH_WINDOW } from '../shared/protocol/messages.js';
 import { countRows, type DataSet } from './data.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
-import { freePort, now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
+import { freePort } from '../shared/util/net.js';
+import { now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
 import { spread } from './stats.js';
-
-/** Batches in flight per agency in the load client: the real client's WINDOW. */
-export const LOAD_WINDOW = 32;
 
 /** CPUs of a pinned run (RunOptions.pinned). */
 export const SERVER_CPU = '1';
@@ -37,6 +36,8 @@ export interface RunOptions {
   backlog?: number;
   /** The server on CPU 1 and the clients on CPU 0 (`taskset`): the server has a core to itself. */
   pinned?: boolean;
+  /** SERVER_FSYNC; undefined leaves the server's default (on). */
+  fsync?: 'on' | 'off';
   /** Extra node flags for the server (e.g. --cpu-prof). */
   serverFlags?: string[];
   /** Extra node flags for the first `profiledClients` real clients. */
@@ -151,8 +152,11 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
     SERVER_AGENCIES: String(o.data.files.length),
     SERVER_STORAGE_PATH: betsPath,
     LOGGING_LEVEL: 'INFO',
+    // The load client has no keys; the handshake costs one HMAC per connection either way.
+    SERVER_AUTH: 'off',
     SERVER_LISTEN_BACKLOG: String(o.backlog ?? 128),
     ...(o.workers === undefined ? {} : { SERVER_WORKERS: String(o.workers) }),
+    ...(o.fsync === undefined ? {} : { SERVER_FSYNC: o.fsync }),
   };
   const address = `127.0.0.1:${port}`;
   const many = o.data.files.length > 20;
@@ -199,7 +203,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
       port,
       agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path })),
       maxAmount: o.maxAmount,
-      window: LOAD_WINDOW,
+      window: BATCH_WINDOW,
       barrier: o.barrier ?? false,
       connectTimeoutMs: 60_000,
     };

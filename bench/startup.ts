@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, encodeMessage } from '../shared/protocol/codec.js';
-import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
-import { freePort, now, reapedChildrenCpuS, spawnChild, stopChild, waitForLine } from './procs.js';
+import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
+import { freePort } from '../shared/util/net.js';
+import { now, reapedChildrenCpuS, spawnChild, stopChild, type Child } from './procs.js';
 import { spreadOf, type Spread } from './stats.js';
 
 export interface ModuleCount {
@@ -49,6 +50,7 @@ function serverEnv(dir: string, port: number, workers: number | null, extra: Rec
     SERVER_HOST: '127.0.0.1',
     SERVER_PORT: String(port),
     SERVER_AGENCIES: '1',
+    SERVER_AUTH: 'off',
     SERVER_STORAGE_PATH: join(dir, 'bets.csv'),
     LOGGING_LEVEL: 'INFO',
     ...(workers === null ? {} : { SERVER_WORKERS: String(workers) }),
@@ -56,7 +58,32 @@ function serverEnv(dir: string, port: number, workers: number | null, extra: Rec
   });
 }
 
-/** HELLO then a one-bet BATCH; resolves when its BATCH_ACK arrives. */
+/** A server on a free port, started with `flags` and `extra` env; resolves once it listens, with the listen line's arrival. */
+async function listeningServer(
+  dir: string,
+  workers: number | null,
+  repoRoot: string,
+  flags: string[] = [],
+  extra: Record<string, string> = {},
+): Promise<{ server: Child; port: number; listenAt: number }> {
+  const port = await freePort();
+  const server = spawnChild({
+    name: 'server',
+    args: [...flags, 'dist/server/main.js'],
+    env: serverEnv(dir, port, workers, extra),
+    cwd: repoRoot,
+    timeoutMs: 30_000,
+  });
+  try {
+    const listen = await server.process.waitForLine(isAction('listen'), 20_000);
+    return { server, port, listenAt: listen.at };
+  } catch (err) {
+    await stopChild(server, 2000);
+    throw err;
+  }
+}
+
+/** HELLO, PROOF, then a one-bet BATCH; resolves when its BATCH_ACK arrives. */
 function firstAck(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
@@ -65,8 +92,10 @@ function firstAck(port: number): Promise<number> {
     builder.add({ agency: 1, firstName: 'Ana', lastName: 'Paz', document: '30111222', birthdate: '1990-01-02', number: 1 });
     socket.once('error', reject);
     socket.once('connect', () => {
+      // HELLO, the PROOF of a client with no key, and the agency's first bet, back to back.
       socket.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
-      socket.write(builder.take(1));
+      socket.write(encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) }));
+      socket.write(builder.take(0));
     });
     socket.on('data', (chunk: Buffer) => {
       for (const f of decoder.push(chunk)) {
@@ -84,20 +113,12 @@ async function serverOnce(
   workers: number | null,
   repoRoot: string,
 ): Promise<{ listen: number; ack: number; shutdown: number }> {
-  const port = await freePort();
-  const server = spawnChild({
-    name: 'server',
-    args: ['dist/server/main.js'],
-    env: serverEnv(dir, port, workers),
-    cwd: repoRoot,
-    timeoutMs: 30_000,
-  });
+  const { server, port, listenAt } = await listeningServer(dir, workers, repoRoot);
   try {
-    const listen = await waitForLine(server, isAction('listen'), 20_000);
     const ack = await firstAck(port);
     const termAt = now();
     const exit = await stopChild(server);
-    return { listen: listen.at - server.startedAt, ack: ack - server.startedAt, shutdown: exit.at - termAt };
+    return { listen: listenAt - server.startedAt, ack: ack - server.startedAt, shutdown: exit.at - termAt };
   } finally {
     await stopChild(server, 2000);
     rmSync(join(dir, 'bets.csv'), { force: true });
@@ -105,16 +126,8 @@ async function serverOnce(
 }
 
 async function clientOnce(dir: string, repoRoot: string): Promise<{ config: number; connect: number; exit: number; cpu: number }> {
-  const port = await freePort();
-  const server = spawnChild({
-    name: 'server',
-    args: ['dist/server/main.js'],
-    env: serverEnv(dir, port, null),
-    cwd: repoRoot,
-    timeoutMs: 30_000,
-  });
+  const { server, port } = await listeningServer(dir, null, repoRoot);
   try {
-    await waitForLine(server, isAction('listen'), 20_000);
     const cpuBefore = reapedChildrenCpuS();
     const client = spawnChild({
       name: 'client',
@@ -123,8 +136,8 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
       timeoutMs: 30_000,
       env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), CLI_LOG_LEVEL: 'INFO' }),
     });
-    const config = waitForLine(client, isAction('config'), 20_000);
-    const connected = waitForLine(client, isAction('connect'), 20_000);
+    const config = client.process.waitForLine(isAction('config'), 20_000);
+    const connected = client.process.waitForLine(isAction('connect'), 20_000);
     const c = await config;
     const k = await connected;
     const exit = await client.exited;
@@ -162,17 +175,15 @@ function countModules(file: string): ModuleCount {
 
 async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: string): Promise<ModuleCount | null> {
   const out = join(dir, `${which}-modules.txt`);
-  const port = await freePort();
   const hook = ['--import', './dist/bench/module-count.js'];
-  const server = spawnChild({
-    name: 'server',
-    args: [...(which === 'server' ? hook : []), 'dist/server/main.js'],
-    cwd: repoRoot,
-    timeoutMs: 30_000,
-    env: serverEnv(dir, port, null, which === 'server' ? { BENCH_MODULES_OUT: out } : {}),
-  });
+  const { server, port } = await listeningServer(
+    dir,
+    null,
+    repoRoot,
+    which === 'server' ? hook : [],
+    which === 'server' ? { BENCH_MODULES_OUT: out } : {},
+  );
   try {
-    await waitForLine(server, isAction('listen'), 20_000);
     if (which === 'client') {
       const client = spawnChild({
         name: 'client',

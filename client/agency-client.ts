@@ -1,82 +1,127 @@
 /**
- * One agency's run: stream the CSV in batches over one connection (several batches in
- * flight, acknowledged in order), send FINISHED, then ask for the winners (the server
- * answers once the draw has happened). `stop()` (SIGTERM) ends reading and closes the file
- * and the socket.
+ * One agency's run: HELLO, answer the CHALLENGE, and from WELCOME's `next` stream the rest of
+ * the CSV in batches (BATCH_WINDOW in flight, acks in order), send FINISHED, then ask for the
+ * winners (the server answers once the draw has happened). It speaks through a Connection
+ * over whatever Duplex the Dialer returns, so the tests drive it over `stream.duplexPair()`.
+ * `stop()` (SIGTERM) ends reading, closes the file, then the socket.
+ *
+ * Riding out a server restart: when the connection is lost (reset, EOF, ERROR SHUTTING_DOWN)
+ * or the server answers OUT_OF_ORDER, the run reconnects with backoff for up to
+ * server.reconnectTimeout and resumes where the new WELCOME says: every bet the server holds
+ * is skipped, none it lacks. Nothing of a connection outlives it: each one gets a fresh
+ * reader of the file and a fresh BatchSender.
  */
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../shared/logging/logger.js';
-import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
+import { BATCH_WINDOW, MessageType, type WelcomeDTO } from '../shared/protocol/messages.js';
+import { retryWithBackoff, withDeadline } from '../shared/util/async.js';
+import { BatchSender, type SendTally } from './batch-sender.js';
 import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
-import { ServerRefusedError, UnexpectedReplyError, connectWithRetry, type Connection } from './connection.js';
+import { Connection } from './connection.js';
+import { configuredDialer, type Dialer } from './dial.js';
+import {
+  ConnectTimeoutError,
+  ServerGoneError,
+  UnexpectedReplyError,
+  WinnersTimeoutError,
+  busyHint,
+  resumable,
+  retryable,
+} from './errors.js';
+import { handshake } from './handshake.js';
 
-/** Batches sent and not yet acknowledged; keeps the server busy across round trips. */
-const WINDOW = 32;
-
-export interface RunSummary {
-  sent: number;
-  batches: number;
-  rejected: number;
+export interface RunSummary extends SendTally {
+  /** Bets not sent because a WELCOME said the server already held them (no ack of this run for them). */
+  resumed: number;
   badRows: number;
-  winners: string[];
+  /** null until the WINNERS came. */
+  winners: string[] | null;
 }
 
-export class WinnersTimeoutError extends Error {
-  constructor(ms: number, finished: number, expected: number) {
-    super(
-      `no draw after ${ms} ms: ${finished} of ${expected} agencies had finished at last word from the server; raise winners.timeout or check the other agencies`,
-    );
-    this.name = 'WinnersTimeoutError';
+/** NOT_READY: the draw failed and the server starts it again; asked again after a wait. */
+class NotReadyError extends Error {
+  constructor(
+    readonly finished: number,
+    readonly expected: number,
+  ) {
+    super(`the draw is not ready: ${finished} of ${expected} agencies finished`);
   }
 }
 
-export class DataFileError extends Error {
-  constructor(path: string, cause: string) {
-    super(`cannot read the data file ${path} (${cause}); set CLI_DATA_FILE or data.file, or generate it with make data`);
-    this.name = 'DataFileError';
-  }
-}
+/** A PING this often while the winners are awaited: well inside the server's idle timeout (SERVER_IDLE_TIMEOUT, 60 s by default). */
+const KEEPALIVE_MS = 15_000;
 
-/** Fails before connecting, so a missing file is not reported only after the connect retries. */
-async function checkReadable(path: string): Promise<void> {
-  try {
-    await access(path, constants.R_OK);
-  } catch (err) {
-    throw new DataFileError(path, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
-  }
-}
+/** One connection attempt never waits longer than this, whatever is left of server.connectTimeout. */
+const DIAL_ATTEMPT_MAX_MS = 5000;
 
 export class AgencyClient {
   readonly #config: ClientConfig;
   readonly #log: Logger;
+  readonly #dial: Dialer;
   readonly #abort = new AbortController();
   #conn: Connection | null = null;
-  readonly #inflight: Array<{ seq: number; count: number }> = [];
-  readonly #summary: RunSummary = { sent: 0, batches: 0, rejected: 0, badRows: 0, winners: [] };
+  readonly #summary: RunSummary = {
+    sent: 0,
+    duplicates: 0,
+    written: 0,
+    batches: 0,
+    rejected: 0,
+    resumed: 0,
+    badRows: 0,
+    winners: null,
+  };
+  /** Bets the server is known to have consumed (a WELCOME's `next`, or an ack), and of those, refused. */
+  #known = 0;
+  #knownRefused = 0;
+  /** Bad rows are reported once, though each connection reads the file again. */
+  #badRowsUpTo = 0;
   /** Settles once the data file is closed (at once while it has not been opened). */
   #fileClosed: Promise<void> = Promise.resolve();
+  #stopped: Promise<void> | null = null;
 
-  constructor(config: ClientConfig, log: Logger) {
+  constructor(config: ClientConfig, log: Logger, dial: Dialer = configuredDialer(config)) {
     this.#config = config;
     this.#log = log;
+    this.#dial = dial;
   }
 
   get stopping(): boolean {
     return this.#abort.signal.aborted;
   }
 
+  /** The run's figures so far: what the exit line reports, however the run ends. */
+  get summary(): Readonly<RunSummary> {
+    return this.#summary;
+  }
+
+  /** The whole run; once stop() was called it ends without an error, whatever it was doing. */
   async run(): Promise<RunSummary> {
-    const c = this.#config;
-    await checkReadable(c.dataFile);
-    const conn = await this.#bind();
-    await this.#sendBets(conn);
+    try {
+      let session = await this.#bind();
+      for (;;) {
+        try {
+          return await this.#runOn(session.conn, session.welcome);
+        } catch (err) {
+          if (this.stopping || !resumable(err as Error)) throw err;
+          this.#log.warn({ action: 'conexion', result: 'fail', error: (err as Error).message });
+          await this.#closeSocket();
+          session = await this.#reconnect();
+        }
+      }
+    } catch (err) {
+      if (this.stopping) return this.#summary;
+      throw err;
+    }
+  }
+
+  /** The rest of the run on one connection: the bets from WELCOME's `next`, FINISHED, the winners. */
+  async #runOn(conn: Connection, welcome: WelcomeDTO): Promise<RunSummary> {
+    this.#summary.resumed += Math.max(0, welcome.next - this.#known);
+    this.#known = Math.max(this.#known, welcome.next);
+    await this.#sendBets(conn, welcome.next);
     if (this.stopping) return this.#summary;
-    await conn.send(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: c.id }));
+    await conn.send(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: this.#config.id }));
     const ack = await conn.expect(MessageType.FINISHED_ACK);
     this.#log.info({ action: 'notificacion_enviada', result: 'success', terminadas: ack.finished, esperadas: ack.expected });
     this.#summary.winners = await this.#queryWinners(conn, ack);
@@ -86,43 +131,90 @@ export class AgencyClient {
   }
 
   /**
-   * Connects and says HELLO, retrying within server.connectTimeout while the server is not
-   * up or still holds this agency for an earlier connection of ours (AGENCY_BUSY).
+   * Connects and says HELLO, retrying with backoff (20 ms doubling to 2 s) within
+   * server.connectTimeout while the server cannot be reached, is restarting, or still holds
+   * this agency for an earlier connection of ours (AGENCY_BUSY). A server that never answers
+   * HELLO times out.
    */
-  async #bind(): Promise<Connection> {
+  async #bind(): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
     const c = this.#config;
-    const deadline = Date.now() + c.connectTimeoutMs;
-    const onRetry = (err: Error, attempt: number, delay: number): void => {
-      this.#log.info({ action: 'connect', result: 'in_progress', intento: attempt, espera_ms: delay, error: err.message });
-    };
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-      const conn = await connectWithRetry(c.host, c.port, Math.max(0, deadline - Date.now()), onRetry, this.#abort.signal);
-      this.#conn = conn;
-      try {
-        await conn.send(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: c.id }));
-        const welcome = await conn.expect(MessageType.WELCOME);
-        this.#log.info({ action: 'connect', result: 'success', servidor: `${c.host}/${c.port}`, ultimo_lote: welcome.lastSeq });
-        return conn;
-      } catch (err) {
-        const busy = err instanceof ServerRefusedError && err.code === ErrorCode.AGENCY_BUSY;
-        if (!busy || Date.now() + delay > deadline) throw err;
-        await this.#closeSocket();
-        onRetry(err, 0, delay);
-        await sleep(delay, undefined, { signal: this.#abort.signal });
-      }
+    const address = `${c.host}:${c.port}`;
+    try {
+      return await retryWithBackoff((_, msLeft) => this.#hello(msLeft), {
+        initialMs: 20,
+        maxMs: 2000,
+        timeoutMs: c.connectTimeoutMs,
+        signal: this.#abort.signal,
+        retryable,
+        hintMs: busyHint,
+        onRetry: (err, attempt, delay) =>
+          this.#log.info({ action: 'connect', result: 'in_progress', intento: attempt, espera_ms: delay, error: err.message }),
+      });
+    } catch (err) {
+      if (!this.stopping && retryable(err as Error)) throw new ConnectTimeoutError(address, c.connectTimeoutMs, (err as Error).message);
+      throw err;
     }
   }
 
-  async #sendBets(conn: Connection): Promise<void> {
+  /**
+   * After losing the server: connects again with backoff (50 ms doubling to 1 s) for up to
+   * server.reconnectTimeout, one `reconexion` line per attempt. A server that does not come
+   * back ends the run with ServerGoneError, saying how many bets are known to be stored.
+   */
+  async #reconnect(): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
     const c = this.#config;
-    const builder = new BatchBuilder(c.maxAmount);
-    let seq = 0;
-    const flush = async (): Promise<void> => {
-      const count = builder.count;
-      await conn.send(builder.take(++seq));
-      this.#inflight.push({ seq, count });
-      if (this.#inflight.length >= WINDOW) await this.#awaitAck(conn);
-    };
+    try {
+      const session = await retryWithBackoff(
+        (attempt, msLeft) => {
+          this.#log.info({ action: 'reconexion', result: 'in_progress', intento: attempt });
+          return this.#hello(msLeft);
+        },
+        { initialMs: 50, maxMs: 1000, timeoutMs: c.reconnectTimeoutMs, signal: this.#abort.signal, retryable, hintMs: busyHint },
+      );
+      this.#log.info({ action: 'reconexion', result: 'success', siguiente: session.welcome.next });
+      return session;
+    } catch (err) {
+      if (this.stopping || !(retryable(err as Error) || err instanceof ConnectTimeoutError)) throw err;
+      const stored = this.#known - this.#knownRefused;
+      throw new ServerGoneError(`${c.host}:${c.port}`, c.reconnectTimeoutMs, stored, (err as Error).message);
+    }
+  }
+
+  /** One attempt: a fresh Duplex, HELLO, CHALLENGE → PROOF, WELCOME within `msLeft`. A failed attempt closes its connection. */
+  async #hello(msLeft: number): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
+    const c = this.#config;
+    const started = Date.now();
+    const stream = await this.#dial(Math.min(DIAL_ATTEMPT_MAX_MS, Math.max(100, msLeft)), this.#abort.signal);
+    if (this.stopping) {
+      stream.destroy();
+      this.#abort.signal.throwIfAborted();
+    }
+    const conn = new Connection(stream);
+    this.#conn = conn;
+    try {
+      const welcome = await withDeadline(
+        handshake(conn, c.id, c.key),
+        msLeft - (Date.now() - started),
+        () => new ConnectTimeoutError(`${c.host}:${c.port}`, c.connectTimeoutMs, 'no WELCOME in reply to HELLO'),
+      );
+      const finished = welcome.finished ? 'si' : 'no';
+      this.#log.info({
+        action: 'connect',
+        result: 'success',
+        servidor: `${c.host}/${c.port}`,
+        siguiente: welcome.next,
+        terminada: finished,
+      });
+      return { conn, welcome };
+    } catch (err) {
+      if (this.#conn === conn) this.#conn = null;
+      await conn.close();
+      throw err;
+    }
+  }
+
+  async #sendBets(conn: Connection, from: number): Promise<void> {
+    const c = this.#config;
     let fileClosed = (): void => {};
     this.#fileClosed = new Promise((resolve) => {
       fileClosed = resolve;
@@ -132,6 +224,8 @@ export class AgencyClient {
       agency: c.id,
       signal: this.#abort.signal,
       onBadRow: (bad) => {
+        if (bad.line <= this.#badRowsUpTo) return;
+        this.#badRowsUpTo = bad.line;
         this.#summary.badRows++;
         this.#log.warn({ action: 'apuesta_invalida', result: 'fail', archivo: bad.file, linea: bad.line, error: bad.error });
       },
@@ -140,42 +234,19 @@ export class AgencyClient {
         fileClosed();
       },
     });
-    try {
-      for await (const chunk of chunks) {
-        // The chunk holds bets already in wire form: copied into the frame as many at a time as fit.
-        for (let i = 0; i < chunk.count; ) {
-          i += builder.addEncoded(chunk, i);
-          if (builder.full || i < chunk.count) await flush();
-        }
-      }
-      if (builder.count > 0) await flush();
-    } catch (err) {
-      if (!this.stopping) throw err;
-    }
-    while (this.#inflight.length > 0 && !this.stopping) await this.#awaitAck(conn);
-  }
-
-  async #awaitAck(conn: Connection): Promise<void> {
-    const ack = await conn.expect(MessageType.BATCH_ACK);
-    const head = this.#inflight.shift();
-    if (head === undefined || head.seq !== ack.seq) {
-      throw new Error(`acknowledgement for batch ${ack.seq} arrived while batch ${head?.seq} was expected`);
-    }
-    this.#summary.batches++;
-    if (ack.status === AckStatus.REJECTED) {
-      this.#summary.rejected += head.count;
-      this.#log.error({
-        action: 'apuesta_enviada',
-        result: 'fail',
-        cantidad: head.count,
-        lote: ack.seq,
-        indice: ack.index,
-        error: ack.reason,
-      });
-      return;
-    }
-    this.#summary.sent += head.count;
-    this.#log.info({ action: 'apuesta_enviada', result: 'success', cantidad: head.count, lote: ack.seq });
+    const sender = new BatchSender(conn, {
+      window: BATCH_WINDOW,
+      maxAmount: c.maxAmount,
+      log: this.#log,
+      tally: this.#summary,
+      from,
+      onConsumed: (end, refused) => {
+        this.#known = Math.max(this.#known, end);
+        this.#knownRefused += refused;
+      },
+      signal: this.#abort.signal,
+    });
+    await sender.sendAll(chunks);
   }
 
   /**
@@ -184,33 +255,34 @@ export class AgencyClient {
    * starts it again) it asks again after 20 ms, doubling to 100 ms. Gives up at winners.timeout.
    */
   async #queryWinners(conn: Connection, finished: { finished: number; expected: number }): Promise<string[]> {
-    const deadline = Date.now() + this.#config.winnersTimeoutMs;
-    const timeout = (): WinnersTimeoutError => new WinnersTimeoutError(this.#config.winnersTimeoutMs, finished.finished, finished.expected);
-    let delay = 20;
-    for (;;) {
+    const ms = this.#config.winnersTimeoutMs;
+    let last = finished;
+    const timeout = (): WinnersTimeoutError => new WinnersTimeoutError(ms, last.finished, last.expected);
+    const ask = async (msLeft: number): Promise<string[]> => {
       await conn.send(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: this.#config.id }));
-      const reply = await this.#nextBefore(conn, deadline, timeout);
+      let reply = await withDeadline(conn.next(), msLeft, timeout);
+      while (reply.type === MessageType.PONG) reply = await withDeadline(conn.next(), msLeft, timeout);
       if (reply.type === MessageType.WINNERS) return this.#collectWinners(conn, reply.documents, reply.last);
       if (reply.type !== MessageType.NOT_READY) throw new UnexpectedReplyError('WINNERS or NOT_READY', reply.type);
-      finished = reply;
-      if (Date.now() + delay > deadline) throw timeout();
+      last = reply;
       this.#log.debug({ action: 'consulta_ganadores', result: 'in_progress', terminadas: reply.finished, esperadas: reply.expected });
-      await sleep(delay, undefined, { signal: this.#abort.signal });
-      delay = Math.min(delay * 2, 100);
-    }
-  }
-
-  /** conn.next(), or `onTimeout()` thrown once `deadline` passes first. */
-  async #nextBefore(conn: Connection, deadline: number, onTimeout: () => Error): Promise<Message> {
-    const timer = new AbortController();
-    const expired = sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timer.signal }).then(() => {
-      throw onTimeout();
-    });
-    expired.catch(() => {}); // settles as an abort once the reply wins
+      throw new NotReadyError(reply.finished, reply.expected);
+    };
+    // The server holds the query until the draw; PINGs (answered after it) show the wait is alive.
+    const keepAlive = setInterval(() => void conn.send(encodeMessage({ type: MessageType.PING })).catch(() => {}), KEEPALIVE_MS);
+    keepAlive.unref();
     try {
-      return await Promise.race([conn.next(), expired]);
+      return await retryWithBackoff((_, msLeft) => ask(msLeft), {
+        initialMs: 20,
+        maxMs: 100,
+        timeoutMs: ms,
+        signal: this.#abort.signal,
+        retryable: (err) => err instanceof NotReadyError,
+      });
+    } catch (err) {
+      throw err instanceof NotReadyError ? timeout() : err;
     } finally {
-      timer.abort();
+      clearInterval(keepAlive);
     }
   }
 
@@ -232,9 +304,16 @@ export class AgencyClient {
     this.#log.info({ action: 'close_socket', result: 'success' });
   }
 
-  /** SIGTERM: stop reading, close the socket; settles once both file and socket are closed. Idempotent. */
-  async stop(): Promise<void> {
-    this.#abort.abort();
-    await Promise.all([this.#closeSocket(), this.#fileClosed]);
+  /**
+   * SIGTERM: stop reading, close the file, then the socket (nothing is read once the file is
+   * closed; what is in flight is left to the socket's close). Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      this.#abort.abort();
+      await this.#fileClosed;
+      await this.#closeSocket();
+    })();
+    return this.#stopped;
   }
 }

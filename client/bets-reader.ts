@@ -4,10 +4,29 @@
  * the next one. A bad row never takes good rows with it: `onBadRow` hears its file, line and
  * reason, and reading goes on.
  */
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import type { Bet } from '../shared/domain/bet.js';
 import { type EncodedBets, decodeBets } from '../shared/protocol/bet-codec.js';
+import { DataFileError } from './errors.js';
 import { AgencyRowDecoder } from './row-decoder.js';
+
+/**
+ * Fails unless `path` is a regular file we may read: run before connecting, so a missing
+ * file or a directory is reported with its path, not after the connect retries or the HELLO.
+ */
+export async function checkDataFile(path: string): Promise<void> {
+  let problem: string | null = null;
+  try {
+    const info = await stat(path);
+    if (info.isDirectory()) problem = 'it is a directory, not a file';
+    else if (!info.isFile()) problem = 'it is not a regular file';
+    else await access(path, constants.R_OK);
+  } catch (err) {
+    problem = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  }
+  if (problem !== null) throw new DataFileError(path, problem);
+}
 
 export interface BadRow {
   file: string;
@@ -31,8 +50,8 @@ export interface ReadOptions {
  */
 export async function* readAgencyBetChunks(opts: ReadOptions): AsyncGenerator<EncodedBets> {
   const { path, onBadRow } = opts;
-  // 64 KiB: a read's bets die young. 256 KiB chunks (~6,000 bets) outlived scavenges while
-  // their batches waited for acks and grew the old generation (see docs/benchmarks.md).
+  // 64 KiB: a read's bets die young. Larger chunks outlive scavenges while their batches
+  // wait for acks, and grow the old generation (docs/benchmarks.md).
   const source = createReadStream(path, { highWaterMark: 1 << 16, signal: opts.signal });
   if (opts.onClose) source.once('close', opts.onClose);
   const decoder = new AgencyRowDecoder(opts.agency, (line, error) => onBadRow({ file: path, line, error }));
@@ -45,6 +64,11 @@ export async function* readAgencyBetChunks(opts: ReadOptions): AsyncGenerator<En
     decoder.end();
     const bets = decoder.take();
     if (bets.count > 0) yield bets;
+  } catch (err) {
+    // fs errors name no path ("EISDIR: illegal operation on a directory, read").
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('E')) throw new Error(`reading ${path}: ${(err as Error).message}`, { cause: err });
+    throw err;
   } finally {
     source.destroy();
   }

@@ -2,13 +2,18 @@
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
 import { createLogger } from '../shared/logging/logger.js';
 import { AgencyClient } from './agency-client.js';
+import { checkDataFile } from './bets-reader.js';
 import { loadClientConfig, type ClientConfig } from './config.js';
+import { exitTotals, giveUpHint } from './report.js';
 
 export { warmUp } from './warm-up.js';
 
-function loadConfig(): ClientConfig {
+/** The configuration, with its data file checked readable: a bad one exits 2 before any connection. */
+async function loadConfig(): Promise<ClientConfig> {
   try {
-    return loadClientConfig();
+    const config = loadClientConfig();
+    await checkDataFile(config.dataFile);
+    return config;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     createLogger({ level: 'info' }).error({ action: 'config', result: 'fail', error: err.message });
@@ -17,8 +22,8 @@ function loadConfig(): ClientConfig {
 }
 
 export async function main(): Promise<void> {
-  const config = loadConfig();
-  const log = createLogger({ level: config.logLevel }).child({});
+  const config = await loadConfig();
+  const log = createLogger({ level: config.logLevel });
   log.info({ action: 'config', result: 'success', ...describe(config) });
   const client = new AgencyClient(config, log);
 
@@ -27,7 +32,7 @@ export async function main(): Promise<void> {
     if (stopping !== null) process.exit(1);
     log.info({ action: 'shutdown', result: 'in_progress', signal });
     stopping = client.stop().then(() => {
-      log.info({ action: 'exit', result: 'success', signal });
+      log.info({ action: 'exit', result: 'success', signal, ...exitTotals(client.summary) });
       process.exit(0);
     });
   };
@@ -37,12 +42,15 @@ export async function main(): Promise<void> {
   try {
     const summary = await client.run();
     if (client.stopping) return; // the signal handler exits
-    log.info({ action: 'exit', result: 'success', enviadas: summary.sent, rechazadas: summary.rejected, filas_invalidas: summary.badRows });
+    log.info({ action: 'exit', result: 'success', ...exitTotals(summary) });
     process.exit(summary.rejected > 0 ? 1 : 0);
   } catch (err) {
     if (client.stopping) return;
     await client.stop();
-    log.error({ action: 'exit', result: 'fail', error: (err as Error).message });
+    const hint = giveUpHint(err);
+    if (hint !== null) log.error({ action: 'connect', result: 'fail', ...hint });
+    log.error({ action: 'exit', result: 'fail', ...exitTotals(client.summary), error: (err as Error).message });
     process.exit(1);
   }
 }
+

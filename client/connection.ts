@@ -1,82 +1,74 @@
 /**
- * The client's side of one TCP connection: framed sends that respect backpressure, and
+ * The client's side of one connection, over any Duplex (a TCP socket from dial.ts, or one end
+ * of `stream.duplexPair()` in the tests): framed sends that respect backpressure, and
  * `next()` handing out incoming messages strictly in arrival order.
+ *
+ * An ERROR from the server ends the connection (the server closes after sending one): it
+ * becomes the connection's failure, so a `send` blocked on backpressure and every later
+ * `next` reject with its reason rather than with a bare "closed". Messages that arrived
+ * before it are still handed out first.
  */
-import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
+import type { Duplex } from 'node:stream';
+import { CLOSE_GRACE_MS, endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
 import { FrameDecoder, decodeMessage } from '../shared/protocol/codec.js';
-
-const CLOSE_GRACE_MS = 1000;
 import { MessageType, messageTypeName, type Message } from '../shared/protocol/messages.js';
-
-export class ConnectionClosedError extends Error {
-  constructor(detail: string) {
-    super(`connection to the server closed: ${detail}`);
-    this.name = 'ConnectionClosedError';
-  }
-}
-
-/** The server answered with an ERROR message. */
-export class ServerRefusedError extends Error {
-  readonly code: number;
-  constructor(code: number, message: string) {
-    super(`server error ${code}: ${message}`);
-    this.name = 'ServerRefusedError';
-    this.code = code;
-  }
-}
-
-export class UnexpectedReplyError extends Error {
-  constructor(expected: string, got: number) {
-    super(`expected ${expected} from the server, got ${messageTypeName(got)}`);
-    this.name = 'UnexpectedReplyError';
-  }
-}
+import { deferred } from '../shared/util/async.js';
+import { BadReplyError, ConnectionClosedError, ServerRefusedError, UnexpectedReplyError } from './errors.js';
 
 type Waiter = { resolve: (m: Message) => void; reject: (e: Error) => void };
 
 export class Connection {
-  readonly #socket: Socket;
+  readonly #stream: Duplex;
   readonly #decoder = new FrameDecoder();
   readonly #inbox: Message[] = [];
   readonly #waiters: Waiter[] = [];
   #failure: Error | null = null;
+  /** Rejects with the failure once there is one: a blocked send races it. */
+  readonly #failed = deferred<never>();
   #closing: Promise<void> | null = null;
 
-  constructor(socket: Socket) {
-    this.#socket = socket;
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', (err) => this.#fail(new ConnectionClosedError(err.message)));
-    socket.on('close', () => this.#fail(new ConnectionClosedError('the server closed it')));
+  constructor(stream: Duplex) {
+    this.#stream = stream;
+    this.#failed.promise.catch(() => {}); // read through #failure; only raced by send()
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('error', (err) => this.#fail(new ConnectionClosedError(err.message)));
+    // After 'end' no reply can come, even if our side stays open (a Duplex may allow half-open).
+    stream.on('end', () => this.#fail(new ConnectionClosedError('the server ended it')));
+    stream.on('close', () => this.#fail(new ConnectionClosedError('the server closed it')));
   }
 
   #onData(chunk: Buffer): void {
     try {
       for (const frame of this.#decoder.push(chunk)) this.#deliver(decodeMessage(frame));
     } catch (err) {
-      this.#fail(err as Error);
-      this.#socket.destroy();
+      this.#fail(new BadReplyError((err as Error).message));
+      this.#stream.destroy();
     }
   }
 
   #deliver(msg: Message): void {
+    if (msg.type === MessageType.ERROR) {
+      this.#fail(new ServerRefusedError(msg.code, msg.message));
+      return;
+    }
     const waiter = this.#waiters.shift();
     if (waiter) waiter.resolve(msg);
     else this.#inbox.push(msg);
   }
 
   #fail(err: Error): void {
-    this.#failure ??= err;
-    for (const w of this.#waiters.splice(0)) w.reject(this.#failure);
+    if (this.#failure !== null) return;
+    this.#failure = err;
+    this.#failed.reject(err);
+    for (const w of this.#waiters.splice(0)) w.reject(err);
   }
 
-  /** The next message; an ERROR from the server rejects with ServerRefusedError. */
-  async next(): Promise<Message> {
-    const msg = this.#inbox.shift() ?? (await this.#wait());
-    if (msg.type === MessageType.ERROR) throw new ServerRefusedError(msg.code, msg.message);
-    return msg;
+  /** The next message; rejects with the failure (ServerRefusedError for an ERROR) once none is left. */
+  next(): Promise<Message> {
+    const msg = this.#inbox.shift();
+    if (msg !== undefined) return Promise.resolve(msg);
+    if (this.#failure !== null) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
   /** The next message, which must be of `type`. */
@@ -86,63 +78,16 @@ export class Connection {
     return msg as Extract<Message, { type: T }>;
   }
 
-  #wait(): Promise<Message> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
-  }
-
+  /** Writes one frame; resolves once the stream takes more, rejects with the failure if one comes first. */
   async send(frame: Buffer): Promise<void> {
-    if (this.#failure) throw this.#failure;
-    if (!(await writeRespectingDrain(this.#socket, frame))) throw this.#failure ?? new ConnectionClosedError('closed while sending');
+    if (this.#failure !== null) throw this.#failure;
+    const written = await Promise.race([writeRespectingDrain(this.#stream, frame), this.#failed.promise]);
+    if (!written) throw this.#failure ?? new ConnectionClosedError('closed while sending');
   }
 
-  /** Ends the connection and waits for it to close. Idempotent. */
+  /** Ends the connection and waits for it to close (destroying it after CLOSE_GRACE_MS). Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= endAndClose(this.#socket, CLOSE_GRACE_MS);
+    this.#closing ??= endAndClose(this.#stream, CLOSE_GRACE_MS);
     return this.#closing;
-  }
-}
-
-/** One attempt; a SYN that is silently dropped fails after `timeoutMs` instead of minutes. */
-function connectOnce(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host, port });
-    const timer = setTimeout(() => socket.destroy(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', reject);
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
-
-/**
- * Connects, retrying with exponential backoff (20 ms doubling to 2 s) until `timeoutMs`
- * has passed; `onRetry` hears each failure.
- */
-export async function connectWithRetry(
-  host: string,
-  port: number,
-  timeoutMs: number,
-  onRetry: (err: Error, attempt: number, delayMs: number) => void,
-  signal?: AbortSignal,
-): Promise<Connection> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 20;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return new Connection(await connectOnce(host, port, Math.min(5000, Math.max(100, deadline - Date.now()))));
-    } catch (err) {
-      const left = deadline - Date.now();
-      if (left <= 0 || signal?.aborted) throw err;
-      const wait = Math.min(delay, left);
-      onRetry(err as Error, attempt, wait);
-      await sleep(wait, undefined, { signal });
-      delay = Math.min(delay * 2, 2000);
-    }
   }
 }

@@ -5,7 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import ini from 'ini';
-import { ConfigError, durationMs, intIn, layered, logLevel, nonEmpty } from '../shared/config/values.js';
+import { loadServerTls, type ServerTls } from '../shared/config/tls-files.js';
+import { ConfigError, durationMs, intIn, layered, logLevel, nonEmpty, onOff } from '../shared/config/values.js';
+import { type AgencyKeys, loadKeysFile } from './auth/keys-file.js';
 
 export interface ServerConfig {
   host: string;
@@ -17,9 +19,31 @@ export interface ServerConfig {
   logLevel: string;
   /** At most 8 s: shutdown must end inside Docker's 10 s grace period. */
   drainTimeoutMs: number;
+  /** The Prometheus endpoint's port (0: any free port); null: no endpoint (the default). */
+  metricsPort: number | null;
+  /** Where the endpoint listens; SERVER_HOST unless set. */
+  metricsHost: string;
+  /**
+   * SERVER_FSYNC: rows and journal records reach the disk before a batch is acknowledged (one
+   * flush of each file per group commit); off acknowledges once they are handed to the kernel.
+   */
+  fsync: boolean;
+  /** SERVER_AUTH: off only for local tests; then any 32 bytes pass as a proof. */
+  auth: 'on' | 'off';
+  /** The keys (SERVER_AGENCY_KEYS); null when auth is off. Prints as a count and a path. */
+  agencyKeys: AgencyKeys | null;
+  /** From accept to a valid PROOF (HELLO, CHALLENGE and PROOF all inside it). */
+  authTimeoutMs: number;
+  /** An authenticated session that receives nothing and holds no query for this long is closed. */
+  idleTimeoutMs: number;
+  /** Connections not yet authenticated, in all and per source address (an IPv6 /64 counts as one). */
+  maxUnauthenticated: number;
+  maxUnauthenticatedPerSource: number;
+  /** SERVER_TLS_CERT + SERVER_TLS_KEY; null: plain TCP. */
+  tls: ServerTls | null;
 }
 
-export const DEFAULT_CONFIG_PATH = 'server/config.ini';
+const DEFAULT_CONFIG_PATH = 'server/config.ini';
 
 const DEFAULTS: Record<string, string> = {
   SERVER_HOST: '0.0.0.0',
@@ -29,6 +53,12 @@ const DEFAULTS: Record<string, string> = {
   SERVER_STORAGE_PATH: './bets.csv',
   LOGGING_LEVEL: 'INFO',
   SERVER_DRAIN_TIMEOUT: '5s',
+  SERVER_FSYNC: 'on',
+  SERVER_AUTH: 'on',
+  SERVER_AUTH_TIMEOUT: '5s',
+  SERVER_IDLE_TIMEOUT: '60s',
+  SERVER_MAX_UNAUTHENTICATED: '128',
+  SERVER_MAX_UNAUTHENTICATED_PER_SOURCE: '16',
 };
 
 function readIni(path: string, required: boolean): Record<string, unknown> {
@@ -49,11 +79,23 @@ function readIni(path: string, required: boolean): Record<string, unknown> {
 
 /**
  * One worker per core the main thread leaves free (at least one): the main thread is busy
- * with every socket, and on 2 cores a second worker bought no speed and cost ~10 MB of RSS
+ * with every socket, and on 2 cores a second worker bought no speed and cost memory
  * (docs/benchmarks.md).
  */
 export function defaultWorkers(cores = availableParallelism()): number {
   return Math.max(1, cores - 1);
+}
+
+/** SERVER_METRICS_PORT (empty: off) and SERVER_METRICS_HOST (empty: the server's host). */
+function metricsSettings(get: (key: string) => string, host: string, port: number): Pick<ServerConfig, 'metricsPort' | 'metricsHost'> {
+  const raw = get('SERVER_METRICS_PORT').trim();
+  const metricsPort = raw === '' ? null : intIn('SERVER_METRICS_PORT', raw, 0, 65535);
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === port)
+    throw new ConfigError(
+      'SERVER_METRICS_PORT',
+      `${metricsPort} is SERVER_PORT too; give the metrics endpoint a port of its own, or leave it empty (off)`,
+    );
+  return { metricsPort, metricsHost: get('SERVER_METRICS_HOST').trim() || host };
 }
 
 /** Reads file then environment; throws ConfigError naming the first bad key. */
@@ -62,14 +104,49 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
   const file = readIni(path, env.SERVER_CONFIG !== undefined);
   const get = (key: string): string => layered(env[key], file[key], DEFAULTS[key]);
   const workers = get('SERVER_WORKERS');
+  const host = nonEmpty('SERVER_HOST', get('SERVER_HOST'));
+  const port = intIn('SERVER_PORT', get('SERVER_PORT'), 0, 65535);
+  const agencies = intIn('SERVER_AGENCIES', get('SERVER_AGENCIES'), 1, 100_000);
+  const auth = onOff('SERVER_AUTH', get('SERVER_AUTH')) ? 'on' : 'off';
+  const maxUnauthenticated = intIn('SERVER_MAX_UNAUTHENTICATED', get('SERVER_MAX_UNAUTHENTICATED'), 1, 100_000);
   return {
-    host: nonEmpty('SERVER_HOST', get('SERVER_HOST')),
-    port: intIn('SERVER_PORT', get('SERVER_PORT'), 0, 65535),
+    host,
+    port,
     backlog: intIn('SERVER_LISTEN_BACKLOG', get('SERVER_LISTEN_BACKLOG'), 1, 65535),
-    agencies: intIn('SERVER_AGENCIES', get('SERVER_AGENCIES'), 1, 100_000),
+    agencies,
     storagePath: nonEmpty('SERVER_STORAGE_PATH', get('SERVER_STORAGE_PATH')),
     workers: workers === '' ? defaultWorkers() : intIn('SERVER_WORKERS', workers, 0, 256),
     logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
     drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 8_000),
+    ...metricsSettings(get, host, port),
+    fsync: onOff('SERVER_FSYNC', get('SERVER_FSYNC')),
+    auth,
+    agencyKeys: auth === 'on' ? agencyKeys(get('SERVER_AGENCY_KEYS'), agencies) : null,
+    authTimeoutMs: positiveDuration('SERVER_AUTH_TIMEOUT', get('SERVER_AUTH_TIMEOUT'), 60_000),
+    idleTimeoutMs: positiveDuration('SERVER_IDLE_TIMEOUT', get('SERVER_IDLE_TIMEOUT'), 3_600_000),
+    maxUnauthenticated,
+    maxUnauthenticatedPerSource: intIn(
+      'SERVER_MAX_UNAUTHENTICATED_PER_SOURCE',
+      get('SERVER_MAX_UNAUTHENTICATED_PER_SOURCE'),
+      1,
+      maxUnauthenticated,
+    ),
+    tls: loadServerTls(get('SERVER_TLS_CERT').trim(), get('SERVER_TLS_KEY').trim()),
   };
+}
+
+/** Secure by default: with auth on, the server does not start without a key for every agency. */
+function agencyKeys(path: string, agencies: number): AgencyKeys {
+  if (path.trim() === '')
+    throw new ConfigError(
+      'SERVER_AGENCY_KEYS',
+      'is empty but SERVER_AUTH is on; point it at the keys file (make keys writes keys/agencies.keys), or set SERVER_AUTH=off for a local test without authentication',
+    );
+  return loadKeysFile(path.trim(), agencies);
+}
+
+function positiveDuration(key: string, raw: string, max: number): number {
+  const ms = durationMs(key, raw, max);
+  if (ms < 100) throw new ConfigError(key, `${raw} is too short; give at least 100ms`);
+  return ms;
 }

@@ -4,6 +4,7 @@ import { createLogger } from '../shared/logging/logger.js';
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import { LotteryServer } from './server.js';
+import { RecoveryError } from './storage/durable-state.js';
 
 async function main(): Promise<void> {
   let config: ServerConfig;
@@ -16,11 +17,26 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ level: config.logLevel });
   log.info({ action: 'config', result: 'success', ...describe(config) });
+  if (config.auth === 'off')
+    log.warn({
+      action: 'autenticacion',
+      result: 'success',
+      modo: 'off',
+      aviso: 'SERVER_AUTH=off - any peer can act for any agency; use it only for a local test',
+    });
 
   let server: LotteryServer;
   let address: AddressInfo;
   try {
     server = new LotteryServer(config, log);
+  } catch (err) {
+    // RecoveryError: the files on disk cannot be trusted as they are; its message says what is
+    // wrong and what to do, and no file was touched. Anything else: the files could not be opened.
+    const action = err instanceof RecoveryError ? 'recuperacion' : 'storage';
+    log.error({ action, result: 'fail', error: (err as Error).message });
+    process.exit(1);
+  }
+  try {
     address = await server.listen();
   } catch (err) {
     log.error({ action: 'listen', result: 'fail', error: (err as Error).message });

@@ -1,283 +1,354 @@
 /**
- * One connection, bound by its HELLO to one agency. Frames are handled strictly in order,
- * one at a time. Backpressure: while a batch is in the pool the session reads ahead at most
- * READ_AHEAD frames (together they become the next run handed to the pool), then pauses the
- * stream, so a fast client, or one that does not read its replies, is held back by TCP, not
- * by our memory. Any Duplex works (tests use duplexPair).
+ * One connection, bound to one agency once it proves the agency's key (HELLO → CHALLENGE,
+ * PROOF → WELCOME). The session owns the stream, the frame queue, the order of frames,
+ * backpressure, the connection's deadlines and close; what each message means lives in
+ * server/handlers/, one file per client message, reached through one `switch` (#dispatch).
+ *
+ * Frames are handled strictly in order, one at a time. Memory per connection is bounded
+ * whatever the peer does: at most BATCH_WINDOW frames are decoded ahead (FrameQueue), and the
+ * stream is paused while bytes of a read wait undecoded or the window is full, so a fast
+ * client, or one that does not read its replies, is held back by TCP, not by our memory;
+ * replies are written one at a time, each waiting for 'drain'.
+ *
+ * Deadlines: a connection must prove a key within `authTimeoutMs` of its accept (ERROR
+ * AUTH_TIMEOUT); an authenticated one that sends nothing for `idleTimeoutMs` while nothing of
+ * it is being worked on (no batch in the pool, no query held for the draw) is closed with
+ * ERROR BUSY; a reply the peer does not take within CLOSE_GRACE_MS once the session closes
+ * gets the connection destroyed. Any Duplex works (tests use duplexPair).
  */
 import type { Duplex } from 'node:stream';
-import { endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
 import type { Logger } from '../shared/logging/logger.js';
-import { FrameDecoder, decodeMessage, encodeMessage, encodeWinnersFrames } from '../shared/protocol/codec.js';
+import { withRetryHint } from '../shared/net/retry-hint.js';
+import { CLOSE_GRACE_MS, endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
+import { decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
-import {
-  AckStatus,
-  ErrorCode,
-  MessageType,
-  PROTOCOL_VERSION,
-  messageTypeName,
-  type BatchAckDTO,
-  type BatchDTO,
-  type Frame,
-  type Message,
-} from '../shared/protocol/messages.js';
-import type { Lottery } from './lottery.js';
+import { BATCH_WINDOW, ErrorCode, MessageType, messageTypeName, type BatchDTO, type Message } from '../shared/protocol/messages.js';
+import { deferred, settlesWithin } from '../shared/util/async.js';
+import { handleBatches } from './handlers/batch.js';
+import type { Services, SessionContext } from './handlers/context.js';
+import { handleFinished } from './handlers/finished.js';
+import { handleHello } from './handlers/hello.js';
+import { handlePing } from './handlers/ping.js';
+import { handleProof } from './handlers/proof.js';
+import { handleWinnersQuery } from './handlers/winners-query.js';
+import type { Ticket } from './limits/connection-budget.js';
+import { FrameQueue } from './limits/frame-queue.js';
 
-const CLOSE_GRACE_MS = 1000;
-const HELLO_TIMEOUT_MS = 10_000;
-/** Bounds one run of batches (and the acks written at once); the client's window is 32 batches. */
-const MAX_BATCHES_PER_RUN = 32;
-/** Frames read ahead while one is handled; past it the stream pauses (backpressure). */
-const READ_AHEAD = MAX_BATCHES_PER_RUN;
+export interface SessionOptions {
+  /** The connection's place in the budget: promoted on a valid proof, released on close. */
+  readonly ticket?: Ticket;
+  /** `origen` in the logs and the key of the per-source limits. */
+  readonly source?: string;
+  readonly authTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+}
+
+const DEFAULTS = { authTimeoutMs: 5000, idleTimeoutMs: 60_000 };
+/** The hint given with the idle ERROR BUSY: nothing stops the agency from coming back at once. */
+const IDLE_RETRY_MS = 100;
+
+/** What a closing session says last; null: nothing (the peer left, or a plain end). */
+type Farewell = { code: ErrorCode; message: string } | null;
+
+const SHUTDOWN: Farewell = {
+  code: ErrorCode.SHUTTING_DOWN,
+  message: 'the server is shutting down; batches not acknowledged were not stored',
+};
+const REPLACED: Farewell = {
+  code: ErrorCode.REPLACED,
+  message: 'a newer connection of this agency proved its key and took over; this one is closed (its acknowledged batches are stored)',
+};
 
 export class Session {
   readonly id: number;
   readonly #stream: Duplex;
-  readonly #lottery: Lottery;
   readonly #log: Logger;
-  readonly #decoder = new FrameDecoder();
-  readonly #queue: Frame[] = [];
+  readonly #ctx: SessionContext;
+  readonly #opts: { source: string; authTimeoutMs: number; idleTimeoutMs: number };
+  readonly #ticket: Ticket | undefined;
+  readonly #queue = new FrameQueue(BATCH_WINDOW);
   #agency = 0;
   #busy = false;
-  #helloTimer: NodeJS.Timeout;
-  /** A framing error seen by the decoder; reported once the frames before it are handled. */
-  #broken: unknown = null;
+  /** The drain is waiting for the peer to take a reply ('drain'): the peer is not reading. */
+  #sendBlocked = false;
+  #authTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | null = null;
-  #idle: (() => void) | null = null;
-  /** Resolved as close() begins: wakes a WINNERS_QUERY held for the draw. */
-  readonly #closeBegun: Promise<void>;
-  #beginClose: () => void = () => {};
+  /** When the frame being handled was read off the stream (performance.now()), for the ack latency. */
+  #receivedAt = 0;
+  /** Why the connection ends, for the desconexion line: the first cause seen wins. */
+  #endCause: { ok: boolean; motivo: string } | null = null;
+  /** Resolved when #drain stops running; close() waits for it. */
+  #idle = deferred();
+  /** Resolved as close() begins: wakes a WINNERS_QUERY held for the draw and a held proof. */
+  readonly #closeBegun = deferred();
 
-  constructor(id: number, stream: Duplex, lottery: Lottery, log: Logger, helloTimeoutMs = HELLO_TIMEOUT_MS) {
+  constructor(id: number, stream: Duplex, services: Services, log: Logger, opts: SessionOptions = {}) {
     this.id = id;
     this.#stream = stream;
-    this.#lottery = lottery;
     this.#log = log;
-    this.#closeBegun = new Promise((resolve) => {
-      this.#beginClose = resolve;
-    });
+    this.#ticket = opts.ticket;
+    this.#opts = {
+      source: opts.source ?? 'local',
+      authTimeoutMs: opts.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
+      idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    };
+    this.#ctx = this.#context(services);
+    services.metrics?.connectionOpened();
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('end', () => void this.close());
+    stream.on('end', () => void this.#end(true, 'peer closed'));
     stream.on('error', (err) => {
-      this.#log.warn({ action: 'conexion', result: 'fail', sesion: id, agencia: this.#agency, error: err.message });
-      void this.close();
+      this.#log.warn({
+        action: 'conexion',
+        result: 'fail',
+        sesion: id,
+        agencia: this.#agency,
+        origen: this.#opts.source,
+        error: err.message,
+      });
+      void this.#end(false, `connection error: ${err.message}`);
     });
-    stream.on('close', () => void this.close());
-    // A connection that never says HELLO (or only PINGs) must not hold a slot forever.
-    this.#helloTimer = setTimeout(() => {
-      if (this.#agency === 0)
-        void this.#fail(new ProtocolError(ErrorCode.NOT_BOUND, `no HELLO within ${helloTimeoutMs} ms; send HELLO right after connecting`));
-    }, helloTimeoutMs);
-    this.#helloTimer.unref();
+    stream.on('close', () => void this.#end(false, 'connection closed without an end'));
+    const authMs = this.#opts.authTimeoutMs;
+    this.#authTimer = setTimeout(() => {
+      this.#fail(
+        new ProtocolError(
+          ErrorCode.AUTH_TIMEOUT,
+          `no valid PROOF within ${authMs} ms of connecting; send HELLO, then the PROOF answering its CHALLENGE`,
+        ),
+      );
+    }, authMs);
+    this.#authTimer.unref();
   }
 
   get agency(): number {
     return this.#agency;
   }
 
-  #onData(chunk: Buffer): void {
-    if (this.#closing !== null || this.#broken !== null) return;
+  get closed(): boolean {
+    return this.#stream.destroyed;
+  }
+
+  #context(services: Services): SessionContext {
+    const session = this;
+    const ctx: SessionContext = {
+      ...services,
+      id: this.id,
+      source: this.#opts.source,
+      log: this.#log,
+      challenge: null,
+      closing: this.#closeBegun.promise,
+      get agency() {
+        return session.#agency;
+      },
+      get isClosing() {
+        return session.#closing !== null;
+      },
+      get receivedAt() {
+        return session.#receivedAt;
+      },
+      stopAuthDeadline: () => clearTimeout(this.#authTimer),
+      bindAgency: (agency: number) => this.#bind(agency),
+      replaced: () => void this.close(REPLACED),
+      send: (frame: Buffer) => this.#send(frame),
+    };
+    return ctx;
+  }
+
+  #bind(agency: number): void {
+    const refusal = this.#ticket?.promote() ?? null;
+    if (refusal !== null) throw new ProtocolError(ErrorCode.BUSY, withRetryHint(`server busy: ${refusal.reason}`, refusal.retryMs));
+    clearTimeout(this.#authTimer);
+    this.#ctx.registry.bind(agency, this.#ctx);
+    if (this.#agency === 0) this.#ctx.metrics?.connectionBound();
+    this.#agency = agency;
+    this.#armIdle();
+  }
+
+  async #send(frame: Buffer): Promise<void> {
+    this.#sendBlocked = true;
     try {
-      for (const frame of this.#decoder.push(chunk)) this.#queue.push(frame);
-      if (this.#decoder.failure !== null) throw this.#decoder.failure;
-      if (this.#queue.length >= READ_AHEAD) this.#stream.pause();
-    } catch (err) {
-      // The byte stream cannot be resynchronised: read no more. Frames queued before the
-      // bad one are still handled (and their batches acknowledged) before the ERROR goes out.
-      this.#broken = err;
-      this.#stream.pause();
+      await writeRespectingDrain(this.#stream, frame);
+    } finally {
+      this.#sendBlocked = false;
     }
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closing !== null) return;
+    this.#queue.push(chunk, performance.now());
+    this.#armIdle();
+    // Read nothing more while bytes of this read wait undecoded or the window is full.
+    if (this.#queue.pendingBytes > 0 || this.#queue.length >= BATCH_WINDOW || this.#queue.failure !== null) this.#stream.pause();
     void this.#drain();
   }
 
-  /**
-   * Handles queued frames in order; only one runs at a time. Consecutive BATCH frames
-   * already queued go to the pool together as one run (one write, one ack write),
-   * acknowledged in order.
-   */
+  /** Handles queued frames in order; only one runs at a time. */
   async #drain(): Promise<void> {
     if (this.#busy) return;
     this.#busy = true;
+    this.#idle = deferred();
     try {
       for (let frame = this.#queue.shift(); frame !== undefined && this.#closing === null; frame = this.#queue.shift()) {
-        if (this.#queue.length < READ_AHEAD && this.#stream.isPaused() && this.#broken === null) this.#stream.resume();
-        const msg = decodeMessage(frame);
-        if (msg.type === MessageType.BATCH && this.#agency !== 0) await this.#onBatches([msg, ...this.#takeBatches()]);
-        else await this.#handle(msg);
+        this.#resumeIfRoom();
+        this.#receivedAt = this.#queue.shiftedAt;
+        await this.#dispatch(decodeMessage(frame));
       }
-      if (this.#broken !== null && this.#closing === null) await this.#fail(this.#broken);
+      // A bad header: the byte stream cannot be resynchronised; the frames before it were handled.
+      if (this.#queue.failure !== null) this.#fail(this.#queue.failure);
     } catch (err) {
-      await this.#fail(err);
+      this.#fail(err);
     } finally {
       this.#busy = false;
-      this.#idle?.();
+      this.#idle.resolve();
     }
   }
 
-  /** Removes and decodes the BATCH frames at the head of the queue, up to MAX_BATCHES_PER_RUN - 1. */
-  #takeBatches(): BatchDTO[] {
-    const batches: BatchDTO[] = [];
-    while (batches.length < MAX_BATCHES_PER_RUN - 1 && this.#queue[0]?.type === MessageType.BATCH) {
-      batches.push(decodeMessage(this.#queue.shift()!) as BatchDTO);
-    }
-    return batches;
+  #resumeIfRoom(): void {
+    const q = this.#queue;
+    if (this.#stream.isPaused() && q.pendingBytes === 0 && q.length < BATCH_WINDOW && q.failure === null) this.#stream.resume();
   }
 
-  async #handle(msg: Message): Promise<void> {
-    if (msg.type === MessageType.PING) return this.#onPing();
-    if (msg.type === MessageType.HELLO) return this.#onHello(msg.version, msg.agency);
-    if (this.#agency === 0)
-      throw new ProtocolError(ErrorCode.NOT_BOUND, `${messageTypeName(msg.type)} before HELLO; send HELLO with the agency number first`);
+  /** The one place that maps a client message to its handler. Only PING, HELLO and PROOF may come unbound. */
+  #dispatch(msg: Message): Promise<void> {
+    const ctx = this.#ctx;
+    if (this.#agency === 0 && msg.type !== MessageType.PING && msg.type !== MessageType.HELLO && msg.type !== MessageType.PROOF)
+      throw new ProtocolError(
+        ErrorCode.NOT_BOUND,
+        `${messageTypeName(msg.type)} before the connection is bound; send HELLO, then the PROOF answering its CHALLENGE`,
+      );
     switch (msg.type) {
+      case MessageType.PING:
+        return handlePing(ctx);
+      case MessageType.HELLO:
+        return handleHello(ctx, msg);
+      case MessageType.PROOF:
+        return handleProof(ctx, msg);
       case MessageType.BATCH:
-        return this.#onBatches([msg]);
+        // The BATCH frames queued right behind it travel with it as one run (one pool task, one ack write).
+        return handleBatches(ctx, [msg, ...this.#takeBatches()]);
       case MessageType.FINISHED:
-        return this.#onFinished(msg.agency);
+        return handleFinished(ctx, msg);
       case MessageType.WINNERS_QUERY:
-        return this.#onWinnersQuery(msg.agency);
+        return handleWinnersQuery(ctx, msg);
       default:
         throw new ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, `${messageTypeName(msg.type)} is a server message; a client may not send it`);
     }
   }
 
-  #onPing(): Promise<void> {
-    const l = this.#lottery;
-    return this.#send(encodeMessage({ type: MessageType.PONG, finished: l.finished, expected: l.agencies, drawn: l.drawn }));
-  }
-
-  #onHello(version: number, agency: number): Promise<void> {
-    if (version !== PROTOCOL_VERSION)
-      throw new ProtocolError(
-        ErrorCode.BAD_VERSION,
-        `protocol version ${version} is not supported; this server speaks version ${PROTOCOL_VERSION}`,
-      );
-    if (this.#agency !== 0)
-      throw new ProtocolError(
-        ErrorCode.ALREADY_BOUND,
-        `this connection is already bound to agency ${this.#agency}; open a new connection for another agency`,
-      );
-    const lastSeq = this.#lottery.bind(agency, this);
-    this.#agency = agency;
-    this.#log.info({ action: 'conexion', result: 'success', sesion: this.id, agencia: agency, ultimo_lote: lastSeq });
-    return this.#send(encodeMessage({ type: MessageType.WELCOME, agency, lastSeq }));
-  }
-
-  async #onBatches(batches: BatchDTO[]): Promise<void> {
-    const acks = await this.#lottery.storeBatches(this.#agency, batches);
-    acks.forEach((ack, i) => {
-      this.#logAck(batches[i]!, ack);
-    });
-    await this.#send(Buffer.concat(acks.map((ack) => encodeMessage(ack))));
-  }
-
-  #logAck(batch: BatchDTO, ack: BatchAckDTO): void {
-    const fields = { cantidad: batch.count, agencia: this.#agency, lote: batch.seq };
-    if (ack.status === AckStatus.REJECTED) {
-      this.#log.warn({ action: 'apuesta_recibida', result: 'fail', ...fields, indice: ack.index, error: ack.reason });
-    } else {
-      // A retransmission gets its own action, so that summing apuesta_recibida counts each bet once.
-      this.#log.info({
-        action: ack.status === AckStatus.DUPLICATE ? 'apuesta_duplicada' : 'apuesta_recibida',
-        result: 'success',
-        ...fields,
-      });
+  /** Removes and decodes the BATCH frames at the head of the queue, up to BATCH_WINDOW - 1. */
+  #takeBatches(): BatchDTO[] {
+    const batches: BatchDTO[] = [];
+    while (batches.length < BATCH_WINDOW - 1 && this.#queue.peek()?.type === MessageType.BATCH) {
+      batches.push(decodeMessage(this.#queue.shift()!) as BatchDTO);
     }
-  }
-
-  #onFinished(agency: number): Promise<void> {
-    this.#checkOwn(agency, 'FINISHED');
-    const mark = this.#lottery.finish(agency);
-    this.#log.info({
-      action: 'notificacion',
-      result: 'success',
-      agencia: agency,
-      terminadas: mark.finished,
-      esperadas: mark.expected,
-      ...(mark.counted ? {} : { repetida: 'si' }),
-    });
-    return this.#send(encodeMessage({ type: MessageType.FINISHED_ACK, finished: mark.finished, expected: mark.expected }));
+    return batches;
   }
 
   /**
-   * A finished agency's query is held until the draw ends (the answer goes out the moment
-   * the winners are known, no polling); frames behind it wait, and close() releases it. An
-   * agency that has not sent FINISHED would wait on itself: it hears NOT_READY at once, as
-   * does a held query whose draw failed (winners() starts the draw again; the client asks again).
+   * The idle deadline of an authenticated session, pushed back by every read. When it passes
+   * while the session works for the peer (a batch in the pool, a query held for the draw) it
+   * is armed again; while the peer leaves a reply untaken, or sends nothing, it closes.
    */
-  async #onWinnersQuery(agency: number): Promise<void> {
-    this.#checkOwn(agency, 'WINNERS_QUERY');
-    let answer = this.#lottery.winners(agency);
-    if (!answer.ready && this.#lottery.hasFinished(agency)) {
-      await Promise.race([this.#lottery.drawEnded, this.#closeBegun]);
-      if (this.#closing !== null) return;
-      answer = this.#lottery.winners(agency);
-    }
-    if (!answer.ready)
-      return this.#send(encodeMessage({ type: MessageType.NOT_READY, finished: answer.finished, expected: answer.expected }));
-    this.#log.info({ action: 'consulta_ganadores', result: 'success', agencia: agency, cant_ganadores: answer.documents.length });
-    for (const frame of encodeWinnersFrames(answer.documents)) await this.#send(frame);
+  #armIdle(): void {
+    if (this.#agency === 0 || this.#closing !== null) return;
+    clearTimeout(this.#idleTimer);
+    const ms = this.#opts.idleTimeoutMs;
+    this.#idleTimer = setTimeout(() => {
+      if (this.#busy && !this.#sendBlocked) return this.#armIdle();
+      const why = this.#sendBlocked ? 'the client has not read its replies' : 'the client has sent nothing';
+      this.#fail(
+        new ProtocolError(
+          ErrorCode.BUSY,
+          withRetryHint(`${why} for ${ms} ms (SERVER_IDLE_TIMEOUT); connect again when there is more to send`, IDLE_RETRY_MS),
+        ),
+      );
+    }, ms);
+    this.#idleTimer.unref();
   }
 
-  #checkOwn(agency: number, what: string): void {
-    if (agency !== this.#agency) {
-      throw new ProtocolError(ErrorCode.WRONG_AGENCY, `${what} for agency ${agency} on a connection bound to agency ${this.#agency}`);
-    }
-  }
-
-  /** Writes a frame, waiting for 'drain' when the stream asks us to; a closed stream drops it. */
-  async #send(frame: Buffer): Promise<void> {
-    await writeRespectingDrain(this.#stream, frame);
-  }
-
-  /** Tells the peer what went wrong (ERROR), then closes: after a protocol error we cannot resync. */
-  async #fail(err: unknown): Promise<void> {
+  /** Logs what went wrong and closes with it as the ERROR: after a protocol error we cannot resync. */
+  #fail(err: unknown): void {
+    if (this.#closing !== null) return;
     const code = err instanceof ProtocolError ? err.code : ErrorCode.INTERNAL;
     const message = err instanceof Error ? err.message : String(err);
     const level = code === ErrorCode.INTERNAL ? 'error' : 'warn';
-    this.#log[level]({ action: 'protocolo', result: 'fail', sesion: this.id, agencia: this.#agency, codigo: code, error: message });
-    await this.#send(encodeMessage({ type: MessageType.ERROR, code, message }));
+    const fields = { sesion: this.id, agencia: this.#agency || this.#ctx.challenge?.agency || 0, origen: this.#opts.source };
+    this.#log[level]({ action: 'protocolo', result: 'fail', ...fields, codigo: code, error: message });
+    this.#endCause ??= { ok: false, motivo: `protocol error ${code}: ${message}` };
     // Not awaited: #fail may run inside #drain, and close() waits for #drain to finish.
-    void this.close();
-  }
-
-  get closed(): boolean {
-    return this.#stream.destroyed;
+    void this.close({ code, message });
   }
 
   /** Drops the connection at once (shutdown deadline passed); a pending reply write settles on 'close'. */
   destroy(): void {
+    this.#endCause ??= { ok: false, motivo: 'destroyed at the shutdown deadline' };
     this.#stream.destroy();
+  }
+
+  /** The stream ended (`ok`: cleanly, by the peer) or failed: the session closes, saying why. */
+  #end(ok: boolean, motivo: string): Promise<void> {
+    this.#endCause ??= { ok, motivo };
+    return this.close();
   }
 
   /**
    * Stops reading, waits for the frame being handled (its batch is acknowledged), then
-   * ends the stream, first telling the peer with ERROR SHUTTING_DOWN when the server is
+   * ends the stream, first saying why with an ERROR: SHUTTING_DOWN when the server is
    * stopping. Idempotent; frames queued but not started are dropped unacknowledged.
    */
-  close(shuttingDown = false): Promise<void> {
-    if (this.#closing === null) this.#closing = this.#close(shuttingDown);
+  close(how: boolean | Farewell = null): Promise<void> {
+    if (this.#closing === null) {
+      const farewell = how === true ? SHUTDOWN : how === false ? null : how;
+      const motivo =
+        farewell === SHUTDOWN
+          ? 'server shutting down'
+          : farewell === REPLACED
+            ? 'replaced by a newer connection of the agency'
+            : 'closed by the server';
+      this.#endCause ??= { ok: true, motivo };
+      this.#closing = this.#close(farewell).finally(() => this.#closed());
+    }
     return this.#closing;
   }
 
-  async #close(shuttingDown: boolean): Promise<void> {
-    this.#beginClose();
-    clearTimeout(this.#helloTimer);
+  /**
+   * One line per connection once it is closed, with its cause. A clean end of a connection
+   * never bound to an agency (a health probe) is DEBUG: the health check makes one every 2 s.
+   */
+  #closed(): void {
+    const bound = this.#agency !== 0;
+    this.#ctx.metrics?.connectionClosed(bound);
+    const { ok, motivo } = this.#endCause!;
+    const level = !ok ? 'warn' : bound ? 'info' : 'debug';
+    const fields = { sesion: this.id, agencia: this.#agency, origen: this.#opts.source, motivo };
+    this.#log[level]({ action: 'desconexion', result: ok ? 'success' : 'fail', ...fields });
+  }
+
+  async #close(farewell: Farewell): Promise<void> {
+    this.#closeBegun.resolve();
+    clearTimeout(this.#authTimer);
+    clearTimeout(this.#idleTimer);
     this.#stream.pause();
-    this.#queue.length = 0;
-    if (this.#busy)
-      await new Promise<void>((resolve) => {
-        this.#idle = resolve;
-      });
-    if (this.#agency !== 0) this.#lottery.unbind(this.#agency, this);
-    if (shuttingDown) {
-      await this.#send(
-        encodeMessage({
-          type: MessageType.ERROR,
-          code: ErrorCode.SHUTTING_DOWN,
-          message: 'the server is shutting down; batches not acknowledged were not stored',
-        }),
-      );
-    }
+    this.#queue.clear();
+    await this.#handlingDone();
+    if (this.#agency !== 0) this.#ctx.registry.unbind(this.#agency, this.#ctx);
+    this.#ticket?.release();
+    // Written without waiting for 'drain': endAndClose destroys the stream if the peer does
+    // not take it (and close its side) within the grace period.
+    if (farewell !== null && this.#stream.writable) this.#stream.write(encodeMessage({ type: MessageType.ERROR, ...farewell }));
     await endAndClose(this.#stream, CLOSE_GRACE_MS);
+  }
+
+  /**
+   * Waits for the frame being handled: a batch in the pool is acknowledged first. A reply the
+   * peer does not take for CLOSE_GRACE_MS ends the wait by destroying the stream (the pending
+   * write then settles); work of the server's own (the pool, the draw) is waited for.
+   */
+  async #handlingDone(): Promise<void> {
+    while (this.#busy) {
+      if (await settlesWithin(this.#idle.promise, CLOSE_GRACE_MS)) return;
+      if (this.#sendBlocked) this.#stream.destroy();
+    }
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Bet } from '../shared/domain/bet.js';
-import { BatchBuilder, MAX_ENCODED_BET, decodeBets, encodedBetSize, writeBet } from '../shared/protocol/bet-codec.js';
+import { BatchBuilder, MAX_ENCODED_BET, decodeBets, writeBet } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage } from '../shared/protocol/codec.js';
 import { HEADER_SIZE, MAX_FRAME, MessageType, type BatchDTO } from '../shared/protocol/messages.js';
 
@@ -17,6 +17,12 @@ function bet(i: number, over: Partial<Bet> = {}): Bet {
     number: i % 10_000,
     ...over,
   };
+}
+
+/** Bytes of one bet on the wire, from docs/protocol.md: agency u32, four str8 fields (u8 length + UTF-8), number u16. */
+function encodedBetSize(b: Bet): number {
+  const str8 = (text: string): number => 1 + Buffer.byteLength(text, 'utf8');
+  return 4 + str8(b.firstName) + str8(b.lastName) + str8(b.document) + str8(b.birthdate) + 2;
 }
 
 /** Parses a frame the way the server does: FrameDecoder, then decodeMessage. */
@@ -63,7 +69,7 @@ describe('BatchBuilder limits', () => {
     const decoded: Bet[] = [];
     for (const [i, f] of frames.entries()) {
       const batch = parseBatch(f);
-      expect(batch.seq).toBe(i + 1);
+      expect(batch.first).toBe(i + 1);
       // No room wasted: the next bet would not have fit.
       if (i < frames.length - 1) expect(f.length + encodedBetSize(bets[decoded.length + batch.count]!)).toBeGreaterThan(MAX_FRAME);
       const r = decodeBets(batch.bets, batch.count, AGENCY);
@@ -154,7 +160,7 @@ describe('single-bet batches', () => {
     const b = new BatchBuilder(10);
     expect(b.add(bet(42))).toBe(true);
     const batch = parseBatch(b.take(5));
-    expect([batch.seq, batch.count]).toEqual([5, 1]);
+    expect([batch.first, batch.count]).toEqual([5, 1]);
     expect(decodeBets(batch.bets, batch.count, AGENCY)).toEqual({ ok: true, bets: [bet(42)] });
   });
 

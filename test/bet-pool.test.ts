@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BetPool, type EncodedBatch } from '../server/pool/bet-pool.js';
 import { betToRow } from '../server/storage/bets-file.js';
-import { ProtectedNotificationCounter } from '../server/storage/notification-counter.js';
+import { ProtectedNotificationCounter } from '../server/sync/notification-counter.js';
 import { ProtectedStorage, type StorageHandle } from '../server/storage/protected-storage.js';
 import type { Bet } from '../shared/domain/bet.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';

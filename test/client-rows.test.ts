@@ -1,13 +1,15 @@
 /**
  * Bad rows in an agency file never take good rows with them: every good row is stored,
- * every bad row is reported with its file and line, through readAgencyBets and through
+ * every bad row is reported with its file and line, through readAgencyBetChunks and through
  * the real client against a real server.
  */
 import { writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readAgencyBets, type BadRow } from '../client/bets-reader.js';
+import { readAgencyBetChunks, type BadRow } from '../client/bets-reader.js';
 import { loadBets } from '../server/storage/bets-file.js';
+import { EXIT_CONFIG } from '../shared/config/values.js';
 import type { Bet } from '../shared/domain/bet.js';
 import { countStoredRows, failures, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
 
@@ -53,11 +55,11 @@ afterAll(async () => {
 async function readAll(path: string): Promise<{ good: Bet[]; bad: BadRow[] }> {
   const bad: BadRow[] = [];
   const good: Bet[] = [];
-  for await (const b of readAgencyBets({ path, agency: 1, onBadRow: (r) => bad.push(r) })) good.push(b);
+  for await (const chunk of readAgencyBetChunks({ path, agency: 1, onBadRow: (r) => bad.push(r) })) good.push(...chunk);
   return { good, bad };
 }
 
-describe('readAgencyBets on a file with bad rows, a BOM, mixed CRLF/LF and empty lines', () => {
+describe('readAgencyBetChunks on a file with bad rows, a BOM, mixed CRLF/LF and empty lines', () => {
   it('yields every good row, trimmed and canonical, in file order', async () => {
     expect((await readAll(file)).good).toEqual(GOOD);
   });
@@ -124,27 +126,32 @@ describe('the client against a real server', () => {
     });
   });
 
-  it('exits non-zero with a clear error when its data file is missing', async () => {
-    const { proc: server, port } = await startServer({ storagePath: join(dir, 'missing-bets.csv'), agencies: 1 });
-    const missing = join(dir, 'no-such-agency.csv');
-    const client = startClient({ port, id: 1, dataFile: missing });
-    const exit = await client.waitExit();
-    expect(exit.code).not.toBe(0);
-    const line = client.lines.find((l) => l.includes('action: exit | result: fail'));
-    expect(line).toBeDefined();
-    expect(line).toContain(missing);
-    expect(line).toMatch(/ENOENT|no such file/);
-    server.signal('SIGTERM');
-    expect(await server.waitExit()).toEqual({ code: 0, signal: null });
-  });
-
-  it('checks its data file before connecting, so no server is needed to report it missing', async () => {
+  it('refuses a missing data file before connecting: exit 2, one config fail line naming the path', async () => {
     const missing = join(dir, 'no-such-agency.csv');
     const client = startClient({ port: 1, id: 1, dataFile: missing });
-    expect((await client.waitExit()).code).not.toBe(0);
-    expect(client.log.some((l) => l.action === 'connect')).toBe(false);
-    expect(client.lines.find((l) => l.includes('action: exit | result: fail'))).toMatch(
-      /cannot read the data file .*no-such-agency\.csv \(ENOENT\)/,
-    );
+    expect(await client.waitExit()).toEqual({ code: EXIT_CONFIG, signal: null });
+    expect(client.indexOf('connect'), client.text).toBe(-1);
+    const refused = client.log.filter((l) => l.action === 'config' && l.result === 'fail');
+    expect(refused.map((l) => l.fields.error)).toEqual([
+      expect.stringMatching(/^CLI_DATA_FILE - cannot read the data file .*no-such-agency\.csv \(ENOENT\)/),
+    ]);
+  });
+
+  it('refuses a directory as data file before saying HELLO to a server that is up', async () => {
+    // A server that accepts and never answers: a client that connected would wait for WELCOME until its connect timeout.
+    const sockets = new Set<Socket>();
+    const server = createServer((s) => sockets.add(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const client = startClient({ port, id: 1, dataFile: dir, env: { CLI_SERVER_CONNECTTIMEOUT: '2s' } });
+      expect(await client.waitExit()).toEqual({ code: EXIT_CONFIG, signal: null });
+      const error = client.log.find((l) => l.action === 'config' && l.result === 'fail')?.fields.error;
+      expect(error, client.text).toContain(`cannot read the data file ${dir} (it is a directory, not a file)`);
+      expect(sockets.size).toBe(0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

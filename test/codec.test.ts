@@ -20,10 +20,14 @@ type Encodable = Parameters<typeof encodeMessage>[0];
 const MESSAGES: Encodable[] = [
   { type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 5 },
   { type: MessageType.HELLO, version: 0xffff, agency: 0xffffffff },
-  { type: MessageType.WELCOME, agency: 3, lastSeq: 123456 },
-  { type: MessageType.BATCH_ACK, seq: 7, status: AckStatus.STORED, count: 42 },
-  { type: MessageType.BATCH_ACK, seq: 8, status: AckStatus.DUPLICATE, count: 0 },
-  { type: MessageType.BATCH_ACK, seq: 9, status: AckStatus.REJECTED, index: 17, reason: 'fecha inválida: 2023-02-29 | ñ' },
+  { type: MessageType.WELCOME, agency: 3, next: 123456, finished: false },
+  { type: MessageType.WELCOME, agency: 0xffffffff, next: 0xffffffff, finished: true },
+  { type: MessageType.CHALLENGE, nonce: Buffer.from(Array.from({ length: 32 }, (_, i) => 255 - i)) },
+  { type: MessageType.PROOF, mac: Buffer.alloc(32) },
+  { type: MessageType.BATCH_ACK, first: 7, status: AckStatus.STORED, count: 42 },
+  { type: MessageType.BATCH_ACK, first: 0, status: AckStatus.DUPLICATE, count: 0 },
+  { type: MessageType.BATCH_ACK, first: 9, status: AckStatus.REJECTED, index: 17, reason: 'fecha inválida: 2023-02-29 | ñ' },
+  { type: MessageType.BATCH_ACK, first: 0xfffffffe, status: AckStatus.OUT_OF_ORDER, next: 300 },
   { type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: 4 },
   { type: MessageType.FINISHED_ACK, finished: 2, expected: 5 },
   { type: MessageType.WINNERS_QUERY, agency: 1 },
@@ -31,6 +35,7 @@ const MESSAGES: Encodable[] = [
   { type: MessageType.WINNERS, last: false, documents: [] },
   { type: MessageType.NOT_READY, finished: 4, expected: 5 },
   { type: MessageType.ERROR, code: ErrorCode.AGENCY_BUSY, message: 'agency 1 is already connected' },
+  { type: MessageType.ERROR, code: ErrorCode.BUSY, message: 'retry in 250 ms' },
   { type: MessageType.PING },
   { type: MessageType.PONG, finished: 5, expected: 5, drawn: true },
   { type: MessageType.PONG, finished: 0, expected: 5, drawn: false },
@@ -42,10 +47,10 @@ const BETS: Bet[] = [
   { agency: 2, firstName: 'Ana', lastName: "O'Brien", document: '9999999999', birthdate: '0001-01-01', number: 9999 },
 ];
 
-function batchFrame(bets: readonly Bet[], seq: number): Buffer {
+function batchFrame(bets: readonly Bet[], first: number): Buffer {
   const b = new BatchBuilder(100);
   for (const bet of bets) expect(b.add(bet)).toBe(true);
-  return b.take(seq);
+  return b.take(first);
 }
 
 function decodeAll(bytes: Buffer): Frame[] {
@@ -88,9 +93,134 @@ describe('message round trip', () => {
     expect(frames).toHaveLength(1);
     const msg = decodeMessage(frames[0]!) as Extract<Message, { type: typeof MessageType.BATCH }>;
     expect(msg.type).toBe(MessageType.BATCH);
-    expect(msg.seq).toBe(77);
+    expect(msg.first).toBe(77);
     expect(msg.count).toBe(BETS.length);
     expect(decodeBets(msg.bets, msg.count, 2)).toEqual({ ok: true, bets: BETS });
+  });
+});
+
+const ascii = (t: string): string => Buffer.from(t, 'utf8').toString('hex');
+
+/**
+ * Protocol 2 byte by byte: each message next to its frame written out by hand from
+ * docs/protocol.md (type, u32 length, payload), not produced by the encoder under test.
+ */
+const WIRE: Array<[string, Encodable, string]> = [
+  ['HELLO v2 agency 1', { type: MessageType.HELLO, version: 2, agency: 1 }, '01 00000006 0002 00000001'],
+  [
+    'WELCOME agency 3, next 70000, finished',
+    { type: MessageType.WELCOME, agency: 3, next: 70_000, finished: true },
+    '02 00000009 00000003 00011170 01',
+  ],
+  [
+    'WELCOME agency 4, next 0, not finished',
+    { type: MessageType.WELCOME, agency: 4, next: 0, finished: false },
+    '02 00000009 00000004 00000000 00',
+  ],
+  [
+    'CHALLENGE nonce 00..1f',
+    { type: MessageType.CHALLENGE, nonce: Buffer.from(Array.from({ length: 32 }, (_, i) => i)) },
+    `0d 00000020 ${Array.from({ length: 32 }, (_, i) => i.toString(16).padStart(2, '0')).join('')}`,
+  ],
+  ['PROOF mac aa x 32', { type: MessageType.PROOF, mac: Buffer.alloc(32, 0xaa) }, `0e 00000020 ${'aa'.repeat(32)}`],
+  [
+    'BATCH_ACK STORED first 150 count 150',
+    { type: MessageType.BATCH_ACK, first: 150, status: AckStatus.STORED, count: 150 },
+    '04 00000007 00000096 00 0096',
+  ],
+  [
+    'BATCH_ACK DUPLICATE first 0 count 5',
+    { type: MessageType.BATCH_ACK, first: 0, status: AckStatus.DUPLICATE, count: 5 },
+    '04 00000007 00000000 02 0005',
+  ],
+  [
+    'BATCH_ACK REJECTED first 10 index 2 "bad"',
+    { type: MessageType.BATCH_ACK, first: 10, status: AckStatus.REJECTED, index: 2, reason: 'bad' },
+    `04 0000000c 0000000a 01 0002 0003 ${ascii('bad')}`,
+  ],
+  [
+    'BATCH_ACK OUT_OF_ORDER first 500 next 300',
+    { type: MessageType.BATCH_ACK, first: 500, status: AckStatus.OUT_OF_ORDER, next: 300 },
+    '04 00000009 000001f4 03 0000012c',
+  ],
+  ['FINISHED agency 2', { type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: 2 }, '05 00000004 00000002'],
+  ['FINISHED_ACK 3 of 5', { type: MessageType.FINISHED_ACK, finished: 3, expected: 5 }, '06 00000008 00000003 00000005'],
+  ['WINNERS_QUERY agency 2', { type: MessageType.WINNERS_QUERY, agency: 2 }, '07 00000004 00000002'],
+  [
+    'WINNERS last, "12" and "3"',
+    { type: MessageType.WINNERS, last: true, documents: ['12', '3'] },
+    `08 00000008 01 0002 02${ascii('12')} 01${ascii('3')}`,
+  ],
+  ['NOT_READY 1 of 5', { type: MessageType.NOT_READY, finished: 1, expected: 5 }, '09 00000008 00000001 00000005'],
+  [
+    'ERROR AUTH_FAILED "no"',
+    { type: MessageType.ERROR, code: ErrorCode.AUTH_FAILED, message: 'no' },
+    `0a 00000006 000d 0002 ${ascii('no')}`,
+  ],
+  [
+    'ERROR BUSY "retry in 250 ms"',
+    { type: MessageType.ERROR, code: ErrorCode.BUSY, message: 'retry in 250 ms' },
+    `0a 00000013 000e 000f ${ascii('retry in 250 ms')}`,
+  ],
+  ['ERROR REPLACED ""', { type: MessageType.ERROR, code: ErrorCode.REPLACED, message: '' }, '0a 00000004 000f 0000'],
+  ['ERROR AUTH_TIMEOUT ""', { type: MessageType.ERROR, code: ErrorCode.AUTH_TIMEOUT, message: '' }, '0a 00000004 0010 0000'],
+  ['PING', { type: MessageType.PING }, '0b 00000000'],
+  ['PONG 5 of 5, drawn', { type: MessageType.PONG, finished: 5, expected: 5, drawn: true }, '0c 00000009 00000005 00000005 01'],
+];
+
+describe('protocol 2 on the wire', () => {
+  it('is version 2', () => {
+    expect(PROTOCOL_VERSION).toBe(2);
+  });
+
+  it.each(WIRE)('%s: encodes to exactly these bytes and decodes back', (_what, msg, bytes) => {
+    expect(encodeMessage(msg).toString('hex')).toBe(hex(bytes).toString('hex'));
+    const frames = decodeAll(hex(bytes));
+    expect(frames).toHaveLength(1);
+    expect(decodeMessage(frames[0]!)).toEqual(msg);
+  });
+
+  it("a BATCH whose first bet is the agency's bet 0, byte by byte", () => {
+    const bet: Bet = {
+      agency: 1,
+      firstName: 'Santiago Lionel',
+      lastName: 'Lorca',
+      document: '30904465',
+      birthdate: '1999-03-17',
+      number: 7574,
+    };
+    const expected = hex(
+      `03 00000036 00000000 0001 00000001 0f${ascii('Santiago Lionel')} 05${ascii('Lorca')} 08${ascii('30904465')} 0a${ascii('1999-03-17')} 1d96`,
+    );
+    expect(batchFrame([bet], 0).toString('hex')).toBe(expected.toString('hex'));
+    const msg = decodeMessage(decodeAll(expected)[0]!) as Extract<Message, { type: typeof MessageType.BATCH }>;
+    expect([msg.first, msg.count]).toEqual([0, 1]);
+    expect(decodeBets(msg.bets, msg.count, 1)).toEqual({ ok: true, bets: [bet] });
+  });
+
+  it('a BATCH with first 0xffffffff and no bets', () => {
+    const frame = new BatchBuilder(10).take(0xffffffff);
+    expect(frame.toString('hex')).toBe(hex('03 00000006 ffffffff 0000').toString('hex'));
+    expect(decodeMessage(decodeAll(frame)[0]!)).toEqual({ type: MessageType.BATCH, first: 0xffffffff, count: 0, bets: Buffer.alloc(0) });
+  });
+
+  it('keeps the codes of protocol 1 and adds the new ones after them', () => {
+    expect(ErrorCode).toMatchObject({ FRAME_TOO_LARGE: 1, SHUTTING_DOWN: 10, INTERNAL: 11, BAD_VERSION: 12 });
+    expect([ErrorCode.AUTH_FAILED, ErrorCode.BUSY, ErrorCode.REPLACED, ErrorCode.AUTH_TIMEOUT]).toEqual([13, 14, 15, 16]);
+    expect([MessageType.CHALLENGE, MessageType.PROOF]).toEqual([0x0d, 0x0e]);
+    expect(AckStatus).toEqual({ STORED: 0, REJECTED: 1, DUPLICATE: 2, OUT_OF_ORDER: 3 });
+  });
+
+  it('refuses to encode a nonce or mac of the wrong size', () => {
+    expect(() => encodeMessage({ type: MessageType.CHALLENGE, nonce: Buffer.alloc(31) })).toThrow(/32 bytes/);
+    expect(() => encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(33) })).toThrow(/32 bytes/);
+  });
+
+  it('copies a decoded nonce out of the received chunk', () => {
+    const chunk = encodeMessage({ type: MessageType.CHALLENGE, nonce: Buffer.alloc(32, 7) });
+    const msg = decodeMessage(decodeAll(chunk)[0]!) as Extract<Message, { type: typeof MessageType.CHALLENGE }>;
+    chunk.fill(0);
+    expect(msg.nonce).toEqual(Buffer.alloc(32, 7));
   });
 });
 
@@ -127,7 +257,7 @@ describe('FrameDecoder stream handling', () => {
   });
 
   it('keeps a truncated frame buffered and counts its bytes', () => {
-    const frame = encodeMessage({ type: MessageType.WELCOME, agency: 1, lastSeq: 2 });
+    const frame = encodeMessage({ type: MessageType.WELCOME, agency: 1, next: 2, finished: true });
     const d = new FrameDecoder();
     expect(d.push(frame.subarray(0, 3))).toEqual([]);
     expect(d.buffered).toBe(3);
@@ -135,7 +265,7 @@ describe('FrameDecoder stream handling', () => {
     expect(d.buffered).toBe(frame.length - 1);
     const done = d.push(frame.subarray(frame.length - 1));
     expect(done).toHaveLength(1);
-    expect(decodeMessage(done[0]!)).toEqual({ type: MessageType.WELCOME, agency: 1, lastSeq: 2 });
+    expect(decodeMessage(done[0]!)).toEqual({ type: MessageType.WELCOME, agency: 1, next: 2, finished: true });
     expect(d.buffered).toBe(0);
   });
 
@@ -171,18 +301,25 @@ describe('FrameDecoder errors', () => {
   it('throws UnknownMessageTypeError for an unknown type byte', () => {
     expect(() => decodeAll(hex('ff 00 00 00 00'))).toThrow(UnknownMessageTypeError);
     expect(() => decodeAll(hex('00 00 00 00 00'))).toThrow(UnknownMessageTypeError);
-    expect(() => decodeMessage({ type: 0x0d, payload: Buffer.alloc(0) })).toThrow(UnknownMessageTypeError);
+    expect(() => decodeAll(hex('0f 00 00 00 00'))).toThrow(UnknownMessageTypeError);
+    expect(() => decodeMessage({ type: 0x0f, payload: Buffer.alloc(0) })).toThrow(UnknownMessageTypeError);
   });
 
   it.each([
     ['HELLO too short (3 of 6 bytes)', '01 00 00 00 03  00 01 00'],
     ['HELLO with a trailing byte', '01 00 00 00 07  00 01 00 00 00 01 ff'],
     ['PING with a payload', '0b 00 00 00 01  00'],
-    ['BATCH_ACK with status 3', '04 00 00 00 07  00 00 00 01 03 00 05'],
+    ['BATCH_ACK with status 4', '04 00 00 00 07  00 00 00 01 04 00 05'],
+    ['BATCH_ACK OUT_OF_ORDER with a u16 instead of the u32 next', '04 00 00 00 07  00 00 00 01 03 00 05'],
+    ['BATCH_ACK STORED with a u32 count', '04 00 00 00 09  00 00 00 01 00 00 00 00 05'],
+    ['WELCOME of protocol 1 (no finished byte)', '02 00 00 00 08  00 00 00 01 00 00 00 00'],
+    ['WELCOME with finished 2', '02 00 00 00 09  00 00 00 01 00 00 00 00 02'],
+    ['CHALLENGE with a 31-byte nonce', `0d 00 00 00 1f  ${'ab '.repeat(31)}`],
+    ['PROOF with a 33-byte mac', `0e 00 00 00 21  ${'00 '.repeat(33)}`],
+    ['PROOF with no mac', '0e 00 00 00 00'],
     ['BATCH_ACK REJECTED whose reason overruns', '04 00 00 00 0b  00 00 00 01 01 00 00 00 09 41 42'],
     ['WINNERS announcing 2 documents, holding 1', '08 00 00 00 05  01 00 02 01 37'],
-    ['BATCH shorter than its seq+count head', '03 00 00 00 04  00 00 00 01'],
-    ['BATCH with seq 0', '03 00 00 00 06  00 00 00 00 00 00'],
+    ['BATCH shorter than its first+count head', '03 00 00 00 04  00 00 00 01'],
   ])('throws MalformedMessageError on %s', (_what, bytes) => {
     const frames = decodeAll(hex(bytes));
     expect(frames).toHaveLength(1);
@@ -193,7 +330,7 @@ describe('FrameDecoder errors', () => {
 describe('long texts', () => {
   it('clips a long REJECTED reason or ERROR message on a character boundary to fit one frame', () => {
     const long = 'ñ'.repeat(5000);
-    const ack = encodeMessage({ type: MessageType.BATCH_ACK, seq: 1, status: AckStatus.REJECTED, index: 0, reason: long });
+    const ack = encodeMessage({ type: MessageType.BATCH_ACK, first: 1, status: AckStatus.REJECTED, index: 0, reason: long });
     const err = encodeMessage({ type: MessageType.ERROR, code: ErrorCode.INTERNAL, message: long });
     for (const [frame, field] of [
       [ack, 'reason'],

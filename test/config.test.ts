@@ -2,7 +2,8 @@
  * Configuration refused at start: exit code 2 and one `config | fail` line naming the key.
  * The loaders are also checked directly with env objects (file, then environment).
  */
-import { availableParallelism } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../client/config.js';
@@ -22,9 +23,9 @@ afterAll(async () => {
 
 /** The run ended with exit code 2 after exactly one `config | fail` line whose error starts with `key - ` (the logger turns `: ` inside values into ` - `). */
 async function expectRefused(p: Proc, key: string): Promise<string> {
-  const exit = await p.waitExit();
+  expect(await p.waitExit(), p.text).toEqual({ code: EXIT_CONFIG, signal: null });
   const lines = p.lines.filter((l) => /action: config \| result: fail \| error: /.test(l));
-  expect({ exit, lines: lines.length, text: p.text }).toEqual({ exit: { code: EXIT_CONFIG, signal: null }, lines: 1, text: p.text });
+  expect(lines, p.text).toHaveLength(1);
   const error = lines[0]!.slice(lines[0]!.indexOf('error: ') + 'error: '.length);
   expect(error.startsWith(`${key} - `)).toBe(true);
   expect(p.indexOf('listen')).toBe(-1);
@@ -39,9 +40,41 @@ describe('server refuses a bad configuration with exit code 2', () => {
     ['SERVER_WORKERS', '-1', /out of range/],
     ['LOGGING_LEVEL', 'LOUD', /not a log level/],
     ['SERVER_DRAIN_TIMEOUT', 'soon', /not a duration/],
+    ['SERVER_FSYNC', 'sometimes', /not a switch; use on or off/],
   ])('%s=%s', async (key, value, why) => {
     const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), [key]: value });
     expect(await expectRefused(p, key)).toMatch(why);
+  });
+
+  it('SERVER_AUTH on (the default) without a keys file: secure by default', async () => {
+    const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), SERVER_AUTH: undefined });
+    expect(await expectRefused(p, 'SERVER_AGENCY_KEYS')).toMatch(/is empty but SERVER_AUTH is on/);
+  });
+
+  it('a keys file with a short key, naming the line and not the key', async () => {
+    const keys = join(dir, 'short.keys');
+    await writeFile(keys, `# agencies\n1=${'k'.repeat(40)}\n2=tooshortakey\n`);
+    const p = spawnServer({
+      SERVER_PORT: '0',
+      SERVER_AGENCIES: '2',
+      SERVER_STORAGE_PATH: join(dir, 'never.csv'),
+      SERVER_AUTH: 'on',
+      SERVER_AGENCY_KEYS: keys,
+    });
+    const error = await expectRefused(p, 'SERVER_AGENCY_KEYS');
+    expect(error).toContain(`${keys} line 3 - agency 2 - the key is 12 characters long`);
+    expect(p.text).not.toContain('tooshortakey');
+  });
+
+  it('SERVER_AUTH=off starts with a WARN saying so', async () => {
+    const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'off.csv'), SERVER_AUTH: 'off' });
+    await p.waitForAction('listen', 'success');
+    const warn = p.lines.find((l) => l.includes('action: autenticacion'));
+    expect(warn).toMatch(
+      /WARN.*action: autenticacion \| result: success \| modo: off \| aviso: SERVER_AUTH=off - any peer can act for any agency/,
+    );
+    p.signal('SIGTERM');
+    expect(await p.waitExit()).toEqual({ code: 0, signal: null });
   });
 
   it('SERVER_CONFIG naming a missing file', async () => {
@@ -82,25 +115,45 @@ describe('client refuses a bad configuration with exit code 2', () => {
   });
 });
 
+/** The processors this process may run on, as coreutils counts them (not through Node). */
+function coresByNproc(): number {
+  return Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
+}
+
 describe('loadServerConfig', () => {
   it('defaults to one worker per core the main thread leaves free, never none', () => {
     expect([1, 2, 4, 16].map((cores) => defaultWorkers(cores))).toEqual([1, 1, 3, 15]);
   });
 
   it('reads server/config.ini, then lets each environment variable override its key', () => {
-    const fromFile = loadServerConfig({ SERVER_CONFIG: SERVER_INI });
+    const fromFile = loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off' });
     expect(fromFile).toEqual({
       host: '0.0.0.0',
       port: 12345,
       backlog: 128,
       agencies: 5,
       storagePath: './bets.csv',
-      workers: Math.max(1, availableParallelism() - 1),
+      workers: Math.max(1, coresByNproc() - 1),
       logLevel: 'info',
       drainTimeoutMs: 5000,
+      metricsPort: null,
+      metricsHost: '0.0.0.0',
+      fsync: true,
+      auth: 'off',
+      agencyKeys: null,
+      authTimeoutMs: 5000,
+      idleTimeoutMs: 60_000,
+      maxUnauthenticated: 128,
+      maxUnauthenticatedPerSource: 16,
+      tls: null,
     });
     const env = {
       SERVER_CONFIG: SERVER_INI,
+      SERVER_AUTH: 'off',
+      SERVER_AUTH_TIMEOUT: '2s',
+      SERVER_IDLE_TIMEOUT: '1m',
+      SERVER_MAX_UNAUTHENTICATED: '10',
+      SERVER_MAX_UNAUTHENTICATED_PER_SOURCE: '3',
       SERVER_HOST: '127.0.0.1',
       SERVER_PORT: '0',
       SERVER_AGENCIES: '1',
@@ -108,6 +161,7 @@ describe('loadServerConfig', () => {
       LOGGING_LEVEL: 'debug',
       SERVER_DRAIN_TIMEOUT: '250ms',
       SERVER_STORAGE_PATH: '/tmp/x.csv',
+      SERVER_FSYNC: 'OFF',
     };
     expect(loadServerConfig(env)).toMatchObject({
       host: '127.0.0.1',
@@ -117,11 +171,16 @@ describe('loadServerConfig', () => {
       logLevel: 'debug',
       drainTimeoutMs: 250,
       storagePath: '/tmp/x.csv',
+      fsync: false,
+      authTimeoutMs: 2000,
+      idleTimeoutMs: 60_000,
+      maxUnauthenticated: 10,
+      maxUnauthenticatedPerSource: 3,
     });
   });
 
   it('treats an empty variable as unset', () => {
-    expect(loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_PORT: '' }).port).toBe(12345);
+    expect(loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', SERVER_PORT: '' }).port).toBe(12345);
   });
 
   it.each([
@@ -133,9 +192,11 @@ describe('loadServerConfig', () => {
     ['LOGGING_LEVEL', 'LOUD'],
     ['SERVER_DRAIN_TIMEOUT', '2h'],
     ['SERVER_HOST', '   '],
+    ['SERVER_FSYNC', 'maybe'],
   ])('refuses %s=%j naming the key', (key, value) => {
-    expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(ConfigError);
-    expect(() => loadServerConfig({ SERVER_CONFIG: SERVER_INI, [key]: value })).toThrowError(new RegExp(`^${key}: `));
+    const env = { SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', [key]: value };
+    expect(() => loadServerConfig(env)).toThrowError(ConfigError);
+    expect(() => loadServerConfig(env)).toThrowError(new RegExp(`^${key}: `));
   });
 });
 
@@ -146,10 +207,13 @@ describe('loadClientConfig', () => {
       host: '127.0.0.1',
       port: 12345,
       connectTimeoutMs: 30_000,
+      reconnectTimeoutMs: 60_000,
       maxAmount: 150,
       logLevel: 'info',
       winnersTimeoutMs: 120_000,
       dataFile: 'data/agency-1.csv',
+      key: null,
+      tls: null,
     });
     expect(
       loadClientConfig({
@@ -159,6 +223,7 @@ describe('loadClientConfig', () => {
         CLI_BATCH_MAXAMOUNT: '7',
         CLI_LOG_LEVEL: 'WARN',
         CLI_SERVER_CONNECTTIMEOUT: '2s',
+        CLI_SERVER_RECONNECTTIMEOUT: '90s',
         CLI_WINNERS_TIMEOUT: '1m',
         CLI_DATA_FILE: '/d/a.csv',
       }),
@@ -167,10 +232,13 @@ describe('loadClientConfig', () => {
       host: 'server',
       port: 4000,
       connectTimeoutMs: 2000,
+      reconnectTimeoutMs: 90_000,
       maxAmount: 7,
       logLevel: 'warn',
       winnersTimeoutMs: 60_000,
       dataFile: '/d/a.csv',
+      key: null,
+      tls: null,
     });
   });
 

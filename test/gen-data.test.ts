@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAgencyRecord, type Bet } from '../shared/domain/bet.js';
-import { generateAgencyFile, generateData } from '../tools/gen-data.js';
+import { generateAgencyFile, generateData } from '../tools/gen-data/files.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SIZES = [20_000, 20_000, 1_000, 37, 0];

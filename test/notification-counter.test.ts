@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProtectedNotificationCounter } from '../server/storage/notification-counter.js';
+import { ProtectedNotificationCounter } from '../server/sync/notification-counter.js';
 import { startTsWorker, terminateWorkers } from './fixtures/run-worker.js';
 
 const WORKER = new URL('./fixtures/counter-worker.ts', import.meta.url);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadBets, parseRow } from '../server/storage/bets-file.js';
 import { ProtectedStorage, type StorageHandle } from '../server/storage/protected-storage.js';
-import { LockBusyError, RWLock } from '../server/storage/rw-lock.js';
+import { LockBusyError, RWLock } from '../server/sync/rw-lock.js';
 import type { Bet } from '../shared/domain/bet.js';
 import { startTsWorker, terminateWorkers, waitWord, type StartedWorker } from './fixtures/run-worker.js';
 import { FLAG_WORDS, Flag, batchBets, batchSize, scanProblems, tagOf } from './fixtures/storage-plan.js';

@@ -6,9 +6,9 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { MessageType } from '../shared/protocol/messages.js';
+import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
-import { generateAgencyFile } from '../tools/gen-data.js';
+import { generateAgencyFile } from '../tools/gen-data/files.js';
 import {
   countStoredRows,
   failures,
@@ -22,6 +22,7 @@ import {
 } from './helpers/processes.js';
 
 const BIG = 200_000;
+const NO_KEY_PROOF = encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) });
 let dir: string;
 let bigFile: string;
 const sockets: Socket[] = [];
@@ -44,42 +45,54 @@ function sumCantidad(p: Proc, action: string): number {
   return p.log.filter((l) => l.action === action && l.result === 'success').reduce((n, l) => n + Number(l.fields.cantidad), 0);
 }
 
-/** Positions of these actions in the log, in the order given; -1 for a missing one. */
-function positions(p: Proc, actions: string[]): number[] {
-  return actions.map((a) => p.indexOf(a));
-}
-
+/** Each of these actions is logged, and first in this order. */
 function expectIncreasing(p: Proc, actions: string[]): void {
-  const at = positions(p, actions);
-  expect({ actions, found: at.every((i) => i >= 0), increasing: at.every((v, i) => i === 0 || v > at[i - 1]!) }).toEqual({
-    actions,
-    found: true,
-    increasing: true,
-  });
+  const at = actions.map((a) => p.indexOf(a));
+  const inOrder = at.every((v, i) => v >= 0 && (i === 0 || v > at[i - 1]!));
+  expect(inOrder, `${actions.join(', ')} at lines ${at.join(', ')} of:\n${p.text}`).toBe(true);
 }
 
-describe('SIGTERM to the server while an agency is sending', () => {
+/** A raw connection that has said HELLO for `agency` and been bound by the server (its `conexion` line). */
+async function boundPeer(server: Proc, port: number, agency: number, allowHalfOpen = false): Promise<Socket> {
+  const peer = connect({ host: '127.0.0.1', port, allowHalfOpen });
+  sockets.push(peer);
+  peer.on('error', () => {});
+  await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
+  // HELLO and the PROOF of a client with no key, back to back (the server takes any mac while auth is off).
+  peer.write(Buffer.concat([encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency }), NO_KEY_PROOF]));
+  await server.waitFor((l) => l.action === 'conexion' && l.result === 'success' && l.fields.agencia === String(agency));
+  return peer;
+}
+
+describe('SIGTERM to the server while agencies are sending', () => {
   let storage: string;
   let server: Proc;
   let port: number;
+  /** Reconnects for the default 60 s: SIGTERMed while it does. */
   let client: Proc;
+  /** Reconnects for 1 s only: gives up. */
+  let impatient: Proc;
 
   beforeAll(async () => {
     storage = join(dir, 'server-term.csv');
-    ({ proc: server, port } = await startServer({ storagePath: storage, agencies: 1 }));
+    ({ proc: server, port } = await startServer({ storagePath: storage, agencies: 2 }));
     client = startClient({ port, id: 1, dataFile: bigFile });
-    await server.waitForAction('apuesta_recibida', 'success');
+    impatient = startClient({ port, id: 2, dataFile: bigFile, env: { CLI_SERVER_RECONNECTTIMEOUT: '1s' } });
+    await server.waitFor((l) => l.action === 'apuesta_recibida' && l.fields.agencia === '2');
     server.signal('SIGTERM');
     await server.waitExit();
+    await client.waitFor((l) => l.action === 'reconexion' && Number(l.fields.intento) >= 2);
+    client.signal('SIGTERM');
+    await Promise.all([client.waitExit(), impatient.waitExit()]);
   });
 
-  it('exits 0 after closing acceptor, pool and storage in that order, with no failure before the signal', () => {
+  it('exits 0 after closing acceptor, pool, storage and journal in that order, with no failure before the signal', () => {
     expect(server.exit).toEqual({ code: 0, signal: null });
     const shutdown = server.indexOf('shutdown');
     expect(shutdown).toBeGreaterThan(0);
     expect(server.log[shutdown]?.fields.signal).toBe('SIGTERM');
     expect(failures(server, shutdown)).toEqual([]);
-    expectIncreasing(server, ['shutdown', 'close_acceptor', 'close_pool', 'close_storage', 'exit']);
+    expectIncreasing(server, ['shutdown', 'close_acceptor', 'close_pool', 'close_storage', 'close_journal', 'exit']);
     expect(server.log.at(-1)).toMatchObject({ action: 'exit', result: 'success' });
   });
 
@@ -90,30 +103,52 @@ describe('SIGTERM to the server while an agency is sending', () => {
     expect(await countStoredRows(storage)).toBe(acknowledged);
     let loaded = 0;
     for await (const bet of loadBets(storage)) {
-      expect(bet.agency).toBe(1);
+      expect([1, 2]).toContain(bet.agency);
       loaded++;
     }
     expect(loaded).toBe(acknowledged);
   });
 
-  it('every batch the client saw acknowledged is stored; the client stops instead of hanging', async () => {
-    await client.waitExit();
-    expect(sumCantidad(client, 'apuesta_enviada')).toBeLessThanOrEqual(await countStoredRows(storage));
+  it('every batch a client saw acknowledged is stored', async () => {
+    expect(sumCantidad(client, 'apuesta_enviada') + sumCantidad(impatient, 'apuesta_enviada')).toBeLessThanOrEqual(
+      await countStoredRows(storage),
+    );
+  });
+
+  it('a client keeps reconnecting, and SIGTERM then ends it cleanly: exit 0, file and socket closed', () => {
+    expect(client.exit).toEqual({ code: 0, signal: null });
+    expectIncreasing(client, ['conexion', 'reconexion', 'shutdown', 'exit']);
+    expect(client.log.find((l) => l.action === 'conexion' && l.result === 'fail')?.fields.error).toMatch(/shutting down|closed/);
+    expect(client.indexOf('close_file')).toBeGreaterThanOrEqual(0);
+    expect(client.log.at(-1)).toMatchObject({ action: 'exit', result: 'success', fields: { signal: 'SIGTERM' } });
+  });
+
+  it('a client whose server does not come back within server.reconnectTimeout exits 1 saying how many bets are stored', async () => {
+    expect(impatient.exit).toEqual({ code: 1, signal: null });
+    const exit = impatient.lines.filter((l) => l.includes('action: exit'));
+    expect(exit).toHaveLength(1);
+    // The exit line's totals come between result and error.
+    const known =
+      /result: fail \| .*\| error: .*did not come back within 1000 ms .*; (\d+) bets of this agency are known to be stored/.exec(exit[0]!);
+    expect(known, impatient.text.slice(-500)).not.toBeNull();
+    // Known stored: every bet it saw acknowledged (at least), and never more than the file holds for it.
+    const acked = sumCantidad(impatient, 'apuesta_enviada');
+    let inFile = 0;
+    for await (const bet of loadBets(storage)) if (bet.agency === 2) inFile++;
+    expect(Number(known![1])).toBeGreaterThanOrEqual(acked);
+    expect(Number(known![1])).toBeLessThanOrEqual(inFile);
   });
 
   it('a new server listens on the same port at once (no "address in use")', async () => {
     const again = spawnServer(
-      { SERVER_PORT: String(port), SERVER_AGENCIES: '1', SERVER_STORAGE_PATH: join(dir, 'restart.csv') },
+      { SERVER_PORT: String(port), SERVER_AGENCIES: '2', SERVER_STORAGE_PATH: join(dir, 'restart.csv') },
       'server-restart',
     );
     const listen = await again.waitForAction('listen');
-    expect({ result: listen.result, port: Number(listen.fields.puerto), error: listen.fields.error }).toEqual({
-      result: 'success',
-      port,
-      error: undefined,
-    });
+    expect(listen.result, again.text).toBe('success');
+    expect(Number(listen.fields.puerto)).toBe(port);
     again.signal('SIGTERM');
-    expect({ exit: await again.waitExit(), text: again.text }).toEqual({ exit: { code: 0, signal: null }, text: again.text });
+    expect(await again.waitExit(), again.text).toEqual({ code: 0, signal: null });
   });
 });
 
@@ -128,14 +163,15 @@ describe('SIGTERM to a client while it is sending', () => {
     const shutdown = client.indexOf('shutdown');
     expect(shutdown).toBeGreaterThan(0);
     expect(failures(client, shutdown)).toEqual([]);
-    expect(client.indexOf('close_file')).toBeGreaterThanOrEqual(0);
+    // The file closes before the socket: once stopped, nothing more is read.
+    expectIncreasing(client, ['close_file', 'close_socket']);
     expectIncreasing(client, ['shutdown', 'close_socket', 'exit']);
     expect(client.log.at(-1)).toMatchObject({ action: 'exit', result: 'success' });
     expect(sumCantidad(client, 'apuesta_enviada')).toBeLessThan(BIG);
     // The server saw the agency leave; it stays up, then shuts down cleanly.
     server.signal('SIGTERM');
     expect(await server.waitExit()).toEqual({ code: 0, signal: null });
-    expect(failures(server)).toEqual([]);
+    expect(failures(server), `${server.text}\n${client.text}`).toEqual([]);
     expect(server.count('sorteo')).toBe(0);
     expect(await countStoredRows(storage)).toBe(sumCantidad(server, 'apuesta_recibida'));
   });
@@ -143,19 +179,17 @@ describe('SIGTERM to a client while it is sending', () => {
 
 describe('SIGTERM with a peer that never reads its replies', () => {
   it('destroys the stuck connection at the drain deadline and still closes everything, exit 0', async () => {
+    // The drain deadline is shorter than the close's grace period (CLOSE_GRACE_MS): a session
+    // whose peer neither reads nor ends cannot close in time, whether or not its write is blocked yet.
     const { proc: server, port } = await startServer({
       storagePath: join(dir, 'stuck.csv'),
       agencies: 1,
-      env: { SERVER_DRAIN_TIMEOUT: '1s' },
+      env: { SERVER_DRAIN_TIMEOUT: '500ms' },
     });
-    const peer = connect({ host: '127.0.0.1', port });
-    sockets.push(peer);
-    peer.on('error', () => {});
-    await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
+    const peer = await boundPeer(server, port, 1);
     peer.pause(); // never reads: the server's PONGs fill the socket buffers and its write waits
     const ping = encodeMessage({ type: MessageType.PING });
     peer.write(Buffer.concat(Array.from({ length: 400_000 }, () => ping)));
-    await server.waitFor(() => false, 500).catch(() => {});
     server.signal('SIGTERM');
     expect(await server.waitExit(8_000)).toEqual({ code: 0, signal: null });
     expect(server.log.find((l) => l.action === 'close_sessions')?.result).toBe('fail');
@@ -166,12 +200,8 @@ describe('SIGTERM with a peer that never reads its replies', () => {
 describe('a second SIGTERM while the server drains', () => {
   it('exits at once without waiting for the drain', async () => {
     const { proc: server, port } = await startServer({ storagePath: join(dir, 'twice.csv'), agencies: 1 });
-    // A peer that never ends its side keeps the session's close waiting for its grace period.
-    const peer = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    sockets.push(peer);
-    peer.on('error', () => {});
-    await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
-    await server.waitFor(() => false, 300).catch(() => {}); // let the server accept it
+    // A bound peer that never ends its side keeps the session's close waiting for its grace period.
+    await boundPeer(server, port, 1, true);
     server.signal('SIGTERM');
     await server.waitForAction('shutdown');
     server.signal('SIGTERM');

@@ -5,9 +5,13 @@
  * Without an argument it probes the port the server itself would use (server/config.ini
  * and SERVER_* variables), on 127.0.0.1 when the server listens on every interface.
  * Prints one line on failure only, so Docker's health log says why.
+ * When the server's configuration has TLS (SERVER_TLS_CERT), or HEALTHCHECK_TLS=on with an
+ * explicit address, the probe speaks TLS without checking the certificate: it checks that the
+ * server answers, sends nothing secret (PING needs no key), and runs beside the server.
  */
 import { connect } from 'node:net';
-import { hostPort } from '../shared/config/values.js';
+import { connect as tlsConnect } from 'node:tls';
+import { hostPort, onOff } from '../shared/config/values.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { MessageType, messageTypeName } from '../shared/protocol/messages.js';
 import { loadServerConfig } from '../server/config.js';
@@ -15,16 +19,23 @@ import { loadServerConfig } from '../server/config.js';
 const TIMEOUT_MS = Number(process.env.HEALTHCHECK_TIMEOUT_MS ?? 2000);
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
 
-function target(): { host: string; port: number } {
-  const arg = process.argv[2] ?? process.env.HEALTHCHECK_ADDRESS;
-  if (arg !== undefined && arg !== '') return hostPort('address', arg);
-  const config = loadServerConfig();
-  return { host: WILDCARD.has(config.host) ? '127.0.0.1' : config.host, port: config.port };
+interface Target {
+  host: string;
+  port: number;
+  tls: boolean;
 }
 
-function probe(host: string, port: number): Promise<string | null> {
+function target(): Target {
+  const arg = process.argv[2] ?? process.env.HEALTHCHECK_ADDRESS;
+  if (arg !== undefined && arg !== '')
+    return { ...hostPort('address', arg), tls: onOff('HEALTHCHECK_TLS', process.env.HEALTHCHECK_TLS || 'off') };
+  const config = loadServerConfig();
+  return { host: WILDCARD.has(config.host) ? '127.0.0.1' : config.host, port: config.port, tls: config.tls !== null };
+}
+
+function probe({ host, port, tls }: Target): Promise<string | null> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
+    const socket = tls ? tlsConnect({ host, port, rejectUnauthorized: false }) : connect({ host, port });
     const decoder = new FrameDecoder();
     const done = (problem: string | null): void => {
       clearTimeout(timer);
@@ -32,7 +43,7 @@ function probe(host: string, port: number): Promise<string | null> {
       resolve(problem);
     };
     const timer = setTimeout(() => done(`no PONG from ${host}:${port} within ${TIMEOUT_MS} ms`), TIMEOUT_MS);
-    socket.once('connect', () => socket.write(encodeMessage({ type: MessageType.PING })));
+    socket.once(tls ? 'secureConnect' : 'connect', () => socket.write(encodeMessage({ type: MessageType.PING })));
     socket.on('data', (chunk: Buffer) => {
       try {
         const frame = decoder.push(chunk)[0];
@@ -50,8 +61,7 @@ function probe(host: string, port: number): Promise<string | null> {
 
 let problem: string | null;
 try {
-  const { host, port } = target();
-  problem = await probe(host, port);
+  problem = await probe(target());
 } catch (err) {
   problem = (err as Error).message;
 }

@@ -1,59 +1,60 @@
 /**
- * `make run`: one server and N agency clients natively on 127.0.0.1, logs under run/,
- * then a table of each agency's bets read, sent and winners. Exits non-zero if any
- * process failed or a count does not add up.
+ * `make run`: one server and its agencies' clients natively, logs under run/, then a table of
+ * each agency's bets read, sent and winners. Exits non-zero if any process failed or a count
+ * does not add up; with the server's own exit code (2) when it refuses its configuration.
+ *
+ * The server reads server/config.ini and SERVER_* as always. This sets only:
+ *   SERVER_HOST=127.0.0.1         a local run opens no port to the network (--host to change)
+ *   SERVER_STORAGE_PATH=run/bets.csv  each run starts from an empty file under --out, never
+ *                                 appending to the ./bets.csv of an earlier run
+ *   SERVER_PORT, SERVER_AGENCIES  only when --port / --agencies are given (make run PORT= AGENCIES=)
+ *   SERVER_AGENCY_KEYS=keys/agencies.keys  the agencies' keys, made first when missing (--keys DIR)
+ * and for each client CLI_ID, CLI_SERVER_ADDRESS (the port the server logged in `listen`, so
+ * port 0 works), CLI_DATA_FILE and CLI_KEY_FILE=keys/agency-N.key; everything else comes
+ * from client/config.yaml.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { WINNING_NUMBER } from '../shared/domain/bet.js';
+import { loadServerConfig } from '../server/config.js';
 import { parseLogLine, type LogLine } from '../shared/logging/parse.js';
+import { SERVER_KEYS_FILE, agencyKeyFile, genKeys } from './gen-keys.js';
+import { NodeProcess, killAll } from './lib/processes.js';
+import { Progress } from './run-progress.js';
 
 const { values } = parseArgs({
   options: {
-    agencies: { type: 'string', default: '5' },
-    port: { type: 'string', default: '12345' },
+    agencies: { type: 'string' },
+    port: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
     data: { type: 'string', default: 'data' },
     out: { type: 'string', default: 'run' },
+    keys: { type: 'string', default: 'keys' },
   },
 });
-const agencies = Number(values.agencies);
-const port = Number(values.port);
-if (!Number.isInteger(agencies) || agencies < 1) throw new Error(`--agencies must be a positive integer, got ${values.agencies}`);
-if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be 1-65535, got ${values.port}`);
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  lines: LogLine[];
-  exit: Promise<number | null>;
-}
 
 const SHOWN = /action: (config|listen|sorteo|consulta_ganadores|notificacion|exit|connect)\b|result: fail/;
+let progress: Progress | null = null;
 
-const children: ChildProcess[] = [];
-
-function start(name: string, script: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
+/** A child whose lines go to OUT/NAME.log, the interesting ones (and any that is not a log line) to the console too. */
+function start(name: string, script: string, env: Record<string, string>, onLine?: (l: LogLine) => void): NodeProcess {
   const file = createWriteStream(join(values.out, `${name}.log`));
-  const lines: LogLine[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on('line', (line) => {
+  const proc = new NodeProcess({
+    name,
+    args: [script],
+    env: { ...process.env, ...env },
+    onLine: (line) => {
       file.write(`${line}\n`);
       const parsed = parseLogLine(line);
-      if (parsed) lines.push(parsed);
-      if (SHOWN.test(line) || !parsed) console.log(`[${name}] ${line}`);
-    });
-  }
-  const exit = new Promise<number | null>((resolve) =>
-    child.once('close', (code) => {
-      file.end();
-      resolve(code);
-    }),
-  );
-  return { name, child, lines, exit };
+      if (parsed !== null) onLine?.(parsed);
+      // On a terminal the progress block stands for the routine lines; failures still show.
+      const show = progress?.tty ? /result: fail/.test(line) || !parsed : SHOWN.test(line) || !parsed;
+      if (show) (progress ?? { note: (t: string) => console.log(t) }).note(`[${name}] ${line}`);
+    },
+  });
+  void proc.exited.then(() => file.end());
+  return proc;
 }
 
 function countRows(path: string): { rows: number; winners: number } {
@@ -62,64 +63,115 @@ function countRows(path: string): { rows: number; winners: number } {
   for (const line of readFileSync(path, 'utf8').split(/\r?\n/)) {
     if (line.trim() === '') continue;
     rows++;
-    if (line.trim().endsWith(',7574')) winners++;
+    if (line.trim().endsWith(`,${WINNING_NUMBER}`)) winners++;
   }
   return { rows, winners };
 }
 
-async function waitFor(proc: Proc, action: string, ms: number): Promise<LogLine> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const hit = proc.lines.find((l) => l.action === action);
-    if (hit?.result === 'success') return hit;
-    if (hit?.result === 'fail') throw new Error(`${proc.name} failed: ${hit.fields.error ?? action}; see ${values.out}/${proc.name}.log`);
-    if (proc.child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`${proc.name} did not log ${action}; see ${values.out}/${proc.name}.log`);
-    await new Promise((r) => setTimeout(r, 20));
+class ServerRefused extends Error {
+  constructor(readonly code: number) {
+    super(`the server refused to start (exit ${code})`);
   }
+}
+
+/** The server's first `action` line: success, or ServerRefused with its exit code (it failed or ended first). */
+async function waitFor(proc: NodeProcess, action: string): Promise<LogLine> {
+  const hit = await proc.waitForAction(action, undefined, 60_000).catch(() => null);
+  if (hit?.result === 'success') return hit;
+  if (hit === null && proc.exit === null)
+    throw new Error(`${proc.name} did not log ${action} within 60 s; see ${values.out}/${proc.name}.log`);
+  throw new ServerRefused((await proc.exited).code ?? 1);
+}
+
+/** Generates the agencies' files that are missing (never overwrites), as `make data` does. */
+async function ensureData(agencies: number): Promise<void> {
+  const missing = Array.from({ length: agencies }, (_, i) => i + 1).filter((id) => !existsSync(join(values.data, `agency-${id}.csv`)));
+  if (missing.length === 0) return;
+  console.log(`run-local: generating ${values.data}/agency-{${missing.join(',')}}.csv`);
+  const args = ['dist/tools/gen-data.js', '--agencies', String(agencies), '--only', missing.join(','), '--out', values.data];
+  const gen = new NodeProcess({ name: 'gen-data', args, env: process.env, onLine: (line) => console.log(line) });
+  const { code } = await gen.exited;
+  if (code !== 0) throw new Error(`generating the data failed (gen-data exit ${code})`);
+}
+
+function serverEnv(storage: string): Record<string, string> {
+  const env: Record<string, string> = {
+    SERVER_HOST: values.host,
+    SERVER_STORAGE_PATH: storage,
+    SERVER_AGENCY_KEYS: join(values.keys, SERVER_KEYS_FILE),
+  };
+  if (values.port !== undefined) env.SERVER_PORT = values.port;
+  if (values.agencies !== undefined) env.SERVER_AGENCIES = values.agencies;
+  return env;
+}
+
+/**
+ * Makes the keys of every agency the server will take, before it starts (it refuses to start
+ * without them). The count is read the way the server will read it; a configuration the
+ * server would refuse is left for the server to report.
+ */
+function ensureKeys(env: Record<string, string>): void {
+  let agencies: number;
+  try {
+    agencies = loadServerConfig({ ...process.env, ...env, SERVER_AUTH: 'off' }).agencies;
+  } catch {
+    return;
+  }
+  const { created } = genKeys(agencies, values.keys);
+  if (created.length > 0) console.log(`run-local: made keys for agency ${created.join(', ')} in ${values.keys}/`);
 }
 
 async function main(): Promise<number> {
   rmSync(values.out, { recursive: true, force: true });
   mkdirSync(values.out, { recursive: true });
   const storage = join(values.out, 'bets.csv');
-  const clients: Proc[] = [];
-  // The table needs the INFO lines (listen, apuesta_enviada, consulta_ganadores).
-  const server = start('server', 'dist/server/main.js', {
-    SERVER_HOST: '127.0.0.1',
-    SERVER_PORT: String(port),
-    SERVER_AGENCIES: String(agencies),
-    SERVER_STORAGE_PATH: storage,
-    LOGGING_LEVEL: 'INFO',
-  });
-  await waitFor(server, 'listen', 10_000);
+  ensureKeys(serverEnv(storage));
+  const server = start('server', 'dist/server/main.js', serverEnv(storage));
+  const config = await waitFor(server, 'config');
+  const agencies = Number(config.fields.agencies);
+  await ensureData(agencies);
+  const port = Number((await waitFor(server, 'listen')).fields.puerto);
+  const host = values.host === '0.0.0.0' || values.host === '::' ? '127.0.0.1' : values.host;
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const files = Array.from({ length: agencies }, (_, i) => join(values.data, `agency-${i + 1}.csv`));
+  const totals = files.map((f) => countRows(f));
+  progress = new Progress(totals.map((t) => t.rows));
   const started = performance.now();
-  for (let id = 1; id <= agencies; id++) {
-    const dataFile = join(values.data, `agency-${id}.csv`);
-    if (!existsSync(dataFile)) throw new Error(`${dataFile} is missing: run \`make data\` (or npm run gen-data -- --agencies ${agencies})`);
-    clients.push(
-      start(`client-${id}`, 'dist/client/main.js', {
-        CLI_ID: String(id),
-        CLI_SERVER_ADDRESS: `127.0.0.1:${port}`,
-        CLI_DATA_FILE: dataFile,
-        CLI_LOG_LEVEL: 'INFO',
-      }),
-    );
-  }
-  const codes = await Promise.all(clients.map((c) => c.exit));
+  const clients = files.map((dataFile, i) => {
+    const id = i + 1;
+    const env = {
+      CLI_ID: String(id),
+      CLI_SERVER_ADDRESS: address,
+      CLI_DATA_FILE: dataFile,
+      CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)),
+    };
+    const proc = start(`client-${id}`, 'dist/client/main.js', env, (l) => {
+      if (l.action === 'apuesta_enviada' && l.result === 'success') progress?.stored(id, Number(l.fields.cantidad ?? 0));
+    });
+    void proc.exited.then((e) => progress?.ended(id, `exit ${e.code ?? e.signal}`));
+    return proc;
+  });
+  const codes = (await Promise.all(clients.map((c) => c.exited))).map((e) => e.code);
   const wall = (performance.now() - started) / 1000;
-  server.child.kill('SIGTERM');
-  const serverCode = await server.exit;
-  return report(clients, codes, serverCode, storage, wall);
+  progress.close();
+  const serverCode = (await server.stop()).code;
+  return report(clients, totals, codes, serverCode, storage, wall);
 }
 
-function report(clients: Proc[], codes: Array<number | null>, serverCode: number | null, storage: string, wall: number): number {
+function report(
+  clients: NodeProcess[],
+  totals: Array<{ rows: number; winners: number }>,
+  codes: Array<number | null>,
+  serverCode: number | null,
+  storage: string,
+  wall: number,
+): number {
   const rows = clients.map((c, i) => {
-    const file = countRows(join(values.data, `agency-${i + 1}.csv`));
-    const sent = c.lines
+    const file = totals[i]!;
+    const sent = c.log
       .filter((l) => l.action === 'apuesta_enviada' && l.result === 'success')
       .reduce((n, l) => n + Number(l.fields.cantidad ?? 0), 0);
-    const won = c.lines.find((l) => l.action === 'consulta_ganadores' && l.result === 'success')?.fields.cant_ganadores ?? '-';
+    const won = c.log.find((l) => l.action === 'consulta_ganadores' && l.result === 'success')?.fields.cant_ganadores ?? '-';
     const ok = codes[i] === 0 && sent === file.rows && won === String(file.winners);
     return { agency: i + 1, inFile: file.rows, sent, winners: won, expected: file.winners, exit: codes[i], ok };
   });
@@ -135,12 +187,19 @@ function report(clients: Proc[], codes: Array<number | null>, serverCode: number
   console.log(
     `\nstored ${stored} of ${total} bets in ${storage}; server exit ${serverCode}; ${wall.toFixed(2)} s from the clients' start to the last exit; logs in ${values.out}/`,
   );
+  console.log(`every invariant, from the logs: npm run inspect -- ${values.out}/*.log --bets ${storage} --data ${values.data}`);
   return rows.every((r) => r.ok) && stored === total && serverCode === 0 ? 0 : 1;
 }
 
-process.exitCode = await main().catch((err: unknown) => {
+process.exitCode = await main().catch(async (err: unknown) => {
+  progress?.close();
+  // The server's own line (`action: config | result: fail | error: ...`) was relayed above.
+  if (err instanceof ServerRefused) {
+    console.error(`run-local: ${err.message}; the [server] line above says why (${values.out}/server.log)`);
+    return err.code;
+  }
   console.error(`run-local: ${(err as Error).message}`);
   // A child still running would hold our pipes open and keep this process alive.
-  for (const child of children) child.kill('SIGKILL');
+  await killAll();
   return 1;
 });

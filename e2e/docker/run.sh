@@ -3,10 +3,18 @@
 #   0. docker-compose.yml is what `./generar-compose.sh docker-compose.yml 5` writes; both images build.
 #   1. five agencies on generated data run to completion: every client exits 0, one draw,
 #      each agency's winners match its file, no `result: fail`, one stored row per input bet.
+#   1b. `up` again on the same volume (a re-run): the same bets file, the same winners, and the
+#      inspector's invariants for both runs (the re-run's bets held from the first, its draw recovered).
 #   2. SIGTERM drills while clients are sending: client1 alone, the server alone, and
 #      `down` with everything running: each stopped container exits 0 having logged its
-#      resources closing; no `result: fail` before the signal; nothing acknowledged is lost.
-# Needs node (for the data generator and the log checker) and Docker with Compose. Uses
+#      resources closing; every `result: fail` explained; nothing acknowledged is lost.
+#   3. The server killed mid-run (SIGTERM, then SIGKILL) and started again with `docker start`:
+#      every client rides it out and exits 0, every input bet is stored exactly once, the
+#      winners are right, and the inspector's invariants hold across the restart (with
+#      Docker's states: the server started again is running).
+# Every log is judged by the log inspector (tools/inspect, `npm run inspect`), the same
+# tool `make docker-compose-summary` runs; the drills add their own few assertions on its
+# --json report. Needs node and Docker with Compose. Uses
 # ../shared/docker/ensure-engine.sh when it exists (a machine without a registry), else the
 # machine's own Docker. Runs without a TTY. Everything it creates is removed at the end;
 # E2E_KEEP=1 keeps the temporary directory (logs, bets files) for inspection.
@@ -16,12 +24,12 @@ ROOT=$PWD
 PROJECT=${E2E_PROJECT:-loteriae2e}
 DRILL_BETS=${E2E_DRILL_BETS:-100000}
 CONTAINERS=(server client1 client2 client3 client4 client5)
+ONESHOT=(data)
 CLIENTS=(client1 client2 client3 client4 client5)
 
 say() { printf '\n== %s  [%ss]\n' "$*" "$SECONDS"; }
 die() { echo "e2e-docker: $*" >&2; exit 1; }
 with_timeout() { if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi; }
-now_iso() { node -e 'console.log(new Date().toISOString())'; }
 
 ENSURE=$ROOT/../shared/docker/ensure-engine.sh
 if [ -f "$ENSURE" ]; then
@@ -37,7 +45,15 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/loteria-e2e-docker.XXXXXX")
 compose() { $COMPOSE -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"; }
-checker() { node --import tsx "$ROOT/e2e/docker/check.ts" "$@"; }
+inspect() { node "$ROOT/dist/tools/inspect/main.js" "$@"; }
+states() { bash "$ROOT/tools/docker/states.sh" "$PROJECT"; }
+# Asserts a JavaScript condition on the inspector's --json report $1 (`r` is its first run).
+expect() {
+  node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).runs[0];
+    const p = (n) => r.processes.find((x) => x.name === n); const a = (n) => r.agencies.find((x) => x.agency === n);
+    if (!eval(process.argv[2])) { console.error("e2e-docker: expected " + process.argv[3]); process.exit(1); }
+    console.log("  ok   " + process.argv[3]);' "$1" "$2" "$3"
+}
 cleanup() {
   local rc=$?
   jobs -p | xargs -r kill 2>/dev/null || true
@@ -49,7 +65,7 @@ trap cleanup EXIT
 
 # The containers have fixed names (server, clientN): refuse to touch another project's.
 compose down -v -t 10 >/dev/null 2>&1 || true
-for c in "${CONTAINERS[@]}"; do
+for c in "${CONTAINERS[@]}" "${ONESHOT[@]}"; do
   if docker container inspect "$c" >/dev/null 2>&1; then
     die "a container named $c exists (another stack? 'make docker-compose-down' stops the project's); remove it first"
   fi
@@ -110,8 +126,30 @@ health=$(docker inspect -f '{{.State.Health.Status}}' server)
 [ "$health" = healthy ] || die "server health is '$health', expected healthy"
 echo "server health: $health"
 read_bets "$WORK/ingest-bets.csv"
-checker ingest --log "$WORK/ingest.log" --data "$WORK/data" --agencies 5 --bets "$WORK/ingest-bets.csv" \
+! grep -q 'result: fail' "$WORK/ingest.log" || { grep 'result: fail' "$WORK/ingest.log" >&2; die "a line has result: fail"; }
+# shellcheck disable=SC2046
+inspect "$WORK/ingest.log" --bets "$WORK/ingest-bets.csv" --data "$WORK/data" $(states) \
   || { dump "$WORK/ingest.log"; die "the complete run failed its checks"; }
+
+say "1b. up again on the same volume: nothing stored twice, the same winners"
+compose stop -t 10 >/dev/null 2>&1
+compose up -d > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "the second up failed"; }
+codes=$(with_timeout 180 docker wait "${CLIENTS[@]}" | tr '\n' ' ') || die "clients of the re-run did not finish within 180 s"
+compose logs --no-color > "$WORK/rerun.log"
+[ "$codes" = "0 0 0 0 0 " ] || { dump "$WORK/rerun.log"; die "a client of the re-run did not exit 0: $codes"; }
+read_bets "$WORK/rerun-bets.csv"
+cmp -s "$WORK/ingest-bets.csv" "$WORK/rerun-bets.csv" || die "the re-run changed the bets file"
+echo "the bets file is byte for byte the same after the re-run"
+winners() { grep -o 'agencia: [0-9]* | cant_ganadores: [0-9]*' "$1" | sort -u; }
+[ "$(grep -c 'action: sorteo | result: success' "$WORK/rerun.log")" -eq 1 ] || die "the re-run's logs do not hold exactly one sorteo success (the first run's)"
+[ "$(docker logs server 2>&1 | grep -c 'sorteo: done')" -ge 1 ] || die "the restarted server did not log its recovered draw"
+[ "$(winners "$WORK/rerun.log" | wc -l)" -eq 5 ] && diff <(winners "$WORK/ingest.log") <(winners "$WORK/rerun.log") >/dev/null \
+  || { winners "$WORK/rerun.log" >&2; die "the re-run's winners differ from the first run's"; }
+echo "each agency got the same winners from the recovered draw; one sorteo in all"
+# shellcheck disable=SC2046
+inspect "$WORK/rerun.log" --bets "$WORK/rerun-bets.csv" --data "$WORK/data" $(states) >/dev/null \
+  || { inspect "$WORK/rerun.log" --bets "$WORK/rerun-bets.csv" --data "$WORK/data" $(states) | tail -n 30 >&2; die "the re-run failed its checks"; }
+echo "the inspector's invariants hold for both runs (the re-run's bets held from the first, its draw recovered)"
 compose down -v -t 10 >/dev/null 2>&1
 
 # ---------------------------------------------------------------- 2. SIGTERM drills
@@ -120,19 +158,29 @@ node dist/tools/gen-data.js --agencies 5 --bets "$DRILL_BETS" --out "$WORK/big" 
 export DATA_DIR=$WORK/big
 drill_up() { compose up -d > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "up failed"; }; wait_sending client1 20; }
 
+# The inspector on drill $1 (every invariant), then: each stopped container ($2, comma-separated)
+# exited 0 after SIGTERM, and client1 had not sent FINISHED (it was still sending).
+judge() {
+  local base=$1 stopped=$2; shift 2
+  inspect "$base.log" --bets "$base-bets.csv" "$@" || { dump "$base.log"; die "drill $base: an invariant failed"; }
+  inspect "$base.log" --bets "$base-bets.csv" "$@" --json > "$base.json" || true
+  for c in ${stopped//,/ }; do
+    expect "$base.json" "p('$c').exitCode === 0 && p('$c').signal === 'SIGTERM'" "$c stopped by SIGTERM and exited 0"
+  done
+  expect "$base.json" "!a(1).finished.client" "client1 was still sending when signalled (no FINISHED)"
+}
+
 # One container gets SIGTERM while client1 is sending; $3 says how the others end.
 kill_drill() {
   local stopped=$1 name=$2 rest=$3 code
   drill_up
-  sig=$(now_iso)
   docker kill --signal=SIGTERM "$stopped" >/dev/null
   code=$(with_timeout 15 docker wait "$stopped") || die "$stopped still running 15 s after SIGTERM"
   echo "$stopped exit code $code"
   eval "$rest"
   compose logs --no-color > "$WORK/drill-$name.log"
   read_bets "$WORK/drill-$name-bets.csv"
-  checker drill --log "$WORK/drill-$name.log" --signal-time "$sig" --stopped "$stopped" --exit "$stopped=$code" \
-    --sending client1 --agencies 5 --bets "$WORK/drill-$name-bets.csv" || { dump "$WORK/drill-$name.log"; die "drill: SIGTERM $stopped"; }
+  judge "$WORK/drill-$name" "$stopped" $(states)
   compose down -v -t 10 >/dev/null 2>&1
 }
 
@@ -152,7 +200,6 @@ for c in "${CONTAINERS[@]}"; do
   ( docker logs -f "$c" 2>&1 | while IFS= read -r line; do printf '%s | %s\n' "$c" "$line"; done > "$WORK/follow-$c.log" ) & followers+=($!)
 done
 sleep 0.5
-sig=$(now_iso)
 start=$SECONDS
 compose down -t 10 2>&1 | grep -v '^$' || true
 echo "down took $((SECONDS - start)) s"
@@ -162,6 +209,47 @@ exits=()
 for c in "${CONTAINERS[@]}"; do exits+=(--exit "$c=$(tr -d '[:space:]' < "$WORK/exit-$c")"); done
 echo "exit codes: ${exits[*]}"
 read_bets "$WORK/drill-down-bets.csv"
-checker drill --log "$WORK/drill-down.log" --signal-time "$sig" --stopped "$(IFS=,; echo "${CONTAINERS[*]}")" "${exits[@]}" \
-  --sending client1 --agencies 5 --bets "$WORK/drill-down-bets.csv" || { dump "$WORK/drill-down.log"; die "drill: down"; }
+judge "$WORK/drill-down" "$(IFS=,; echo "${CONTAINERS[*]}")" "${exits[@]}"
 compose down -v -t 10 >/dev/null 2>&1
+
+# ---------------------------------------------------------------- 3. server restarts
+# Every input bet exactly once: the bets file, less its agency column, is the multiset of the input rows.
+exactly_once() {
+  local bets=$1 data=$2 n
+  for n in 1 2 3 4 5; do sed "s/^/$n,/" "$data/agency-$n.csv"; done | tr -d '\r' | LC_ALL=C sort > "$WORK/expected.sorted"
+  tr -d '\r' < "$bets" | LC_ALL=C sort > "$WORK/stored.sorted"
+  cmp -s "$WORK/expected.sorted" "$WORK/stored.sorted" \
+    || { diff "$WORK/expected.sorted" "$WORK/stored.sorted" | head -n 5 >&2; die "the bets file is not exactly the input, once each"; }
+  echo "every one of $(wc -l < "$WORK/expected.sorted" | tr -d ' ') input bets is stored exactly once"
+}
+
+restart_drill() {
+  local sig=$1 name=$2 code codes
+  drill_up
+  docker kill --signal="$sig" server >/dev/null
+  code=$(with_timeout 15 docker wait server) || die "server still running 15 s after $sig"
+  echo "server exit code $code after $sig"
+  [ "$sig" != SIGTERM ] || [ "$code" = 0 ] || die "the server exited $code after SIGTERM, expected 0"
+  docker start server >/dev/null
+  codes=$(with_timeout 240 docker wait "${CLIENTS[@]}" | tr '\n' ' ') || die "clients did not finish within 240 s of the restart"
+  compose logs --no-color > "$WORK/drill-$name.log"
+  [ "$codes" = "0 0 0 0 0 " ] || { dump "$WORK/drill-$name.log"; die "a client did not ride out the restart: $codes"; }
+  echo "client exit codes: $codes"
+  grep -q 'action: reconexion | result: in_progress' "$WORK/drill-$name.log" || die "no client logged a reconnection"
+  [ "$(grep -c 'action: sorteo | result: success' "$WORK/drill-$name.log")" -eq 1 ] || die "expected exactly one sorteo success"
+  read_bets "$WORK/drill-$name-bets.csv"
+  exactly_once "$WORK/drill-$name-bets.csv" "$WORK/big"
+  # Docker's states: the restarted server is still running, the clients exited (0).
+  local st; st=$(states)
+  # shellcheck disable=SC2086
+  inspect "$WORK/drill-$name.log" --bets "$WORK/drill-$name-bets.csv" --data "$WORK/big" $st >/dev/null \
+    || { inspect "$WORK/drill-$name.log" --bets "$WORK/drill-$name-bets.csv" --data "$WORK/big" $st | tail -n 30 >&2; die "drill $name: an invariant failed"; }
+  echo "the inspector's invariants hold across the restart"
+  compose down -v -t 10 >/dev/null 2>&1
+}
+
+say "3a. SIGTERM server, docker start server"
+restart_drill SIGTERM restart-term
+
+say "3b. SIGKILL server, docker start server"
+restart_drill SIGKILL restart-kill

@@ -1,30 +1,26 @@
 /**
- * The worker pool that validates, stores and draws. With `workers: 0` the same handlers
+ * The worker pool that validates, stores and draws. With `workers: 0` the same worker tasks
  * run inline on the main thread (for the benchmark's comparison only): the storage then
  * refuses to wait on its lock, which is safe because nothing else holds it.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { createHandlers, type Handlers } from './handlers.js';
-import {
-  TaskKind,
-  type DrawResult,
-  type StoreBatchResult,
-  type StoreBatchesTask,
-  type Task,
-  type TaskResult,
-  type WorkerInit,
-} from './tasks.js';
+import { deferred, type Deferred } from '../../shared/util/async.js';
+import { createWorkerTasks, type WorkerTasks } from './worker-tasks.js';
+import type { DrawResult, StoreBatchResult, StoreBatchesResult, StoreBatchesTask, WorkerInit } from './tasks.js';
+import { TaskKind, type Task, type TaskResult } from './tasks.js';
 
 export interface BetPoolOptions {
   workers: number;
   init: WorkerInit;
+  /** Hears how long each store task's fsyncs took (SERVER_FSYNC on), for the metrics. */
+  onFsync?: (seconds: number) => void;
 }
 
 /** One BATCH frame's payload fields, as the session decoded them. */
 export interface EncodedBatch {
-  seq: number;
+  first: number;
   count: number;
   bets: Uint8Array;
 }
@@ -32,7 +28,7 @@ export interface EncodedBatch {
 /**
  * A task's input is copied into a slot of shared memory that the worker reads in place; the
  * slot is reused once the task settles. (A fresh transferred buffer per task was external
- * memory that V8 reclaimed late: ~10 MB of RSS at 1M bets, see docs/architecture.md.) A task
+ * memory that V8 reclaimed late; docs/benchmarks.md has the figures.) A task
  * is closed before it outgrows SLOT_BYTES (a run of 32 frames of at most 8,181 payload bytes
  * fits in one), and each session has at most one run in flight, so slots in use are bounded
  * by the connections; at most SLOTS_KEPT idle ones are kept.
@@ -41,8 +37,8 @@ const SLOT_BYTES = 256 << 10;
 const SLOTS_KEPT = 64;
 /**
  * A worker's young generation: its tasks allocate little (rows go to a reused buffer), and the
- * draw's chunks die young. V8's default let each worker grow it to 16+ MiB during the draw
- * (~20 MB of RSS at 1M bets); 8 MiB costs the draw no measurable time.
+ * draw's chunks die young. V8's default let each worker grow it to 16+ MiB during the draw,
+ * for memory and no speed (docs/benchmarks.md).
  */
 const WORKER_YOUNG_GEN_MB = 8;
 
@@ -61,13 +57,12 @@ function workerFile(): { filename: string; execArgv: string[] } {
 interface PendingRun {
   agency: number;
   batches: readonly EncodedBatch[];
-  resolve: (results: StoreBatchResult[]) => void;
-  reject: (err: unknown) => void;
+  results: Deferred<StoreBatchResult[]>;
 }
 
 export class BetPool {
   readonly #piscina: Piscina<Task, TaskResult> | null;
-  readonly #inline: Handlers | null;
+  readonly #inline: WorkerTasks | null;
   #closing: Promise<void> | null = null;
   #destroying: Promise<void> | null = null;
   readonly #freeSlots: SharedArrayBuffer[] = [];
@@ -75,11 +70,13 @@ export class BetPool {
   #pending: PendingRun[] = [];
   #pendingBytes = 0;
   #flushQueued = false;
+  readonly #onFsync: ((seconds: number) => void) | undefined;
 
   constructor(opts: BetPoolOptions) {
+    this.#onFsync = opts.onFsync;
     if (opts.workers === 0) {
       this.#piscina = null;
-      this.#inline = createHandlers(opts.init, true);
+      this.#inline = createWorkerTasks(opts.init, true);
       return;
     }
     this.#inline = null;
@@ -109,16 +106,17 @@ export class BetPool {
     if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
     const bytes = batches.reduce((n, b) => n + b.bets.length, 0);
     if (this.#pendingBytes + bytes > SLOT_BYTES) this.#flush();
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ agency, batches, resolve, reject });
-      this.#pendingBytes += bytes;
-      if (this.#flushQueued) return;
+    const results = deferred<StoreBatchResult[]>();
+    this.#pending.push({ agency, batches, results });
+    this.#pendingBytes += bytes;
+    if (!this.#flushQueued) {
       this.#flushQueued = true;
       setImmediate(() => {
         this.#flushQueued = false;
         this.#flush();
       });
-    });
+    }
+    return results.promise;
   }
 
   /** Sends the pending runs as one task; every run's promise settles, whatever happens. */
@@ -131,7 +129,7 @@ export class BetPool {
     try {
       this.#send(runs, size);
     } catch (err) {
-      for (const run of runs) run.reject(err);
+      for (const run of runs) run.results.reject(err);
     }
   }
 
@@ -145,10 +143,10 @@ export class BetPool {
       bytes,
       runs: runs.map(({ agency, batches }) => ({
         agency,
-        batches: batches.map(({ seq, count, bets }) => {
+        batches: batches.map(({ first, count, bets }) => {
           bytes.set(bets, offset);
           offset += bets.length;
-          return { seq, count, start: offset - bets.length, end: offset };
+          return { first, count, start: offset - bets.length, end: offset };
         }),
       })),
     };
@@ -156,22 +154,29 @@ export class BetPool {
     const release = (): void => {
       if (slot.byteLength === SLOT_BYTES && this.#freeSlots.length < SLOTS_KEPT) this.#freeSlots.push(slot);
     };
-    (this.#run(task) as Promise<StoreBatchResult[][]>).then(
-      (results) => {
+    (this.#run(task) as Promise<StoreBatchesResult>).then(
+      ({ runs: results, fsyncSeconds }) => {
         release();
+        if (fsyncSeconds !== null) this.#onFsync?.(fsyncSeconds);
         runs.forEach((run, i) => {
-          run.resolve(results[i]!);
+          run.results.resolve(results[i]!);
         });
       },
       (err: unknown) => {
         release();
-        for (const run of runs) run.reject(err);
+        for (const run of runs) run.results.reject(err);
       },
     );
   }
 
+  /** Runs the draw; with a journal the result is on disk (winners file, DRAW record) once this resolves. */
   draw(): Promise<DrawResult> {
     return this.#run({ kind: TaskKind.DRAW }) as Promise<DrawResult>;
+  }
+
+  /** Resolves once the agency's FINISHED is in the journal (at once without one). */
+  async recordFinished(agency: number): Promise<void> {
+    await this.#run({ kind: TaskKind.RECORD_FINISHED, agency });
   }
 
   #run(task: Task): Promise<TaskResult> {

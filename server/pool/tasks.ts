@@ -4,7 +4,7 @@
  */
 import type { StorageHandle } from '../storage/protected-storage.js';
 
-export const TaskKind = { STORE_BATCHES: 'store_batches', DRAW: 'draw' } as const;
+export const TaskKind = { STORE_BATCHES: 'store_batches', DRAW: 'draw', RECORD_FINISHED: 'record_finished' } as const;
 
 /** Sent once to every worker as `workerData`. */
 export interface WorkerInit {
@@ -16,7 +16,8 @@ export interface WorkerInit {
 
 /** Where one BATCH frame's bets sit inside a StoreBatchesTask's `bytes`. */
 export interface BatchRef {
-  seq: number;
+  /** The batch's idempotency key with the run's agency: index of its first bet, and count. */
+  first: number;
   count: number;
   start: number;
   end: number;
@@ -52,6 +53,21 @@ export interface DrawResult {
   scanned: number;
 }
 
-export type Task = StoreBatchesTask | DrawTask;
-/** One StoreBatchResult[] per run of the task, in order. */
-export type TaskResult = StoreBatchResult[][] | DrawResult;
+/** Writes the agency's FINISHED into the journal, after every batch of it already there. */
+export interface RecordFinishedTask {
+  kind: typeof TaskKind.RECORD_FINISHED;
+  agency: number;
+}
+
+export type Task = StoreBatchesTask | DrawTask | RecordFinishedTask;
+/**
+ * A store task's outcome: one StoreBatchResult[] per run, in order, and the seconds its group
+ * commit spent flushing to the disk (null with SERVER_FSYNC off), for the metrics.
+ */
+export interface StoreBatchesResult {
+  runs: StoreBatchResult[][];
+  fsyncSeconds: number | null;
+}
+
+/** null for RECORD_FINISHED. */
+export type TaskResult = StoreBatchesResult | DrawResult | null;

@@ -1,10 +1,10 @@
 /** Piscina worker entry: attaches to the shared storage and counter once, then runs tasks. */
 import { workerData } from 'piscina';
-import { createHandlers } from './handlers.js';
+import { createWorkerTasks } from './worker-tasks.js';
 import type { Task, TaskResult, WorkerInit } from './tasks.js';
 
-const handlers = createHandlers(workerData as WorkerInit, false);
+const tasks = createWorkerTasks(workerData as WorkerInit, false);
 
 export default function run(task: Task): Promise<TaskResult> {
-  return handlers.run(task);
+  return tasks.run(task);
 }

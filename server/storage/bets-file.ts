@@ -7,7 +7,7 @@
 import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import type { Bet } from '../../shared/domain/bet.js';
 
-export const DEFAULT_STORAGE_PATH = './bets.csv';
+const DEFAULT_STORAGE_PATH = './bets.csv';
 
 function quote(field: string): string {
   return /[",\r\n]/.test(field) ? `"${field.replace(/"/g, '""')}"` : field;
@@ -144,7 +144,7 @@ function plainRowToBet(text: string, start: number, end: number): Bet | null {
 export async function* loadBetChunks(path: string = DEFAULT_STORAGE_PATH): AsyncGenerator<Bet[]> {
   let rest = '';
   let lineNo = 0;
-  // 64 KiB chunks: a chunk's bets die young (1 MiB ones survived scavenges: 2.5x slower).
+  // 64 KiB chunks: a chunk's bets die young (1 MiB ones survived scavenges and were slower; docs/benchmarks.md).
   for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 16 })) {
     const text = rest + (chunk as string);
     const bets: Bet[] = [];

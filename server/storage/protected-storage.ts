@@ -1,36 +1,66 @@
 /**
- * Monitor around storeBets/loadBets. Appends take the write lock, scans take a read lock,
- * both on a SharedArrayBuffer shared by every pool worker. Invariants:
+ * Monitor around storeBets/loadBets and the journal. Appends take the write lock, scans take
+ * a read lock, both on a SharedArrayBuffer shared by every pool worker. Invariants:
  *  - a batch is one write() of whole rows under the write lock: rows of two batches never
  *    interleave and a reader never sees part of a batch;
- *  - the file descriptor is opened once, by the owner (main thread), in append mode; fds
- *    are process-wide, so workers write to it directly.
+ *  - with a journal, the records of a write's batches are appended under the same hold of
+ *    the write lock, after the rows (and, with fsync, after the rows are on disk): journal
+ *    order is file order, and a record never names bytes that could be missing;
+ *  - the file descriptors are opened once, by the owner (main thread), in append mode; fds
+ *    are process-wide, so workers write to them directly.
  */
-import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
-import { LockBusyError, RWLock } from './rw-lock.js';
+import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
+import { AgencyProgress } from '../sync/agency-progress.js';
+import { LockBusyError, RWLock } from '../sync/rw-lock.js';
+import { writeWinnersFile, type Winners } from './winners-file.js';
 
 /** What a worker needs to attach to the storage: plain data, sent through workerData. */
 export interface StorageHandle {
   lock: SharedArrayBuffer;
   fd: number;
   path: string;
+  /** null: rows only, nothing remembered across a restart (tests of the bare storage). */
+  journal: JournalHandle | null;
+  /** With a journal: each agency's `next` (sync/agency-progress.ts), moved under the write lock. */
+  progress: SharedArrayBuffer | null;
 }
+
+/** The journal and winners files that belong to a bets file. */
+export function durablePaths(betsPath: string): { journal: string; winners: string } {
+  return { journal: `${betsPath}.journal`, winners: `${betsPath}.winners` };
+}
+
+/** One batch of a write, for its journal record: `bytes` of rows it put in the write (0 if refused). */
+export type ConsumedBatch = Omit<BatchRecord, 'kind' | 'end'> & { bytes: number };
 
 /**
  * Appends all of `rows` or nothing: a write that fails part-way (disk full, I/O error) is
  * cut back to where it started, so no torn row is left for the next batch to follow.
- * Call only under the write lock.
+ * Returns the file's size before the write. Call only under the write lock.
  */
-function appendWhole(fd: number, rows: Buffer): void {
+function appendWhole(fd: number, rows: Buffer): number {
   const size = fstatSync(fd).size;
   try {
     writeAll(fd, rows);
   } catch (err) {
-    ftruncateSync(fd, size);
+    cutBack(fd, size);
     throw err;
   }
+  return size;
+}
+
+/** The batches' records, each `end` being where its rows end in the file (they follow `start`, in order). */
+function batchRecords(batches: readonly ConsumedBatch[], start: number): Buffer {
+  let end = start;
+  return encodeRecords(
+    batches.map(({ bytes, ...b }) => {
+      end += bytes;
+      return { kind: RecordKind.BATCH, ...b, end };
+    }),
+  );
 }
 
 const closed = new WeakSet<StorageHandle>();
@@ -39,24 +69,44 @@ export class ProtectedStorage {
   readonly #lock: RWLock;
   readonly #handle: StorageHandle;
   readonly #block: boolean;
+  readonly #progress: AgencyProgress | null;
 
   /** `block` is false on the main thread: it never waits, and fails if the lock is taken. */
   constructor(handle: StorageHandle, block: boolean) {
     this.#handle = handle;
     this.#lock = new RWLock(handle.lock);
     this.#block = block;
+    this.#progress = handle.progress === null ? null : new AgencyProgress(handle.progress);
   }
 
-  /** Opens (creating if needed) the bets file for appending. Owner side only. */
-  static open(path: string): StorageHandle {
-    return { lock: RWLock.allocate(), fd: openSync(path, 'a'), path };
+  /**
+   * Opens (creating if needed) the bets file for appending, and with `durable` its journal,
+   * which recovery (durable-state.ts) must have checked and repaired first. Owner side only.
+   */
+  static open(path: string, durable?: { fsync: boolean; next: readonly number[] }): StorageHandle {
+    const fd = openSync(path, 'a');
+    if (durable === undefined) return { lock: RWLock.allocate(), fd, path, journal: null, progress: null };
+    const paths = durablePaths(path);
+    const journal = { fd: openSync(paths.journal, 'a'), path: paths.journal, winnersPath: paths.winners, fsync: durable.fsync };
+    return { lock: RWLock.allocate(), fd, path, journal, progress: AgencyProgress.allocate(durable.next) };
   }
 
-  /** Idempotent: a second close must not close whatever file has since reused the fd number. */
+  /**
+   * Flushes the files to the disk (whatever SERVER_FSYNC says: once, at the end) and closes
+   * them. Idempotent: a second close must not close whatever file has since reused the fd number.
+   */
   static close(handle: StorageHandle): void {
     if (closed.has(handle)) return;
     closed.add(handle);
-    closeSync(handle.fd);
+    try {
+      if (handle.journal !== null) {
+        fdatasyncSync(handle.fd);
+        fdatasyncSync(handle.journal.fd);
+      }
+    } finally {
+      closeSync(handle.fd);
+      if (handle.journal !== null) closeSync(handle.journal.fd);
+    }
   }
 
   get path(): string {
@@ -70,10 +120,57 @@ export class ProtectedStorage {
 
   /**
    * Appends rows already formatted as betsToRows would (whole CRLF-terminated rows of one
-   * or more batches), in one write under the write lock.
+   * or more batches), in one write under the write lock; with a journal, then records
+   * `batches` (every batch the rows came from, in order, refused ones too) under the same
+   * hold. With fsync the rows reach the disk before the records are written, and the records
+   * before this returns: one flush of each file for every batch of the write (group commit).
+   * On any failure both files are cut back to where they were: nothing of it was stored.
+   * Returns the seconds the flushes took (the bets file's fdatasync, then the records written
+   * and flushed): the durability cost of this group commit; null without fsync.
    */
-  storeRows(rows: Buffer): void {
-    this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
+  storeRows(rows: Buffer, batches: readonly ConsumedBatch[] = []): number | null {
+    const bytes = batches.reduce((n, b) => n + b.bytes, 0);
+    const journal = this.#handle.journal;
+    if (journal !== null && bytes !== rows.length) throw new RangeError(`the batches account for ${bytes} bytes of ${rows.length}`);
+    return this.#lock.withWrite(() => {
+      const fd = this.#handle.fd;
+      const start = appendWhole(fd, rows);
+      if (journal === null || batches.length === 0) return null;
+      const flushing = performance.now();
+      try {
+        if (journal.fsync && rows.length > 0) fdatasyncSync(fd);
+        appendRecords(journal, batchRecords(batches, start));
+      } catch (err) {
+        cutBack(fd, start);
+        throw err;
+      }
+      const flushed = journal.fsync ? (performance.now() - flushing) / 1000 : null;
+      for (const b of batches) this.#progress?.advance(b.agency, b.first + b.count);
+      return flushed;
+    }, this.#block);
+  }
+
+  /** Records durably that `agency` sent FINISHED (no-op without a journal). */
+  recordFinished(agency: number): void {
+    const journal = this.#handle.journal;
+    if (journal === null) return;
+    this.#lock.withWrite(() => appendRecords(journal, encodeRecords([{ kind: RecordKind.FINISHED, agency }])), this.#block);
+  }
+
+  /**
+   * Makes the draw's result durable (no-op without a journal): the winners file first, whole
+   * (winners-file.ts), then the DRAW record naming its checksum. A crash in between leaves a
+   * winners file and no record: recovery drops the file and the draw runs again.
+   */
+  recordDraw(winners: Winners, scanned: number): void {
+    const journal = this.#handle.journal;
+    if (journal === null) return;
+    const file = writeWinnersFile(journal.winnersPath, winners, journal.fsync);
+    this.#lock.withWrite(() => {
+      const end = fstatSync(this.#handle.fd).size;
+      const draw = { kind: RecordKind.DRAW, winners: file.count, scanned, end, winnersCrc: file.crc } as const;
+      appendRecords(journal, encodeRecords([draw]));
+    }, this.#block);
   }
 
   /**

@@ -38,6 +38,14 @@ export function durationMs(key: string, raw: unknown, max = 3_600_000): number {
   return ms;
 }
 
+/** A switch: `on` or `off` (any case; also true/false, yes/no, 1/0). */
+export function onOff(key: string, raw: unknown): boolean {
+  const text = String(raw).trim().toLowerCase();
+  if (['on', 'true', 'yes', '1'].includes(text)) return true;
+  if (['off', 'false', 'no', '0'].includes(text)) return false;
+  throw new ConfigError(key, `${JSON.stringify(String(raw))} is not a switch; use on or off`);
+}
+
 export function logLevel(key: string, raw: unknown): string {
   const level = normalizeLevel(String(raw));
   if (level === null) throw new ConfigError(key, `${JSON.stringify(String(raw))} is not a log level; use DEBUG, INFO, WARN or ERROR`);

@@ -17,10 +17,3 @@ export function parseLogLine(line: string): LogLine | null {
   if (action === undefined || result === undefined) return null;
   return { action, result, fields };
 }
-
-export function parseLog(text: string): LogLine[] {
-  return text
-    .split('\n')
-    .map(parseLogLine)
-    .filter((l): l is LogLine => l !== null);
-}

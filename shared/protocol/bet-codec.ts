@@ -1,5 +1,5 @@
 /**
- * Bets inside a BATCH payload: `seq: u32 | count: u16 | bet*`, each bet
+ * Bets inside a BATCH payload: `first: u32 | count: u16 | bet*`, each bet
  * `agency: u32 | firstName: str8 | lastName: str8 | document: str8 | birthdate: str8 | number: u16`
  * where str8 is a u8 byte length then UTF-8 bytes.
  */
@@ -8,7 +8,7 @@ import { ProtocolError } from './errors.js';
 import { HEADER_SIZE, MAX_FRAME, MessageType } from './messages.js';
 import { PayloadReader } from './payload.js';
 
-const BATCH_HEAD = 6; // seq u32 + count u16
+const BATCH_HEAD = 6; // first u32 + count u16
 /** The smallest valid bet on the wire: agency, 1-byte names and document, a 10-byte date, number. */
 export const MIN_ENCODED_BET = 4 + 2 + 2 + 2 + 11 + 2;
 const MAX_COUNT = 0xffff;
@@ -30,18 +30,6 @@ function writeStr8(b: Buffer, p: number, s: string): number {
   }
   b[p] = s.length;
   return o;
-}
-
-export function encodedBetSize(bet: Bet): number {
-  return (
-    4 +
-    4 +
-    2 +
-    Buffer.byteLength(bet.firstName) +
-    Buffer.byteLength(bet.lastName) +
-    Buffer.byteLength(bet.document) +
-    Buffer.byteLength(bet.birthdate)
-  );
 }
 
 /** The largest bet on the wire: agency, four str8 of 255 bytes, number. */
@@ -123,10 +111,7 @@ export class BatchBuilder {
     return last - from;
   }
 
-  /**
-   * Returns the whole frame (a copy) and empties the builder. `first` is the BATCH's first
-   * field, written as an opaque u32 (the caller's batch numbering).
-   */
+  /** Returns the whole frame (a copy), `first` being the index of its first bet, and empties the builder. */
   take(first: number): Buffer {
     const b = this.#buf;
     b.writeUInt8(MessageType.BATCH, 0);

@@ -3,7 +3,18 @@
  * Frame: `type: u8 | length: u32 BE | payload[length]`, HEADER_SIZE + length <= MAX_FRAME.
  */
 import { FrameTooLargeError, MalformedMessageError, UnknownMessageTypeError } from './errors.js';
-import { AckStatus, HEADER_SIZE, MAX_PAYLOAD, MessageType, PROTOCOL_VERSION, isMessageType, type Frame, type Message } from './messages.js';
+import {
+  AckStatus,
+  HEADER_SIZE,
+  MAC_BYTES,
+  MAX_PAYLOAD,
+  MessageType,
+  NONCE_BYTES,
+  isMessageType,
+  type BatchAckDTO,
+  type Frame,
+  type Message,
+} from './messages.js';
 import { PayloadReader, PayloadWriter } from './payload.js';
 
 /**
@@ -107,17 +118,16 @@ export function encodeMessage(msg: Exclude<Message, { type: typeof MessageType.B
     case MessageType.HELLO:
       return frameWriter(msg.type, 6).u16(msg.version).u32(msg.agency).buf;
     case MessageType.WELCOME:
-      return frameWriter(msg.type, 8).u32(msg.agency).u32(msg.lastSeq).buf;
+      return frameWriter(msg.type, 9)
+        .u32(msg.agency)
+        .u32(msg.next)
+        .u8(msg.finished ? 1 : 0).buf;
+    case MessageType.CHALLENGE:
+      return frameWriter(msg.type, NONCE_BYTES).bytes(fixed(msg.nonce, NONCE_BYTES, 'CHALLENGE nonce')).buf;
+    case MessageType.PROOF:
+      return frameWriter(msg.type, MAC_BYTES).bytes(fixed(msg.mac, MAC_BYTES, 'PROOF mac')).buf;
     case MessageType.BATCH_ACK:
-      if (msg.status === AckStatus.REJECTED) {
-        const reason = clipUtf8(msg.reason, 1024);
-        return frameWriter(msg.type, 9 + bytes(reason))
-          .u32(msg.seq)
-          .u8(msg.status)
-          .u16(msg.index)
-          .str16(reason).buf;
-      }
-      return frameWriter(msg.type, 7).u32(msg.seq).u8(msg.status).u16(msg.count).buf;
+      return encodeAck(msg);
     case MessageType.FINISHED:
     case MessageType.WINNERS_QUERY:
       return frameWriter(msg.type, 4).u32(msg.agency).buf;
@@ -140,6 +150,29 @@ export function encodeMessage(msg: Exclude<Message, { type: typeof MessageType.B
         .u32(msg.expected)
         .u8(msg.drawn ? 1 : 0).buf;
   }
+}
+
+function encodeAck(msg: BatchAckDTO): Buffer {
+  switch (msg.status) {
+    case AckStatus.REJECTED: {
+      const reason = clipUtf8(msg.reason, 1024);
+      return frameWriter(msg.type, 9 + bytes(reason))
+        .u32(msg.first)
+        .u8(msg.status)
+        .u16(msg.index)
+        .str16(reason).buf;
+    }
+    case AckStatus.OUT_OF_ORDER:
+      return frameWriter(msg.type, 9).u32(msg.first).u8(msg.status).u32(msg.next).buf;
+    default:
+      return frameWriter(msg.type, 7).u32(msg.first).u8(msg.status).u16(msg.count).buf;
+  }
+}
+
+/** A fixed-size field must be exactly that size: a short nonce would shift every byte after it. */
+function fixed(b: Uint8Array, size: number, what: string): Uint8Array {
+  if (b.length !== size) throw new RangeError(`${what} must be ${size} bytes, got ${b.length}`);
+  return b;
 }
 
 function encodeWinners(documents: readonly string[], last: boolean): Buffer {
@@ -184,13 +217,19 @@ function decodeBody(type: number, r: PayloadReader): Message {
     case MessageType.HELLO:
       return { type, version: r.u16('HELLO version'), agency: r.u32('HELLO agency') };
     case MessageType.WELCOME:
-      return { type, agency: r.u32('WELCOME agency'), lastSeq: r.u32('WELCOME lastSeq') };
-    case MessageType.BATCH: {
-      const seq = r.u32('BATCH seq');
-      // 0 would always look like a retransmission (the last stored seq starts at 0).
-      if (seq === 0) throw new MalformedMessageError('BATCH seq 0: sequence numbers start at 1');
-      return { type, seq, count: r.u16('BATCH count'), bets: r.rest() };
-    }
+      return {
+        type,
+        agency: r.u32('WELCOME agency'),
+        next: r.u32('WELCOME next'),
+        finished: flag(r.u8('WELCOME finished'), 'WELCOME finished'),
+      };
+    case MessageType.CHALLENGE:
+      return { type, nonce: r.bytes(NONCE_BYTES, 'CHALLENGE nonce') };
+    case MessageType.PROOF:
+      return { type, mac: r.bytes(MAC_BYTES, 'PROOF mac') };
+    case MessageType.BATCH:
+      // `first` 0 is the agency's first bet: every value is valid.
+      return { type, first: r.u32('BATCH first'), count: r.u16('BATCH count'), bets: r.rest() };
     case MessageType.BATCH_ACK:
       return decodeAck(r);
     case MessageType.FINISHED:
@@ -215,15 +254,25 @@ function decodeBody(type: number, r: PayloadReader): Message {
 
 function decodeAck(r: PayloadReader): Message {
   const type = MessageType.BATCH_ACK;
-  const seq = r.u32('BATCH_ACK seq');
+  const first = r.u32('BATCH_ACK first');
   const status = r.u8('BATCH_ACK status');
-  if (status === AckStatus.REJECTED) {
-    return { type, seq, status, index: r.u16('BATCH_ACK index'), reason: r.str16('BATCH_ACK reason') };
+  switch (status) {
+    case AckStatus.STORED:
+    case AckStatus.DUPLICATE:
+      return { type, first, status, count: r.u16('BATCH_ACK count') };
+    case AckStatus.REJECTED:
+      return { type, first, status, index: r.u16('BATCH_ACK index'), reason: r.str16('BATCH_ACK reason') };
+    case AckStatus.OUT_OF_ORDER:
+      return { type, first, status, next: r.u32('BATCH_ACK next') };
+    default:
+      throw new MalformedMessageError(`BATCH_ACK status ${status} is not 0, 1, 2 or 3`);
   }
-  if (status !== AckStatus.STORED && status !== AckStatus.DUPLICATE) {
-    throw new MalformedMessageError(`BATCH_ACK status ${status} is not 0, 1 or 2`);
-  }
-  return { type, seq, status, count: r.u16('BATCH_ACK count') };
+}
+
+/** A boolean byte: 0 or 1, anything else is a peer that does not speak this protocol. */
+function flag(v: number, what: string): boolean {
+  if (v > 1) throw new MalformedMessageError(`${what} is ${v}; it must be 0 or 1`);
+  return v === 1;
 }
 
 function decodeWinners(r: PayloadReader): Message {
@@ -233,5 +282,3 @@ function decodeWinners(r: PayloadReader): Message {
   for (let i = 0; i < count; i++) documents.push(r.str8(`WINNERS document ${i}`));
   return { type: MessageType.WINNERS, last: last === 1, documents };
 }
-
-export { PROTOCOL_VERSION };

@@ -5,7 +5,10 @@
 export const HEADER_SIZE = 5;
 export const MAX_FRAME = 8192;
 export const MAX_PAYLOAD = MAX_FRAME - HEADER_SIZE;
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** CHALLENGE's nonce and PROOF's HMAC-SHA256 tag: fixed sizes, no length prefix. */
+export const NONCE_BYTES = 32;
+export const MAC_BYTES = 32;
 /**
  * Batches a client keeps in flight without an ack; the server reads ahead and groups into one
  * run at most this many frames, so a whole window usually travels to the pool as one task.
@@ -25,6 +28,8 @@ export const MessageType = {
   ERROR: 0x0a,
   PING: 0x0b,
   PONG: 0x0c,
+  CHALLENGE: 0x0d,
+  PROOF: 0x0e,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -36,7 +41,8 @@ export function messageTypeName(type: number): string {
   return TYPE_NAMES.get(type) ?? `0x${type.toString(16).padStart(2, '0')}`;
 }
 
-export const AckStatus = { STORED: 0, REJECTED: 1, DUPLICATE: 2 } as const;
+/** OUT_OF_ORDER: the batch neither continues nor repeats the agency's stored bets; resume from `next`. */
+export const AckStatus = { STORED: 0, REJECTED: 1, DUPLICATE: 2, OUT_OF_ORDER: 3 } as const;
 export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus];
 
 export const ErrorCode = {
@@ -52,6 +58,10 @@ export const ErrorCode = {
   SHUTTING_DOWN: 10,
   INTERNAL: 11,
   BAD_VERSION: 12,
+  AUTH_FAILED: 13,
+  BUSY: 14,
+  REPLACED: 15,
+  AUTH_TIMEOUT: 16,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -65,25 +75,42 @@ export interface HelloDTO {
   version: number;
   agency: number;
 }
-/** `lastSeq`: the highest batch sequence number the server has stored for this agency (0: none). */
+/**
+ * `next`: index, in the agency's stream of valid bets, of the first bet the server does not
+ * hold durably (the client resumes there); `finished`: the agency's FINISHED is on disk.
+ */
 export interface WelcomeDTO {
   type: typeof MessageType.WELCOME;
   agency: number;
-  lastSeq: number;
+  next: number;
+  finished: boolean;
+}
+/** Sent right after a HELLO for a known agency: a fresh random nonce for the PROOF. */
+export interface ChallengeDTO {
+  type: typeof MessageType.CHALLENGE;
+  nonce: Buffer;
+}
+/** HMAC-SHA256 over the challenge (see docs/protocol.md); 32 zero bytes when the client has no key. */
+export interface ProofDTO {
+  type: typeof MessageType.PROOF;
+  mac: Buffer;
 }
 /**
  * A batch as it crosses the wire: `bets` holds the encoded bets, left undecoded on the
- * main thread; a pool worker decodes and validates them (see bet-codec.ts).
+ * main thread; a pool worker decodes and validates them (see bet-codec.ts). `first` is the
+ * index of its first bet in the agency's stream of valid bets: (agency, first, count) is the
+ * batch's idempotency key.
  */
 export interface BatchDTO {
   type: typeof MessageType.BATCH;
-  seq: number;
+  first: number;
   count: number;
   bets: Buffer;
 }
 export type BatchAckDTO =
-  | { type: typeof MessageType.BATCH_ACK; seq: number; status: typeof AckStatus.STORED | typeof AckStatus.DUPLICATE; count: number }
-  | { type: typeof MessageType.BATCH_ACK; seq: number; status: typeof AckStatus.REJECTED; index: number; reason: string };
+  | { type: typeof MessageType.BATCH_ACK; first: number; status: typeof AckStatus.STORED | typeof AckStatus.DUPLICATE; count: number }
+  | { type: typeof MessageType.BATCH_ACK; first: number; status: typeof AckStatus.REJECTED; index: number; reason: string }
+  | { type: typeof MessageType.BATCH_ACK; first: number; status: typeof AckStatus.OUT_OF_ORDER; next: number };
 /** The course's FIRST_NOTIFICATION: the agency has sent all its bets. */
 export interface NotificationDTO {
   type: typeof MessageType.FINISHED;
@@ -137,4 +164,6 @@ export type Message =
   | NotReadyDTO
   | ErrorDTO
   | PingDTO
-  | PongDTO;
+  | PongDTO
+  | ChallengeDTO
+  | ProofDTO;

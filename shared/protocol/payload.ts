@@ -41,6 +41,13 @@ export class PayloadReader {
   str16(what: string): string {
     return this.#str(this.u16(what), what);
   }
+  /** Exactly `n` raw bytes, copied (the payload is a view of a socket chunk). */
+  bytes(n: number, what: string): Buffer {
+    this.#need(n, what);
+    const b = Buffer.from(this.#buf.subarray(this.#pos, this.#pos + n));
+    this.#pos += n;
+    return b;
+  }
   rest(): Buffer {
     const b = this.#buf.subarray(this.#pos);
     this.#pos = this.#buf.length;

@@ -61,6 +61,8 @@ export interface BackoffOptions {
   readonly signal?: AbortSignal;
   /** Whether an error is worth another attempt (default: every error). */
   readonly retryable?: (err: Error) => boolean;
+  /** The wait the failure itself asks for (e.g. a server's "retry in N ms"), when longer than the backoff's. */
+  readonly hintMs?: (err: Error) => number | null;
   /** Hears each failure that will be retried, before the wait. */
   readonly onRetry?: (err: Error, attempt: number, delayMs: number) => void;
 }
@@ -80,7 +82,7 @@ export async function retryWithBackoff<T>(attempt: (n: number, msLeft: number) =
       const error = err instanceof Error ? err : new Error(String(err));
       const left = deadline - Date.now();
       if (opts.signal?.aborted || left <= 0 || opts.retryable?.(error) === false) throw error;
-      const wait = Math.min(delay, left);
+      const wait = Math.min(Math.max(delay, opts.hintMs?.(error) ?? 0), left);
       opts.onRetry?.(error, n, wait);
       await sleep(wait, undefined, { signal: opts.signal });
       delay = Math.min(delay * 2, opts.maxMs);

@@ -5,7 +5,7 @@
  *   [1] writers waiting: readers do not enter while it is > 0, so writers are never starved
  * Only worker threads may block (`Atomics.wait`); the main thread uses the try* methods.
  */
-export const LOCK_WORDS = 2;
+const LOCK_WORDS = 2;
 const STATE = 0;
 const WRITERS_WAITING = 1;
 const WRITER = -1;

@@ -5,34 +5,27 @@
  */
 import { hasWon } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { decodeBets } from '../../shared/protocol/bet-codec.js';
-import { ProtectedNotificationCounter } from '../storage/notification-counter.js';
+import { MIN_ENCODED_BET, decodeBets } from '../../shared/protocol/bet-codec.js';
+import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
 import { betsToRows } from '../storage/bets-file.js';
-import { ProtectedStorage } from '../storage/protected-storage.js';
+import { ProtectedStorage, type ConsumedBatch } from '../storage/protected-storage.js';
 import { maxRowsSize, transcodeBatch } from './transcode.js';
-import {
-  TaskKind,
-  type DrawResult,
-  type StoreBatchResult,
-  type StoreBatchesTask,
-  type Task,
-  type TaskResult,
-  type WorkerInit,
-} from './tasks.js';
+import type { BatchRef, DrawResult, StoreBatchResult, StoreBatchesResult, StoreBatchesTask, WorkerInit } from './tasks.js';
+import { TaskKind, type Task, type TaskResult } from './tasks.js';
 
-export class DrawTooEarlyError extends Error {
+class DrawTooEarlyError extends Error {
   constructor(finished: number, expected: number) {
     super(`the draw was asked for with ${finished} of ${expected} agencies finished`);
     this.name = 'DrawTooEarlyError';
   }
 }
 
-export interface Handlers {
+export interface WorkerTasks {
   run(task: Task): Promise<TaskResult>;
 }
 
 /** `onMainThread` makes the storage refuse to wait on its lock instead of blocking. */
-export function createHandlers(init: WorkerInit, onMainThread: boolean): Handlers {
+export function createWorkerTasks(init: WorkerInit, onMainThread: boolean): WorkerTasks {
   const storage = new ProtectedStorage(init.storage, !onMainThread);
   const counter = new ProtectedNotificationCounter(init.counter);
   const log = createLogger({ level: init.logLevel, format: init.logFormat });
@@ -43,6 +36,9 @@ export function createHandlers(init: WorkerInit, onMainThread: boolean): Handler
           return storeBatches(storage, log, task);
         case TaskKind.DRAW:
           return draw(storage, counter);
+        case TaskKind.RECORD_FINISHED:
+          storage.recordFinished(task.agency);
+          return null;
       }
     },
   };
@@ -50,8 +46,8 @@ export function createHandlers(init: WorkerInit, onMainThread: boolean): Handler
 
 /**
  * Scratch for the rows of one task, reused task after task: storeRows writes synchronously,
- * so nothing refers to it once storeBatches returns. A fresh buffer per task (~0.5 MiB) is
- * external memory that V8 collects late: with two workers it cost ~12 MB of RSS at 1M bets.
+ * so nothing refers to it once storeBatches returns. A fresh buffer per task is external
+ * memory that V8 collects late (docs/benchmarks.md).
  */
 let scratch = Buffer.alloc(0);
 const SCRATCH_KEEP = 4 << 20;
@@ -65,36 +61,50 @@ function rowsBuffer(size: number): Buffer {
 
 /**
  * Validates every batch on its own, then appends the valid ones of every run in a single
- * write under one write-lock hold: a bad batch loses only itself, each good batch lands whole,
- * and the rows of one run stay together. Batches go through transcodeBatch; one it declines
- * takes the slow path (decodeBets), which stores unusual but valid text the same way and
- * words the reason of a bad bet.
+ * write under one write-lock hold, recording every batch (a refused one as consumed, with no
+ * rows) in the journal under the same hold: a bad batch loses only itself, each good batch
+ * lands whole, and the rows of one run stay together. Batches go through transcodeBatch; one
+ * it declines takes the slow path (decodeBets), which stores unusual but valid text the same
+ * way and words the reason of a bad bet.
  */
-function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchResult[][] {
+function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchesResult {
   const src = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
-  const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + b.count, n), 0);
+  // A batch whose count cannot fit in its bytes is refused before anything is sized by it.
+  const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + (fits(b) ? b.count : 0), n), 0);
   const out = rowsBuffer(maxRowsSize(src.length, total));
   const parts: Buffer[] = [];
+  const consumed: ConsumedBatch[] = [];
   let segment = 0;
   let o = 0;
   const results = task.runs.map((run) =>
     run.batches.map((ref): StoreBatchResult => {
       const bytes = src.subarray(ref.start, ref.end);
+      const key = { agency: run.agency, first: ref.first, count: ref.count };
+      if (!fits(ref)) {
+        consumed.push({ ...key, stored: 0, bytes: 0 });
+        return tooShort(ref);
+      }
       const end = transcodeBatch(bytes, ref.count, run.agency, out, o);
       if (end !== null) {
+        consumed.push({ ...key, stored: ref.count, bytes: end - o });
         o = end;
         return { ok: true, stored: ref.count };
       }
       const decoded = decodeBets(bytes, ref.count, run.agency);
-      if (!decoded.ok) return decoded;
-      parts.push(out.subarray(segment, o), betsToRows(decoded.bets));
+      if (!decoded.ok) {
+        consumed.push({ ...key, stored: 0, bytes: 0 });
+        return decoded;
+      }
+      const rows = betsToRows(decoded.bets);
+      parts.push(out.subarray(segment, o), rows);
       segment = o;
+      consumed.push({ ...key, stored: decoded.bets.length, bytes: rows.length });
       return { ok: true, stored: decoded.bets.length };
     }),
   );
   parts.push(out.subarray(segment, o));
   const rows = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  if (rows.length > 0) storage.storeRows(rows);
+  const fsyncSeconds = storage.storeRows(rows, consumed);
   // Nothing after the write may fail the task: its rows are on disk, so its batches must be acked.
   if (log.isLevelEnabled('debug')) {
     try {
@@ -103,7 +113,18 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
       // DEBUG detail only.
     }
   }
-  return results;
+  return { runs: results, fsyncSeconds };
+}
+
+/** Whether `count` bets could fit in the batch's bytes at all (MIN_ENCODED_BET each). */
+function fits(ref: BatchRef): boolean {
+  return ref.count * MIN_ENCODED_BET <= ref.end - ref.start;
+}
+
+function tooShort(ref: BatchRef): StoreBatchResult {
+  const bytes = ref.end - ref.start;
+  const index = Math.floor(bytes / MIN_ENCODED_BET);
+  return { ok: false, index, reason: `${ref.count} bets cannot fit in ${bytes} bytes; bet ${index} is missing` };
 }
 
 function logStored(log: Logger, src: Buffer, task: StoreBatchesTask): void {
@@ -131,5 +152,7 @@ async function draw(storage: ProtectedStorage, counter: ProtectedNotificationCou
       else list.push(bet.document);
     }
   }
-  return { winners: [...winners], scanned };
+  const result = { winners: [...winners], scanned };
+  storage.recordDraw(result.winners, scanned);
+  return result;
 }

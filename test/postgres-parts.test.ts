@@ -1,0 +1,136 @@
+/**
+ * The PostgreSQL backend's pure parts, without a database: the group-commit queue and the
+ * COPY text format.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { deferred, type Deferred } from '../shared/util/async.js';
+import { StorageClosedError } from '../server/storage/backend.js';
+import { CopyRowError, escapeCopyText, parseExportLine, unescapeCopyText } from '../server/storage/postgres/copy-text.js';
+import { GroupCommit } from '../server/storage/postgres/group-commit.js';
+
+/** A commit function whose groups the test sees and settles by hand. */
+function manualCommit(): { groups: string[][]; pending: Array<Deferred<void>>; commit: (items: string[]) => Promise<string[]> } {
+  const groups: string[][] = [];
+  const pending: Array<Deferred<void>> = [];
+  return {
+    groups,
+    pending,
+    commit: async (items) => {
+      groups.push(items);
+      const gate = deferred();
+      pending.push(gate);
+      await gate.promise;
+      return items.map((i) => i.toUpperCase());
+    },
+  };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('GroupCommit', () => {
+  it('sends the items of one turn as one group and answers each with its own output', async () => {
+    const m = manualCommit();
+    const gc = new GroupCommit(m.commit, { maxInFlight: 2, maxWeight: 100, weigh: () => 1 });
+    const answers = ['a', 'b', 'c'].map((x) => gc.submit(x));
+    await tick();
+    expect(m.groups).toEqual([['a', 'b', 'c']]);
+    m.pending[0]!.resolve();
+    expect(await Promise.all(answers)).toEqual(['A', 'B', 'C']);
+  });
+
+  it('items arriving while the slots are busy wait and then go together, in order', async () => {
+    const m = manualCommit();
+    const gc = new GroupCommit(m.commit, { maxInFlight: 1, maxWeight: 100, weigh: () => 1 });
+    const first = gc.submit('a');
+    await tick();
+    const later = [gc.submit('b')];
+    await tick();
+    later.push(gc.submit('c'), gc.submit('d'));
+    await tick();
+    expect(m.groups).toEqual([['a']]);
+    expect(gc.inFlight).toBe(1);
+    m.pending[0]!.resolve();
+    expect(await first).toBe('A');
+    await tick();
+    expect(m.groups).toEqual([['a'], ['b', 'c', 'd']]);
+    m.pending[1]!.resolve();
+    expect(await Promise.all(later)).toEqual(['B', 'C', 'D']);
+  });
+
+  it('closes a group at maxWeight (an item heavier than that still goes alone) and runs maxInFlight groups at once', async () => {
+    const m = manualCommit();
+    const gc = new GroupCommit(m.commit, { maxInFlight: 2, maxWeight: 5, weigh: (x: string) => x.length });
+    const all = ['aaa', 'bb', 'cc', 'dddddddd', 'e'].map((x) => gc.submit(x));
+    await tick();
+    expect(m.groups).toEqual([['aaa', 'bb'], ['cc']]);
+    m.pending[1]!.resolve();
+    await tick();
+    expect(m.groups).toEqual([['aaa', 'bb'], ['cc'], ['dddddddd']]);
+    m.pending[0]!.resolve();
+    m.pending[2]!.resolve();
+    await tick();
+    expect(m.groups.at(-1)).toEqual(['e']);
+    m.pending[3]!.resolve();
+    expect(await Promise.all(all)).toEqual(['AAA', 'BB', 'CC', 'DDDDDDDD', 'E']);
+  });
+
+  it('a failed commit fails only its own group; close refuses new items and waits for the rest', async () => {
+    let calls = 0;
+    const gate = deferred();
+    const gc = new GroupCommit<string, string>(
+      async (items) => {
+        if (++calls === 1) throw new Error('database gone');
+        await gate.promise;
+        return items;
+      },
+      { maxInFlight: 1, maxWeight: 100, weigh: () => 1 },
+    );
+    const failed = gc.submit('a').catch((e: Error) => e.message);
+    await tick();
+    const second = gc.submit('b');
+    expect(await failed).toBe('database gone');
+    await tick();
+    let closed = false;
+    const closing = gc.close().then(() => {
+      closed = true;
+    });
+    await expect(gc.submit('c')).rejects.toThrow(StorageClosedError);
+    await tick();
+    expect(closed).toBe(false);
+    gate.resolve();
+    expect(await second).toBe('b');
+    await closing;
+    expect(closed).toBe(true);
+  });
+});
+
+describe('COPY text format', () => {
+  it('escapes and unescapes any text to itself, with no raw tab, LF or CR left', () => {
+    fc.assert(
+      // Backslashes next to digits, x and letters that are escapes themselves: where a decoder would go wrong.
+      fc.property(
+        fc.string({ unit: fc.constantFrom('\\', '\t', '\n', '\r', '\b', 'x', 'N', 'n', 't', '0', '1', '7', 'A', 'ñ', '€', ' ') }),
+        (s) => {
+          const escaped = escapeCopyText(s);
+          expect(/[\t\n\r]/.test(escaped)).toBe(false);
+          expect(unescapeCopyText(escaped)).toBe(s);
+        },
+      ),
+    );
+  });
+
+  it("reads COPY's other escapes and refuses rows that are not a bet's six fields", () => {
+    expect(unescapeCopyText('a\\101\\x42\\b\\f\\v\\\\')).toBe('aAB\b\f\v\\');
+    expect(parseExportLine('7\tAna\tP\\\\z\t0042\t0099-01-01\t0', 1)).toEqual({
+      agency: 7,
+      firstName: 'Ana',
+      lastName: 'P\\z',
+      document: '0042',
+      birthdate: '0099-01-01',
+      number: 0,
+    });
+    expect(() => parseExportLine('7\tAna\tP', 3)).toThrow(new CopyRowError(3, 'expected 6 tab-separated fields, found 3'));
+    expect(() => parseExportLine('7\t\\N\tP\t1\t2000-01-01\t5', 4)).toThrow(/row 4: a NULL field/);
+  });
+});
