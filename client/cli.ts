@@ -53,4 +53,3 @@ export async function main(): Promise<void> {
     process.exit(1);
   }
 }
-

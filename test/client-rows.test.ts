@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readAgencyBetChunks, type BadRow } from '../client/bets-reader.js';
+import { betsOf, readAgencyBetChunks, type BadRow } from '../client/bets-reader.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { EXIT_CONFIG } from '../shared/config/values.js';
 import type { Bet } from '../shared/domain/bet.js';
@@ -55,7 +55,7 @@ afterAll(async () => {
 async function readAll(path: string): Promise<{ good: Bet[]; bad: BadRow[] }> {
   const bad: BadRow[] = [];
   const good: Bet[] = [];
-  for await (const chunk of readAgencyBetChunks({ path, agency: 1, onBadRow: (r) => bad.push(r) })) good.push(...chunk);
+  for await (const chunk of readAgencyBetChunks({ path, agency: 1, onBadRow: (r) => bad.push(r) })) good.push(...betsOf(chunk, 1));
   return { good, bad };
 }
 

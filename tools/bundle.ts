@@ -53,7 +53,14 @@ for (const entry of ENTRIES.filter((e) => existsSync(e))) {
 if (existsSync(CLIENT_PROGRAM)) {
   await emit({ entryPoints: [CLIENT_PROGRAM], outfile: CLIENT_BUNDLE, format: 'cjs' });
   // The cache matches the bundle's bytes: written after it, before the stub that reads both.
-  writeBundleCache(resolve(CLIENT_BUNDLE), (program) => (program.warmUp as () => void)());
+  writeBundleCache(resolve(CLIENT_BUNDLE), (program) => {
+    // A warm-up that fails (an odd local client/config.yaml, say) only makes the cache smaller.
+    try {
+      (program.warmUp as () => void)();
+    } catch (err) {
+      process.stderr.write(`bundle: the client's warm-up failed (${(err as Error).message}); its code cache covers less\n`);
+    }
+  });
   await emit({
     stdin: {
       contents: [
