@@ -17,6 +17,7 @@ import { AgencyKey } from '../shared/auth/agency-key.js';
 import { computeProof } from '../shared/auth/proof.js';
 import { WINNING_NUMBER, type Bet } from '../shared/domain/bet.js';
 import { encodeFrame } from '../shared/protocol/codec.js';
+import { deferred } from '../shared/util/async.js';
 import { ErrorCode, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { generateAgencyFile } from '../tools/gen-data/files.js';
 import { genKeys } from '../tools/gen-keys.js';
@@ -219,6 +220,8 @@ describe('a server with authentication on', () => {
     let running = true;
     const live = new Set<RawPeer>();
     const seen = { busy: 0, timeout: 0 };
+    // The clients can finish before the flood has shown both refusals: it runs until it has.
+    const bothSeen = deferred();
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const attacker = async (source: string, slow: boolean): Promise<void> => {
       const hello = encodeFrame(MessageType.HELLO, Buffer.from([0, 2, 0, 0, 0, 1]));
@@ -226,6 +229,7 @@ describe('a server with authentication on', () => {
         const p = await RawPeer.open(port, { localAddress: source, timeoutMs: 3000 }).catch(() => null);
         if (p !== null) {
           live.add(p);
+          if (!running) p.destroy(); // opened after the flood was called off
           for (let i = 0; slow && i < hello.length && !p.isClosed && running; i++) {
             p.write(hello.subarray(i, i + 1));
             await pause(300);
@@ -234,6 +238,7 @@ describe('a server with authentication on', () => {
           live.delete(p);
           if (last?.type === MessageType.ERROR && last.code === ErrorCode.BUSY) seen.busy++;
           if (last?.type === MessageType.ERROR && last.code === ErrorCode.AUTH_TIMEOUT) seen.timeout++;
+          if (seen.busy > 0 && seen.timeout > 0) bothSeen.resolve();
         }
         await pause(1000);
       }
@@ -245,6 +250,7 @@ describe('a server with authentication on', () => {
     await proc.waitFor((l) => l.action === 'conexion' && l.result === 'fail' && l.fields.codigo === String(ErrorCode.BUSY));
     const five = clients(port);
     await Promise.all(five.map((c) => c.waitExit(120_000)));
+    await bothSeen.promise;
     running = false;
     for (const p of live) p.destroy();
     await Promise.all(flood);
