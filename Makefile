@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 AGENCIES ?= 5
 
-.PHONY: all install build data keys certs run test lint postgres clean
+.PHONY: all install build data keys certs run run-postgres test lint postgres clean
 
 all: build
 
@@ -36,10 +36,17 @@ certs:
 # results. Every server setting comes from server/config.ini (and SERVER_*), except the
 # listening address (127.0.0.1) and the bets file (run/bets.csv): see tools/run-local.ts.
 # PORT= and AGENCIES= on the command line override SERVER_PORT and SERVER_AGENCIES.
-# Missing data files are generated first.
-run: build
-	node dist/tools/run-local.js $(if $(filter command line environment,$(origin PORT)),--port '$(PORT)') \
-	  $(if $(filter command line environment,$(origin AGENCIES)),--agencies '$(AGENCIES)')
+# STORAGE=postgres SERVERS=N: a throwaway PostgreSQL cluster and N servers sharing it, the
+# agencies spread over them (make run-postgres). Missing data files are generated first.
+given = $(filter command line environment,$(origin $(1)))
+run: build $(if $(filter postgres,$(STORAGE)),postgres)
+	node dist/tools/run-local.js $(if $(call given,PORT),--port '$(PORT)') \
+	  $(if $(call given,AGENCIES),--agencies '$(AGENCIES)') \
+	  $(if $(call given,STORAGE),--storage '$(STORAGE)') $(if $(call given,SERVERS),--servers '$(SERVERS)')
+
+# `make run` on PostgreSQL with two servers (SERVERS=N for another count).
+run-postgres:
+	@$(MAKE) --no-print-directory run STORAGE=postgres SERVERS=$(if $(call given,SERVERS),$(SERVERS),2)
 
 # vitest's global setup builds dist/ (tsc + bundle) once; building here too would do it twice.
 test: install postgres

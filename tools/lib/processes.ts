@@ -31,6 +31,11 @@ export interface StartOptions {
   timeoutMs?: number;
   /** A command that execs node (e.g. `['taskset', '-c', '1']`): the child's pid is node's. */
   wrapper?: string[];
+  /**
+   * Its own process group: a terminal's Ctrl-C reaches only the parent, which then decides
+   * what each child gets (one signal each, never a second that would cut a drain short).
+   */
+  detached?: boolean;
 }
 
 type Waiter = { match: (line: string) => boolean; resolve: (hit: { line: string; at: number }) => void; reject: (e: Error) => void };
@@ -61,7 +66,7 @@ export class NodeProcess {
     const fd = opts.logFile === undefined ? null : openSync(opts.logFile, 'a');
     const stdio: StdioOptions = fd === null ? ['ignore', 'pipe', 'pipe'] : ['ignore', fd, fd];
     const [command, ...prefix] = [...(opts.wrapper ?? []), process.execPath];
-    this.child = spawn(command!, [...prefix, ...opts.args], { cwd: opts.cwd, env: opts.env, stdio });
+    this.child = spawn(command!, [...prefix, ...opts.args], { cwd: opts.cwd, env: opts.env, stdio, detached: opts.detached === true });
     if (fd !== null) closeSync(fd);
     live.add(this);
     for (const out of [this.child.stdout, this.child.stderr]) out?.setEncoding('utf8').on('data', (s: string) => this.#onText(s));
