@@ -78,7 +78,7 @@ ENSURE_ENGINE := $(wildcard ../shared/docker/ensure-engine.sh)
 # metrics endpoint on and publishes it on 127.0.0.1:N (docker-compose.metrics.yml).
 DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML) $(if $(SERVER_METRICS_PORT),-f docker-compose.metrics.yml)
 
-.PHONY: docker-engine docker-image docker-compose-up docker-compose-down docker-compose-reset docker-compose-logs docker-compose-summary e2e-docker
+.PHONY: docker-engine docker-image docker-image-postgres docker-compose-up docker-compose-down docker-compose-reset docker-compose-logs docker-compose-summary e2e-docker
 
 docker-engine:
 	@$(if $(ENSURE_ENGINE),bash $(ENSURE_ENGINE) >/dev/null,docker info >/dev/null)
@@ -88,11 +88,23 @@ docker-image: docker-engine
 	docker build --target server -t loteria-server:latest .
 	docker build --target client -t loteria-client:latest .
 
-# Builds the images, generates any missing data/agency-N.csv, starts everything detached,
-# then waits for the server: healthy, or its own last lines (a refused config) and exit 1.
-docker-compose-up: docker-image data
+# The `postgres` service's image (compose files from ./generar-compose.sh --postgres): built
+# from Debian's postgresql-15 package (docker/postgres/Dockerfile), or POSTGRES_IMAGE=postgres:15
+# (the official image, from a registry) pulled instead.
+POSTGRES_IMAGE ?= loteria-postgres:15
+docker-image-postgres: docker-engine
+	$(if $(filter loteria-postgres:%,$(POSTGRES_IMAGE)),docker build -t $(POSTGRES_IMAGE) docker/postgres,docker pull $(POSTGRES_IMAGE))
+
+# The compose file's servers: `server`, or server1..serverS (generar-compose.sh --servers S).
+COMPOSE_SERVERS = $(shell sed -n 's/^  \(server[0-9]*\):$$/\1/p' $(COMPOSE_YML) 2>/dev/null)
+COMPOSE_HAS_POSTGRES = $(shell grep -qx '  postgres:' $(COMPOSE_YML) 2>/dev/null && echo yes)
+
+# Builds the images (PostgreSQL's too when the file has a postgres service), generates any
+# missing data/agency-N.csv, starts everything detached, then waits for each server: healthy,
+# or its own last lines (a refused config) and exit 1.
+docker-compose-up: docker-image $(if $(COMPOSE_HAS_POSTGRES),docker-image-postgres) data
 	$(DOCKER_COMPOSE) up -d
-	@bash tools/docker/await-server.sh server
+	@for s in $(or $(COMPOSE_SERVERS),server); do bash tools/docker/await-server.sh $$s || exit 1; done
 
 # Stops with SIGTERM (SIGKILL after STOP_TIMEOUT s), then removes containers and network.
 # The volumes (bets file, journal, draw) are kept: an `up` afterwards resumes the same draw

@@ -3,7 +3,8 @@
 # (docs/protocol.md, "TLS"). Writes into the folder given (default certs/, git-ignored):
 #   ca.crt      the CA the clients trust (CLI_TLS_CA)
 #   ca.key      the CA's private key (mode 0600; only needed to sign another server certificate)
-#   server.crt  the server's certificate (SERVER_TLS_CERT), SAN localhost, server, 127.0.0.1
+#   server.crt  the server's certificate (SERVER_TLS_CERT), SAN localhost, server, server1..server16
+#               (the compose services of ./generar-compose.sh --servers S), 127.0.0.1
 #   server.key  its private key (mode 0600; SERVER_TLS_KEY)
 # Existing files are kept: delete the folder to make new ones. For development and tests
 # only; in production use certificates from your own CA.
@@ -25,7 +26,8 @@ openssl req -x509 "${EC[@]}" -keyout "$TMP/ca.key" -out "$TMP/ca.crt" -days "$DA
   -subj "/CN=Loteria development CA" \
   -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
 openssl req "${EC[@]}" -keyout "$TMP/server.key" -out "$TMP/server.csr" -subj "/CN=server" 2>/dev/null
-printf '%s\n' 'subjectAltName=DNS:localhost,DNS:server,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+NAMES="DNS:localhost,DNS:server$(printf ',DNS:server%d' $(seq 1 16)),IP:127.0.0.1"
+printf '%s\n' "subjectAltName=$NAMES" 'basicConstraints=CA:FALSE' \
   'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth' > "$TMP/server.ext"
 openssl x509 -req -in "$TMP/server.csr" -CA "$TMP/ca.crt" -CAkey "$TMP/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
   -days "$DAYS" -extfile "$TMP/server.ext" -out "$TMP/server.crt" 2>/dev/null
@@ -34,4 +36,4 @@ openssl verify -CAfile "$TMP/ca.crt" "$TMP/server.crt" >/dev/null
 chmod 644 "$TMP/ca.crt" "$TMP/server.crt"
 chmod 600 "$TMP/ca.key" "$TMP/server.key"
 mv "$TMP/ca.crt" "$TMP/ca.key" "$TMP/server.crt" "$TMP/server.key" "$OUT/"
-echo "certs in $OUT/: ca.crt (CLI_TLS_CA), server.crt + server.key (SERVER_TLS_CERT, SERVER_TLS_KEY), valid $DAYS days, SAN localhost, server, 127.0.0.1"
+echo "certs in $OUT/: ca.crt (CLI_TLS_CA), server.crt + server.key (SERVER_TLS_CERT, SERVER_TLS_KEY), valid $DAYS days, SAN localhost, server, server1..server16, 127.0.0.1"
