@@ -17,24 +17,30 @@ function after(l: Lifetime, action: string, e: Entry): boolean {
 }
 
 /**
- * A client failing after it lost its server: at `time` the server's latest lifetime had begun
- * stopping or had ended (killed lifetimes count once known ended) and no later one had started.
+ * A client failing after it lost its server: at `time` the latest lifetime of a server (of
+ * any name: several servers may share a database) had begun stopping or had ended (killed
+ * lifetimes count once known ended) and no later one of that name had started.
  */
 function serverGoneBy(t: RunTally, time: number | null): string | null {
   if (time === null) return null;
-  const current = t.run.servers.filter((s) => s.start === null || s.start <= time).at(-1);
-  if (current === undefined) return null;
-  const end = t.endings.get(current)!;
-  const ended = end.exit !== null || end.configFail !== null || end.killed;
-  const gone = end.shutdownAt ?? (ended ? current.end : null);
-  if (gone === null || gone > time) return null;
-  const how =
-    end.configFail !== null
-      ? 'refused its configuration'
-      : end.killed
-        ? 'ended with no exit line (killed)'
-        : `stopped (${end.signal ?? 'exit'})`;
-  return `the server had ${how} at ${iso(gone)}`;
+  const names = [...new Set(t.run.servers.map((s) => s.name))];
+  for (const name of names) {
+    const current = t.run.servers.filter((s) => s.name === name && (s.start === null || s.start <= time)).at(-1);
+    if (current === undefined) continue;
+    const end = t.endings.get(current)!;
+    const ended = end.exit !== null || end.configFail !== null || end.killed;
+    const gone = end.shutdownAt ?? (ended ? current.end : null);
+    if (gone === null || gone > time) continue;
+    const how =
+      end.configFail !== null
+        ? 'refused its configuration'
+        : end.killed
+          ? 'ended with no exit line (killed)'
+          : `stopped (${end.signal ?? 'exit'})`;
+    const who = names.length > 1 ? `server ${name}` : 'the server';
+    return `${who} had ${how} at ${iso(gone)}`;
+  }
+  return null;
 }
 
 /** Another process stopped by a signal before `time` and not started again by then. */

@@ -4,7 +4,7 @@
  * (it was in flight); anything acknowledged and not stored, anywhere, is a failure.
  */
 import type { Entry } from './lines.js';
-import { Role, type Lifetime } from './model.js';
+import { concurrentServers, Role, type Lifetime } from './model.js';
 import { Ranges } from './ranges.js';
 import { storedBets, type AgencyTally, type Ending, type RunTally } from './tally.js';
 
@@ -126,20 +126,27 @@ function drawRecoveries(t: RunTally): { done: boolean; problems: string[]; lines
   const problems: string[] = [];
   const lines: string[] = [];
   let done = false;
+  const beside = concurrentServers(t.run.servers);
   t.run.servers.forEach((server, k) => {
     const rec = t.recoveries.find((r) => r.server === server && r.entry.fields.sorteo !== undefined)?.entry;
     if (rec === undefined) return;
     const before = t.run.servers.slice(0, k);
-    const drawnBefore = t.draw.successes.some((e) => before.some((s) => s.entries.includes(e)));
+    // Servers side by side (a shared database): before and after are a matter of timestamps.
+    const at = rec.time;
+    const drawnBefore = beside
+      ? t.draw.successes.some((e) => e.time !== null && at !== null && e.time < at)
+      : t.draw.successes.some((e) => before.some((s) => s.entries.includes(e)));
     const pred = before.at(-1);
     const predKilled = pred !== undefined && t.endings.get(pred)!.killed;
     const recovered = rec.fields.sorteo === 'done';
     lines.push(`server lifetime ${k + 1} recovered sorteo: ${rec.fields.sorteo}${drawnBefore ? ' (drawn before it)' : ''}`);
-    if (recovered && !drawnBefore && pred !== undefined && !predKilled)
+    if (recovered && !drawnBefore && pred !== undefined && !predKilled && !beside)
       problems.push(`server lifetime ${k + 1} recovered a draw that no line logged, though its predecessor logged its exit`);
     if (!recovered && drawnBefore) problems.push(`server lifetime ${k + 1} lost the draw logged before it`);
     done ||= recovered;
-    const later = t.draw.successes.filter((e) => t.run.servers.slice(k).some((s) => s.entries.includes(e)));
+    const later = beside
+      ? t.draw.successes.filter((e) => e.time !== null && at !== null && e.time > at)
+      : t.draw.successes.filter((e) => t.run.servers.slice(k).some((s) => s.entries.includes(e)));
     if (recovered && later.length > 0) problems.push(`server lifetime ${k + 1} recovered the draw and drew again`);
   });
   return { done, problems, lines };

@@ -118,6 +118,22 @@ export function lifetimes(entries: Entry[], others: OtherLine[]): Lifetime[] {
   return out;
 }
 
+/**
+ * Whether server lifetime `l` ran beside a server of another name (several servers sharing
+ * one database, issue 13): it started while that one was up. Their lines interleave in time,
+ * so "what was logged before this start" is a matter of timestamps, not of lifetime order.
+ */
+export function besideAnother(servers: readonly Lifetime[], l: Lifetime): boolean {
+  if (l.start === null) return false;
+  const at = l.start;
+  return servers.some((o) => o !== l && o.name !== l.name && o.start !== null && o.start <= at && (o.running || o.end === null || o.end >= at));
+}
+
+/** The run has servers of several names up at the same time. */
+export function concurrentServers(servers: readonly Lifetime[]): boolean {
+  return servers.some((l) => besideAnother(servers, l));
+}
+
 const startOf = (l: Lifetime): number => l.start ?? l.entries[0]?.index ?? l.others[0]?.index ?? 0;
 
 /** Groups lifetimes into runs (see the file comment). Lines without timestamps fall into one run. */
