@@ -23,7 +23,9 @@ export function parseStorage(storage: string, servers: string): { storage: Stora
   if (!/^\d+$/.test(servers) || n < 1 || n > 16)
     throw new RunUsageError(`--servers ${JSON.stringify(servers)}: give a whole number from 1 to 16 (make run SERVERS=2)`);
   if (storage === Storage.FILE && n > 1)
-    throw new RunUsageError(`--servers ${n}: the file backend takes one server; several share a database: make run STORAGE=postgres SERVERS=${n}`);
+    throw new RunUsageError(
+      `--servers ${n}: the file backend takes one server; several share a database: make run STORAGE=postgres SERVERS=${n}`,
+    );
   return { storage, servers: n };
 }
 

@@ -126,7 +126,8 @@ function serverEnv(index: number, name: string, count: number): Record<string, s
     ...storage!.env(index, name),
   };
   // Several servers on one machine cannot share the ini file's port: each takes a free one.
-  if (values.port !== undefined) env.SERVER_PORT = count > 1 && /^\d+$/.test(values.port) && values.port !== '0' ? String(Number(values.port) + index) : values.port;
+  if (values.port !== undefined)
+    env.SERVER_PORT = count > 1 && /^\d+$/.test(values.port) && values.port !== '0' ? String(Number(values.port) + index) : values.port;
   else if (count > 1) env.SERVER_PORT = '0';
   if (values.agencies !== undefined) env.SERVER_AGENCIES = values.agencies;
   return env;

@@ -126,7 +126,9 @@ export function lifetimes(entries: Entry[], others: OtherLine[]): Lifetime[] {
 export function besideAnother(servers: readonly Lifetime[], l: Lifetime): boolean {
   if (l.start === null) return false;
   const at = l.start;
-  return servers.some((o) => o !== l && o.name !== l.name && o.start !== null && o.start <= at && (o.running || o.end === null || o.end >= at));
+  return servers.some(
+    (o) => o !== l && o.name !== l.name && o.start !== null && o.start <= at && (o.running || o.end === null || o.end >= at),
+  );
 }
 
 /** The run has servers of several names up at the same time. */
