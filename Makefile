@@ -78,7 +78,7 @@ ENSURE_ENGINE := $(wildcard ../shared/docker/ensure-engine.sh)
 # metrics endpoint on and publishes it on 127.0.0.1:N (docker-compose.metrics.yml).
 DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML) $(if $(SERVER_METRICS_PORT),-f docker-compose.metrics.yml)
 
-.PHONY: docker-engine docker-image docker-image-postgres docker-compose-up docker-compose-down docker-compose-reset docker-compose-logs docker-compose-summary e2e-docker
+.PHONY: docker-engine docker-image docker-image-postgres docker-compose-up docker-compose-down docker-compose-reset docker-compose-logs docker-compose-summary e2e-docker e2e-docker-postgres
 
 docker-engine:
 	@$(if $(ENSURE_ENGINE),bash $(ENSURE_ENGINE) >/dev/null,docker info >/dev/null)
@@ -134,3 +134,8 @@ docker-compose-summary: build
 # The Docker end-to-end check (a full run, then the three SIGTERM drills); cleans up after itself.
 e2e-docker: build
 	bash e2e/docker/run.sh
+
+# Two servers sharing PostgreSQL in Docker: a full run, then one server killed mid-run
+# (e2e/docker/postgres.sh). Not beside e2e-docker: both use the containers data and clientN.
+e2e-docker-postgres: build
+	bash e2e/docker/postgres.sh

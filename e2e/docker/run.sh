@@ -27,26 +27,13 @@ CONTAINERS=(server client1 client2 client3 client4 client5)
 ONESHOT=(data)
 CLIENTS=(client1 client2 client3 client4 client5)
 
-say() { printf '\n== %s  [%ss]\n' "$*" "$SECONDS"; }
-die() { echo "e2e-docker: $*" >&2; exit 1; }
-with_timeout() { if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi; }
-
-ENSURE=$ROOT/../shared/docker/ensure-engine.sh
-if [ -f "$ENSURE" ]; then
-  COMPOSE=$(bash "$ENSURE")
-elif docker compose version >/dev/null 2>&1; then
-  COMPOSE="docker compose"
-elif command -v docker-compose >/dev/null; then
-  COMPOSE=docker-compose
-else
-  die "neither 'docker compose' nor 'docker-compose' works; install Docker with Compose"
-fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/loteria-e2e-docker.XXXXXX")
+COMPOSE_FILE=$ROOT/docker-compose.yml
+# shellcheck source=e2e/docker/lib.sh
+. "$ROOT/e2e/docker/lib.sh"
+COMPOSE=$(find_compose)
 [ -f dist/tools/gen-data.js ] && [ -d node_modules/tsx ] || make --no-print-directory build
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/loteria-e2e-docker.XXXXXX")
-compose() { $COMPOSE -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"; }
-inspect() { node "$ROOT/dist/tools/inspect/main.js" "$@"; }
-states() { bash "$ROOT/tools/docker/states.sh" "$PROJECT"; }
 # Asserts a JavaScript condition on the inspector's --json report $1 (`r` is its first run).
 expect() {
   node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).runs[0];
@@ -81,21 +68,6 @@ read_bets() {
   docker run --rm -v "$vol":/d:ro loteria-server:latest sh -c 'cat /d/bets.csv 2>/dev/null || true' > "$1"
   echo "bets file: $(wc -l < "$1" | tr -d ' ') rows on volume $vol"
 }
-# Waits until $1 has logged at least $2 acknowledged batches.
-wait_sending() {
-  local n
-  for _ in $(seq 1 600); do
-    n=$(docker logs "$1" 2>&1 | grep -c 'action: apuesta_enviada | result: success' || true)
-    [ "$n" -ge "$2" ] && return 0
-    if [ "$(docker inspect -f '{{.State.Running}}' "$1")" != true ]; then
-      docker logs "$1" 2>&1 | tail -n 20 >&2
-      die "$1 stopped before it had sent $2 batches"
-    fi
-    sleep 0.1
-  done
-  die "$1 did not send $2 batches within 60 s"
-}
-dump() { echo "--- last lines of $1" >&2; tail -n "${2:-40}" "$1" >&2; }
 
 # ---------------------------------------------------------------- 0. compose file, images
 say "generated compose file and data"
@@ -213,16 +185,6 @@ judge "$WORK/drill-down" "$(IFS=,; echo "${CONTAINERS[*]}")" "${exits[@]}"
 compose down -v -t 10 >/dev/null 2>&1
 
 # ---------------------------------------------------------------- 3. server restarts
-# Every input bet exactly once: the bets file, less its agency column, is the multiset of the input rows.
-exactly_once() {
-  local bets=$1 data=$2 n
-  for n in 1 2 3 4 5; do sed "s/^/$n,/" "$data/agency-$n.csv"; done | tr -d '\r' | LC_ALL=C sort > "$WORK/expected.sorted"
-  tr -d '\r' < "$bets" | LC_ALL=C sort > "$WORK/stored.sorted"
-  cmp -s "$WORK/expected.sorted" "$WORK/stored.sorted" \
-    || { diff "$WORK/expected.sorted" "$WORK/stored.sorted" | head -n 5 >&2; die "the bets file is not exactly the input, once each"; }
-  echo "every one of $(wc -l < "$WORK/expected.sorted" | tr -d ' ') input bets is stored exactly once"
-}
-
 restart_drill() {
   local sig=$1 name=$2 code codes
   drill_up

@@ -155,6 +155,9 @@ function exitOf(t: RunTally, l: Lifetime, last: boolean): { ok: boolean; text: s
       if (crash.length === 0) return { ok: true, text: `${l.name}: no exit line (killed, as by SIGKILL), ${again}` };
       return { ok: false, text: `${l.name}: crashed, ${again}; its last lines: ${crash.slice(-3).join(' / ')}` };
     }
+    // Several servers sharing a database: one killed for good, its agencies moved to the others.
+    if (l.role === Role.SERVER && end.codeFrom === 'docker' && end.code === 137 && t.run.servers.some((s) => s.name !== l.name))
+      return { ok: true, text: `${l.name}: killed (exit 137 from Docker: SIGKILL), not started again; the other servers carried on` };
     const why = end.running
       ? 'still running mid-shutdown'
       : end.code !== null
