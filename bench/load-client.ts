@@ -22,7 +22,8 @@ import { percentile } from './stats.js';
 export interface LoadConfig {
   host: string;
   port: number;
-  agencies: Array<{ agency: number; file: string }>;
+  /** `port`: this agency's server when several share a database (issue 13); default cfg.port. */
+  agencies: Array<{ agency: number; file: string; port?: number }>;
   maxAmount: number;
   window: number;
   barrier: boolean;
@@ -169,7 +170,7 @@ async function run(cfg: LoadConfig): Promise<LoadReport> {
     });
 
   const runAgency = async (a: (typeof encoded)[number]): Promise<void> => {
-    const socket = await retryWithBackoff(() => connectOnce(cfg.host, cfg.port), {
+    const socket = await retryWithBackoff(() => connectOnce(cfg.host, a.port ?? cfg.port), {
       initialMs: 20,
       maxMs: 20,
       timeoutMs: Math.max(0, deadline - Date.now()),

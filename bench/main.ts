@@ -31,6 +31,7 @@ import { measureStartup, type StartupResult } from './startup.js';
 
 const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...] [--log-format text|json] [--no-startup] [--profile|--no-profile] [--out DIR] [--baseline FILE]
   groups: course, scale, many, big, workers, pinned, batch, fsync, startup, profile (or a scenario id such as workers-scale-0);
+  storage (only on request: file vs PostgreSQL with 1 and 2 servers; needs PostgreSQL's binaries);
   without --only: start-up, every scenario, and (full mode) the profile;
   --baseline: the JSON of a run of the same scenarios on an earlier commit, for the targets that compare with it`;
 
@@ -107,6 +108,8 @@ async function runScenario(spec: ScenarioSpec, data: DataSet, workDir: string, c
     backlog: spec.backlog,
     pinned: spec.pinned,
     fsync: spec.fsync,
+    storage: spec.storage,
+    servers: spec.servers,
     logFormat,
     repoRoot,
   });

@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,8 +26,8 @@ import type { BatchIn } from '../server/storage/backend.js';
 import { exportBets } from '../server/storage/postgres/export.js';
 import { PostgresBackend } from '../server/storage/postgres/postgres-backend.js';
 import { PgCluster } from '../tools/pg-cluster.js';
+import { cpuDelta, databaseCpu } from './procs.js';
 
-const CLK_TCK = 100;
 const { values: args } = parseArgs({
   options: {
     bets: { type: 'string', default: '1000000' },
@@ -109,27 +109,6 @@ async function serve(url: string, index: number, c: Config): Promise<void> {
   await backend.close();
   process.exit(0);
 }
-
-/** utime + stime, in seconds, of the cluster's postmaster and its children. */
-function databaseCpu(dir: string): Map<number, number> {
-  const postmaster = Number(readFileSync(join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const cpu = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(entry) !== postmaster && Number(fields[1]) !== postmaster) continue;
-      cpu.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return cpu;
-}
-
-const cpuDelta = (before: Map<number, number>, after: Map<number, number>): number =>
-  [...after].reduce((s, [pid, t]) => s + t - (before.get(pid) ?? 0), 0);
 
 function startServer(
   url: string,

@@ -12,7 +12,7 @@ export const DEFAULT_AMOUNT = 150;
 
 export interface ScenarioSpec {
   id: string;
-  group: 'course' | 'scale' | 'many' | 'big' | 'workers' | 'pinned' | 'batch' | 'fsync';
+  group: 'course' | 'scale' | 'many' | 'big' | 'workers' | 'pinned' | 'batch' | 'fsync' | 'storage';
   title: string;
   dataKey: string;
   client: ClientKind;
@@ -25,6 +25,9 @@ export interface ScenarioSpec {
   pinned?: boolean;
   /** SERVER_FSYNC; undefined leaves the server's default (on). */
   fsync?: 'on' | 'off';
+  /** SERVER_STORAGE and the servers sharing the database (RunOptions.storage, .servers). */
+  storage?: 'file' | 'postgres';
+  servers?: number;
   /** Also run the bench load client against this configuration (latency figures). */
   probe: boolean;
   repeats: number;
@@ -47,7 +50,7 @@ export interface PlanOptions {
   quick: boolean;
   /** Overrides every repeat count. */
   repeats?: number;
-  /** Only these groups (course, scale, many, big, workers, pinned, batch, fsync). */
+  /** Only these groups (course, scale, many, big, workers, pinned, batch, fsync, storage). */
   only?: string[];
   /** Whether `taskset` works here: the pinned group needs it. */
   canPin: boolean;
@@ -198,6 +201,34 @@ export function makePlan(o: PlanOptions): Plan {
         timeoutMs: 600_000,
       });
     }
+  }
+  // Issue 13: the same 1M bets on the file backend and on PostgreSQL with one and two servers,
+  // the bench load client (it never limits the rate) spread over the servers. Only on request
+  // (--only storage): it needs PostgreSQL's server binaries (tools/ensure-postgres.sh).
+  if (o.only?.includes('storage') === true) {
+    const storage = { client: ClientKind.LOAD, maxAmount: DEFAULT_AMOUNT, probe: false, group: 'storage', dataKey: scaleKey } as const;
+    const what = `${scaleAgencies} agencies x 10,000 bets`;
+    scenarios.push(
+      { ...storage, id: 'storage-file', title: `9. file backend, 1 server, ${what}`, repeats: heavy, timeoutMs: 600_000 },
+      {
+        ...storage,
+        id: 'storage-pg-1',
+        title: `9. PostgreSQL, 1 server, ${what}`,
+        storage: 'postgres',
+        servers: 1,
+        repeats: heavy,
+        timeoutMs: 900_000,
+      },
+      {
+        ...storage,
+        id: 'storage-pg-2',
+        title: `9. PostgreSQL, 2 servers, ${what}`,
+        storage: 'postgres',
+        servers: 2,
+        repeats: heavy,
+        timeoutMs: 900_000,
+      },
+    );
   }
   const only = o.only;
   const chosen = only === undefined ? scenarios : scenarios.filter((s) => only.includes(s.group) || only.includes(s.id));

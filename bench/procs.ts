@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { NodeProcess, killAllOnExit, now } from '../tools/lib/processes.js';
 
 export { now };
@@ -155,3 +156,24 @@ export async function stopChild(child: Child, graceMs = 10_000): Promise<ExitInf
   await child.process.stop(graceMs);
   return child.exited;
 }
+
+/** utime + stime, in seconds, of the cluster's postmaster and its children. */
+export function databaseCpu(dir: string): Map<number, number> {
+  const postmaster = Number(readFileSync(join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const cpu = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(entry) !== postmaster && Number(fields[1]) !== postmaster) continue;
+      cpu.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return cpu;
+}
+
+export const cpuDelta = (before: Map<number, number>, after: Map<number, number>): number =>
+  [...after].reduce((s, [pid, t]) => s + t - (before.get(pid) ?? 0), 0);

@@ -57,6 +57,10 @@ export interface ScenarioSummary {
   loadClientIngestMs: Spread | null;
   serverRssMb: Spread | null;
   clientRssMb: Spread | null;
+  /** Servers sharing the database (1 for the file backend). */
+  servers: number;
+  /** CPU seconds of the PostgreSQL cluster; null for the file backend. */
+  dbCpuS: Spread | null;
   serverMainCpuS: Spread | null;
   serverOtherCpuS: Spread | null;
   clientsCpuS: Spread | null;
@@ -129,6 +133,8 @@ export function summarizeScenario(o: ScenarioOutcome, floor: FloorSummary | unde
     loadClientIngestMs: spreadOf(probes, (r) => r.ingestMs),
     serverRssMb: spreadOf(ok, (r) => r.serverPeakRssMb),
     clientRssMb: spreadOf(ok, (r) => r.clientPeakRssMb),
+    servers: o.runs[0]?.servers ?? 1,
+    dbCpuS: spreadOf(ok, (r) => r.dbCpuS ?? undefined),
     serverMainCpuS: spreadOf(ok, (r) => r.serverCpu.mainS),
     serverOtherCpuS: spreadOf(ok, (r) => r.serverCpu.totalS - r.serverCpu.mainS),
     clientsCpuS: spreadOf(ok, (r) => r.clientsCpuS),
@@ -246,11 +252,13 @@ export function renderTables(s: ScenarioSummary[], floors: FloorSummary[], t: Ta
     [
       'scenario',
       'workers',
+      'servers',
       'srv RSS MB',
       'client RSS MB',
       'srv main CPU s',
       'srv other thr CPU s',
       'clients CPU s',
+      'db CPU s',
       'listen ms',
       'client log-1st ms',
       'srv log KB',
@@ -260,11 +268,13 @@ export function renderTables(s: ScenarioSummary[], floors: FloorSummary[], t: Ta
     s.map((v) => [
       name(v),
       String(v.workers),
+      String(v.servers),
       fmt(v.serverRssMb, 1),
       fmt(v.clientRssMb, 1),
       fmt(v.serverMainCpuS, 2),
       fmt(v.serverOtherCpuS, 2),
       fmt(v.clientsCpuS, 2),
+      fmt(v.dbCpuS, 2),
       fmt(v.serverListenMs),
       fmt(v.clientStartMs),
       n0(v.serverLogBytes / 1024),

@@ -4,16 +4,32 @@
  * client (every agency in one process, timestamps each batch's acknowledgement).
  * Figures come from wall-clock times taken here, the server's JSON log lines, /proc, and
  * the stored bets.csv. The run's temp dir (logs, bets.csv) is removed afterwards.
+ * With `storage: 'postgres'` (issue 13) the run gets a throwaway cluster of its own (fsync on,
+ * as the file backend's SERVER_FSYNC default) and `servers` servers sharing its database,
+ * agency a on server ((a-1) mod servers); bets are counted in the database, and the
+ * database's CPU is read from /proc before the servers disconnect.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
+import { PgCluster } from '../tools/pg-cluster.js';
 import { parseLogLine } from '../shared/logging/parse.js';
 import { BATCH_WINDOW } from '../shared/protocol/messages.js';
 import { countRows, type DataSet } from './data.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
 import { freePort } from '../shared/util/net.js';
-import { now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
+import {
+  cpuDelta,
+  databaseCpu,
+  now,
+  readThreadsCpu,
+  reapedChildrenCpuS,
+  spawnChild,
+  stopChild,
+  type Child,
+  type ExitInfo,
+} from './procs.js';
 import { spread } from './stats.js';
 
 /** CPUs of a pinned run (RunOptions.pinned). */
@@ -38,6 +54,10 @@ export interface RunOptions {
   pinned?: boolean;
   /** SERVER_FSYNC; undefined leaves the server's default (on). */
   fsync?: 'on' | 'off';
+  /** SERVER_STORAGE; undefined: the file backend. */
+  storage?: 'file' | 'postgres';
+  /** Servers sharing the database (postgres only); default 1. */
+  servers?: number;
   /** Extra node flags for the server (e.g. --cpu-prof). */
   serverFlags?: string[];
   /** Extra node flags for the first `profiledClients` real clients. */
@@ -72,8 +92,12 @@ export interface RunResult {
   clientStartMs: number | null;
   drawMs: number | null;
   latencyMs: LoadReport['latencyMs'] | null;
+  /** The largest server's peak RSS (with several servers, each one's). */
   serverPeakRssMb: number;
   clientPeakRssMb: number;
+  servers: number;
+  /** CPU seconds of the PostgreSQL cluster's processes during the run; null for the file backend. */
+  dbCpuS: number | null;
   /** The largest client's VmRSS (MB) at a quarter, half, three quarters and the end of its life. */
   clientRssQuartersMb: number[];
   clientsCpuS: number;
@@ -135,44 +159,92 @@ function quarters(series: Array<[number, number]>): number[] {
 
 export async function runOnce(o: RunOptions): Promise<RunResult> {
   const dir = mkdtempSync(join(o.workDir, 'run-'));
+  const db = o.storage === 'postgres' ? await Database.start() : null;
   try {
-    return await measure(o, dir);
+    return await measure(o, dir, db);
   } finally {
+    await db?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function measure(o: RunOptions, dir: string): Promise<RunResult> {
-  const port = await freePort();
+/** A run's own PostgreSQL: a throwaway cluster and one database. */
+class Database {
+  private constructor(
+    readonly cluster: PgCluster,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<Database> {
+    const cluster = await PgCluster.start({ fast: false });
+    try {
+      return new Database(cluster, await cluster.createDatabase('bench'));
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+  }
+
+  cpu(): Map<number, number> {
+    return databaseCpu(this.cluster.dir);
+  }
+
+  async bets(): Promise<number> {
+    const client = new pg.Client({ connectionString: this.url });
+    await client.connect();
+    try {
+      return Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM loteria.bets')).rows[0]?.n ?? 0);
+    } catch {
+      return 0;
+    } finally {
+      await client.end();
+    }
+  }
+
+  stop(): Promise<void> {
+    return this.cluster.stop();
+  }
+}
+
+async function measure(o: RunOptions, dir: string, db: Database | null): Promise<RunResult> {
+  const count = db === null ? 1 : (o.servers ?? 1);
+  const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
   const betsPath = join(dir, 'bets.csv');
-  const serverEnv: NodeJS.ProcessEnv = {
+  const serverEnv = (k: number): NodeJS.ProcessEnv => ({
     ...baseEnv(o.logFormat),
     SERVER_HOST: '127.0.0.1',
-    SERVER_PORT: String(port),
+    SERVER_PORT: String(ports[k]),
     SERVER_AGENCIES: String(o.data.files.length),
-    SERVER_STORAGE_PATH: betsPath,
+    ...(db === null
+      ? { SERVER_STORAGE_PATH: betsPath }
+      : { SERVER_STORAGE: 'postgres', SERVER_DATABASE_URL: db.url, SERVER_ID: `bench-${k + 1}` }),
     LOGGING_LEVEL: 'INFO',
     // The load client has no keys; the handshake costs one HMAC per connection either way.
     SERVER_AUTH: 'off',
     SERVER_LISTEN_BACKLOG: String(o.backlog ?? 128),
     ...(o.workers === undefined ? {} : { SERVER_WORKERS: String(o.workers) }),
     ...(o.fsync === undefined ? {} : { SERVER_FSYNC: o.fsync }),
-  };
-  const address = `127.0.0.1:${port}`;
+  });
+  // Agency a's server is ((a-1) mod count); a real client lists the others after it.
+  const portOf = (agency: number): number => ports[(agency - 1) % count]!;
+  const addressOf = (agency: number): string => ports.map((_, k) => `127.0.0.1:${ports[(agency - 1 + k) % count]}`).join(',');
   const many = o.data.files.length > 20;
   const cpuBefore = reapedChildrenCpuS();
   const loadBefore = loadavg()[0] ?? NaN;
+  const dbBefore = db?.cpu() ?? null;
   const t0 = now();
-  const server = spawnChild({
-    name: 'server',
-    args: [...(o.serverFlags ?? []), 'dist/server/main.js'],
-    env: serverEnv,
-    cpus: o.pinned === true ? SERVER_CPU : undefined,
-    cwd: o.repoRoot,
-    logFile: join(dir, 'server.log'),
-    timeoutMs: o.timeoutMs,
-    pollMs: 50,
-  });
+  const servers = ports.map((_, k) =>
+    spawnChild({
+      name: k === 0 ? 'server' : `server-${k + 1}`,
+      args: [...(o.serverFlags ?? []), 'dist/server/main.js'],
+      env: serverEnv(k),
+      cpus: o.pinned === true ? SERVER_CPU : undefined,
+      cwd: o.repoRoot,
+      logFile: join(dir, k === 0 ? 'server.log' : `server-${k + 1}.log`),
+      timeoutMs: o.timeoutMs,
+      pollMs: 50,
+    }),
+  );
   const clients: Child[] = [];
   if (o.client === ClientKind.REAL) {
     for (const [i, f] of o.data.files.entries()) {
@@ -186,7 +258,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
           env: {
             ...baseEnv(o.logFormat),
             CLI_ID: String(f.agency),
-            CLI_SERVER_ADDRESS: address,
+            CLI_SERVER_ADDRESS: addressOf(f.agency),
             CLI_DATA_FILE: f.path,
             CLI_BATCH_MAXAMOUNT: String(o.maxAmount),
             CLI_LOG_LEVEL: 'INFO',
@@ -200,8 +272,8 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
   } else {
     const cfg: LoadConfig = {
       host: '127.0.0.1',
-      port,
-      agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path })),
+      port: ports[0]!,
+      agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path, port: portOf(f.agency) })),
       maxAmount: o.maxAmount,
       window: BATCH_WINDOW,
       barrier: o.barrier ?? false,
@@ -224,18 +296,24 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
   const exits: ExitInfo[] = await Promise.all(clients.map((c) => c.exited));
   const tEnd = Math.max(...exits.map((e) => e.at));
   const clientsCpuS = reapedChildrenCpuS() - cpuBefore;
-  server.sample();
-  const threads = readThreadsCpu(server.pid);
-  const serverExit = await stopChild(server);
+  for (const server of servers) server.sample();
+  const threads = servers.map((server) => readThreadsCpu(server.pid));
+  // Before the servers stop: their backends end with their connections, and their CPU with them.
+  const dbCpuS = db === null || dbBefore === null ? null : Math.round(cpuDelta(dbBefore, db.cpu()) * 100) / 100;
+  const stored = db === null ? (existsSync(betsPath) ? countRows(betsPath) : 0) : await db.bets();
+  const serverExits = await Promise.all(servers.map((server) => stopChild(server)));
 
   const problems: string[] = [];
   exits.forEach((e, i) => {
     if (e.timedOut) problems.push(`${clients[i]?.name} killed after ${o.timeoutMs} ms`);
     else if (e.code !== 0) problems.push(`${clients[i]?.name} exited with ${e.code ?? e.signal}`);
   });
-  if (serverExit.timedOut) problems.push(`server killed after ${o.timeoutMs} ms`);
+  serverExits.forEach((e, k) => {
+    if (e.timedOut) problems.push(`${servers[k]?.name} killed after ${o.timeoutMs} ms`);
+  });
 
-  const log = readLog(join(dir, 'server.log'));
+  const logFiles = servers.map((_, k) => join(dir, k === 0 ? 'server.log' : `server-${k + 1}.log`));
+  const log = logFiles.flatMap((f) => readLog(f));
   const listen = log.find((l) => l.action === 'listen');
   const conns = log.filter((l) => l.action === 'conexion' && l.result === 'success');
   const acks = log.filter((l) => l.action === 'apuesta_recibida');
@@ -244,7 +322,6 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
   const draw = log.find((l) => l.action === 'sorteo' && l.result === 'success');
   const firstConn = Math.min(...conns.map((l) => l.time));
   const lastAck = Math.max(...acks.map((l) => l.time));
-  const stored = existsSync(betsPath) ? countRows(betsPath) : 0;
   if (stored !== o.data.bets) problems.push(`stored ${stored} bets of ${o.data.bets}`);
   const ingestMs = lastAck - firstConn;
 
@@ -272,11 +349,12 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
     }
     clientStartMs = spread(starts)?.median ?? null;
   }
-  const main = threads[0]?.cpuS ?? 0;
+  // Each server's main thread, then every other thread of every server.
+  const main = threads.reduce((sum, t) => sum + (t[0]?.cpuS ?? 0), 0);
   const other = threads
-    .slice(1)
+    .flatMap((t) => t.slice(1))
     .map((t) => t.cpuS)
-    .filter((s) => s > 0)
+    .filter((v) => v > 0)
     .sort((a, b) => b - a);
   return {
     client: o.client,
@@ -294,15 +372,17 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
     clientStartMs,
     drawMs: typeof draw?.duracion_ms === 'number' ? draw.duracion_ms : null,
     latencyMs: load?.latencyMs ?? null,
-    serverPeakRssMb: mb(server.peakRssKb),
+    serverPeakRssMb: mb(Math.max(...servers.map((server) => server.peakRssKb))),
     clientPeakRssMb: mb(Math.max(...clients.map((c) => c.peakRssKb))),
     clientRssQuartersMb: quarters(clients.reduce((a, c) => (c.peakRssKb > a.peakRssKb ? c : a)).rssSeries),
     clientsCpuS: Math.round(clientsCpuS * 100) / 100,
     serverCpu: { mainS: main, otherS: other, totalS: Math.round((main + other.reduce((s, v) => s + v, 0)) * 100) / 100 },
     serverLogLines: log.length,
-    serverLogBytes: existsSync(join(dir, 'server.log')) ? statSync(join(dir, 'server.log')).size : 0,
+    serverLogBytes: logFiles.reduce((n, f) => n + (existsSync(f) ? statSync(f).size : 0), 0),
     clientLogBytes,
     connectRetries,
     maxConcurrent: load?.maxConcurrent ?? null,
+    servers: count,
+    dbCpuS,
   };
 }
