@@ -157,7 +157,9 @@ export class FileBackend implements StorageBackend {
     const admitted = admitRun(run, this.#progress.next(agency), this.#counter.hasFinished(agency));
     const results = admitted.fresh.length > 0 ? await this.#pool.storeBatches(agency, admitted.fresh) : [];
     if (this.#progress.next(agency) !== admitted.next)
-      throw new Error(`agency ${agency}: the journal records ${this.#progress.next(agency)} bets consumed, admission expected ${admitted.next}`);
+      throw new Error(
+        `agency ${agency}: the journal records ${this.#progress.next(agency)} bets consumed, admission expected ${admitted.next}`,
+      );
     return outcomesOf(admitted, results);
   }
 
@@ -221,7 +223,8 @@ export class FileBackend implements StorageBackend {
     this.#closing ??= (async () => {
       this.#settleWaiters(new StorageClosedError('waiting for the draw'));
       const pool = this.pool;
-      const drained = opts.deadlineMs === undefined ? (await pool.close(), true) : await settlesWithin(pool.close(), opts.deadlineMs);
+      const drained =
+        opts.deadlineMs === undefined ? await pool.close().then(() => true) : await settlesWithin(pool.close(), opts.deadlineMs);
       if (!drained) await pool.close(true);
       this.#log.info({ action: 'close_pool', result: 'success', workers: pool.workers, forzado: drained ? 'no' : 'si' });
       ProtectedStorage.close(this.#storage);

@@ -194,7 +194,7 @@ export class PostgresBackend implements StorageBackend {
         await this.#commits.close();
         await this.#drawing?.catch(() => undefined);
       })();
-      const inTime = opts.deadlineMs === undefined ? (await drained, true) : await settlesWithin(drained, opts.deadlineMs);
+      const inTime = opts.deadlineMs === undefined ? await drained.then(() => true) : await settlesWithin(drained, opts.deadlineMs);
       if (!inTime) this.#abort.abort(new StorageClosedError('retrying'));
       await this.#listener.close();
       // A connection stuck on a database that does not answer must not hold the shutdown.
