@@ -14,7 +14,7 @@ import { AckStatus, ErrorCode, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Me
 import { POSTGRES, useCluster } from './helpers/postgres.js';
 import { adminClient, betAt, scalar } from './helpers/pg-backends.js';
 import { expectCompletePgRun, startClients, startPgServer, stopServer } from './helpers/pg-servers.js';
-import { killAll, makeTempDir, removeDir } from './helpers/processes.js';
+import { killAll, makeTempDir, removeDir, type StartedServer } from './helpers/processes.js';
 import { RawPeer, kind } from './helpers/raw-peer.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
@@ -72,6 +72,47 @@ describe.skipIf(!POSTGRES.available)('several servers on one PostgreSQL database
         ['1', '3', '5'],
         ['2', '4'],
       ]);
+      await expectCompletePgRun({ url, dir, files, clients, servers: servers.map((s) => s.proc) });
+      await Promise.all(servers.map((s) => stopServer(s.proc)));
+    },
+    RUN_MS,
+  );
+
+  /** Mid-run: server `s` has stored agency 1's bets from 500 on (3000 bets in batches of 10), far from all of them. */
+  const midRun = (s: StartedServer) =>
+    s.proc.waitFor((l) => l.action === 'apuesta_recibida' && l.fields.agencia === '1' && Number(l.fields.lote) >= 500, RUN_MS);
+
+  it(
+    'SIGKILL one of two servers mid-run: its clients move to the other and finish, nothing lost or doubled',
+    async () => {
+      const url = await db.database();
+      const [a, b] = await Promise.all([startPgServer(url, 'A', 5), startPgServer(url, 'B', 5)]);
+      const clients = startClients([a, b], files, { CLI_BATCH_MAXAMOUNT: '10' });
+      await midRun(a);
+      a.proc.signal('SIGKILL');
+      await a.proc.waitExit();
+      await Promise.all(clients.map((c) => c.waitExit(RUN_MS)));
+      // Agency 1 was still sending to A: it reconnected, to B, and B served it.
+      expect(clients[0]!.count('reconexion', 'success')).toBeGreaterThan(0);
+      expect(b.proc.log.some((l) => l.action === 'conexion' && l.result === 'success' && l.fields.agencia === '1')).toBe(true);
+      expect(a.proc.count('sorteo', 'success')).toBe(0);
+      await expectCompletePgRun({ url, dir, files, clients, servers: [a.proc, b.proc] });
+      await stopServer(b.proc);
+    },
+    RUN_MS,
+  );
+
+  it(
+    'pg_ctl restart -m fast mid-run: both servers reconnect, the clients finish, nothing lost or doubled',
+    async () => {
+      const url = await db.database();
+      const servers = await Promise.all([startPgServer(url, 'A', 5), startPgServer(url, 'B', 5)]);
+      const clients = startClients(servers, files, { CLI_BATCH_MAXAMOUNT: '10' });
+      await midRun(servers[0]!);
+      await db.cluster.restart('fast');
+      await Promise.all(clients.map((c) => c.waitExit(RUN_MS)));
+      // Both servers lost the database and came back: the listener (LISTEN/NOTIFY) says so.
+      for (const s of servers) await s.proc.waitForAction('db_listener', 'reconnected', RUN_MS);
       await expectCompletePgRun({ url, dir, files, clients, servers: servers.map((s) => s.proc) });
       await Promise.all(servers.map((s) => stopServer(s.proc)));
     },
