@@ -8,7 +8,9 @@
  * Riding out a server restart: when the connection is lost (reset, EOF, ERROR SHUTTING_DOWN)
  * or the server answers OUT_OF_ORDER, the run reconnects with backoff for up to
  * server.reconnectTimeout and resumes where the new WELCOME says: every bet the server holds
- * is skipped, none it lacks. Nothing of a connection outlives it: each one gets a fresh
+ * is skipped, none it lacks. With several servers (server.address `h1:p1,h2:p2`), each attempt
+ * goes to the next one in turn (the dialer's round robin), so a client whose server died
+ * moves to another that shares its storage. Nothing of a connection outlives it: each one gets a fresh
  * reader of the file and a fresh BatchSender.
  */
 import type { Logger } from '../shared/logging/logger.js';
@@ -76,6 +78,8 @@ export class AgencyClient {
   #knownRefused = 0;
   /** Bad rows are reported once, though each connection reads the file again. */
   #badRowsUpTo = 0;
+  /** `host:port` of the server of the latest connection attempt. */
+  #target: string;
   /** Settles once the data file is closed (at once while it has not been opened). */
   #fileClosed: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | null = null;
@@ -84,6 +88,12 @@ export class AgencyClient {
     this.#config = config;
     this.#log = log;
     this.#dial = dial;
+    this.#target = `${config.host}:${config.port}`;
+  }
+
+  /** The server the next attempt goes to, as the logs write it (host/port: a log reader keeps what follows a value's last ':'). */
+  #upcoming(): string {
+    return shown(this.#dial.upcoming?.() ?? this.#target);
   }
 
   get stopping(): boolean {
@@ -138,7 +148,6 @@ export class AgencyClient {
    */
   async #bind(): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
     const c = this.#config;
-    const address = `${c.host}:${c.port}`;
     try {
       return await retryWithBackoff((_, msLeft) => this.#hello(msLeft), {
         initialMs: 20,
@@ -148,10 +157,18 @@ export class AgencyClient {
         retryable,
         hintMs: busyHint,
         onRetry: (err, attempt, delay) =>
-          this.#log.info({ action: 'connect', result: 'in_progress', intento: attempt, espera_ms: delay, error: err.message }),
+          this.#log.info({
+            action: 'connect',
+            result: 'in_progress',
+            intento: attempt,
+            espera_ms: delay,
+            servidor: this.#upcoming(),
+            error: err.message,
+          }),
       });
     } catch (err) {
-      if (!this.stopping && retryable(err as Error)) throw new ConnectTimeoutError(address, c.connectTimeoutMs, (err as Error).message);
+      if (!this.stopping && retryable(err as Error))
+        throw new ConnectTimeoutError(this.#target, c.connectTimeoutMs, (err as Error).message);
       throw err;
     }
   }
@@ -166,7 +183,7 @@ export class AgencyClient {
     try {
       const session = await retryWithBackoff(
         (attempt, msLeft) => {
-          this.#log.info({ action: 'reconexion', result: 'in_progress', intento: attempt });
+          this.#log.info({ action: 'reconexion', result: 'in_progress', intento: attempt, servidor: this.#upcoming() });
           return this.#hello(msLeft);
         },
         { initialMs: 50, maxMs: 1000, timeoutMs: c.reconnectTimeoutMs, signal: this.#abort.signal, retryable, hintMs: busyHint },
@@ -176,7 +193,7 @@ export class AgencyClient {
     } catch (err) {
       if (this.stopping || !(retryable(err as Error) || err instanceof ConnectTimeoutError)) throw err;
       const stored = this.#known - this.#knownRefused;
-      throw new ServerGoneError(`${c.host}:${c.port}`, c.reconnectTimeoutMs, stored, (err as Error).message);
+      throw new ServerGoneError(this.#target, c.reconnectTimeoutMs, stored, (err as Error).message);
     }
   }
 
@@ -184,6 +201,8 @@ export class AgencyClient {
   async #hello(msLeft: number): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
     const c = this.#config;
     const started = Date.now();
+    this.#target = this.#dial.upcoming?.() ?? this.#target;
+    const target = this.#target;
     const stream = await this.#dial(Math.min(DIAL_ATTEMPT_MAX_MS, Math.max(100, msLeft)), this.#abort.signal);
     if (this.stopping) {
       stream.destroy();
@@ -195,13 +214,13 @@ export class AgencyClient {
       const welcome = await withDeadline(
         handshake(conn, c.id, c.key),
         msLeft - (Date.now() - started),
-        () => new ConnectTimeoutError(`${c.host}:${c.port}`, c.connectTimeoutMs, 'no WELCOME in reply to HELLO'),
+        () => new ConnectTimeoutError(target, c.connectTimeoutMs, 'no WELCOME in reply to HELLO'),
       );
       const finished = welcome.finished ? 'si' : 'no';
       this.#log.info({
         action: 'connect',
         result: 'success',
-        servidor: `${c.host}/${c.port}`,
+        servidor: shown(target),
         siguiente: welcome.next,
         terminada: finished,
       });
@@ -316,4 +335,9 @@ export class AgencyClient {
     })();
     return this.#stopped;
   }
+}
+
+/** `host:port` as a log value: `host/port`. */
+function shown(address: string): string {
+  return address.replace(/:(\d+)$/, '/$1');
 }

@@ -8,10 +8,21 @@ import { AgencyKey } from '../shared/auth/agency-key.js';
 import { type ClientTls, loadClientTls } from '../shared/config/tls-files.js';
 import { ConfigError, durationMs, hostPort, intIn, layered, logLevel, nonEmpty } from '../shared/config/values.js';
 
-export interface ClientConfig {
-  id: number;
+export interface ServerAddress {
   host: string;
   port: number;
+}
+
+export interface ClientConfig {
+  id: number;
+  /** The first server of `servers`. */
+  host: string;
+  port: number;
+  /**
+   * server.address: one `host:port`, or several separated by commas. The first that answers
+   * is used; after a lost connection or a failed attempt the next is tried (round robin).
+   */
+  servers: ServerAddress[];
   /** How long to keep retrying the first connection while the server is not up. */
   connectTimeoutMs: number;
   /** How long to keep trying to reconnect, once connected, after losing the server (it restarts). */
@@ -78,11 +89,13 @@ export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientCo
   const file = readYaml(path, env.CLI_CONFIG !== undefined);
   const get = (key: Key): string => layered(env[KEYS[key]], lookup(file, key), DEFAULTS[key]);
   const id = intIn(KEYS.id, nonEmpty(KEYS.id, get('id')), 1, 0xffffffff);
-  const { host, port } = hostPort(KEYS['server.address'], get('server.address'));
+  const servers = serverList(get('server.address'));
+  const { host, port } = servers[0]!;
   return {
     id,
     host,
     port,
+    servers,
     connectTimeoutMs: durationMs(KEYS['server.connectTimeout'], get('server.connectTimeout')),
     reconnectTimeoutMs: durationMs(KEYS['server.reconnectTimeout'], get('server.reconnectTimeout')),
     maxAmount: intIn(KEYS['batch.maxAmount'], get('batch.maxAmount'), 1, 0xffff),
@@ -92,6 +105,15 @@ export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientCo
     key: agencyKey(env.CLI_KEY, env.CLI_KEY_FILE, get('auth.keyFile').trim()),
     tls: loadClientTls(KEYS['tls.ca'], get('tls.ca').trim()),
   };
+}
+
+/** `host:port[,host:port...]`: every entry checked, none empty. */
+function serverList(raw: string): ServerAddress[] {
+  const key = KEYS['server.address'];
+  const entries = raw.split(',').map((e) => e.trim());
+  if (entries.length > 1 && entries.some((e) => e === ''))
+    throw new ConfigError(key, `${JSON.stringify(raw)} has an empty entry; write host:port, or several as host1:port1,host2:port2`);
+  return entries.map((e) => hostPort(key, e));
 }
 
 /**

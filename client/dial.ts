@@ -7,8 +7,11 @@ import { connect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
-/** One attempt at a connection; rejects with DialError. `timeoutMs` bounds the attempt. */
-export type Dialer = (timeoutMs: number, signal: AbortSignal) => Promise<Duplex>;
+/**
+ * One attempt at a connection; rejects with DialError. `timeoutMs` bounds the attempt.
+ * `upcoming`, when present, names (`host:port`) the server the next attempt goes to.
+ */
+export type Dialer = ((timeoutMs: number, signal: AbortSignal) => Promise<Duplex>) & { readonly upcoming?: () => string };
 
 /** An attempt to reach the server failed before any byte was exchanged: worth another try. */
 export class DialError extends Error {
@@ -46,9 +49,32 @@ export function tlsDialer(host: string, port: number, ca: Buffer): Dialer {
   return dialer(`${host}:${port}`, 'secureConnect', () => tlsConnect({ host, port, ca, servername }).setNoDelay(true));
 }
 
-/** TLS when the configuration names a CA (CLI_TLS_CA), else plain TCP. */
-export function configuredDialer(config: { host: string; port: number; tls: { options: { ca: Buffer } } | null }): Dialer {
-  return config.tls === null ? tcpDialer(config.host, config.port) : tlsDialer(config.host, config.port, config.tls.options.ca);
+/**
+ * Several servers in turn: each attempt goes to the next one (round robin), so after a lost
+ * connection or a failed attempt the client tries another server, and comes back round.
+ */
+export function roundRobinDialer(targets: ReadonlyArray<{ readonly address: string; readonly dial: Dialer }>): Dialer {
+  if (targets.length === 0) throw new RangeError('roundRobinDialer needs at least one server');
+  let next = 0;
+  const dial = (timeoutMs: number, signal: AbortSignal): Promise<Duplex> => {
+    const target = targets[next]!;
+    next = (next + 1) % targets.length;
+    return target.dial(timeoutMs, signal);
+  };
+  return Object.assign(dial, { upcoming: () => targets[next]!.address });
+}
+
+/** TLS when the configuration names a CA (CLI_TLS_CA), else plain TCP; one server or several in turn. */
+export function configuredDialer(config: {
+  host: string;
+  port: number;
+  servers?: ReadonlyArray<{ host: string; port: number }>;
+  tls: { options: { ca: Buffer } } | null;
+}): Dialer {
+  const one = ({ host, port }: { host: string; port: number }): Dialer =>
+    config.tls === null ? tcpDialer(host, port) : tlsDialer(host, port, config.tls.options.ca);
+  const servers = config.servers ?? [{ host: config.host, port: config.port }];
+  return roundRobinDialer(servers.map((s) => ({ address: `${s.host}:${s.port}`, dial: one(s) })));
 }
 
 function dialer(address: string, ready: 'connect' | 'secureConnect', open: () => Socket | TLSSocket): Dialer {

@@ -3,18 +3,29 @@
  * each key overridden by the environment variable of the same name.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import ini from 'ini';
 import { loadServerTls, type ServerTls } from '../shared/config/tls-files.js';
 import { ConfigError, durationMs, intIn, layered, logLevel, nonEmpty, onOff } from '../shared/config/values.js';
 import { type AgencyKeys, loadKeysFile } from './auth/keys-file.js';
+import { DatabaseUrl } from './storage/database-url.js';
+
+export const StorageKind = { FILE: 'file', POSTGRES: 'postgres' } as const;
+export type StorageKind = (typeof StorageKind)[keyof typeof StorageKind];
 
 export interface ServerConfig {
   host: string;
   port: number;
   backlog: number;
   agencies: number;
+  /** SERVER_STORAGE: the bets file (one server) or PostgreSQL (several servers sharing a database). */
+  storage: StorageKind;
+  /** The bets file (file storage only). */
   storagePath: string;
+  /** SERVER_DATABASE_URL (postgres only; null with file). Prints without its password. */
+  database: DatabaseUrl | null;
+  /** SERVER_ID: this server's name in the logs and in the draw's `drawnBy`; default hostname:port. */
+  serverId: string;
   workers: number;
   logLevel: string;
   /** At most 8 s: shutdown must end inside Docker's 10 s grace period. */
@@ -50,6 +61,7 @@ const DEFAULTS: Record<string, string> = {
   SERVER_PORT: '12345',
   SERVER_LISTEN_BACKLOG: '128',
   SERVER_AGENCIES: '5',
+  SERVER_STORAGE: 'file',
   SERVER_STORAGE_PATH: './bets.csv',
   LOGGING_LEVEL: 'INFO',
   SERVER_DRAIN_TIMEOUT: '5s',
@@ -109,12 +121,16 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
   const agencies = intIn('SERVER_AGENCIES', get('SERVER_AGENCIES'), 1, 100_000);
   const auth = onOff('SERVER_AUTH', get('SERVER_AUTH')) ? 'on' : 'off';
   const maxUnauthenticated = intIn('SERVER_MAX_UNAUTHENTICATED', get('SERVER_MAX_UNAUTHENTICATED'), 1, 100_000);
+  const storage = storageKind(get('SERVER_STORAGE'));
   return {
     host,
     port,
     backlog: intIn('SERVER_LISTEN_BACKLOG', get('SERVER_LISTEN_BACKLOG'), 1, 65535),
     agencies,
+    storage,
     storagePath: nonEmpty('SERVER_STORAGE_PATH', get('SERVER_STORAGE_PATH')),
+    database: databaseUrl(storage, get('SERVER_DATABASE_URL')),
+    serverId: get('SERVER_ID').trim() || `${hostname()}:${port === 0 ? `pid${process.pid}` : port}`,
     workers: workers === '' ? defaultWorkers() : intIn('SERVER_WORKERS', workers, 0, 256),
     logLevel: logLevel('LOGGING_LEVEL', get('LOGGING_LEVEL')),
     drainTimeoutMs: durationMs('SERVER_DRAIN_TIMEOUT', get('SERVER_DRAIN_TIMEOUT'), 8_000),
@@ -133,6 +149,26 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     ),
     tls: loadServerTls(get('SERVER_TLS_CERT').trim(), get('SERVER_TLS_KEY').trim()),
   };
+}
+
+function storageKind(raw: string): StorageKind {
+  const text = raw.trim().toLowerCase();
+  if (text === StorageKind.FILE || text === StorageKind.POSTGRES) return text;
+  throw new ConfigError(
+    'SERVER_STORAGE',
+    `${JSON.stringify(raw)} is not a storage; use file (the bets file, one server) or postgres (several servers, with SERVER_DATABASE_URL)`,
+  );
+}
+
+function databaseUrl(storage: StorageKind, raw: string): DatabaseUrl | null {
+  const text = raw.trim();
+  if (storage === StorageKind.FILE) return null;
+  if (text === '')
+    throw new ConfigError(
+      'SERVER_DATABASE_URL',
+      'is empty but SERVER_STORAGE is postgres; give the database as postgres://user@host:port/database',
+    );
+  return DatabaseUrl.parse('SERVER_DATABASE_URL', text);
 }
 
 /** Secure by default: with auth on, the server does not start without a key for every agency. */

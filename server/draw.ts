@@ -1,117 +1,131 @@
 /**
- * FINISHED and the draw (main thread): records each agency's FINISHED (durably, through the
- * pool, before it counts), starts the draw exactly once when the set completes, starts it
- * again after a failure, keeps its result, and lets held WINNERS_QUERYs wait for the next
- * outcome. It never blocks: the draw itself is one pool task, which also makes its result
- * durable. A server restarted after the draw starts with the recovered result and never
- * draws again; one restarted with every agency finished and no result draws at once.
+ * FINISHED and the draw as the sessions see them (main thread), over the storage backend:
+ * records each FINISHED (durably, in the backend, before it is acknowledged), starts the draw
+ * when the FINISHED that completes the set comes back `completed` (exactly one call across
+ * all servers), starts it again after a failure, and lets held WINNERS_QUERYs wait for the
+ * next outcome (the backend wakes them: a promise with the file backend, LISTEN/NOTIFY with
+ * PostgreSQL; nobody polls). It never blocks: the draw runs in the backend (a pool task, or a
+ * transaction), which makes its result durable. At start, `resume()` draws a set that is
+ * complete with no result (a stop mid-draw, or a drawing server that died).
  */
 import type { Logger } from '../shared/logging/logger.js';
-import { deferred } from '../shared/util/async.js';
-import type { BetPool } from './pool/bet-pool.js';
-import type { FinishMark, ProtectedNotificationCounter } from './sync/notification-counter.js';
+import type { DrawView } from './metrics/server-metrics.js';
+import type { DrawSummary, FinishMark, Progress, StorageBackend } from './storage/backend.js';
 
 export type WinnersAnswer = { ready: true; documents: string[] } | { ready: false; finished: number; expected: number };
 
-/** What the draw needs of the pool. */
-export type DrawRunner = Pick<BetPool, 'draw' | 'recordFinished'>;
+/** What the draw needs of the backend. */
+export type DrawBackend = Pick<StorageBackend, 'agencies' | 'markFinished' | 'progress' | 'draw' | 'winners' | 'waitForDraw' | 'onDrawn'>;
 
-/** A draw's result as recovery found it on disk. */
-export interface RecoveredDraw {
-  winners: Array<[agency: number, documents: string[]]>;
-}
+/** Runs one draw, e.g. timed by the metrics (ServerMetrics.timeDraw). */
+export type DrawTimer = (run: () => Promise<DrawSummary>) => Promise<DrawSummary>;
 
-export class Draw {
-  readonly #pool: DrawRunner;
-  readonly #counter: ProtectedNotificationCounter;
+export class Draw implements DrawView {
+  readonly #backend: DrawBackend;
   readonly #log: Logger;
-  #winners: Map<number, string[]> | null = null;
-  /** The draw task in progress (null when none is, or once it failed). */
+  readonly #timer: DrawTimer;
+  /** The draw started here and still running (null when none is). */
   #running: Promise<void> | null = null;
-  /** Resolved when the draw in progress ends, with a result or failed; replaced after a failure. */
-  #outcome = deferred();
+  #startedAt: number | null = null;
+  /** The last progress this server saw (exact with the file backend; other servers move it too with PostgreSQL). */
+  #seen: Progress;
 
-  /** `counter` already holds the agencies recovered as finished. */
-  constructor(pool: DrawRunner, counter: ProtectedNotificationCounter, log: Logger, recovered: RecoveredDraw | null = null) {
-    this.#pool = pool;
-    this.#counter = counter;
+  constructor(backend: DrawBackend, log: Logger, timer: DrawTimer = (run) => run()) {
+    this.#backend = backend;
     this.#log = log;
-    if (recovered !== null) {
-      this.#winners = new Map(recovered.winners);
-      this.#outcome.resolve();
-    } else if (counter.allFinished) {
-      // Every FINISHED is on disk but the draw's result is not: it was cut by a stop.
-      this.#start();
-    }
+    this.#timer = timer;
+    this.#seen = { finished: 0, expected: backend.agencies, drawn: false };
+    backend.onDrawn((summary) => this.#drawn(summary));
   }
 
   get expected(): number {
-    return this.#counter.expected;
+    return this.#seen.expected;
   }
   get finished(): number {
-    return this.#counter.finished;
+    return this.#seen.finished;
   }
   get drawn(): boolean {
-    return this.#winners !== null;
+    return this.#seen.drawn;
   }
 
-  hasFinished(agency: number): boolean {
-    return this.#counter.hasFinished(agency);
+  /** Reads where the lottery stands and draws a complete set that has no result yet. */
+  async resume(): Promise<void> {
+    const p = await this.progress();
+    if (p.finished === p.expected && !p.drawn) this.#start();
   }
 
-  /** Settles once no draw task is running (at once if none is): shutdown waits for it. */
+  /** The finished set and the draw, read from the backend (PING, NOT_READY). */
+  async progress(): Promise<Progress> {
+    const p = await this.#backend.progress();
+    this.#seen = { ...p, drawn: p.drawn || this.#seen.drawn };
+    return p;
+  }
+
+  /** Settles once no draw started here is running (at once if none is): shutdown waits for it. */
   idle(): Promise<void> {
     return this.#running ?? Promise.resolve();
   }
 
   /**
-   * Settles when the next draw outcome is known, a result or a failure, however long the other
-   * agencies take; then ask winners() again (it starts a failed draw again).
+   * Settles when the next draw outcome is known, a result or a failure (or the backend
+   * closes), however long the other agencies take; then ask winners() again (it starts a
+   * failed draw again).
    */
   nextOutcome(): Promise<void> {
-    return this.#outcome.promise;
+    return this.#backend.waitForDraw().then(
+      () => {},
+      () => {},
+    );
   }
 
   /**
-   * Records FINISHED on disk, then counts it (a repeat is neither recorded nor counted twice);
-   * the call that completes the set starts the draw, exactly once. Callers serialize it with
-   * the agency's batches (Ingest.serialize), so it is recorded after every one of them.
+   * Records FINISHED (a repeat counts once); the call that completes the set starts the draw.
+   * `replaced`: a newer session holds the agency, nothing was recorded.
    */
-  async finish(agency: number): Promise<FinishMark> {
-    if (!this.#counter.hasFinished(agency)) await this.#pool.recordFinished(agency);
-    const mark = this.#counter.markFinished(agency);
-    if (mark.runDraw) this.#start();
+  async finish(agency: number, epoch: number): Promise<FinishMark> {
+    const mark = await this.#backend.markFinished(agency, epoch);
+    if (mark.replaced) return mark;
+    this.#seen = { ...this.#seen, finished: Math.max(this.#seen.finished, mark.finished), expected: mark.expected };
+    if (mark.completed) this.#start();
     return mark;
   }
 
-  /** The agency's winners once drawn; until then NOT_READY figures, and a failed draw starts again. */
-  winners(agency: number): WinnersAnswer {
-    if (this.#winners === null) {
-      if (this.#counter.allFinished && this.#running === null) this.#start();
-      return { ready: false, finished: this.#counter.finished, expected: this.#counter.expected };
+  /** The agency's winners once drawn; until then NOT_READY figures, and a set complete with no draw running here draws. */
+  async winners(agency: number): Promise<WinnersAnswer> {
+    const documents = await this.#backend.winners(agency);
+    if (documents !== null) {
+      this.#seen = { ...this.#seen, drawn: true };
+      return { ready: true, documents };
     }
-    return { ready: true, documents: this.#winners.get(agency) ?? [] };
+    const p = await this.progress();
+    if (p.finished === p.expected && !p.drawn && this.#running === null) this.#start();
+    return { ready: false, finished: p.finished, expected: p.expected };
   }
 
   #start(): void {
     this.#log.info({ action: 'sorteo', result: 'in_progress', agencias: this.expected });
-    const started = performance.now();
-    this.#running = this.#pool.draw().then(
-      (result) => {
-        this.#winners = new Map(result.winners);
-        const total = result.winners.reduce((n, [, docs]) => n + docs.length, 0);
-        const ms = Math.round(performance.now() - started);
-        this.#log.info({ action: 'sorteo', result: 'success', apuestas: result.scanned, ganadores: total, duracion_ms: ms });
-        this.#outcome.resolve();
+    this.#startedAt = performance.now();
+    this.#running = this.#timer(() => this.#backend.draw()).then(
+      () => {
+        this.#running = null;
       },
       (err: unknown) => {
         this.#running = null;
+        this.#startedAt = null;
         this.#log.error({ action: 'sorteo', result: 'fail', error: (err as Error).message });
-        // Waiters woken by this failure must find a fresh outcome if they wait again.
-        const ended = this.#outcome;
-        this.#outcome = deferred();
-        ended.resolve();
       },
     );
+  }
+
+  /** Every draw the backend ran or found done, whoever asked for it: logged once per draw. */
+  #drawn(summary: DrawSummary): void {
+    this.#seen = { ...this.#seen, drawn: true };
+    const figures = { apuestas: summary.bets, ganadores: summary.winners };
+    if (!summary.ranHere) {
+      this.#log.info({ action: 'sorteo_hecho', result: 'success', ...figures, por: summary.drawnBy });
+      return;
+    }
+    const ms = this.#startedAt === null ? {} : { duracion_ms: Math.round(performance.now() - this.#startedAt) };
+    this.#log.info({ action: 'sorteo', result: 'success', ...figures, ...ms });
   }
 }

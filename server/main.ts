@@ -4,6 +4,7 @@ import { createLogger } from '../shared/logging/logger.js';
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import { LotteryServer } from './server.js';
+import { StorageConfigError } from './storage/backend.js';
 import { RecoveryError } from './storage/durable-state.js';
 
 async function main(): Promise<void> {
@@ -28,13 +29,15 @@ async function main(): Promise<void> {
   let server: LotteryServer;
   let address: AddressInfo;
   try {
-    server = new LotteryServer(config, log);
+    server = await LotteryServer.open(config, log);
   } catch (err) {
     // RecoveryError: the files on disk cannot be trusted as they are; its message says what is
-    // wrong and what to do, and no file was touched. Anything else: the files could not be opened.
+    // wrong and what to do, and no file was touched. StorageConfigError: the database holds
+    // another lottery (a configuration to fix, exit 2). Anything else: the files could not be
+    // opened, or the database stayed unreachable (StorageUnavailableError).
     const action = err instanceof RecoveryError ? 'recuperacion' : 'storage';
-    log.error({ action, result: 'fail', error: (err as Error).message });
-    process.exit(1);
+    log.error({ action, result: 'fail', almacen: config.storage, error: (err as Error).message });
+    process.exit(err instanceof StorageConfigError ? EXIT_CONFIG : 1);
   }
   try {
     address = await server.listen();

@@ -1,17 +1,23 @@
 /**
- * Which session holds which agency (main thread only). One live session per agency: with
- * frames handled in order within a session, an agency's batches are stored in the order it
- * sent them and none is in flight when its FINISHED is counted.
+ * Which session holds which agency (main thread only), and the takeover rule across servers:
+ * the newest authenticated session of an agency wins, wherever it connected.
  *
- * Takeover: binding an agency that another session holds replaces that session (it is told
- * through `replaced()` and closes itself, after its batch in the pool is acknowledged, with
- * ERROR REPLACED). Only a session that proved the agency's key binds, so only the agency can
- * take itself over: a reconnecting agency is never locked out by its own half-open connection.
- * The new session reads where to resume only once the old one's run has left the pool
- * (Ingest.settled), so the two never store for the agency at the same time.
+ * On this server, binding an agency that another session holds replaces that session at once
+ * (it is told through `replaced()` and closes itself, after its batch in flight is answered,
+ * with ERROR REPLACED). Then the new session claims the agency in the storage backend
+ * (`claim`): a new epoch, ordered after every batch of the agency in flight (the file
+ * backend's per-agency chain, PostgreSQL's row lock), and the `next` WELCOME hands out. A
+ * claim made on another server reaches this one through the backend's `onReplaced`: the
+ * session holding an older epoch here is replaced the same way. Whatever an older session
+ * still sends carries its old epoch, and the backend stores none of it (REPLACED): so a
+ * session that missed the news cannot write for the agency any more.
+ *
+ * Only a session that proved the agency's key binds, so only the agency can take itself over.
  */
+import type { Logger } from '../shared/logging/logger.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
 import { ErrorCode } from '../shared/protocol/messages.js';
+import type { AgencyClaim, StorageBackend } from './storage/backend.js';
 
 /** HELLO named an agency this server does not take. */
 class UnknownAgencyError extends ProtocolError {
@@ -25,35 +31,90 @@ export interface AgencyOwner {
   replaced(): void;
 }
 
-export class AgencyRegistry {
-  readonly #agencies: number;
-  readonly #owners = new Map<number, AgencyOwner>();
+export type ClaimBackend = Pick<StorageBackend, 'agencies' | 'claim' | 'release' | 'onReplaced'>;
 
-  /** Takes agencies 1 to `agencies`. */
-  constructor(agencies: number) {
-    this.#agencies = agencies;
+interface Holding {
+  readonly owner: AgencyOwner;
+  /** The owner's claim's epoch; 0 while its claim is in flight. */
+  epoch: number;
+}
+
+export class AgencyRegistry {
+  readonly #backend: ClaimBackend;
+  readonly #log: Logger | undefined;
+  readonly #held = new Map<number, Holding>();
+  /** The newest epoch heard of per agency (from any server), so a claim that lost a race is replaced on return. */
+  readonly #newest = new Map<number, number>();
+  readonly #releases = new Set<Promise<void>>();
+
+  constructor(backend: ClaimBackend, log?: Logger) {
+    this.#backend = backend;
+    this.#log = log;
+    backend.onReplaced((agency, epoch) => this.#heard(agency, epoch));
   }
 
   /** Throws UNKNOWN_AGENCY unless this server takes `agency`. */
   check(agency: number): void {
-    if (!Number.isInteger(agency) || agency < 1 || agency > this.#agencies) {
-      throw new UnknownAgencyError(`agency ${agency} is unknown: this server takes agencies 1 to ${this.#agencies}`);
+    const agencies = this.#backend.agencies;
+    if (!Number.isInteger(agency) || agency < 1 || agency > agencies) {
+      throw new UnknownAgencyError(`agency ${agency} is unknown: this server takes agencies 1 to ${agencies}`);
     }
   }
 
   /**
    * Binds `agency` to `owner` until it unbinds; binding again to the same owner is a no-op.
-   * An earlier owner is replaced: told so, and it frees nothing when it unbinds later.
+   * An earlier owner here is replaced: told so, and it frees nothing when it unbinds later.
    */
   bind(agency: number, owner: AgencyOwner): void {
     this.check(agency);
-    const current = this.#owners.get(agency);
-    this.#owners.set(agency, owner);
-    if (current !== undefined && current !== owner) current.replaced();
+    const current = this.#held.get(agency);
+    if (current?.owner === owner) return;
+    this.#held.set(agency, { owner, epoch: 0 });
+    current?.owner.replaced();
   }
 
-  /** Frees `agency` if `owner` holds it (a stale owner frees nothing). */
+  /** Claims the bound agency in the backend for `owner`: its epoch, and where it resumes. */
+  async claim(agency: number, owner: AgencyOwner): Promise<AgencyClaim> {
+    const claim = await this.#backend.claim(agency);
+    const holding = this.#held.get(agency);
+    if (holding?.owner === owner) {
+      holding.epoch = claim.epoch;
+      // A newer claim (another server's) was heard while this one was in flight.
+      if ((this.#newest.get(agency) ?? 0) > claim.epoch) this.#replace(agency, holding);
+    }
+    return claim;
+  }
+
+  /** Frees `agency` if `owner` holds it (a stale owner frees nothing); its claim is released in the backend. */
   unbind(agency: number, owner: AgencyOwner): void {
-    if (this.#owners.get(agency) === owner) this.#owners.delete(agency);
+    const holding = this.#held.get(agency);
+    if (holding?.owner !== owner) return;
+    this.#held.delete(agency);
+    if (holding.epoch > 0) this.#release(agency, holding.epoch);
+  }
+
+  /** Settles once the releases in flight have (shutdown waits for them before closing the backend). */
+  async released(): Promise<void> {
+    await Promise.all(this.#releases);
+  }
+
+  #release(agency: number, epoch: number): void {
+    const done = this.#backend.release(agency, epoch).catch((err: unknown) => {
+      this.#log?.warn({ action: 'liberar_agencia', result: 'fail', agencia: agency, error: (err as Error).message });
+    });
+    this.#releases.add(done);
+    void done.then(() => this.#releases.delete(done));
+  }
+
+  #heard(agency: number, epoch: number): void {
+    if (epoch > (this.#newest.get(agency) ?? 0)) this.#newest.set(agency, epoch);
+    const holding = this.#held.get(agency);
+    // Epoch 0: its own claim is in flight; claim() compares once it knows the epoch.
+    if (holding !== undefined && holding.epoch !== 0 && holding.epoch < epoch) this.#replace(agency, holding);
+  }
+
+  #replace(agency: number, holding: Holding): void {
+    this.#held.delete(agency);
+    holding.owner.replaced();
   }
 }

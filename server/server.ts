@@ -1,12 +1,14 @@
 /**
- * The acceptor and its resources: storage file and journal, finished counter, worker pool,
- * sessions. Construction first recovers the durable state beside the bets file (throwing
- * RecoveryError when it cannot be trusted) and starts from it. `close()` stops accepting,
- * drains sessions (their in-flight batches are acknowledged), closes the pool, then flushes
- * and closes the bets file and the journal, logging each resource; it is idempotent.
+ * The acceptor and its resources: the storage backend (the bets file with its journal and
+ * pool, or PostgreSQL: server/storage/open-storage.ts), the services every session shares,
+ * the sessions. `open()` opens the backend first (file: recovery, throwing RecoveryError when
+ * the files cannot be trusted; PostgreSQL: migrations) and starts from what it holds.
+ * `close()` stops accepting, drains sessions (their in-flight batches are acknowledged), then
+ * closes the backend (file: the pool, then the bets file and the journal flushed), logging
+ * each resource; it is idempotent.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { LogFormat, type Logger } from '../shared/logging/logger.js';
+import type { Logger } from '../shared/logging/logger.js';
 import { CLOSE_GRACE_MS } from '../shared/net/stream-io.js';
 import { settlesWithin } from '../shared/util/async.js';
 import type { ServerConfig } from './config.js';
@@ -15,21 +17,17 @@ import type { Services } from './handlers/context.js';
 import { Ingest } from './ingest.js';
 import { MetricsEndpoint } from './metrics/metrics-endpoint.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
-import { BetPool } from './pool/bet-pool.js';
 import { AgencyRegistry } from './registry.js';
 import { Session } from './session.js';
-import { recoverDurableState } from './storage/durable-state.js';
 import { AgencyAuth } from './auth/agency-auth.js';
 import { Gate } from './gate.js';
-import { ProtectedStorage, type StorageHandle } from './storage/protected-storage.js';
-import { AgencyProgress } from './sync/agency-progress.js';
-import { ProtectedNotificationCounter } from './sync/notification-counter.js';
+import type { StorageBackend } from './storage/backend.js';
+import { openStorage } from './storage/open-storage.js';
 
 export class LotteryServer {
   readonly #config: ServerConfig;
   readonly #log: Logger;
-  readonly #storage: StorageHandle;
-  readonly #pool: BetPool;
+  readonly #backend: StorageBackend;
   readonly #services: Services;
   readonly #server: Server;
   readonly #gate: Gate;
@@ -39,30 +37,31 @@ export class LotteryServer {
   #nextSession = 1;
   #closing: Promise<void> | null = null;
 
-  constructor(config: ServerConfig, log: Logger) {
+  /** Opens the storage backend, then builds the server on it (not listening yet); a draw left pending starts now. */
+  static async open(config: ServerConfig, log: Logger): Promise<LotteryServer> {
+    const metrics = new ServerMetrics({ process: config.metricsPort !== null });
+    const backend = await openStorage(config, log, { onFsync: (seconds) => metrics.fsyncTook(seconds) });
+    const server = new LotteryServer(config, log, backend, metrics);
+    try {
+      await server.#services.draw.resume();
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    return server;
+  }
+
+  private constructor(config: ServerConfig, log: Logger, backend: StorageBackend, metrics: ServerMetrics) {
     this.#config = config;
     this.#log = log;
-    const recovered = recoverDurableState(config.storagePath, config.agencies, log);
-    const next = recovered.agencies.map((a) => a.next);
-    this.#storage = ProtectedStorage.open(config.storagePath, { fsync: config.fsync, next });
-    const counterSab = ProtectedNotificationCounter.allocate(config.agencies);
-    const counter = new ProtectedNotificationCounter(counterSab);
-    recovered.agencies.forEach((a, i) => {
-      if (a.finished) counter.markFinished(i + 1);
-    });
-    const metrics = new ServerMetrics({ process: config.metricsPort !== null });
+    this.#backend = backend;
     this.#metrics = metrics;
-    this.#pool = new BetPool({
-      workers: config.workers,
-      init: { storage: this.#storage, counter: counterSab, logLevel: config.logLevel, logFormat: process.env.LOG_FORMAT ?? LogFormat.TEXT },
-      onFsync: (seconds) => metrics.fsyncTook(seconds),
-    });
     this.#services = {
-      ingest: new Ingest(this.#pool, counter, new AgencyProgress(this.#storage.progress!)),
-      draw: new Draw(this.#metrics.timeDraws(this.#pool), counter, log, recovered.draw),
-      registry: new AgencyRegistry(config.agencies),
+      ingest: new Ingest(backend),
+      draw: new Draw(backend, log, metrics.timeDraw),
+      registry: new AgencyRegistry(backend, log),
       auth: new AgencyAuth(config.agencyKeys),
-      metrics: this.#metrics,
+      metrics,
     };
     this.#metrics.watchDraw(this.#services.draw);
     // Authenticated: every agency, and as many replaced connections still draining, plus a few.
@@ -168,13 +167,8 @@ export class LotteryServer {
     }
 
     await settlesWithin(this.#services.draw.idle(), left());
-    const poolClosed = await settlesWithin(this.#pool.close(), left());
-    if (!poolClosed) await this.#pool.close(true);
-    log.info({ action: 'close_pool', result: 'success', workers: this.#pool.workers, forzado: poolClosed ? 'no' : 'si' });
-
-    // Flushed to the disk whatever SERVER_FSYNC says: nothing is left for recovery to cut.
-    ProtectedStorage.close(this.#storage);
-    log.info({ action: 'close_storage', result: 'success', archivo: this.#storage.path });
-    log.info({ action: 'close_journal', result: 'success', archivo: this.#storage.journal?.path ?? '' });
+    await settlesWithin(this.#services.registry.released(), left());
+    // The backend logs what it closes (file: close_pool, close_storage, close_journal).
+    await this.#backend.close({ deadlineMs: left() });
   }
 }

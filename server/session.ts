@@ -137,6 +137,8 @@ export class Session {
       source: this.#opts.source,
       log: this.#log,
       challenge: null,
+      epoch: 0,
+      finished: false,
       closing: this.#closeBegun.promise,
       get agency() {
         return session.#agency;

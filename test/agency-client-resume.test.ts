@@ -42,7 +42,7 @@ async function dataFile(name: string, rows: number, badEvery = 0): Promise<strin
 }
 
 function start(over: Partial<ClientConfig> & { dataFile: string }, fake: FakeServer | null = new FakeServer()) {
-  const config: ClientConfig = {
+  const base = {
     id: 1,
     host: '127.0.0.1',
     port: 1,
@@ -55,6 +55,7 @@ function start(over: Partial<ClientConfig> & { dataFile: string }, fake: FakeSer
     tls: null,
     ...over,
   };
+  const config: ClientConfig = { ...base, servers: over.servers ?? [{ host: base.host, port: base.port }] };
   const tap = new LogTap();
   const client = fake === null ? new AgencyClient(config, tap.log) : new AgencyClient(config, tap.log, fake.dial);
   const running: Promise<RunSummary> = client.run();

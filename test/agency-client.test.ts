@@ -46,7 +46,7 @@ interface Rig {
 }
 
 function start(over: Partial<ClientConfig> & { dataFile: string }, fake = new FakeServer(), useFake = true): Rig {
-  const config: ClientConfig = {
+  const base = {
     id: 1,
     host: '127.0.0.1',
     port: 1,
@@ -59,6 +59,7 @@ function start(over: Partial<ClientConfig> & { dataFile: string }, fake = new Fa
     tls: null,
     ...over,
   };
+  const config: ClientConfig = { ...base, servers: over.servers ?? [{ host: base.host, port: base.port }] };
   const tap = new LogTap();
   const client = useFake ? new AgencyClient(config, tap.log, fake.dial) : new AgencyClient(config, tap.log);
   const running = client.run();

@@ -89,7 +89,7 @@ describe('Session batches', () => {
     expect((ack as { reason: string }).reason).toMatch(/65535 bets cannot fit in 0 bytes/);
     expect(calls, 'pool calls').toEqual([1]);
     expect(h.onDisk()).toBe('');
-    expect(h.services.ingest.next(1), 'consumed, as any refused batch').toBe(65_535);
+    expect(h.backend.next(1), 'consumed, as any refused batch').toBe(65_535);
   });
 
   it('acknowledges a batch already stored as DUPLICATE without storing it twice, however the bets are cut', async () => {
@@ -181,12 +181,14 @@ describe('Session batches', () => {
     const b = [bet(1, '1', 1)];
     one.stream.write(batch(0, b));
     while (calls.length === 0) await new Promise((r) => setImmediate(r));
-    // A second copy admitted while the first is in the pool, straight through Ingest (as a
-    // connection that took the agency over would be): it waits for the first, then is DUPLICATE.
-    const second = h.services.ingest.admit(1, [{ type: MessageType.BATCH, first: 0, count: 1, bets: batchBets(b) }]);
+    // A second copy admitted while the first is in the pool, straight through Ingest with the
+    // session's epoch (the agency's first claim: 1), as a retry would be: it waits for the
+    // first, then is DUPLICATE.
+    const second = h.services.ingest.admit(1, 1, [{ type: MessageType.BATCH, first: 0, count: 1, bets: batchBets(b) }]);
     gate.resolve();
     expect(await one.next()).toMatchObject({ first: 0, status: AckStatus.STORED });
-    expect((await second).map(firstAndStatus)).toEqual([[0, AckStatus.DUPLICATE]]);
+    const admitted = await second;
+    expect(admitted.replaced ? [] : admitted.acks.map(firstAndStatus)).toEqual([[0, AckStatus.DUPLICATE]]);
     expect(h.onDisk()).toBe(csvRows(b));
   });
 

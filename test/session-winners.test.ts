@@ -3,9 +3,6 @@
  * the Draw on its own when the draw task fails. Each test has its own server state.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Draw, type DrawRunner } from '../server/draw.js';
-import { ProtectedNotificationCounter } from '../server/sync/notification-counter.js';
-import { createLogger } from '../shared/logging/logger.js';
 import { AckStatus, ErrorCode, MessageType } from '../shared/protocol/messages.js';
 import { deferred } from '../shared/util/async.js';
 import { SessionHarness, batch, bet, csvRows, finished, ping, winnersQuery } from './helpers/session-harness.js';
@@ -32,7 +29,7 @@ describe('FINISHED, draw and winners', () => {
     const refused = await p.next();
     expect(refused).toMatchObject({ type: MessageType.BATCH_ACK, first: 1, status: AckStatus.REJECTED, index: 0 });
     expect((refused as { reason: string }).reason).toBe('agency 1 finished this draw; start a new draw with a fresh bets volume');
-    expect(h.services.ingest.next(1)).toBe(1);
+    expect(h.backend.next(1)).toBe(1);
     expect(h.onDisk()).toBe(csvRows(kept));
   });
 
@@ -142,28 +139,28 @@ describe('FINISHED, draw and winners', () => {
 
 describe('Draw when the draw task fails', () => {
   it('wakes the held queries, starts the draw again on the next winners(), and answers once it succeeds', async () => {
-    const flags = new ProtectedNotificationCounter(ProtectedNotificationCounter.allocate(1));
-    let draws = 0;
-    const flaky: DrawRunner = {
-      draw: () =>
-        ++draws === 1 ? Promise.reject(new Error('bets.csv:7: expected 6 fields')) : Promise.resolve({ winners: [[1, ['7']]], scanned: 3 }),
-      recordFinished: () => Promise.resolve(),
-    };
-    const lines: string[] = [];
-    const log = createLogger({ level: 'info', format: 'json', destination: { write: (l: string) => lines.push(l) } });
-    const draw = new Draw(flaky, flags, log);
-    const firstOutcome = draw.nextOutcome();
-    expect(await draw.finish(1)).toMatchObject({ finished: 1, expected: 1, runDraw: true });
-    await firstOutcome; // settles on the failure too: a held query is not left waiting
-    expect(draw.drawn).toBe(false);
-    await draw.idle(); // no draw runs after a failure
-    const secondOutcome = draw.nextOutcome();
-    expect(secondOutcome).not.toBe(firstOutcome);
-    expect(draw.winners(1)).toEqual({ ready: false, finished: 1, expected: 1 }); // and retries
-    await secondOutcome;
-    expect(draw.winners(1)).toEqual({ ready: true, documents: ['7'] });
-    expect(draws).toBe(2);
-    const results = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.action === 'sorteo');
-    expect(results.map((l) => l.result)).toEqual(['in_progress', 'fail', 'in_progress', 'success']);
+    const h = await SessionHarness.open({ agencies: 1 });
+    try {
+      const draws = vi.spyOn(h.pool, 'draw').mockRejectedValueOnce(new Error('bets.csv:7: expected 6 fields'));
+      const p = await h.bound(1);
+      await h.store(p, [[bet(1, '7', 7574), bet(1, '8', 1)]]);
+      const draw = h.services.draw;
+      const firstOutcome = draw.nextOutcome();
+      p.stream.write(finished(1));
+      expect(await p.next()).toEqual({ type: MessageType.FINISHED_ACK, finished: 1, expected: 1 });
+      await firstOutcome; // settles on the failure too: a held query is not left waiting
+      expect(draw.drawn).toBe(false);
+      await draw.idle(); // no draw runs after a failure
+      const secondOutcome = draw.nextOutcome();
+      expect(await draw.winners(1)).toEqual({ ready: false, finished: 1, expected: 1 }); // and retries
+      await secondOutcome;
+      expect(await draw.winners(1)).toEqual({ ready: true, documents: ['7'] });
+      expect(draws).toHaveBeenCalledTimes(2);
+      const results = h.logged().filter((l) => l.action === 'sorteo');
+      expect(results.map((l) => l.result)).toEqual(['in_progress', 'fail', 'in_progress', 'success']);
+    } finally {
+      vi.restoreAllMocks();
+      await h.close();
+    }
   });
 });

@@ -1,14 +1,18 @@
 /**
  * A run of BATCH frames (one, or several queued back to back) → one BATCH_ACK per batch, in
- * order, all in one write. A batch is acknowledged only once the pool has written its rows and
- * its journal record (ingest.ts has the admission rule).
+ * order, all in one write. A batch is acknowledged only once the storage backend has made it
+ * durable (ingest.ts). A run the backend refused as REPLACED (a newer session of the agency
+ * claimed it, here or on another server) stored nothing: no ack, the session closes with
+ * ERROR REPLACED.
  */
 import { encodeMessage } from '../../shared/protocol/codec.js';
 import { AckStatus, type BatchAckDTO, type BatchDTO } from '../../shared/protocol/messages.js';
-import type { SessionContext } from './context.js';
+import { viaStorage, type SessionContext } from './context.js';
 
 export async function handleBatches(ctx: SessionContext, run: readonly BatchDTO[]): Promise<void> {
-  const acks = await ctx.ingest.admit(ctx.agency, run);
+  const admitted = await viaStorage(ctx.ingest.admit(ctx.agency, ctx.epoch, run));
+  if (admitted.replaced) return ctx.replaced();
+  const { acks } = admitted;
   acks.forEach((ack, i) => {
     logAck(ctx, run[i]!, ack);
   });

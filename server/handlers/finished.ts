@@ -1,15 +1,18 @@
 /**
- * FINISHED → FINISHED_ACK, once the FINISHED is on disk (a restarted server still counts it);
- * the FINISHED that completes the set starts the draw. A repeat counts once. It waits for the
- * agency's batches in the pool (Ingest.serialize), so it is recorded after all of them.
+ * FINISHED → FINISHED_ACK, once the FINISHED is stored (a restarted server still counts it);
+ * the FINISHED that completes the set starts the draw. A repeat counts once. The backend
+ * records it after every batch of the agency in flight; a newer session of the agency
+ * (REPLACED) makes it record nothing, and this session closes with ERROR REPLACED.
  */
 import { encodeMessage } from '../../shared/protocol/codec.js';
 import { MessageType, type NotificationDTO } from '../../shared/protocol/messages.js';
-import { ensureOwnAgency, type SessionContext } from './context.js';
+import { ensureOwnAgency, viaStorage, type SessionContext } from './context.js';
 
 export async function handleFinished(ctx: SessionContext, { agency }: NotificationDTO): Promise<void> {
   ensureOwnAgency(ctx, agency, 'FINISHED');
-  const mark = await ctx.ingest.serialize(agency, () => ctx.draw.finish(agency));
+  const mark = await viaStorage(ctx.draw.finish(agency, ctx.epoch));
+  if (mark.replaced) return ctx.replaced();
+  ctx.finished = true;
   ctx.log.info({
     action: 'notificacion',
     result: 'success',

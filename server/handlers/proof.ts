@@ -7,16 +7,17 @@
  * answered only after the source's growing delay (failure-throttle.ts), so guessing from one
  * source gets slower with each miss.
  *
- * A valid proof binds the connection: the agency is taken over from any older connection
- * (which closes with ERROR REPLACED once its batch in the pool is acknowledged), and `next`
- * is read once no batch of the agency is in the pool, so the client resumes from what is
- * stored: a batch the old connection had in flight is DUPLICATE if sent again.
+ * A valid proof binds the connection: the agency is taken over from any older connection, on
+ * this server or another (which closes with ERROR REPLACED once its batch in flight is
+ * answered), and claimed in the storage backend, which orders the claim after the agency's
+ * batches in flight and hands out `next`: the client resumes from what is stored, and a batch
+ * the old connection had in flight is DUPLICATE if sent again.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeMessage } from '../../shared/protocol/codec.js';
 import { ProtocolError } from '../../shared/protocol/errors.js';
 import { ErrorCode, MessageType, type ProofDTO } from '../../shared/protocol/messages.js';
-import type { SessionContext } from './context.js';
+import { viaStorage, type SessionContext } from './context.js';
 
 export async function handleProof(ctx: SessionContext, { mac }: ProofDTO): Promise<void> {
   const challenge = ctx.challenge;
@@ -36,10 +37,11 @@ export async function handleProof(ctx: SessionContext, { mac }: ProofDTO): Promi
     );
   }
   ctx.bindAgency(agency);
-  await ctx.ingest.settled(agency);
+  const claim = await viaStorage(ctx.registry.claim(agency, ctx));
+  ctx.epoch = claim.epoch;
+  ctx.finished = claim.finished;
   if (ctx.isClosing) return;
-  const next = ctx.ingest.next(agency);
-  const finished = ctx.draw.hasFinished(agency);
+  const { next, finished } = claim;
   ctx.log.info({
     action: 'conexion',
     result: 'success',

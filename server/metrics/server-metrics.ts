@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { AckStatus, type BatchAckDTO } from '../../shared/protocol/messages.js';
-import type { DrawRunner } from '../draw.js';
+import type { DrawSummary } from '../storage/backend.js';
 
 /** `result` label of the batches counter: the ack status, lower-case (stored, duplicate, rejected, out_of_order, ...). */
 const RESULT_OF = new Map<number, string>(Object.entries(AckStatus).map(([name, status]) => [status, name.toLowerCase()]));
@@ -16,7 +16,7 @@ const RESULT_OF = new Map<number, string>(Object.entries(AckStatus).map(([name, 
 export const DrawState = { WAITING: 'waiting', RUNNING: 'running', DONE: 'done', FAILED: 'failed' } as const;
 export type DrawState = (typeof DrawState)[keyof typeof DrawState];
 
-/** What the scrape reads of the draw and the finished set (server/draw.ts's Draw). */
+/** What the scrape reads of the draw and the finished set (server/draw.ts's Draw: what this server last saw). */
 export interface DrawView {
   readonly finished: number;
   readonly expected: number;
@@ -147,30 +147,25 @@ export class ServerMetrics {
     this.#view = view;
   }
 
-  /** Wraps the pool's draw so that each draw task is timed and counted (server.ts hands this to Draw); the rest passes through. */
-  timeDraws(runner: DrawRunner): DrawRunner {
-    return {
-      recordFinished: (agency) => runner.recordFinished(agency),
-      draw: async () => {
-        const started = performance.now();
-        this.#drawRunning = true;
-        try {
-          const result = await runner.draw();
-          this.#drawSeconds.set((performance.now() - started) / 1000);
-          this.#drawScanned.set(result.scanned);
-          this.#draws.inc({ result: 'success' });
-          this.#drawFailed = false;
-          return result;
-        } catch (err) {
-          this.#draws.inc({ result: 'fail' });
-          this.#drawFailed = true;
-          throw err;
-        } finally {
-          this.#drawRunning = false;
-        }
-      },
-    };
-  }
+  /** Times and counts one draw started by this server (server.ts hands this to Draw as its DrawTimer). */
+  readonly timeDraw = async (run: () => Promise<DrawSummary>): Promise<DrawSummary> => {
+    const started = performance.now();
+    this.#drawRunning = true;
+    try {
+      const result = await run();
+      this.#drawSeconds.set((performance.now() - started) / 1000);
+      this.#drawScanned.set(result.bets);
+      this.#draws.inc({ result: 'success' });
+      this.#drawFailed = false;
+      return result;
+    } catch (err) {
+      this.#draws.inc({ result: 'fail' });
+      this.#drawFailed = true;
+      throw err;
+    } finally {
+      this.#drawRunning = false;
+    }
+  };
 
   /** The text exposition format, as served on /metrics. */
   text(): Promise<string> {

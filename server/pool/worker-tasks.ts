@@ -8,17 +8,11 @@ import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { MIN_ENCODED_BET, decodeBets } from '../../shared/protocol/bet-codec.js';
 import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
 import { betsToRows } from '../storage/bets-file.js';
+import { DrawTooEarlyError } from '../storage/backend.js';
 import { ProtectedStorage, type ConsumedBatch } from '../storage/protected-storage.js';
 import { maxRowsSize, transcodeBatch } from './transcode.js';
 import type { BatchRef, DrawResult, StoreBatchResult, StoreBatchesResult, StoreBatchesTask, WorkerInit } from './tasks.js';
 import { TaskKind, type Task, type TaskResult } from './tasks.js';
-
-class DrawTooEarlyError extends Error {
-  constructor(finished: number, expected: number) {
-    super(`the draw was asked for with ${finished} of ${expected} agencies finished`);
-    this.name = 'DrawTooEarlyError';
-  }
-}
 
 export interface WorkerTasks {
   run(task: Task): Promise<TaskResult>;

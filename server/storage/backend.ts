@@ -1,10 +1,11 @@
 /**
- * PROPOSAL: the storage seam the server talks to, whichever backend is behind it
- * (`SERVER_STORAGE=file|postgres`). Implemented by the PostgreSQL backend
- * (server/storage/postgres/); the file backend (ProtectedStorage, the counter, the journal of
- * the durability issue) can implement it the same way. The admission rule, the epochs and
- * the draw follow docs/protocol.md v2 (PROTOCOL-V2): a batch's idempotency key is
- * (agency, first, count); `next` is the agency's durable position in its stream of bets.
+ * The storage seam the server talks to, whichever backend is behind it
+ * (`SERVER_STORAGE=file|postgres`, server/storage/open-storage.ts): the file backend
+ * (server/storage/file-backend.ts: the bets file, its journal, the Atomics lock and counter,
+ * the pool) for one server, and the PostgreSQL backend (server/storage/postgres/) for several
+ * sharing a database. The rest of the server (ingest, draw, registry, handlers) sees only this.
+ * The admission rule, the epochs and the draw follow docs/protocol.md: a batch's idempotency
+ * key is (agency, first, count); `next` is the agency's durable position in its stream of bets.
  *
  * What a caller may rely on, with any backend:
  * - an outcome is returned only once it is durable (for PostgreSQL: after COMMIT);
@@ -55,6 +56,11 @@ export type BatchOutcome =
     }
   | { readonly status: typeof Admission.OUT_OF_ORDER; readonly first: number; readonly next: number }
   | { readonly status: typeof Admission.REPLACED; readonly first: number };
+
+/** Why a batch of an agency that sent FINISHED is refused (both backends word it alike). */
+export function finishedReason(agency: number): string {
+  return `agency ${agency} finished this draw; start a new draw with a fresh bets volume`;
+}
 
 /** What WELCOME needs, and the epoch that fences the session's writes. */
 export interface AgencyClaim {
@@ -116,8 +122,18 @@ export interface StorageBackend {
   winners(agency: number): Promise<string[] | null>;
   /** Resolves when the draw is done (on any server); rejects when the backend closes or a draw attempt here failed. */
   waitForDraw(): Promise<void>;
-  /** Idempotent. */
-  close(): Promise<void>;
+  /** Hears every draw() of this backend that ends with a result (once per draw run or found done), whoever called it. */
+  onDrawn(listener: (summary: DrawSummary) => void): () => void;
+  /**
+   * Idempotent. Work in flight may finish for `deadlineMs` (default: as long as it takes);
+   * past it, it is abandoned: nothing unacknowledged is stored, nothing acknowledged is lost.
+   * Logs what it closed (`close_storage`, ...).
+   */
+  close(opts?: CloseOptions): Promise<void>;
+}
+
+export interface CloseOptions {
+  readonly deadlineMs?: number;
 }
 
 /** The backend cannot reach its store right now; the operation may be retried as it is. */
@@ -128,7 +144,7 @@ export class StorageUnavailableError extends Error {
   }
 }
 
-/** draw() before every agency sent FINISHED. */
+/** draw() before every agency sent FINISHED (the one class for both backends; thrown on a pool worker too). */
 export class DrawTooEarlyError extends Error {
   constructor(finished: number, expected: number) {
     super(`the draw needs every agency's FINISHED: ${finished} of ${expected} so far`);

@@ -47,13 +47,17 @@ export async function startServer(opts: {
   storagePath: string;
   agencies: number;
   env?: Record<string, string | undefined>;
+  name?: string;
 }): Promise<StartedServer> {
-  const proc = spawnServer({
-    SERVER_PORT: '0',
-    SERVER_AGENCIES: String(opts.agencies),
-    SERVER_STORAGE_PATH: opts.storagePath,
-    ...opts.env,
-  });
+  const proc = spawnServer(
+    {
+      SERVER_PORT: '0',
+      SERVER_AGENCIES: String(opts.agencies),
+      SERVER_STORAGE_PATH: opts.storagePath,
+      ...opts.env,
+    },
+    opts.name,
+  );
   const line = await proc.waitFor((l) => l.action === 'listen');
   if (line.result !== 'success') throw new Error(`server did not listen:\n${proc.text}`);
   const port = Number(line.fields.puerto);

@@ -1,7 +1,7 @@
 /**
- * A session test's own server state: a temp dir with its own bets.csv and journal (recovered
- * as the server does at start), a real pool (worker threads), the finished counter, ingest,
- * draw and registry, a JSON log captured in memory, and client ends of `stream.duplexPair()`
+ * A session test's own server state: a temp dir with its own bets.csv and journal, behind a
+ * real FileBackend (recovered as the server does at start, a real pool of worker threads, the
+ * finished counter), the ingest, draw and registry over it, a JSON log captured in memory, and client ends of `stream.duplexPair()`
  * connections to Sessions. `restart()` closes everything but the files and starts again from
  * them, as a restarted server would. Open one per test and close it in afterEach: nothing is
  * shared between tests.
@@ -13,17 +13,14 @@ import { join } from 'node:path';
 import { duplexPair, type Duplex } from 'node:stream';
 import { expect } from 'vitest';
 import { AgencyAuth } from '../../server/auth/agency-auth.js';
-import { Draw, type DrawRunner } from '../../server/draw.js';
+import { Draw } from '../../server/draw.js';
 import type { Services } from '../../server/handlers/context.js';
-import { Ingest, type BatchStore } from '../../server/ingest.js';
+import { Ingest } from '../../server/ingest.js';
 import type { ServerMetrics } from '../../server/metrics/server-metrics.js';
-import { BetPool } from '../../server/pool/bet-pool.js';
+import type { BetPool } from '../../server/pool/bet-pool.js';
 import { AgencyRegistry } from '../../server/registry.js';
 import { Session, type SessionOptions } from '../../server/session.js';
-import { recoverDurableState } from '../../server/storage/durable-state.js';
-import { ProtectedStorage, type StorageHandle } from '../../server/storage/protected-storage.js';
-import { AgencyProgress } from '../../server/sync/agency-progress.js';
-import { ProtectedNotificationCounter } from '../../server/sync/notification-counter.js';
+import { FileBackend, type FilePool } from '../../server/storage/file-backend.js';
 import type { Bet } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { BatchBuilder } from '../../shared/protocol/bet-codec.js';
@@ -31,7 +28,7 @@ import { FrameDecoder, decodeMessage, encodeMessage } from '../../shared/protoco
 import { AckStatus, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Message } from '../../shared/protocol/messages.js';
 import { deferred } from '../../shared/util/async.js';
 
-export type PoolLike = BatchStore & DrawRunner;
+export type PoolLike = FilePool;
 
 export interface HarnessOptions {
   agencies: number;
@@ -60,11 +57,11 @@ export interface Peer {
 
 export class SessionHarness {
   services!: Services;
+  backend!: FileBackend;
   pool!: BetPool;
   readonly lines: string[] = [];
   readonly #dir: string;
   readonly #opts: HarnessOptions;
-  #storage!: StorageHandle;
   readonly #peers: Peer[] = [];
   #ids = 0;
   readonly log: Logger;
@@ -80,26 +77,26 @@ export class SessionHarness {
   /** What the server does at start: recover the files, then build the pool and services on them. */
   #start(): void {
     const opts = this.#opts;
-    const path = join(this.#dir, 'bets.csv');
-    const recovered = recoverDurableState(path, opts.agencies, this.log);
-    this.#storage = ProtectedStorage.open(path, { fsync: false, next: recovered.agencies.map((a) => a.next) });
-    const counter = ProtectedNotificationCounter.allocate(opts.agencies);
-    const flags = new ProtectedNotificationCounter(counter);
-    recovered.agencies.forEach((a, i) => {
-      if (a.finished) flags.markFinished(i + 1);
-    });
-    this.pool = new BetPool({
+    this.backend = FileBackend.open({
+      path: join(this.#dir, 'bets.csv'),
+      agencies: opts.agencies,
+      fsync: false,
       workers: opts.workers ?? 1,
-      init: { storage: this.#storage, counter, logLevel: 'info', logFormat: 'json' },
+      log: this.log,
+      logFormat: 'json',
+      ...(opts.wrapPool ? { wrapPool: opts.wrapPool } : {}),
     });
-    const pool = opts.wrapPool?.(this.pool) ?? this.pool;
+    this.pool = this.backend.pool;
+    const draw = new Draw(this.backend, this.log);
     this.services = {
-      ingest: new Ingest(pool, flags, new AgencyProgress(this.#storage.progress!)),
-      draw: new Draw(pool, flags, this.log, recovered.draw),
-      registry: new AgencyRegistry(opts.agencies),
+      ingest: new Ingest(this.backend),
+      draw,
+      registry: new AgencyRegistry(this.backend, this.log),
       auth: opts.auth ?? new AgencyAuth(null),
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
     };
+    // As the server does at start: a complete set with no result is drawn now.
+    void draw.resume();
   }
 
   /** Stops every session, the pool and the files (flushed and closed, as on SIGTERM), then starts again from the files. */
@@ -114,8 +111,7 @@ export class SessionHarness {
       await p.session.close();
     }
     await this.services.draw.idle();
-    await this.pool.close();
-    ProtectedStorage.close(this.#storage);
+    await this.backend.close();
   }
 
   static async open(opts: HarnessOptions): Promise<SessionHarness> {
@@ -133,7 +129,7 @@ export class SessionHarness {
   }
 
   onDisk(): string {
-    return readFileSync(this.#storage.path, 'utf8');
+    return readFileSync(join(this.#dir, 'bets.csv'), 'utf8');
   }
 
   connect(opts: SessionOptions = {}): Peer {

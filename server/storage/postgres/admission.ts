@@ -5,7 +5,7 @@
  */
 import type { Bet } from '../../../shared/domain/bet.js';
 import { decodeBets } from '../../../shared/protocol/bet-codec.js';
-import { Admission, type BatchIn, type BatchOutcome, type RunIn } from '../backend.js';
+import { Admission, finishedReason, type BatchIn, type BatchOutcome, type RunIn } from '../backend.js';
 
 /** A batch decoded and validated before the transaction (no lock is held while decoding). */
 export type DecodedBatch =
@@ -56,10 +56,6 @@ export function decodeBatch(agency: number, batch: BatchIn): DecodedBatch {
 
 export function decodeRun(run: RunIn): DecodedRun {
   return { agency: run.agency, epoch: run.epoch, batches: run.batches.map((b) => decodeBatch(run.agency, b)) };
-}
-
-export function finishedReason(agency: number): string {
-  return `agency ${agency} finished this draw; start a new draw with a fresh bets volume`;
 }
 
 /**

@@ -6,9 +6,10 @@
  * docs/architecture.md, "PostgreSQL backend".
  */
 import pg from 'pg';
-import { deferred, type Deferred } from '../../../shared/util/async.js';
+import { deferred, settlesWithin, type Deferred } from '../../../shared/util/async.js';
 import {
   StorageClosedError,
+  type CloseOptions,
   UnknownAgencyError,
   type AgencyClaim,
   type BatchOutcome,
@@ -42,6 +43,9 @@ export class PostgresBackend implements StorageBackend {
   /** Epoch of each agency claimed here and not yet known to be taken over. */
   readonly #held = new Map<number, number>();
   readonly #onReplaced = new Set<(agency: number, epoch: number) => void>();
+  readonly #onDrawn = new Set<(summary: DrawSummary) => void>();
+  /** Aborted by a close past its deadline: retries in progress give up. */
+  readonly #abort = new AbortController();
   #winners: Map<number, string[]> | null = null;
   #drawing: Promise<DrawSummary> | null = null;
   #waiters: Deferred<void> | null = null;
@@ -72,6 +76,7 @@ export class PostgresBackend implements StorageBackend {
     this.#pool.on('error', (err) => o.log?.warn({ action: 'db_pool', result: 'client_lost', error: err.message }));
     this.#policy = {
       retryMs: o.retryMs,
+      signal: this.#abort.signal,
       onRetry: (err, n) => o.log?.warn({ action: 'db_retry', result: 'in_progress', attempt: n, error: err.message }),
     };
     this.#commits = new GroupCommit(this.#storeGroup.bind(this), {
@@ -115,6 +120,11 @@ export class PostgresBackend implements StorageBackend {
     return () => this.#onReplaced.delete(listener);
   }
 
+  onDrawn(listener: (summary: DrawSummary) => void): () => void {
+    this.#onDrawn.add(listener);
+    return () => this.#onDrawn.delete(listener);
+  }
+
   storeRuns(runs: readonly RunIn[]): Promise<BatchOutcome[][]> {
     try {
       this.#checkOpen('storing batches');
@@ -143,7 +153,9 @@ export class PostgresBackend implements StorageBackend {
       (row): DrawSummary => {
         this.#drawing = null;
         this.#settleWaiters(null);
-        return { bets: row.bets, winners: row.winners, drawnBy: row.drawnBy, ranHere: row.ranNow };
+        const summary = { bets: row.bets, winners: row.winners, drawnBy: row.drawnBy, ranHere: row.ranNow };
+        for (const listener of this.#onDrawn) listener(summary);
+        return summary;
       },
       (err: Error) => {
         this.#drawing = null;
@@ -171,13 +183,25 @@ export class PostgresBackend implements StorageBackend {
     return this.#waiters.promise;
   }
 
-  close(): Promise<void> {
+  /**
+   * Lets the group commits in flight end (within `deadlineMs`: past it, their retries are
+   * abandoned and their runs fail unacknowledged), then ends the listener and the pool.
+   */
+  close(opts: CloseOptions = {}): Promise<void> {
     this.#closing ??= (async () => {
       this.#settleWaiters(new StorageClosedError('waiting for the draw'));
-      await this.#commits.close();
-      await this.#drawing?.catch(() => undefined);
+      const drained = (async () => {
+        await this.#commits.close();
+        await this.#drawing?.catch(() => undefined);
+      })();
+      const inTime = opts.deadlineMs === undefined ? await drained.then(() => true) : await settlesWithin(drained, opts.deadlineMs);
+      if (!inTime) this.#abort.abort(new StorageClosedError('retrying'));
       await this.#listener.close();
-      await this.#pool.end();
+      // A connection stuck on a database that does not answer must not hold the shutdown.
+      const ended = this.#pool.end();
+      if (inTime) await ended;
+      else await settlesWithin(ended, 1_000);
+      this.#o.log?.info({ action: 'close_storage', result: 'success', almacen: 'postgres', forzado: inTime ? 'no' : 'si' });
     })();
     return this.#closing;
   }

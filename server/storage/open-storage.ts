@@ -1,0 +1,38 @@
+/**
+ * The one place that knows both backends: SERVER_STORAGE picks the bets file (FileBackend,
+ * recovered from its journal) or PostgreSQL (PostgresBackend, migrated at open). Everything
+ * else in the server holds a StorageBackend.
+ */
+import { LogFormat, type Logger } from '../../shared/logging/logger.js';
+import { StorageKind, type ServerConfig } from '../config.js';
+import type { StorageBackend } from './backend.js';
+import { FileBackend } from './file-backend.js';
+import { PostgresBackend } from './postgres/postgres-backend.js';
+
+export interface StorageHooks {
+  /** Hears how long each group commit's flushes took (file backend, SERVER_FSYNC on). */
+  readonly onFsync?: (seconds: number) => void;
+}
+
+/**
+ * Opens the configured backend. File: RecoveryError when the files cannot be trusted.
+ * PostgreSQL: StorageConfigError when the database holds another lottery,
+ * StorageUnavailableError when it stays unreachable.
+ */
+export async function openStorage(config: ServerConfig, log: Logger, hooks: StorageHooks = {}): Promise<StorageBackend> {
+  if (config.storage === StorageKind.POSTGRES) {
+    if (config.database === null) throw new Error('SERVER_STORAGE is postgres but no SERVER_DATABASE_URL was read');
+    return PostgresBackend.open({ url: config.database.connectionString, agencies: config.agencies, serverId: config.serverId, log });
+  }
+  return FileBackend.open({
+    path: config.storagePath,
+    agencies: config.agencies,
+    fsync: config.fsync,
+    workers: config.workers,
+    log,
+    logLevel: config.logLevel,
+    logFormat: process.env.LOG_FORMAT ?? LogFormat.TEXT,
+    serverId: config.serverId,
+    ...(hooks.onFsync ? { onFsync: hooks.onFsync } : {}),
+  });
+}
