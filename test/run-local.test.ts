@@ -97,7 +97,7 @@ describe('make run', () => {
     const { code, out } = await runLocal(['--data', data], { SERVER_CONFIG: ini });
     expect(code).toBe(0);
     expect(out).toMatch(
-      /action: config \| result: success \| host: 127\.0\.0\.1 \| port: 0 \| .*agencies: 2 \| storagePath: \S*run\/bets\.csv \| .*drainTimeoutMs: 3000/,
+      /action: config \| result: success \| host: 127\.0\.0\.1 \| port: 0 \| .*agencies: 2 \| .*storagePath: \S*run\/bets\.csv \| .*drainTimeoutMs: 3000/,
     );
     const port = Number(/action: listen \| result: success \| host: 127\.0\.0\.1 \| puerto: (\d+)/.exec(out)?.[1]);
     expect(port).toBeGreaterThan(0);
@@ -122,14 +122,14 @@ describe('make run', () => {
 const run = promisify(execFile);
 const linesOf = (text: string): string[] => text.split(/\r?\n/).filter((l) => l.trim() !== '');
 
-/** Processes whose command line or environment names `marker` (a test's temp directory). */
-function processesNaming(marker: string): number[] {
-  const found: number[] = [];
+/** Processes whose command line or environment names `marker` (a test's temp directory): pid and command. */
+function processesNaming(marker: string): string[] {
+  const found: string[] = [];
   for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8');
-      if (cmd.includes(marker) || env.includes(marker)) found.push(Number(pid));
+      if (cmd.includes(marker) || env.includes(marker)) found.push(`${pid} ${cmd.replaceAll('\0', ' ').trim()}`);
     } catch {
       // Gone meanwhile, or not ours to read.
     }

@@ -102,9 +102,10 @@ class Watchdog {
     this.#pid = child.pid;
   }
 
+  /** The whole group (detached: its own): the shell and the `sleep` it waits on, which would outlive it. */
   stop(): void {
     try {
-      if (this.#pid !== undefined) process.kill(this.#pid, 'SIGTERM');
+      if (this.#pid !== undefined) process.kill(-this.#pid, 'SIGTERM');
     } catch {
       // Already gone.
     }

@@ -10,6 +10,7 @@ import type { RunTally } from './tally.js';
 
 const iso = (ms: number | null): string => (ms === null ? '?' : new Date(ms).toISOString().slice(11, 23));
 const SERVER_CLOSING = ['close_acceptor', 'close_pool', 'close_storage', 'exit'];
+const SERVER_CLOSING_DB = SERVER_CLOSING.filter((a) => a !== 'close_pool');
 
 function after(l: Lifetime, action: string, e: Entry): boolean {
   const i = l.entries.findIndex((x) => x.action === action);
@@ -166,8 +167,9 @@ function exitOf(t: RunTally, l: Lifetime, last: boolean): { ok: boolean; text: s
     return { ok: false, text: `${l.name}: ${why}${extra}` };
   }
   const missing: string[] = [];
-  if (l.role === Role.SERVER && end.shutdownAt !== null && !inOrder(l, SERVER_CLOSING))
-    missing.push(`${SERVER_CLOSING.join(', ')} in that order`);
+  // The PostgreSQL backend has no worker pool (the database does the work): no close_pool.
+  const closing = l.entries.find((e) => e.action === 'config')?.fields.storage === 'postgres' ? SERVER_CLOSING_DB : SERVER_CLOSING;
+  if (l.role === Role.SERVER && end.shutdownAt !== null && !inOrder(l, closing)) missing.push(`${closing.join(', ')} in that order`);
   const has = (a: string): boolean => l.entries.some((e) => e.action === a && e.result === 'success');
   if (l.role === Role.CLIENT && has('connect') && !has('close_socket')) missing.push('close_socket');
   if (l.role === Role.CLIENT && has('apuesta_enviada') && !has('close_file')) missing.push('close_file');
