@@ -105,7 +105,7 @@ say "drill data: 5 x $DRILL_BETS bets"
 node dist/tools/gen-data.js --agencies 5 --bets "$DRILL_BETS" --out "$WORK/big" >/dev/null
 say "2. SIGKILL server1 while its clients send: they finish on server2"
 run_once kill "$WORK/big" 'wait_sending client1 20; docker kill --signal=SIGKILL server1 >/dev/null; echo "server1 killed (exit $(docker wait server1))"'
-grep -Eq '^client1 *\|.*action: reconexion \| result: in_progress \|.*servidor: server2:12345' "$WORK/kill.log" \
+grep -Eq '^client1 *\|.*action: reconexion \| result: in_progress \|.*servidor: server2[:/]12345' "$WORK/kill.log" \
   || { grep 'reconexion' "$WORK/kill.log" >&2; die "client1 did not move to server2"; }
-echo "client1 moved to server2 (reconexion | servidor: server2:12345)"
+echo "client1 moved to server2 (reconexion | servidor: server2/12345)"
 [ "$(docker inspect -f '{{.State.Health.Status}}' server2)" = healthy ] || die "server2 is not healthy after the drill"
