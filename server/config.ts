@@ -18,10 +18,10 @@ export interface ServerConfig {
   port: number;
   backlog: number;
   agencies: number;
-  /** SERVER_STORAGE: the bets file (one server) or PostgreSQL (several servers sharing a database). */
-  storage: StorageKind;
   /** The bets file (file storage only). */
   storagePath: string;
+  /** SERVER_STORAGE: the bets file (one server) or PostgreSQL (several servers sharing a database). */
+  storage: StorageKind;
   /** SERVER_DATABASE_URL (postgres only; null with file). Prints without its password. */
   database: DatabaseUrl | null;
   /** SERVER_ID: this server's name in the logs and in the draw's `drawnBy`; default hostname:port. */
@@ -127,8 +127,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     port,
     backlog: intIn('SERVER_LISTEN_BACKLOG', get('SERVER_LISTEN_BACKLOG'), 1, 65535),
     agencies,
-    storage,
     storagePath: nonEmpty('SERVER_STORAGE_PATH', get('SERVER_STORAGE_PATH')),
+    storage,
     database: databaseUrl(storage, get('SERVER_DATABASE_URL')),
     serverId: get('SERVER_ID').trim() || `${hostname()}:${port === 0 ? `pid${process.pid}` : port}`,
     workers: workers === '' ? defaultWorkers() : intIn('SERVER_WORKERS', workers, 0, 256),

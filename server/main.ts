@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     // another lottery (a configuration to fix, exit 2). Anything else: the files could not be
     // opened, or the database stayed unreachable (StorageUnavailableError).
     const action = err instanceof RecoveryError ? 'recuperacion' : 'storage';
-    log.error({ action, result: 'fail', almacen: config.storage, error: (err as Error).message });
+    log.error({ action, result: 'fail', error: (err as Error).message, almacen: config.storage });
     process.exit(err instanceof StorageConfigError ? EXIT_CONFIG : 1);
   }
   try {

@@ -4,11 +4,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../client/config.js';
 import { defaultWorkers, loadServerConfig } from '../server/config.js';
-import { ConfigError, EXIT_CONFIG } from '../shared/config/values.js';
+import { ConfigError, EXIT_CONFIG, describe as describeConfig } from '../shared/config/values.js';
 import { CLIENT_YAML, SERVER_INI, killAll, makeTempDir, removeDir, spawnClient, spawnServer, type Proc } from './helpers/processes.js';
 
 let dir: string;
@@ -41,9 +43,18 @@ describe('server refuses a bad configuration with exit code 2', () => {
     ['LOGGING_LEVEL', 'LOUD', /not a log level/],
     ['SERVER_DRAIN_TIMEOUT', 'soon', /not a duration/],
     ['SERVER_FSYNC', 'sometimes', /not a switch; use on or off/],
+    ['SERVER_STORAGE', 'sqlite', /not a storage; use file .* or postgres/],
   ])('%s=%s', async (key, value, why) => {
     const p = spawnServer({ SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), [key]: value });
     expect(await expectRefused(p, key)).toMatch(why);
+  });
+
+  it('SERVER_STORAGE=postgres without SERVER_DATABASE_URL, or with a URL that is not PostgreSQL (never echoing its password)', async () => {
+    const env = { SERVER_PORT: '0', SERVER_STORAGE_PATH: join(dir, 'never.csv'), SERVER_STORAGE: 'postgres' };
+    expect(await expectRefused(spawnServer(env), 'SERVER_DATABASE_URL')).toMatch(/is empty but SERVER_STORAGE is postgres/);
+    const p = spawnServer({ ...env, SERVER_DATABASE_URL: 'mysql://loteria:hunter2@127.0.0.1:3306/bets' });
+    expect(await expectRefused(p, 'SERVER_DATABASE_URL')).toMatch(/scheme mysql/);
+    expect(p.text).not.toMatch(/hunter2/);
   });
 
   it('SERVER_AUTH on (the default) without a keys file: secure by default', async () => {
@@ -133,6 +144,9 @@ describe('loadServerConfig', () => {
       backlog: 128,
       agencies: 5,
       storagePath: './bets.csv',
+      storage: 'file',
+      database: null,
+      serverId: `${hostname()}:12345`,
       workers: Math.max(1, coresByNproc() - 1),
       logLevel: 'info',
       drainTimeoutMs: 5000,
@@ -179,6 +193,33 @@ describe('loadServerConfig', () => {
     });
   });
 
+  it('SERVER_STORAGE=postgres needs SERVER_DATABASE_URL, checks it, and never prints its password', () => {
+    const base = { SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', SERVER_STORAGE: 'postgres', SERVER_PORT: '7000', SERVER_ID: 'a' };
+    expect(() => loadServerConfig(base)).toThrowError(/^SERVER_DATABASE_URL: is empty but SERVER_STORAGE is postgres/);
+    for (const [url, why] of [
+      ['mysql://u:hunter2@db:3306/loteria', /scheme mysql/],
+      ['postgres://u:hunter2@db:5432/', /names no database/],
+      ['not a url hunter2', /is not a URL/],
+    ] as const) {
+      const load = (): unknown => loadServerConfig({ ...base, SERVER_DATABASE_URL: url });
+      expect(load).toThrowError(why);
+      expect(load).not.toThrowError(/hunter2/);
+    }
+    const config = loadServerConfig({
+      ...base,
+      SERVER_STORAGE: 'POSTGRES',
+      SERVER_DATABASE_URL: 'postgresql://loteria:hunter2@db:6543/bets',
+    });
+    expect(config).toMatchObject({ storage: 'postgres', serverId: 'a' });
+    expect(config.database?.connectionString).toBe('postgresql://loteria:hunter2@db:6543/bets');
+    const shown = describeConfig(config);
+    expect(shown).toMatchObject({ storage: 'postgres', database: 'loteria@db/6543/bets', serverId: 'a' });
+    expect(JSON.stringify(shown) + JSON.stringify(config) + inspect(config)).not.toMatch(/hunter2/);
+    // The file storage ignores a URL; the default id is hostname:port.
+    const file = loadServerConfig({ ...base, SERVER_STORAGE: 'file', SERVER_DATABASE_URL: 'nonsense', SERVER_ID: '' });
+    expect(file).toMatchObject({ storage: 'file', database: null, serverId: `${hostname()}:7000` });
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', SERVER_PORT: '' }).port).toBe(12345);
   });
@@ -193,6 +234,7 @@ describe('loadServerConfig', () => {
     ['SERVER_DRAIN_TIMEOUT', '2h'],
     ['SERVER_HOST', '   '],
     ['SERVER_FSYNC', 'maybe'],
+    ['SERVER_STORAGE', 'sqlite'],
   ])('refuses %s=%j naming the key', (key, value) => {
     const env = { SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', [key]: value };
     expect(() => loadServerConfig(env)).toThrowError(ConfigError);
@@ -206,6 +248,7 @@ describe('loadClientConfig', () => {
       id: 1,
       host: '127.0.0.1',
       port: 12345,
+      servers: [{ host: '127.0.0.1', port: 12345 }],
       connectTimeoutMs: 30_000,
       reconnectTimeoutMs: 60_000,
       maxAmount: 150,
@@ -231,6 +274,7 @@ describe('loadClientConfig', () => {
       id: 4,
       host: 'server',
       port: 4000,
+      servers: [{ host: 'server', port: 4000 }],
       connectTimeoutMs: 2000,
       reconnectTimeoutMs: 90_000,
       maxAmount: 7,
@@ -247,7 +291,22 @@ describe('loadClientConfig', () => {
     expect(c).toMatchObject({ id: 3, host: '::1', port: 5000, dataFile: 'data/agency-3.csv' });
   });
 
+  it('takes a comma-separated list of servers, the first one first', () => {
+    const c = loadClientConfig({ CLI_CONFIG: CLIENT_YAML, CLI_SERVER_ADDRESS: 'server1:12345, server2:12346,[::1]:7' });
+    expect(c).toMatchObject({
+      host: 'server1',
+      port: 12345,
+      servers: [
+        { host: 'server1', port: 12345 },
+        { host: 'server2', port: 12346 },
+        { host: '::1', port: 7 },
+      ],
+    });
+  });
+
   it.each([
+    ['CLI_SERVER_ADDRESS', 'a:1,,b:2'],
+    ['CLI_SERVER_ADDRESS', 'a:1,b'],
     ['CLI_ID', 'x'],
     ['CLI_ID', '-2'],
     ['CLI_BATCH_MAXAMOUNT', '0'],

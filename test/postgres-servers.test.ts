@@ -14,7 +14,7 @@ import { AckStatus, ErrorCode, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Me
 import { POSTGRES, useCluster } from './helpers/postgres.js';
 import { adminClient, betAt, scalar } from './helpers/pg-backends.js';
 import { expectCompletePgRun, startClients, startPgServer, stopServer } from './helpers/pg-servers.js';
-import { killAll, makeTempDir, removeDir, type StartedServer } from './helpers/processes.js';
+import { killAll, makeTempDir, removeDir, spawnServer, type StartedServer } from './helpers/processes.js';
 import { RawPeer, kind } from './helpers/raw-peer.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
@@ -77,6 +77,51 @@ describe.skipIf(!POSTGRES.available)('several servers on one PostgreSQL database
     },
     RUN_MS,
   );
+
+  it(
+    'the last two agencies finish on different servers at the same instant (5 rounds): one draw, both held queries answered',
+    async () => {
+      for (let round = 0; round < 5; round++) {
+        const url = await db.database();
+        const [a, b] = await Promise.all([startPgServer(url, `A${round}`, 2), startPgServer(url, `B${round}`, 2)]);
+        const [one, two] = await Promise.all([bound(a.port, 1), bound(b.port, 2)]);
+        one.write(batchFrame(1, 0, 20));
+        two.write(batchFrame(2, 0, 10));
+        expect([outcome(await one.nth(2)), outcome(await two.nth(2))]).toEqual(['stored', 'stored']);
+        const last = (agency: number): Buffer =>
+          Buffer.concat([
+            encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency }),
+            encodeMessage({ type: MessageType.WINNERS_QUERY, agency }),
+          ]);
+        one.write(last(1));
+        two.write(last(2));
+        const acks = [await one.nth(3), await two.nth(3)].map((m) => (m?.type === MessageType.FINISHED_ACK ? m.finished : kind(m)));
+        expect(acks.sort()).toEqual([1, 2]);
+        // Bets i with i % 9 == 0 carry the winning number (test/helpers/pg-backends.ts).
+        expect(await one.nth(4)).toEqual({ type: MessageType.WINNERS, last: true, documents: [0, 9, 18].map((i) => betAt(1, i).document) });
+        expect(await two.nth(4)).toEqual({ type: MessageType.WINNERS, last: true, documents: [0, 9].map((i) => betAt(2, i).document) });
+        expect(a.proc.count('sorteo', 'success') + b.proc.count('sorteo', 'success'), `round ${round}`).toBe(1);
+        one.destroy();
+        two.destroy();
+        await Promise.all([stopServer(a.proc), stopServer(b.proc)]);
+      }
+    },
+    RUN_MS,
+  );
+
+  it('a server started for another number of agencies on the same database is refused: exit 2, saying why', async () => {
+    const url = await db.database();
+    const a = await startPgServer(url, 'A', 5);
+    const other = spawnServer(
+      { SERVER_PORT: '0', SERVER_AGENCIES: '4', SERVER_STORAGE: 'postgres', SERVER_DATABASE_URL: url, SERVER_ID: 'B' },
+      'server-B',
+    );
+    expect(await other.waitExit()).toEqual({ code: 2, signal: null });
+    expect(other.log.find((l) => l.action === 'storage')).toMatchObject({ result: 'fail' });
+    expect(other.text).toMatch(/lottery of 5 agencies .* started for 4/);
+    expect(other.indexOf('listen')).toBe(-1);
+    await stopServer(a.proc);
+  });
 
   /** Mid-run: server `s` has stored agency 1's bets from 500 on (3000 bets in batches of 10), far from all of them. */
   const midRun = (s: StartedServer) =>
