@@ -46,6 +46,11 @@ const isAction =
   (line: string): boolean =>
     line.includes(`action: ${action} | result: ${result}`);
 
+/** A server keeps its bets with a journal and a winners file beside them: a new run starts with none. */
+function removeStorage(dir: string): void {
+  for (const name of ['bets.csv', 'bets.csv.journal', 'bets.csv.winners']) rmSync(join(dir, name), { force: true });
+}
+
 function serverEnv(dir: string, port: number, workers: number | null, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env({
     SERVER_HOST: '127.0.0.1',
@@ -122,7 +127,7 @@ async function serverOnce(
     return { listen: listenAt - server.startedAt, ack: ack - server.startedAt, shutdown: exit.at - termAt };
   } finally {
     await stopChild(server, 2000);
-    rmSync(join(dir, 'bets.csv'), { force: true });
+    removeStorage(dir);
   }
 }
 
@@ -146,7 +151,7 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
     return { config: c.at - client.startedAt, connect: k.at - client.startedAt, exit: exit.at - client.startedAt, cpu };
   } finally {
     await stopChild(server, 2000);
-    rmSync(join(dir, 'bets.csv'), { force: true });
+    removeStorage(dir);
   }
 }
 
@@ -199,7 +204,7 @@ async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: stri
     }
   } finally {
     await stopChild(server, 5000);
-    rmSync(join(dir, 'bets.csv'), { force: true });
+    removeStorage(dir);
   }
   try {
     return countModules(out);
