@@ -19,6 +19,7 @@ import { BATCH_WINDOW } from '../shared/protocol/messages.js';
 import { countRows, type DataSet } from './data.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
 import { freePort } from '../shared/util/net.js';
+import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
 import {
   cpuDelta,
   databaseCpu,
@@ -252,7 +253,7 @@ async function measure(o: RunOptions, dir: string, db: Database | null): Promise
       clients.push(
         spawnChild({
           name: `client-${f.agency}`,
-          args: [...flags, 'dist/client/main.js'],
+          args: [...flags, ...CLIENT_NODE_FLAGS, 'dist/client/main.js'],
           cwd: o.repoRoot,
           cpus: o.pinned === true ? CLIENT_CPU : undefined,
           env: {

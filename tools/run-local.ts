@@ -31,7 +31,7 @@ import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { loadServerConfig } from '../server/config.js';
 import { parseLogLine, type LogLine } from '../shared/logging/parse.js';
 import { SERVER_KEYS_FILE, agencyKeyFile, genKeys } from './gen-keys.js';
-import { NodeProcess, killAll } from './lib/processes.js';
+import { CLIENT_NODE_FLAGS, NodeProcess, killAll } from './lib/processes.js';
 import { fileStorage, parseStorage, postgresStorage, RunUsageError, type RunStorage } from './run-local-db.js';
 import { Progress } from './run-progress.js';
 
@@ -58,11 +58,11 @@ const SHOWN = /action: (config|listen|sorteo|consulta_ganadores|notificacion|exi
 let progress: Progress | null = null;
 
 /** A child whose lines go to OUT/NAME.log, the interesting ones (and any that is not a log line) to the console too. */
-function start(name: string, script: string, env: Record<string, string>, onLine?: (l: LogLine) => void): NodeProcess {
+function start(name: string, args: readonly string[], env: Record<string, string>, onLine?: (l: LogLine) => void): NodeProcess {
   const file = createWriteStream(join(values.out, `${name}.log`));
   const proc = new NodeProcess({
     name,
-    args: [script],
+    args: [...args],
     env: { ...process.env, ...env },
     detached: true,
     onLine: (line) => {
@@ -170,7 +170,7 @@ async function main(): Promise<number> {
   if (stopping !== null) return never();
   const names = Array.from({ length: count }, (_, i) => (count === 1 ? 'server' : `server-${i + 1}`));
   ensureKeys(serverEnv(0, names[0]!, count));
-  const servers = names.map((name, i) => start(name, 'dist/server/main.js', serverEnv(i, name, count)));
+  const servers = names.map((name, i) => start(name, ['dist/server/main.js'], serverEnv(i, name, count)));
   const configs = await Promise.all(servers.map((s) => waitFor(s, 'config')));
   const agencies = Number(configs[0]!.fields.agencies);
   await ensureData(agencies);
@@ -187,7 +187,7 @@ async function main(): Promise<number> {
       CLI_DATA_FILE: dataFile,
       CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)),
     };
-    const proc = start(`client-${id}`, 'dist/client/main.js', env, (l) => {
+    const proc = start(`client-${id}`, [...CLIENT_NODE_FLAGS, 'dist/client/main.js'], env, (l) => {
       if (l.action === 'apuesta_enviada' && l.result === 'success') progress?.stored(id, Number(l.fields.cantidad ?? 0));
     });
     void proc.exited.then((e) => progress?.ended(id, `exit ${e.code ?? e.signal}`));
