@@ -9,6 +9,8 @@
 #      inspector with --data), the inspector's invariants over every container's log.
 #   2. server1 killed (SIGKILL) while its clients send: they move to server2 and finish; every
 #      bet exactly once, one draw, winners right, the inspector's invariants.
+#   3. a small run of the same with --tls (make certs into the temp directory): every client
+#      checks its server's certificate (names server1, server2), the checks of 1.
 # Needs node and Docker with Compose; cleans up after itself (E2E_KEEP=1 keeps the temp
 # directory). The containers have fixed names (postgres, server1, server2, clientN, data):
 # one run at a time, and not beside `make e2e-docker` (it uses data and clientN too).
@@ -22,7 +24,7 @@ export POSTGRES_IMAGE
 SERVERS=(server1 server2)
 CLIENTS=(client1 client2 client3 client4 client5)
 CONTAINERS=(postgres "${SERVERS[@]}" "${CLIENTS[@]}")
-ONESHOT=(data)
+ONESHOT=(data tls)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/loteria-e2e-postgres.XXXXXX")
 COMPOSE_FILE=$WORK/compose.yml
@@ -109,3 +111,16 @@ grep -Eq '^client1 *\|.*action: reconexion \| result: in_progress \|.*servidor: 
   || { grep 'reconexion' "$WORK/kill.log" >&2; die "client1 did not move to server2"; }
 echo "client1 moved to server2 (reconexion | servidor: server2/12345)"
 [ "$(docker inspect -f '{{.State.Health.Status}}' server2)" = healthy ] || die "server2 is not healthy after the drill"
+compose down -v -t 10 >/dev/null 2>&1
+
+# ---------------------------------------------------------------- 3. TLS
+say "3. the same with --tls: the clients check server1's and server2's certificate (make certs)"
+bash tools/make-certs.sh "$WORK/certs" >/dev/null
+export CERTS_DIR=$WORK/certs
+DATA_DIR=$WORK/tls-data ./generar-compose.sh "$COMPOSE_FILE" 5 --servers 2 --postgres --tls
+node dist/tools/gen-data.js --agencies 5 --bets 2000 --out "$WORK/tls-data" >/dev/null
+run_once tls "$WORK/tls-data"
+[ "$(grep -cE '^client[1-5] *\|.*action: config \| result: success \|.*tls: ca /run/tls/ca.crt' "$WORK/tls.log")" -eq 5 ] \
+  && [ "$(grep -cE '^server[12] *\|.*action: config \| result: success \|.*tls: cert /run/tls/server.crt' "$WORK/tls.log")" -eq 2 ] \
+  || die "not every client and server ran with TLS"
+echo "every client trusted only the CA, both servers spoke TLS"
