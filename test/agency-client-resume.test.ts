@@ -4,7 +4,8 @@
  * holds — after a reset, an EOF, ERROR SHUTTING_DOWN or OUT_OF_ORDER; it reconnects with
  * backoff for up to server.reconnectTimeout, logging each attempt; a server that does not come
  * back ends the run saying how many bets are known to be stored; stop() while reconnecting
- * ends the run cleanly. Over `stream.duplexPair()` and, for refused connections, real TCP.
+ * ends the run cleanly. With several servers each attempt goes to the next one (round robin).
+ * Over `stream.duplexPair()` and, for refused connections, real TCP.
  */
 import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyClient, type RunSummary } from '../client/agency-client.js';
 import type { ClientConfig } from '../client/config.js';
+import { DialError, roundRobinDialer, type Dialer } from '../client/dial.js';
 import { ServerGoneError } from '../client/errors.js';
 import { AckStatus, ErrorCode, MessageType } from '../shared/protocol/messages.js';
 import { FakeServer, type FakePeer } from './helpers/fake-server.js';
@@ -41,7 +43,7 @@ async function dataFile(name: string, rows: number, badEvery = 0): Promise<strin
   return path;
 }
 
-function start(over: Partial<ClientConfig> & { dataFile: string }, fake: FakeServer | null = new FakeServer()) {
+function start(over: Partial<ClientConfig> & { dataFile: string }, fake: FakeServer | null = new FakeServer(), dial?: Dialer) {
   const base = {
     id: 1,
     host: '127.0.0.1',
@@ -57,7 +59,7 @@ function start(over: Partial<ClientConfig> & { dataFile: string }, fake: FakeSer
   };
   const config: ClientConfig = { ...base, servers: over.servers ?? [{ host: base.host, port: base.port }] };
   const tap = new LogTap();
-  const client = fake === null ? new AgencyClient(config, tap.log) : new AgencyClient(config, tap.log, fake.dial);
+  const client = fake === null ? new AgencyClient(config, tap.log, dial) : new AgencyClient(config, tap.log, dial ?? fake.dial);
   const running: Promise<RunSummary> = client.run();
   running.catch(() => {});
   cleanups.push(
@@ -151,6 +153,44 @@ describe('AgencyClient resuming over a duplexPair', () => {
     expect(covered(await storeAll(second))).toEqual(Array.from({ length: 200 }, (_, i) => 100 + i));
     expect(await running).toMatchObject({ badRows: 3 });
     expect(tap.find('apuesta_invalida').map((e) => e.linea)).toEqual([101, 202, 303]);
+  });
+});
+
+describe('AgencyClient with several servers (server.address h1:p1,h2:p2,...)', () => {
+  it('skips a server that refuses, and when its server goes away moves to the next, resuming from its WELCOME', async () => {
+    const one = new FakeServer();
+    const two = new FakeServer();
+    cleanups.push(
+      () => one.close(),
+      () => two.close(),
+    );
+    let refused = 0;
+    const down: Dialer = async () => {
+      refused++;
+      throw new DialError('127.0.0.1:3', 'ECONNREFUSED');
+    };
+    const dial = roundRobinDialer([
+      { address: '127.0.0.1:3', dial: down },
+      { address: '127.0.0.1:1', dial: one.dial },
+      { address: '127.0.0.1:2', dial: two.dial },
+    ]);
+    const { tap, running } = start({ dataFile: await dataFile('servers.csv', 1000) }, null, dial);
+    // The first server refuses: the next attempt goes to the second.
+    const first = await one.peer(0);
+    await first.accept(1);
+    for (let i = 0; i < 2; i++) first.stored(await first.expect(MessageType.BATCH));
+    first.stream.end();
+    // Lost: the reconnection goes to the third, which holds 300 bets of the agency (stored through the second).
+    const second = await two.peer(0);
+    await second.accept(1, 300);
+    expect(covered(await storeAll(second))).toEqual(Array.from({ length: 700 }, (_, i) => 300 + i));
+    const summary = await running;
+    expect(summary.sent + summary.resumed).toBe(1000);
+    expect(refused).toBe(1);
+    expect([one.peers.length, two.peers.length]).toEqual([1, 1]);
+    expect(tap.find('connect', 'in_progress')).toEqual([expect.objectContaining({ intento: 1, servidor: '127.0.0.1/1' })]);
+    expect(tap.find('reconexion', 'in_progress')).toEqual([expect.objectContaining({ intento: 1, servidor: '127.0.0.1/2' })]);
+    expect(tap.find('connect', 'success').map((l) => l.servidor)).toEqual(['127.0.0.1/1', '127.0.0.1/2']);
   });
 });
 

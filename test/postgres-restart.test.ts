@@ -3,15 +3,33 @@
  * the listeners reconnect, and an operation caught in flight either retries (default) or
  * fails cleanly with StorageUnavailableError (retries off), its retry then stored once or
  * recognised as DUPLICATE. An admin transaction holding an agency's row makes sure an
- * operation is in flight when the restart comes.
+ * operation is in flight when the restart comes. Through a session, a batch whose retries run
+ * out closes the session with ERROR BUSY and a retry hint; the client's retry is stored once.
  */
+import { duplexPair } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { AgencyAuth } from '../server/auth/agency-auth.js';
+import { Draw } from '../server/draw.js';
+import { Ingest } from '../server/ingest.js';
+import { AgencyRegistry } from '../server/registry.js';
+import { Session } from '../server/session.js';
+import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
+import { BatchBuilder } from '../shared/protocol/bet-codec.js';
+import { AckStatus, ErrorCode, MAC_BYTES, MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
+import { deferred } from '../shared/util/async.js';
 import { Admission, StorageUnavailableError, type RunIn } from '../server/storage/backend.js';
 import type { PostgresBackend } from '../server/storage/postgres/postgres-backend.js';
 import { POSTGRES, useCluster } from './helpers/postgres.js';
-import { adminClient, batchAt, logProbe, openBackend, scalar, untilWaitingOnLock } from './helpers/pg-backends.js';
+import { adminClient, batchAt, betAt, logProbe, openBackend, scalar, untilWaitingOnLock } from './helpers/pg-backends.js';
 
 const BATCHES = 40;
+
+/** The client end of a session over a duplexPair: null once the server ended the stream. */
+interface SessionPeer {
+  write(bytes: Buffer): void;
+  next(): Promise<Message | null>;
+  readonly session: Session;
+}
 const SIZE = 50;
 
 /** Streams BATCHES batches of `agency` one after the other, as a session would; returns their statuses. */
@@ -108,5 +126,76 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend across a database resta
     expect((await a.storeRuns([run]))[0]).toEqual([{ status: Admission.DUPLICATE, first: 0, count: SIZE }]);
     const check = await adminClient(url);
     expect(await scalar(check, 'SELECT count(*) AS v FROM bets')).toBe(SIZE);
+  }, 120_000);
+
+  it('through a session: a batch whose retries run out gets ERROR BUSY with a hint, and its retry on a new session is stored once', async () => {
+    const url = await db.database();
+    const probe = logProbe();
+    const backend = await openBackend({ url, agencies: 1, serverId: 'A', retryMs: 0, log: probe.log });
+    const services = {
+      ingest: new Ingest(backend),
+      draw: new Draw(backend, probe.log),
+      registry: new AgencyRegistry(backend, probe.log),
+      auth: new AgencyAuth(null),
+    };
+    const frame = (() => {
+      const builder = new BatchBuilder(SIZE);
+      for (let i = 0; i < SIZE; i++) builder.add(betAt(1, i));
+      return builder.take(0);
+    })();
+    const connect = (id: number): SessionPeer => {
+      const [client, server] = duplexPair();
+      const session = new Session(id, server, services, probe.log);
+      const inbox: Array<Message | null> = [];
+      let arrived = deferred();
+      const decoder = new FrameDecoder();
+      client.on('data', (chunk: Buffer) => {
+        for (const f of decoder.push(chunk)) inbox.push(decodeMessage(f));
+        arrived.resolve();
+      });
+      client.on('end', () => {
+        inbox.push(null);
+        arrived.resolve();
+        client.end();
+      });
+      const next = async (): Promise<Message | null> => {
+        while (inbox.length === 0) {
+          arrived = deferred();
+          await arrived.promise;
+        }
+        return inbox.shift()!;
+      };
+      return { write: (b) => client.write(b), next, session };
+    };
+    const bind = async (id: number): Promise<SessionPeer> => {
+      const peer = connect(id);
+      peer.write(encodeMessage({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
+      expect(await peer.next()).toMatchObject({ type: MessageType.CHALLENGE });
+      peer.write(encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) }));
+      expect(await peer.next()).toMatchObject({ type: MessageType.WELCOME, next: 0 });
+      return peer;
+    };
+    const first = await bind(1);
+    const holder = await adminClient(url);
+    await holder.query('BEGIN');
+    await holder.query('SELECT * FROM agencies WHERE agency = 1 FOR UPDATE');
+    first.write(frame);
+    const admin = await adminClient(url);
+    await untilWaitingOnLock(admin, 'loteria:A');
+    await db.cluster.restart('fast');
+    const refused = await first.next();
+    expect(refused).toMatchObject({ type: MessageType.ERROR, code: ErrorCode.BUSY });
+    expect((refused as { message: string }).message).toMatch(/^storage unavailable: storing batches failed: .*retry in 1000 ms$/);
+    expect(await first.next()).toBeNull();
+    // The client comes back (the hint) and resends from WELCOME's next: stored once.
+    const second = await bind(2);
+    second.write(frame);
+    expect(await second.next()).toMatchObject({ type: MessageType.BATCH_ACK, first: 0, status: AckStatus.STORED, count: SIZE });
+    second.write(frame);
+    expect(await second.next()).toMatchObject({ type: MessageType.BATCH_ACK, first: 0, status: AckStatus.DUPLICATE });
+    const check = await adminClient(url);
+    expect(await scalar(check, 'SELECT count(*) AS v FROM bets')).toBe(SIZE);
+    await first.session.close();
+    await second.session.close();
   }, 120_000);
 });
