@@ -117,8 +117,8 @@ compose down -v -t 10 >/dev/null 2>&1
 say "3. the same with --tls: the clients check server1's and server2's certificate (make certs)"
 bash tools/make-certs.sh "$WORK/certs" >/dev/null
 export CERTS_DIR=$WORK/certs
-DATA_DIR=$WORK/tls-data ./generar-compose.sh "$COMPOSE_FILE" 5 --servers 2 --postgres --tls
 node dist/tools/gen-data.js --agencies 5 --bets 2000 --out "$WORK/tls-data" >/dev/null
+DATA_DIR=$WORK/tls-data ./generar-compose.sh "$COMPOSE_FILE" 5 --servers 2 --postgres --tls
 run_once tls "$WORK/tls-data"
 [ "$(grep -cE '^client[1-5] *\|.*action: config \| result: success \|.*tls: ca /run/tls/ca.crt' "$WORK/tls.log")" -eq 5 ] \
   && [ "$(grep -cE '^server[12] *\|.*action: config \| result: success \|.*tls: cert /run/tls/server.crt' "$WORK/tls.log")" -eq 2 ] \
