@@ -22,13 +22,7 @@ import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
 import { Connection } from './connection.js';
 import { configuredDialer, type Dialer } from './dial.js';
-import {
-  ConnectTimeoutError,
-  ServerGoneError,
-  busyHint,
-  resumable,
-  retryable,
-} from './errors.js';
+import { ConnectTimeoutError, ServerGoneError, busyHint, resumable, retryable } from './errors.js';
 import { handshake } from './handshake.js';
 import { queryWinners } from './winners-query.js';
 
