@@ -7,18 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeFrame, encodeMessage } from '../shared/protocol/codec.js';
 import { AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { deferred } from '../shared/util/async.js';
-import {
-  SessionHarness,
-  batch,
-  bet,
-  csvRows,
-  expectError,
-  finished,
-  hello,
-  ping,
-  proof,
-  winnersQuery,
-} from './helpers/session-harness.js';
+import { SessionHarness, batch, bet, csvRows, expectError, finished, hello, ping, proof, winnersQuery } from './helpers/session-harness.js';
 
 let h: SessionHarness;
 beforeEach(async () => {
@@ -100,7 +89,10 @@ describe('Session idle deadline (authenticated)', () => {
     const silent = await h.bound(2, { idleTimeoutMs: 250 });
     await expectError(silent, ErrorCode.BUSY);
     const closedByDeadline = h.logged().filter((l) => l.action === 'protocolo' && l.codigo === ErrorCode.BUSY);
-    expect(closedByDeadline.map((l) => l.agencia), 'only the silent one').toEqual([2]);
+    expect(
+      closedByDeadline.map((l) => l.agencia),
+      'only the silent one',
+    ).toEqual([2]);
     const two = await h.bound(2);
     two.stream.write(finished(2));
     expect(await two.next()).toMatchObject({ type: MessageType.FINISHED_ACK, finished: 2 });
