@@ -13,6 +13,7 @@ import { BATCH_WINDOW } from '../shared/protocol/messages.js';
 import { countRows, type DataSet } from './data.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
 import { freePort } from '../shared/util/net.js';
+import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
 import { now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
 import { spread } from './stats.js';
 
@@ -180,7 +181,7 @@ async function measure(o: RunOptions, dir: string): Promise<RunResult> {
       clients.push(
         spawnChild({
           name: `client-${f.agency}`,
-          args: [...flags, 'dist/client/main.js'],
+          args: [...flags, ...CLIENT_NODE_FLAGS, 'dist/client/main.js'],
           cwd: o.repoRoot,
           cpus: o.pinned === true ? CLIENT_CPU : undefined,
           env: {

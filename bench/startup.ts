@@ -11,6 +11,7 @@ import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, encodeMessage } from '../shared/protocol/codec.js';
 import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { freePort } from '../shared/util/net.js';
+import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
 import { now, reapedChildrenCpuS, spawnChild, stopChild, type Child } from './procs.js';
 import { spreadOf, type Spread } from './stats.js';
 
@@ -44,6 +45,11 @@ const isAction =
   (action: string, result = 'success') =>
   (line: string): boolean =>
     line.includes(`action: ${action} | result: ${result}`);
+
+/** A server keeps its bets with a journal and a winners file beside them: a new run starts with none. */
+function removeStorage(dir: string): void {
+  for (const name of ['bets.csv', 'bets.csv.journal', 'bets.csv.winners']) rmSync(join(dir, name), { force: true });
+}
 
 function serverEnv(dir: string, port: number, workers: number | null, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env({
@@ -121,7 +127,7 @@ async function serverOnce(
     return { listen: listenAt - server.startedAt, ack: ack - server.startedAt, shutdown: exit.at - termAt };
   } finally {
     await stopChild(server, 2000);
-    rmSync(join(dir, 'bets.csv'), { force: true });
+    removeStorage(dir);
   }
 }
 
@@ -131,7 +137,7 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
     const cpuBefore = reapedChildrenCpuS();
     const client = spawnChild({
       name: 'client',
-      args: ['dist/client/main.js'],
+      args: [...CLIENT_NODE_FLAGS, 'dist/client/main.js'],
       cwd: repoRoot,
       timeoutMs: 30_000,
       env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), CLI_LOG_LEVEL: 'INFO' }),
@@ -145,7 +151,7 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
     return { config: c.at - client.startedAt, connect: k.at - client.startedAt, exit: exit.at - client.startedAt, cpu };
   } finally {
     await stopChild(server, 2000);
-    rmSync(join(dir, 'bets.csv'), { force: true });
+    removeStorage(dir);
   }
 }
 
@@ -187,7 +193,7 @@ async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: stri
     if (which === 'client') {
       const client = spawnChild({
         name: 'client',
-        args: [...hook, 'dist/client/main.js'],
+        args: [...hook, ...CLIENT_NODE_FLAGS, 'dist/client/main.js'],
         cwd: repoRoot,
         timeoutMs: 30_000,
         env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), BENCH_MODULES_OUT: out }),
@@ -198,7 +204,7 @@ async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: stri
     }
   } finally {
     await stopChild(server, 5000);
-    rmSync(join(dir, 'bets.csv'), { force: true });
+    removeStorage(dir);
   }
   try {
     return countModules(out);

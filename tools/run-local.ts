@@ -20,7 +20,7 @@ import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { loadServerConfig } from '../server/config.js';
 import { parseLogLine, type LogLine } from '../shared/logging/parse.js';
 import { SERVER_KEYS_FILE, agencyKeyFile, genKeys } from './gen-keys.js';
-import { NodeProcess, killAll } from './lib/processes.js';
+import { CLIENT_NODE_FLAGS, NodeProcess, killAll } from './lib/processes.js';
 import { Progress } from './run-progress.js';
 
 const { values } = parseArgs({
@@ -38,11 +38,11 @@ const SHOWN = /action: (config|listen|sorteo|consulta_ganadores|notificacion|exi
 let progress: Progress | null = null;
 
 /** A child whose lines go to OUT/NAME.log, the interesting ones (and any that is not a log line) to the console too. */
-function start(name: string, script: string, env: Record<string, string>, onLine?: (l: LogLine) => void): NodeProcess {
+function start(name: string, args: readonly string[], env: Record<string, string>, onLine?: (l: LogLine) => void): NodeProcess {
   const file = createWriteStream(join(values.out, `${name}.log`));
   const proc = new NodeProcess({
     name,
-    args: [script],
+    args: [...args],
     env: { ...process.env, ...env },
     onLine: (line) => {
       file.write(`${line}\n`);
@@ -126,7 +126,7 @@ async function main(): Promise<number> {
   mkdirSync(values.out, { recursive: true });
   const storage = join(values.out, 'bets.csv');
   ensureKeys(serverEnv(storage));
-  const server = start('server', 'dist/server/main.js', serverEnv(storage));
+  const server = start('server', ['dist/server/main.js'], serverEnv(storage));
   const config = await waitFor(server, 'config');
   const agencies = Number(config.fields.agencies);
   await ensureData(agencies);
@@ -145,7 +145,7 @@ async function main(): Promise<number> {
       CLI_DATA_FILE: dataFile,
       CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)),
     };
-    const proc = start(`client-${id}`, 'dist/client/main.js', env, (l) => {
+    const proc = start(`client-${id}`, [...CLIENT_NODE_FLAGS, 'dist/client/main.js'], env, (l) => {
       if (l.action === 'apuesta_enviada' && l.result === 'success') progress?.stored(id, Number(l.fields.cantidad ?? 0));
     });
     void proc.exited.then((e) => progress?.ended(id, `exit ${e.code ?? e.signal}`));

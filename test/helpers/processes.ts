@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NodeProcess } from '../../tools/lib/processes.js';
+import { CLIENT_NODE_FLAGS, NodeProcess } from '../../tools/lib/processes.js';
 
 export { killAll } from '../../tools/lib/processes.js';
 export type Proc = NodeProcess;
@@ -19,8 +19,8 @@ export const SERVER_INI = join(ROOT, 'server/config.ini');
 export const CLIENT_YAML = join(ROOT, 'client/config.yaml');
 export const DATASET_ZIP = join(ROOT, '../shared/data/tp0/dataset.zip');
 
-function spawnNode(name: string, script: string, env: Record<string, string>): Proc {
-  return new NodeProcess({ name, args: [script], env, cwd: ROOT });
+function spawnNode(name: string, args: readonly string[], env: Record<string, string>): Proc {
+  return new NodeProcess({ name, args: [...args], env, cwd: ROOT });
 }
 
 /** A clean environment: nothing from the parent's SERVER_*, CLI_*, LOGGING_LEVEL or NODE_OPTIONS leaks in. */
@@ -31,7 +31,7 @@ export function baseEnv(extra: Record<string, string | undefined> = {}): Record<
 }
 
 export function spawnServer(env: Record<string, string | undefined>, name = 'server'): Proc {
-  return spawnNode(name, SERVER_MAIN, baseEnv({ SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', SERVER_AUTH: 'off', ...env }));
+  return spawnNode(name, [SERVER_MAIN], baseEnv({ SERVER_CONFIG: SERVER_INI, SERVER_HOST: '127.0.0.1', SERVER_AUTH: 'off', ...env }));
 }
 
 export interface StartedServer {
@@ -62,7 +62,7 @@ export async function startServer(opts: {
 }
 
 export function spawnClient(env: Record<string, string | undefined>, name = `client-${env.CLI_ID ?? '?'}`): Proc {
-  return spawnNode(name, CLIENT_MAIN, baseEnv({ CLI_CONFIG: CLIENT_YAML, ...env }));
+  return spawnNode(name, [...CLIENT_NODE_FLAGS, CLIENT_MAIN], baseEnv({ CLI_CONFIG: CLIENT_YAML, ...env }));
 }
 
 export function startClient(opts: { port: number; id: number; dataFile: string; env?: Record<string, string | undefined> }): Proc {

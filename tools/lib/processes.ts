@@ -9,6 +9,15 @@ import { closeSync, openSync } from 'node:fs';
 import { parseLogLine, type LogLine } from '../../shared/logging/parse.js';
 import { withDeadline } from '../../shared/util/async.js';
 
+/**
+ * Node flags of the agency client, wherever it is started (the tests, run-local, the bench;
+ * the Dockerfile's CMD and package.json's `client` script repeat them). With the optimising
+ * compiler on a background thread, a client on a machine whose cores are all busy keeps its
+ * row loop in the interpreter until that thread gets a core; compiling on the main thread
+ * costs less CPU in all (docs/benchmarks.md). The code cache of the bundle stays valid.
+ */
+export const CLIENT_NODE_FLAGS: readonly string[] = ['--no-concurrent-recompilation'];
+
 /** Epoch milliseconds with sub-millisecond precision; comparable with pino's `time` field. */
 export const now = (): number => performance.timeOrigin + performance.now();
 
