@@ -22,16 +22,9 @@ import { readAgencyBetChunks } from './bets-reader.js';
 import type { ClientConfig } from './config.js';
 import { Connection } from './connection.js';
 import { configuredDialer, type Dialer } from './dial.js';
-import {
-  ConnectTimeoutError,
-  ServerGoneError,
-  UnexpectedReplyError,
-  WinnersTimeoutError,
-  busyHint,
-  resumable,
-  retryable,
-} from './errors.js';
+import { ConnectTimeoutError, ServerGoneError, busyHint, resumable, retryable } from './errors.js';
 import { handshake } from './handshake.js';
+import { queryWinners } from './winners-query.js';
 
 export interface RunSummary extends SendTally {
   /** Bets not sent because a WELCOME said the server already held them (no ack of this run for them). */
@@ -40,19 +33,6 @@ export interface RunSummary extends SendTally {
   /** null until the WINNERS came. */
   winners: string[] | null;
 }
-
-/** NOT_READY: the draw failed and the server starts it again; asked again after a wait. */
-class NotReadyError extends Error {
-  constructor(
-    readonly finished: number,
-    readonly expected: number,
-  ) {
-    super(`the draw is not ready: ${finished} of ${expected} agencies finished`);
-  }
-}
-
-/** A PING this often while the winners are awaited: well inside the server's idle timeout (SERVER_IDLE_TIMEOUT, 60 s by default). */
-const KEEPALIVE_MS = 15_000;
 
 /** One connection attempt never waits longer than this, whatever is left of server.connectTimeout. */
 const DIAL_ATTEMPT_MAX_MS = 5000;
@@ -134,7 +114,12 @@ export class AgencyClient {
     await conn.send(encodeMessage({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: this.#config.id }));
     const ack = await conn.expect(MessageType.FINISHED_ACK);
     this.#log.info({ action: 'notificacion_enviada', result: 'success', terminadas: ack.finished, esperadas: ack.expected });
-    this.#summary.winners = await this.#queryWinners(conn, ack);
+    const c = this.#config;
+    this.#summary.winners = await queryWinners(
+      conn,
+      { agency: c.id, timeoutMs: c.winnersTimeoutMs, signal: this.#abort.signal, log: this.#log },
+      ack,
+    );
     this.#log.info({ action: 'consulta_ganadores', result: 'success', cant_ganadores: this.#summary.winners.length });
     await this.#closeSocket();
     return this.#summary;
@@ -266,53 +251,6 @@ export class AgencyClient {
       signal: this.#abort.signal,
     });
     await sender.sendAll(chunks);
-  }
-
-  /**
-   * Asks for the winners. The server holds the query of a finished agency until the draw
-   * ends, so one query normally suffices; after NOT_READY (the draw failed and the server
-   * starts it again) it asks again after 20 ms, doubling to 100 ms. Gives up at winners.timeout.
-   */
-  async #queryWinners(conn: Connection, finished: { finished: number; expected: number }): Promise<string[]> {
-    const ms = this.#config.winnersTimeoutMs;
-    let last = finished;
-    const timeout = (): WinnersTimeoutError => new WinnersTimeoutError(ms, last.finished, last.expected);
-    const ask = async (msLeft: number): Promise<string[]> => {
-      await conn.send(encodeMessage({ type: MessageType.WINNERS_QUERY, agency: this.#config.id }));
-      let reply = await withDeadline(conn.next(), msLeft, timeout);
-      while (reply.type === MessageType.PONG) reply = await withDeadline(conn.next(), msLeft, timeout);
-      if (reply.type === MessageType.WINNERS) return this.#collectWinners(conn, reply.documents, reply.last);
-      if (reply.type !== MessageType.NOT_READY) throw new UnexpectedReplyError('WINNERS or NOT_READY', reply.type);
-      last = reply;
-      this.#log.debug({ action: 'consulta_ganadores', result: 'in_progress', terminadas: reply.finished, esperadas: reply.expected });
-      throw new NotReadyError(reply.finished, reply.expected);
-    };
-    // The server holds the query until the draw; PINGs (answered after it) show the wait is alive.
-    const keepAlive = setInterval(() => void conn.send(encodeMessage({ type: MessageType.PING })).catch(() => {}), KEEPALIVE_MS);
-    keepAlive.unref();
-    try {
-      return await retryWithBackoff((_, msLeft) => ask(msLeft), {
-        initialMs: 20,
-        maxMs: 100,
-        timeoutMs: ms,
-        signal: this.#abort.signal,
-        retryable: (err) => err instanceof NotReadyError,
-      });
-    } catch (err) {
-      throw err instanceof NotReadyError ? timeout() : err;
-    } finally {
-      clearInterval(keepAlive);
-    }
-  }
-
-  async #collectWinners(conn: Connection, first: string[], last: boolean): Promise<string[]> {
-    const all = [...first];
-    while (!last) {
-      const more = await conn.expect(MessageType.WINNERS);
-      all.push(...more.documents);
-      last = more.last;
-    }
-    return all;
   }
 
   async #closeSocket(): Promise<void> {

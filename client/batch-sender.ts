@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../shared/logging/logger.js';
 import { BatchBuilder, type EncodedBets } from '../shared/protocol/bet-codec.js';
-import { AckStatus, MessageType } from '../shared/protocol/messages.js';
+import { AckStatus, MessageType, type BatchAckDTO } from '../shared/protocol/messages.js';
 import type { Connection } from './connection.js';
 import { OutOfOrderError } from './errors.js';
 
@@ -91,7 +91,12 @@ export class BatchSender {
       }
       if (builder.count > 0) await this.#flush();
     } catch (err) {
-      if (!signal.aborted) throw err;
+      if (signal.aborted) return;
+      // The connection failed (an ERROR such as SHUTTING_DOWN, an end, a reset), maybe while a
+      // send waited for 'drain' or the file was read: the acks that came before the failure
+      // still count, or the bets they acknowledge would be stored with no apuesta_enviada line.
+      if (this.#conn.failed) this.#settleArrived();
+      throw err;
     }
     while (this.#inflight.length > 0 && !signal.aborted) await this.#takeAck();
   }
@@ -99,14 +104,32 @@ export class BatchSender {
   async #flush(): Promise<void> {
     const count = this.#builder.count;
     const first = this.#first;
-    await this.#conn.send(this.#builder.take(first));
-    this.#opts.tally.written += count;
-    this.#inflight.push({ first, count });
+    const handedOver = !this.#conn.failed;
+    const sending = this.#conn.send(this.#builder.take(first));
+    // In flight as soon as the stream holds the frame, before 'drain': if the connection fails
+    // while the send waits, the server may still have stored and acknowledged it.
+    if (handedOver) {
+      this.#opts.tally.written += count;
+      this.#inflight.push({ first, count });
+    }
+    await sending;
     if (this.#inflight.length >= this.#opts.window) await this.#takeAck();
   }
 
   async #takeAck(): Promise<void> {
-    const ack = await this.#conn.expect(MessageType.BATCH_ACK);
+    this.#settle(await this.#conn.expect(MessageType.BATCH_ACK));
+  }
+
+  /** Settles the acks already received, in order, up to the first one that is not the plain answer to the oldest batch in flight. */
+  #settleArrived(): void {
+    while (this.#inflight.length > 0) {
+      const msg = this.#conn.received();
+      if (msg?.type !== MessageType.BATCH_ACK || msg.first !== this.#inflight[0]!.first || msg.status === AckStatus.OUT_OF_ORDER) return;
+      this.#settle(msg);
+    }
+  }
+
+  #settle(ack: BatchAckDTO): void {
     const head = this.#inflight[0];
     if (head === undefined || head.first !== ack.first) throw new AckOrderError(ack.first, head?.first);
     if (ack.status === AckStatus.OUT_OF_ORDER) throw new OutOfOrderError(ack.first, ack.next);

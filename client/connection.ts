@@ -63,6 +63,16 @@ export class Connection {
     for (const w of this.#waiters.splice(0)) w.reject(err);
   }
 
+  /** True once the connection has failed (an ERROR, an end, a reset): sends throw, next() hands out what arrived before. */
+  get failed(): boolean {
+    return this.#failure !== null;
+  }
+
+  /** A message that has arrived and not been handed out yet, without waiting; undefined when there is none. */
+  received(): Message | undefined {
+    return this.#inbox.shift();
+  }
+
   /** The next message; rejects with the failure (ServerRefusedError for an ERROR) once none is left. */
   next(): Promise<Message> {
     const msg = this.#inbox.shift();

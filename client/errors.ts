@@ -88,10 +88,14 @@ export class DataFileError extends ConfigError {
   }
 }
 
-/** Worth another connection: the server is not reachable yet, restarting, or still holds our old connection. */
+/**
+ * Worth another connection: the server is not reachable yet, restarting, still holds our old
+ * connection, at a limit (BUSY), or too slow to take our proof in time (AUTH_TIMEOUT: a server
+ * under load, or a slow TLS handshake; our key is sound, so the next attempt can pass).
+ */
 export function retryable(err: Error): boolean {
   if (err instanceof DialError || err instanceof ConnectionClosedError) return true;
-  const codes: number[] = [ErrorCode.AGENCY_BUSY, ErrorCode.SHUTTING_DOWN, ErrorCode.BUSY];
+  const codes: number[] = [ErrorCode.AGENCY_BUSY, ErrorCode.SHUTTING_DOWN, ErrorCode.BUSY, ErrorCode.AUTH_TIMEOUT];
   return err instanceof ServerRefusedError && codes.includes(err.code);
 }
 

@@ -121,7 +121,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
   const agencies = intIn('SERVER_AGENCIES', get('SERVER_AGENCIES'), 1, 100_000);
   const auth = onOff('SERVER_AUTH', get('SERVER_AUTH')) ? 'on' : 'off';
   const maxUnauthenticated = intIn('SERVER_MAX_UNAUTHENTICATED', get('SERVER_MAX_UNAUTHENTICATED'), 1, 100_000);
-  const storage = storageKind(get('SERVER_STORAGE'));
+  // The contract with the run tooling also lets the ini file say `storage = postgres`.
+  const storage = storageKind(layered(env.SERVER_STORAGE, file.SERVER_STORAGE ?? file.storage, DEFAULTS.SERVER_STORAGE));
   return {
     host,
     port,

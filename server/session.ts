@@ -8,9 +8,10 @@
  * whatever the peer does: at most BATCH_WINDOW frames are decoded ahead (FrameQueue), and the
  * stream is paused while bytes of a read wait undecoded or the window is full, so a fast
  * client, or one that does not read its replies, is held back by TCP, not by our memory;
- * replies are written one at a time, each waiting for 'drain'.
+ * replies are written one at a time, each waiting for 'drain' (SessionOutput, which also says
+ * the last words).
  *
- * Deadlines: a connection must prove a key within `authTimeoutMs` of its accept (ERROR
+ * Deadlines (SessionDeadlines): a connection must prove a key within `authTimeoutMs` of its accept (ERROR
  * AUTH_TIMEOUT); an authenticated one that sends nothing for `idleTimeoutMs` while nothing of
  * it is being worked on (no batch in the pool, no query held for the draw) is closed with
  * ERROR BUSY; a reply the peer does not take within CLOSE_GRACE_MS once the session closes
@@ -19,11 +20,10 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/logging/logger.js';
 import { withRetryHint } from '../shared/net/retry-hint.js';
-import { CLOSE_GRACE_MS, endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
-import { decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
+import { decodeMessage } from '../shared/protocol/codec.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
 import { BATCH_WINDOW, ErrorCode, MessageType, messageTypeName, type BatchDTO, type Message } from '../shared/protocol/messages.js';
-import { deferred, settlesWithin } from '../shared/util/async.js';
+import { deferred } from '../shared/util/async.js';
 import { handleBatches } from './handlers/batch.js';
 import type { Services, SessionContext } from './handlers/context.js';
 import { handleFinished } from './handlers/finished.js';
@@ -33,6 +33,8 @@ import { handleProof } from './handlers/proof.js';
 import { handleWinnersQuery } from './handlers/winners-query.js';
 import type { Ticket } from './limits/connection-budget.js';
 import { FrameQueue } from './limits/frame-queue.js';
+import { Activity, SessionDeadlines } from './session-deadlines.js';
+import { REPLACED, SHUTDOWN, SessionOutput, type Farewell } from './session-output.js';
 
 export interface SessionOptions {
   /** The connection's place in the budget: promoted on a valid proof, released on close. */
@@ -44,20 +46,6 @@ export interface SessionOptions {
 }
 
 const DEFAULTS = { authTimeoutMs: 5000, idleTimeoutMs: 60_000 };
-/** The hint given with the idle ERROR BUSY: nothing stops the agency from coming back at once. */
-const IDLE_RETRY_MS = 100;
-
-/** What a closing session says last; null: nothing (the peer left, or a plain end). */
-type Farewell = { code: ErrorCode; message: string } | null;
-
-const SHUTDOWN: Farewell = {
-  code: ErrorCode.SHUTTING_DOWN,
-  message: 'the server is shutting down; batches not acknowledged were not stored',
-};
-const REPLACED: Farewell = {
-  code: ErrorCode.REPLACED,
-  message: 'a newer connection of this agency proved its key and took over; this one is closed (its acknowledged batches are stored)',
-};
 
 export class Session {
   readonly id: number;
@@ -67,12 +55,10 @@ export class Session {
   readonly #opts: { source: string; authTimeoutMs: number; idleTimeoutMs: number };
   readonly #ticket: Ticket | undefined;
   readonly #queue = new FrameQueue(BATCH_WINDOW);
+  readonly #output: SessionOutput;
   #agency = 0;
   #busy = false;
-  /** The drain is waiting for the peer to take a reply ('drain'): the peer is not reading. */
-  #sendBlocked = false;
-  #authTimer: NodeJS.Timeout | undefined;
-  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #deadlines: SessionDeadlines;
   #closing: Promise<void> | null = null;
   /** When the frame being handled was read off the stream (performance.now()), for the ack latency. */
   #receivedAt = 0;
@@ -86,6 +72,7 @@ export class Session {
   constructor(id: number, stream: Duplex, services: Services, log: Logger, opts: SessionOptions = {}) {
     this.id = id;
     this.#stream = stream;
+    this.#output = new SessionOutput(stream);
     this.#log = log;
     this.#ticket = opts.ticket;
     this.#opts = {
@@ -109,16 +96,8 @@ export class Session {
       void this.#end(false, `connection error: ${err.message}`);
     });
     stream.on('close', () => void this.#end(false, 'connection closed without an end'));
-    const authMs = this.#opts.authTimeoutMs;
-    this.#authTimer = setTimeout(() => {
-      this.#fail(
-        new ProtocolError(
-          ErrorCode.AUTH_TIMEOUT,
-          `no valid PROOF within ${authMs} ms of connecting; send HELLO, then the PROOF answering its CHALLENGE`,
-        ),
-      );
-    }, authMs);
-    this.#authTimer.unref();
+    const { authTimeoutMs: authMs, idleTimeoutMs: idleMs } = this.#opts;
+    this.#deadlines = new SessionDeadlines({ authMs, idleMs }, (err) => this.#fail(err));
   }
 
   get agency(): number {
@@ -149,10 +128,10 @@ export class Session {
       get receivedAt() {
         return session.#receivedAt;
       },
-      stopAuthDeadline: () => clearTimeout(this.#authTimer),
+      stopAuthDeadline: () => this.#deadlines.stopAuth(),
       bindAgency: (agency: number) => this.#bind(agency),
       replaced: () => void this.close(REPLACED),
-      send: (frame: Buffer) => this.#send(frame),
+      send: (frame: Buffer) => this.#output.send(frame),
     };
     return ctx;
   }
@@ -160,20 +139,11 @@ export class Session {
   #bind(agency: number): void {
     const refusal = this.#ticket?.promote() ?? null;
     if (refusal !== null) throw new ProtocolError(ErrorCode.BUSY, withRetryHint(`server busy: ${refusal.reason}`, refusal.retryMs));
-    clearTimeout(this.#authTimer);
+    this.#deadlines.stopAuth();
     this.#ctx.registry.bind(agency, this.#ctx);
     if (this.#agency === 0) this.#ctx.metrics?.connectionBound();
     this.#agency = agency;
     this.#armIdle();
-  }
-
-  async #send(frame: Buffer): Promise<void> {
-    this.#sendBlocked = true;
-    try {
-      await writeRespectingDrain(this.#stream, frame);
-    } finally {
-      this.#sendBlocked = false;
-    }
   }
 
   #onData(chunk: Buffer): void {
@@ -254,19 +224,7 @@ export class Session {
    */
   #armIdle(): void {
     if (this.#agency === 0 || this.#closing !== null) return;
-    clearTimeout(this.#idleTimer);
-    const ms = this.#opts.idleTimeoutMs;
-    this.#idleTimer = setTimeout(() => {
-      if (this.#busy && !this.#sendBlocked) return this.#armIdle();
-      const why = this.#sendBlocked ? 'the client has not read its replies' : 'the client has sent nothing';
-      this.#fail(
-        new ProtocolError(
-          ErrorCode.BUSY,
-          withRetryHint(`${why} for ${ms} ms (SERVER_IDLE_TIMEOUT); connect again when there is more to send`, IDLE_RETRY_MS),
-        ),
-      );
-    }, ms);
-    this.#idleTimer.unref();
+    this.#deadlines.armIdle(() => (this.#output.blocked ? Activity.BLOCKED : this.#busy ? Activity.WORKING : Activity.SILENT));
   }
 
   /** Logs what went wrong and closes with it as the ERROR: after a protocol error we cannot resync. */
@@ -302,13 +260,7 @@ export class Session {
   close(how: boolean | Farewell = null): Promise<void> {
     if (this.#closing === null) {
       const farewell = how === true ? SHUTDOWN : how === false ? null : how;
-      const motivo =
-        farewell === SHUTDOWN
-          ? 'server shutting down'
-          : farewell === REPLACED
-            ? 'replaced by a newer connection of the agency'
-            : 'closed by the server';
-      this.#endCause ??= { ok: true, motivo };
+      this.#endCause ??= { ok: true, motivo: farewell?.motivo ?? 'closed by the server' };
       this.#closing = this.#close(farewell).finally(() => this.#closed());
     }
     return this.#closing;
@@ -329,28 +281,12 @@ export class Session {
 
   async #close(farewell: Farewell): Promise<void> {
     this.#closeBegun.resolve();
-    clearTimeout(this.#authTimer);
-    clearTimeout(this.#idleTimer);
+    this.#deadlines.clear();
     this.#stream.pause();
     this.#queue.clear();
-    await this.#handlingDone();
+    await this.#output.awaitHandling(() => (this.#busy ? this.#idle.promise : null));
     if (this.#agency !== 0) this.#ctx.registry.unbind(this.#agency, this.#ctx);
     this.#ticket?.release();
-    // Written without waiting for 'drain': endAndClose destroys the stream if the peer does
-    // not take it (and close its side) within the grace period.
-    if (farewell !== null && this.#stream.writable) this.#stream.write(encodeMessage({ type: MessageType.ERROR, ...farewell }));
-    await endAndClose(this.#stream, CLOSE_GRACE_MS);
-  }
-
-  /**
-   * Waits for the frame being handled: a batch in the pool is acknowledged first. A reply the
-   * peer does not take for CLOSE_GRACE_MS ends the wait by destroying the stream (the pending
-   * write then settles); work of the server's own (the pool, the draw) is waited for.
-   */
-  async #handlingDone(): Promise<void> {
-    while (this.#busy) {
-      if (await settlesWithin(this.#idle.promise, CLOSE_GRACE_MS)) return;
-      if (this.#sendBlocked) this.#stream.destroy();
-    }
+    await this.#output.farewell(farewell);
   }
 }

@@ -127,6 +127,28 @@ describe('AgencyClient resuming over a duplexPair', () => {
     expect(tap.find('reconexion', 'success')).toEqual([expect.objectContaining({ siguiente: 350 })]);
   });
 
+  it('counts and logs the acks that came before an ERROR SHUTTING_DOWN which cut a send short', async () => {
+    const rows = 20_000;
+    const fake = new FakeServer();
+    const { tap, running } = start({ dataFile: await dataFile('cut.csv', rows) }, fake);
+    const first = await fake.peer(0);
+    await first.accept(1);
+    first.stream.pause(); // as a closing server does: it reads nothing more, and the client's send waits for 'drain'
+    await fake.backpressured;
+    // The server had stored the first two batches (100 bets each): their acks, then the ERROR.
+    for (const lote of [0, 100]) first.stored({ first: lote, count: 100 });
+    first.send({ type: MessageType.ERROR, code: ErrorCode.SHUTTING_DOWN, message: 'the server is shutting down' });
+    await tap.waitFor((e) => e.action === 'conexion' && e.result === 'fail');
+    first.stream.resume(); // lets the client's side close
+    const second = await fake.peer(1);
+    await second.accept(1, 200);
+    expect(covered(await storeAll(second))).toEqual(Array.from({ length: rows - 200 }, (_, i) => 200 + i));
+    expect(await running).toMatchObject({ sent: rows, resumed: 0 });
+    const acked = tap.find('apuesta_enviada', 'success').map((e) => e.lote);
+    expect(acked.slice(0, 2)).toEqual([0, 100]);
+    expect(tap.find('conexion', 'fail')).toEqual([expect.objectContaining({ error: expect.stringMatching(/shutting down/) })]);
+  });
+
   it('on OUT_OF_ORDER reconnects and resumes from the next the server holds', async () => {
     const fake = new FakeServer();
     const { running } = start({ dataFile: await dataFile('ooo.csv', 300) }, fake);

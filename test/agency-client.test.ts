@@ -228,6 +228,24 @@ describe('AgencyClient over a duplexPair', () => {
     expect(retry).toEqual([expect.objectContaining({ intento: 1, error: 'server error 7: agency 1 is already connected' })]);
   });
 
+  it('connects again after ERROR AUTH_TIMEOUT (a server too loaded to take its proof in time)', async () => {
+    const { fake, tap, running } = start({ dataFile: await dataFile('slow-auth.csv', 10) });
+    const first = await fake.peer(0);
+    await first.expect(MessageType.HELLO);
+    first.send({ type: MessageType.CHALLENGE, nonce: randomBytes(32) });
+    await first.expect(MessageType.PROOF);
+    first.send({ type: MessageType.ERROR, code: ErrorCode.AUTH_TIMEOUT, message: 'no valid PROOF within 5000 ms of connecting' });
+    first.stream.end();
+    const second = await fake.peer(1);
+    await second.accept(1);
+    await second.storeUntilFinished();
+    await answerWinners(second, []);
+    expect((await running).sent).toBe(10);
+    expect(tap.find('connect', 'in_progress')).toEqual([
+      expect.objectContaining({ intento: 1, error: `server error ${ErrorCode.AUTH_TIMEOUT}: no valid PROOF within 5000 ms of connecting` }),
+    ]);
+  });
+
   it('answers the CHALLENGE with HMAC-SHA256 of its key over label, version, agency and nonce', async () => {
     const keyText = 'k3y-'.repeat(10);
     const { fake, running } = start({ id: 3, dataFile: await dataFile('keyed.csv', 5), key: AgencyKey.parse(keyText) });

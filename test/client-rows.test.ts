@@ -3,11 +3,13 @@
  * every bad row is reported with its file and line, through readAgencyBetChunks and through
  * the real client against a real server.
  */
+import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { betsOf, readAgencyBetChunks, type BadRow } from '../client/bets-reader.js';
+import { betsOf, checkDataFile, readAgencyBetChunks, type BadRow } from '../client/bets-reader.js';
+import { DataFileError } from '../client/errors.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { EXIT_CONFIG } from '../shared/config/values.js';
 import type { Bet } from '../shared/domain/bet.js';
@@ -92,6 +94,26 @@ describe('readAgencyBetChunks on a file with bad rows, a BOM, mixed CRLF/LF and 
 
   it('rejects with the cause when the file does not exist', async () => {
     await expect(readAll(join(dir, 'missing.csv'))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('checkDataFile (before connecting)', () => {
+  it('takes a regular file and refuses a missing one, a directory and a FIFO, naming the path and what to do', async () => {
+    await expect(checkDataFile(file)).resolves.toBeUndefined();
+    const fifo = join(dir, 'agency.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const [path, why] of [
+      [join(dir, 'nope.csv'), '(ENOENT)'],
+      [dir, '(it is a directory, not a file)'],
+      [fifo, '(it is not a regular file)'],
+    ] as const) {
+      const err = await checkDataFile(path).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(err, path).toBeInstanceOf(DataFileError);
+      expect(err?.message).toContain(`cannot read the data file ${path} ${why}; set CLI_DATA_FILE or data.file`);
+    }
   });
 });
 

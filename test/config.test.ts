@@ -220,6 +220,13 @@ describe('loadServerConfig', () => {
     expect(file).toMatchObject({ storage: 'file', database: null, serverId: `${hostname()}:7000` });
   });
 
+  it('also takes the storage as `storage` in the ini file, SERVER_STORAGE winning over it', async () => {
+    const path = join(dir, 'storage.ini');
+    await writeFile(path, '[DEFAULT]\nstorage = postgres\nSERVER_DATABASE_URL = postgres://loteria@db:5432/bets\nSERVER_AUTH = off\n');
+    expect(loadServerConfig({ SERVER_CONFIG: path })).toMatchObject({ storage: 'postgres', database: expect.anything() });
+    expect(loadServerConfig({ SERVER_CONFIG: path, SERVER_STORAGE: 'file' })).toMatchObject({ storage: 'file', database: null });
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadServerConfig({ SERVER_CONFIG: SERVER_INI, SERVER_AUTH: 'off', SERVER_PORT: '' }).port).toBe(12345);
   });

@@ -60,7 +60,10 @@ describe.skipIf(!POSTGRES.available)('several servers on one PostgreSQL database
     'two servers, five agencies split between them: every bet stored once, winners right, one draw',
     async () => {
       const url = await db.database();
-      const servers = await Promise.all([startPgServer(url, 'A', 5), startPgServer(url, 'B', 5)]);
+      // A password in the URL (trust authentication ignores it) must never reach a log line.
+      const withPassword = url.replace('postgresql://postgres@', 'postgresql://postgres:hunter2@');
+      expect(withPassword).not.toBe(url);
+      const servers = await Promise.all([startPgServer(withPassword, 'A', 5), startPgServer(url, 'B', 5)]);
       for (const s of servers) expect(s.proc.log.find((l) => l.action === 'config')?.fields.storage).toBe('postgres');
       const clients = startClients(servers, files);
       await Promise.all(clients.map((c) => c.waitExit(RUN_MS)));
@@ -74,6 +77,8 @@ describe.skipIf(!POSTGRES.available)('several servers on one PostgreSQL database
       ]);
       await expectCompletePgRun({ url, dir, files, clients, servers: servers.map((s) => s.proc) });
       await Promise.all(servers.map((s) => stopServer(s.proc)));
+      expect(servers[0]!.proc.text).not.toMatch(/hunter2/);
+      expect(servers[0]!.proc.text).toMatch(/database: postgres@127\.0\.0\.1\/\d+\/loteria_\d+/);
     },
     RUN_MS,
   );

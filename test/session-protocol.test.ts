@@ -3,10 +3,11 @@
  * protocol error, each answered with one ERROR and the end of the stream. Each test has its
  * own server state.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeFrame, encodeMessage } from '../shared/protocol/codec.js';
 import { AckStatus, ErrorCode, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
-import { SessionHarness, batch, bet, csvRows, expectError, finished, hello, ping, proof } from './helpers/session-harness.js';
+import { deferred } from '../shared/util/async.js';
+import { SessionHarness, batch, bet, csvRows, expectError, finished, hello, ping, proof, winnersQuery } from './helpers/session-harness.js';
 
 let h: SessionHarness;
 beforeEach(async () => {
@@ -56,6 +57,46 @@ describe('Session binding', () => {
     const first = await h.bound(2);
     await first.session.close();
     await h.bound(2);
+  });
+});
+
+describe('Session idle deadline (authenticated)', () => {
+  it('closes a bound connection that sends nothing with ERROR BUSY and a short retry hint', async () => {
+    const p = await h.bound(1, { idleTimeoutMs: 100 });
+    expect(await p.next()).toMatchObject({
+      type: MessageType.ERROR,
+      code: ErrorCode.BUSY,
+      message: expect.stringMatching(/the client has sent nothing for 100 ms \(SERVER_IDLE_TIMEOUT\).*retry in 100 ms/),
+    });
+    await p.ended;
+    await h.bound(1); // the agency is free again
+  });
+
+  it('keeps a connection whose WINNERS_QUERY is held for the draw past its idle deadline', async () => {
+    const held = await h.bound(1, { idleTimeoutMs: 250 });
+    held.stream.write(finished(1));
+    expect(await held.next()).toMatchObject({ type: MessageType.FINISHED_ACK, finished: 1, expected: 2 });
+    const draw = h.services.draw;
+    const waiting = deferred();
+    const nextOutcome = draw.nextOutcome.bind(draw);
+    vi.spyOn(draw, 'nextOutcome').mockImplementation(() => {
+      waiting.resolve();
+      return nextOutcome();
+    });
+    held.stream.write(winnersQuery(1));
+    await waiting.promise;
+    // The clock: a silent connection bound after the query was held, with the same deadline.
+    const silent = await h.bound(2, { idleTimeoutMs: 250 });
+    await expectError(silent, ErrorCode.BUSY);
+    const closedByDeadline = h.logged().filter((l) => l.action === 'protocolo' && l.codigo === ErrorCode.BUSY);
+    expect(
+      closedByDeadline.map((l) => l.agencia),
+      'only the silent one',
+    ).toEqual([2]);
+    const two = await h.bound(2);
+    two.stream.write(finished(2));
+    expect(await two.next()).toMatchObject({ type: MessageType.FINISHED_ACK, finished: 2 });
+    expect(await held.next()).toEqual({ type: MessageType.WINNERS, last: true, documents: [] });
   });
 });
 

@@ -171,8 +171,11 @@ export class SessionHarness {
   }
 
   /** A connection bound to `agency` (HELLO, CHALLENGE, PROOF, then WELCOME, which is returned too). */
-  async bound(agency: number): Promise<Peer & { welcome: Extract<Message, { type: typeof MessageType.WELCOME }> }> {
-    const p = this.connect();
+  async bound(
+    agency: number,
+    opts: SessionOptions = {},
+  ): Promise<Peer & { welcome: Extract<Message, { type: typeof MessageType.WELCOME }> }> {
+    const p = this.connect(opts);
     p.stream.write(hello(agency));
     expect(await p.next(), `CHALLENGE for agency ${agency}`).toMatchObject({ type: MessageType.CHALLENGE });
     p.stream.write(proof());
