@@ -12,25 +12,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { PgCluster } from '../tools/pg-cluster.js';
 import { parseLogLine } from '../shared/logging/parse.js';
 import { BATCH_WINDOW } from '../shared/protocol/messages.js';
 import { countRows, type DataSet } from './data.js';
+import { Database } from './database.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
 import { freePort } from '../shared/util/net.js';
 import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
-import {
-  cpuDelta,
-  databaseCpu,
-  now,
-  readThreadsCpu,
-  reapedChildrenCpuS,
-  spawnChild,
-  stopChild,
-  type Child,
-  type ExitInfo,
-} from './procs.js';
+import { cpuDelta, now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
 import { spread } from './stats.js';
 
 /** CPUs of a pinned run (RunOptions.pinned). */
@@ -166,44 +155,6 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
   } finally {
     await db?.stop();
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** A run's own PostgreSQL: a throwaway cluster and one database. */
-class Database {
-  private constructor(
-    readonly cluster: PgCluster,
-    readonly url: string,
-  ) {}
-
-  static async start(): Promise<Database> {
-    const cluster = await PgCluster.start({ fast: false });
-    try {
-      return new Database(cluster, await cluster.createDatabase('bench'));
-    } catch (err) {
-      await cluster.stop();
-      throw err;
-    }
-  }
-
-  cpu(): Map<number, number> {
-    return databaseCpu(this.cluster.dir);
-  }
-
-  async bets(): Promise<number> {
-    const client = new pg.Client({ connectionString: this.url });
-    await client.connect();
-    try {
-      return Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM loteria.bets')).rows[0]?.n ?? 0);
-    } catch {
-      return 0;
-    } finally {
-      await client.end();
-    }
-  }
-
-  stop(): Promise<void> {
-    return this.cluster.stop();
   }
 }
 
