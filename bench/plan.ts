@@ -204,8 +204,8 @@ export function makePlan(o: PlanOptions): Plan {
   }
   // Issue 13: the same 1M bets on the file backend and on PostgreSQL with one and two servers,
   // the bench load client (it never limits the rate) spread over the servers. Only on request
-  // (--only storage): it needs PostgreSQL's server binaries (tools/ensure-postgres.sh).
-  if (o.only?.includes('storage') === true) {
+  // (--only storage, or one of its ids): it needs PostgreSQL's server binaries (tools/ensure-postgres.sh).
+  if (o.only?.some((g) => g === 'storage' || g.startsWith('storage-')) === true) {
     const storage = { client: ClientKind.LOAD, maxAmount: DEFAULT_AMOUNT, probe: false, group: 'storage', dataKey: scaleKey } as const;
     const what = `${scaleAgencies} agencies x 10,000 bets`;
     scenarios.push(
