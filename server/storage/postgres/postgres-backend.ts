@@ -5,6 +5,7 @@
  * caches the winners once drawn and turns notifications into wake-ups. See
  * docs/architecture.md, "PostgreSQL backend".
  */
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { deferred, settlesWithin, type Deferred } from '../../../shared/util/async.js';
 import {
@@ -149,7 +150,9 @@ export class PostgresBackend implements StorageBackend {
   }
 
   draw(): Promise<DrawSummary> {
-    this.#drawing ??= this.#tx('the draw', (c) => drawOnce(c, this.#o.serverId, this.#channels.draw)).then(
+    // One token per call, the same for each of its retries (drawOnce).
+    const token = randomUUID();
+    this.#drawing ??= this.#tx('the draw', (c) => drawOnce(c, this.#o.serverId, this.#channels.draw, token)).then(
       (row): DrawSummary => {
         this.#drawing = null;
         this.#settleWaiters(null);
