@@ -87,10 +87,12 @@ export async function drawOnce(client: pg.ClientBase, server: string, channel: s
   const total = await client.query<{ bets: string }>('SELECT coalesce(sum(stored), 0) AS bets FROM batches');
   const bets = Number(total.rows[0]!.bets);
   const winners = picked.rowCount ?? 0;
-  await client.query(
-    `UPDATE lottery SET state = 'done', drawn_by = $1, drawn_at = now(), bets = $2, winners = $3, draw_token = $4`,
-    [server, bets, winners, token],
-  );
+  await client.query(`UPDATE lottery SET state = 'done', drawn_by = $1, drawn_at = now(), bets = $2, winners = $3, draw_token = $4`, [
+    server,
+    bets,
+    winners,
+    token,
+  ]);
   await client.query('SELECT pg_notify($1, $2)', [channel, DrawEvent.DONE]);
   return { bets, winners, drawnBy: server, ranNow: true };
 }

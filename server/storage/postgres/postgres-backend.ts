@@ -49,6 +49,7 @@ export class PostgresBackend implements StorageBackend {
   readonly #abort = new AbortController();
   #winners: Map<number, string[]> | null = null;
   #drawing: Promise<DrawSummary> | null = null;
+  #progressing: Promise<Progress> | null = null;
   #waiters: Deferred<void> | null = null;
   #closing: Promise<void> | null = null;
 
@@ -145,8 +146,12 @@ export class PostgresBackend implements StorageBackend {
     return this.#tx('recording FINISHED', (c) => markFinished(c, agency, epoch, this.#channels.draw));
   }
 
+  /** Every PING asks this: callers while one read is in flight share it, so pings take at most one connection. */
   progress(): Promise<Progress> {
-    return withRetry('reading the progress', this.#policy, () => withClient(this.#pool, readProgress));
+    this.#progressing ??= withRetry('reading the progress', this.#policy, () => withClient(this.#pool, readProgress)).finally(() => {
+      this.#progressing = null;
+    });
+    return this.#progressing;
   }
 
   draw(): Promise<DrawSummary> {
@@ -199,7 +204,8 @@ export class PostgresBackend implements StorageBackend {
       })();
       const inTime = opts.deadlineMs === undefined ? await drained.then(() => true) : await settlesWithin(drained, opts.deadlineMs);
       if (!inTime) this.#abort.abort(new StorageClosedError('retrying'));
-      await this.#listener.close();
+      // LISTEN on a database that accepts connections but does not answer has no timeout of its own.
+      await settlesWithin(this.#listener.close(), 1_000);
       // A connection stuck on a database that does not answer must not hold the shutdown.
       const ended = this.#pool.end();
       if (inTime) await ended;
