@@ -121,8 +121,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
   const agencies = intIn('SERVER_AGENCIES', get('SERVER_AGENCIES'), 1, 100_000);
   const auth = onOff('SERVER_AUTH', get('SERVER_AUTH')) ? 'on' : 'off';
   const maxUnauthenticated = intIn('SERVER_MAX_UNAUTHENTICATED', get('SERVER_MAX_UNAUTHENTICATED'), 1, 100_000);
-  // The contract with the run tooling also lets the ini file say `storage = postgres`.
-  const storage = storageKind(layered(env.SERVER_STORAGE, file.SERVER_STORAGE ?? file.storage, DEFAULTS.SERVER_STORAGE));
+  const storage = storageKind(layered(env.SERVER_STORAGE, iniStorage(file, path), DEFAULTS.SERVER_STORAGE));
   return {
     host,
     port,
@@ -150,6 +149,20 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     ),
     tls: loadServerTls(get('SERVER_TLS_CERT').trim(), get('SERVER_TLS_KEY').trim()),
   };
+}
+
+/**
+ * The ini file may name the storage `SERVER_STORAGE` (its convention) or `storage` (the run
+ * tooling's spelling). A blank one does not hide the other, and two that disagree are refused:
+ * otherwise a server meant for PostgreSQL could start on a bets file of its own.
+ */
+function iniStorage(file: Record<string, unknown>, path: string): string | undefined {
+  const text = (v: unknown): string => (v === undefined || v === null ? '' : String(v).trim());
+  const long = text(file.SERVER_STORAGE);
+  const short = text(file.storage);
+  if (long !== '' && short !== '' && long.toLowerCase() !== short.toLowerCase())
+    throw new ConfigError('SERVER_STORAGE', `${path} says both SERVER_STORAGE = ${long} and storage = ${short}; keep one of the two lines`);
+  return long || short || undefined;
 }
 
 function storageKind(raw: string): StorageKind {

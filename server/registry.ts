@@ -29,6 +29,8 @@ class UnknownAgencyError extends ProtocolError {
 /** A session as the registry sees it: it can be told a newer session took its agency over. */
 export interface AgencyOwner {
   replaced(): void;
+  /** True once the owner's connection is closing: it claims nothing more. */
+  readonly isClosing?: boolean;
 }
 
 export type ClaimBackend = Pick<StorageBackend, 'agencies' | 'claim' | 'release' | 'onReplaced'>;
@@ -46,6 +48,8 @@ export class AgencyRegistry {
   /** The newest epoch heard of per agency (from any server), so a claim that lost a race is replaced on return. */
   readonly #newest = new Map<number, number>();
   readonly #releases = new Set<Promise<void>>();
+  /** Per agency: the end of its chain of claims. */
+  readonly #claims = new Map<number, Promise<void>>();
 
   constructor(backend: ClaimBackend, log?: Logger) {
     this.#backend = backend;
@@ -73,8 +77,32 @@ export class AgencyRegistry {
     current?.owner.replaced();
   }
 
-  /** Claims the bound agency in the backend for `owner`: its epoch, and where it resumes. */
-  async claim(agency: number, owner: AgencyOwner): Promise<AgencyClaim> {
+  /**
+   * Claims the bound agency in the backend for `owner`: its epoch, and where it resumes.
+   * Claims of one agency go to the backend one at a time, in bind order, and only for an
+   * owner that still holds the agency: the backend numbers epochs in commit order, so two
+   * claims in flight at once could commit in reverse, and a claim of an owner already gone
+   * (replaced, or its connection closed) would take the agency from the session that holds it
+   * now, here or on another server.
+   */
+  claim(agency: number, owner: AgencyOwner): Promise<AgencyClaim> {
+    const run = (this.#claims.get(agency) ?? Promise.resolve()).then(() => this.#claimHeld(agency, owner));
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.#claims.set(agency, tail);
+    void tail.then(() => {
+      if (this.#claims.get(agency) === tail) this.#claims.delete(agency);
+    });
+    return run;
+  }
+
+  async #claimHeld(agency: number, owner: AgencyOwner): Promise<AgencyClaim> {
+    if (this.#held.get(agency)?.owner !== owner)
+      throw new ProtocolError(ErrorCode.REPLACED, `agency ${agency} was taken over by a newer connection before this one was claimed`);
+    if (owner.isClosing === true)
+      throw new ProtocolError(ErrorCode.SHUTTING_DOWN, `the connection of agency ${agency} closed before its claim`);
     const claim = await this.#backend.claim(agency);
     const holding = this.#held.get(agency);
     if (holding?.owner === owner) {

@@ -41,7 +41,13 @@ export class LotteryServer {
   static async open(config: ServerConfig, log: Logger): Promise<LotteryServer> {
     const metrics = new ServerMetrics({ process: config.metricsPort !== null });
     const backend = await openStorage(config, log, { onFsync: (seconds) => metrics.fsyncTook(seconds) });
-    const server = new LotteryServer(config, log, backend, metrics);
+    let server: LotteryServer;
+    try {
+      server = new LotteryServer(config, log, backend, metrics);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
     try {
       await server.#services.draw.resume();
     } catch (err) {

@@ -3,7 +3,7 @@
  * The loaders are also checked directly with env objects (file, then environment).
  */
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -225,6 +225,20 @@ describe('loadServerConfig', () => {
     await writeFile(path, '[DEFAULT]\nstorage = postgres\nSERVER_DATABASE_URL = postgres://loteria@db:5432/bets\nSERVER_AUTH = off\n');
     expect(loadServerConfig({ SERVER_CONFIG: path })).toMatchObject({ storage: 'postgres', database: expect.anything() });
     expect(loadServerConfig({ SERVER_CONFIG: path, SERVER_STORAGE: 'file' })).toMatchObject({ storage: 'file', database: null });
+  });
+
+  it('reads `storage = postgres` added to a copy of the shipped ini, and refuses two spellings that disagree', async () => {
+    const shipped = await readFile(SERVER_INI, 'utf8');
+    expect(shipped).toMatch(/^SERVER_STORAGE = file$/m);
+    const url = 'SERVER_DATABASE_URL = postgres://loteria@db:5432/bets';
+    const blank = join(dir, 'blank.ini');
+    await writeFile(blank, `${shipped.replace(/^SERVER_STORAGE = file$/m, 'SERVER_STORAGE =')}\nstorage = postgres\n${url}\n`);
+    expect(loadServerConfig({ SERVER_CONFIG: blank, SERVER_AUTH: 'off' })).toMatchObject({ storage: 'postgres' });
+    const both = join(dir, 'both.ini');
+    await writeFile(both, `${shipped}\nstorage = postgres\n${url}\n`);
+    expect(() => loadServerConfig({ SERVER_CONFIG: both, SERVER_AUTH: 'off' })).toThrowError(
+      /SERVER_STORAGE = file and storage = postgres; keep one/,
+    );
   });
 
   it('treats an empty variable as unset', () => {

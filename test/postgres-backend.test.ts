@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { Admission, StorageConfigError, type BatchOutcome } from '../server/storage/backend.js';
+import { drawOnce } from '../server/storage/postgres/draw.js';
 import { POSTGRES, useCluster } from './helpers/postgres.js';
 import { adminClient, batchAt, betAt, encodeBets, openBackend, scalar, untilWaitingOnLock } from './helpers/pg-backends.js';
 
@@ -18,7 +19,7 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     const url = await db.database();
     await Promise.all([openBackend({ url, agencies: 3 }), openBackend({ url, agencies: 3 }), openBackend({ url, agencies: 3 })]);
     const admin = await adminClient(url);
-    expect(await scalar(admin, 'SELECT count(*) AS v FROM schema_migrations')).toBe(1);
+    expect(await scalar(admin, 'SELECT count(*) AS v FROM schema_migrations')).toBe(2);
     expect(await scalar(admin, 'SELECT count(*) AS v FROM agencies')).toBe(3);
     await expect(openBackend({ url, agencies: 4 })).rejects.toThrow(StorageConfigError);
     await expect(openBackend({ url, agencies: 4 })).rejects.toThrow(/lottery of 3 agencies .* started for 4/);
@@ -77,7 +78,7 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
     });
   });
 
-  it('after FINISHED a new batch is REJECTED without consuming it, and a retry of a stored one is still DUPLICATE', async () => {
+  it('after FINISHED a new batch (a gap too) is REJECTED without consuming it, and a retry of a stored one is still DUPLICATE', async () => {
     const url = await db.database();
     const a = await openBackend({ url, agencies: 2 });
     const { epoch } = await a.claim(2);
@@ -92,6 +93,9 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
       consumed: false,
     });
     expect(out[0]![1]!.status).toBe(Admission.DUPLICATE);
+    // A gap after FINISHED is refused for the FINISHED, as the file backend answers it (docs/protocol.md's order).
+    const gap = await a.storeRuns([{ agency: 2, epoch, batches: [batchAt(2, 9, 2)] }]);
+    expect(gap[0]![0]).toMatchObject({ status: Admission.REJECTED, first: 9, index: 0, consumed: false });
     expect(await a.claim(2)).toMatchObject({ next: 4, finished: true });
   });
 
@@ -242,6 +246,25 @@ describe.skipIf(!POSTGRES.available)('PostgreSQL backend', () => {
       await Promise.all([a.close(), b.close()]);
     }
   }, 180_000);
+
+  it('a draw whose COMMIT answer was lost knows on its retry that it ran the draw; any other call does not', async () => {
+    const url = await db.database();
+    const a = await openBackend({ url, agencies: 1, serverId: 'A' });
+    const { epoch } = await a.claim(1);
+    await a.storeRuns([{ agency: 1, epoch, batches: [batchAt(1, 0, 10)] }]);
+    await a.markFinished(1, epoch);
+    // The first attempt of a draw() call commits; its answer never reaches the server.
+    const admin = await adminClient(url);
+    await admin.query('BEGIN');
+    expect(await drawOnce(admin, 'A', 'loteria_draw', 'call-1')).toMatchObject({ ranNow: true, bets: 10, winners: 2 });
+    await admin.query('COMMIT');
+    // The same call's retry (same token) and another call (another token) find it done.
+    await admin.query('BEGIN');
+    expect(await drawOnce(admin, 'A', 'loteria_draw', 'call-1')).toEqual({ bets: 10, winners: 2, drawnBy: 'A', ranNow: true });
+    expect(await drawOnce(admin, 'A', 'loteria_draw', 'call-2')).toEqual({ bets: 10, winners: 2, drawnBy: 'A', ranNow: false });
+    await admin.query('COMMIT');
+    expect(await a.draw()).toMatchObject({ ranHere: false, drawnBy: 'A' });
+  });
 
   it('a held WINNERS_QUERY wakes on NOTIFY when another server draws', async () => {
     const url = await db.database();

@@ -71,8 +71,9 @@ export function admitRun(run: DecodedRun, state: AgencyState, writes: BatchWrite
     // count 0 would record a key the agency's next batch needs: refused, never recorded.
     if (count === 0 && !b.ok) return { status: Admission.REJECTED, first, index: b.index, reason: b.reason, consumed: false };
     if (first + count <= state.next) return { status: Admission.DUPLICATE, first, count };
-    if (first !== state.next) return { status: Admission.OUT_OF_ORDER, first, next: state.next };
+    // The order of docs/protocol.md's table, as the file backend has it (file-admission.ts).
     if (state.finished) return { status: Admission.REJECTED, first, index: 0, reason: finishedReason(agency), consumed: false };
+    if (first !== state.next) return { status: Admission.OUT_OF_ORDER, first, next: state.next };
     state.next += count;
     writes.push({ agency, first, count, bets: b.ok ? b.bets : [] });
     return b.ok

@@ -62,13 +62,22 @@ export interface DrawRow {
   readonly ranNow: boolean;
 }
 
-/** Runs the draw in the caller's transaction unless it is done; waits while another transaction draws. */
-export async function drawOnce(client: pg.ClientBase, server: string, channel: string): Promise<DrawRow> {
-  const locked = await client.query<{ state: string; drawn_by: string | null; bets: string | null; winners: number | null }>(
-    'SELECT state, drawn_by, bets, winners FROM lottery FOR UPDATE',
-  );
+/**
+ * Runs the draw in the caller's transaction unless it is done; waits while another transaction
+ * draws. `token` names the caller's draw() call and is kept the same across its retries: a
+ * retry after a COMMIT whose answer was lost finds the draw done by its own token (ranNow).
+ */
+export async function drawOnce(client: pg.ClientBase, server: string, channel: string, token: string): Promise<DrawRow> {
+  const locked = await client.query<{
+    state: string;
+    drawn_by: string | null;
+    bets: string | null;
+    winners: number | null;
+    draw_token: string | null;
+  }>('SELECT state, drawn_by, bets, winners, draw_token FROM lottery FOR UPDATE');
   const row = locked.rows[0]!;
-  if (row.state === 'done') return { bets: Number(row.bets), winners: row.winners ?? 0, drawnBy: row.drawn_by ?? '', ranNow: false };
+  if (row.state === 'done')
+    return { bets: Number(row.bets), winners: row.winners ?? 0, drawnBy: row.drawn_by ?? '', ranNow: row.draw_token === token };
   const { finished, expected } = await counts(client);
   if (finished < expected) throw new DrawTooEarlyError(finished, expected);
   const picked = await client.query(
@@ -78,10 +87,11 @@ export async function drawOnce(client: pg.ClientBase, server: string, channel: s
   const total = await client.query<{ bets: string }>('SELECT coalesce(sum(stored), 0) AS bets FROM batches');
   const bets = Number(total.rows[0]!.bets);
   const winners = picked.rowCount ?? 0;
-  await client.query(`UPDATE lottery SET state = 'done', drawn_by = $1, drawn_at = now(), bets = $2, winners = $3`, [
+  await client.query(`UPDATE lottery SET state = 'done', drawn_by = $1, drawn_at = now(), bets = $2, winners = $3, draw_token = $4`, [
     server,
     bets,
     winners,
+    token,
   ]);
   await client.query('SELECT pg_notify($1, $2)', [channel, DrawEvent.DONE]);
   return { bets, winners, drawnBy: server, ranNow: true };

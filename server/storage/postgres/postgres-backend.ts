@@ -5,6 +5,7 @@
  * caches the winners once drawn and turns notifications into wake-ups. See
  * docs/architecture.md, "PostgreSQL backend".
  */
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { deferred, settlesWithin, type Deferred } from '../../../shared/util/async.js';
 import {
@@ -48,6 +49,7 @@ export class PostgresBackend implements StorageBackend {
   readonly #abort = new AbortController();
   #winners: Map<number, string[]> | null = null;
   #drawing: Promise<DrawSummary> | null = null;
+  #progressing: Promise<Progress> | null = null;
   #waiters: Deferred<void> | null = null;
   #closing: Promise<void> | null = null;
 
@@ -144,12 +146,18 @@ export class PostgresBackend implements StorageBackend {
     return this.#tx('recording FINISHED', (c) => markFinished(c, agency, epoch, this.#channels.draw));
   }
 
+  /** Every PING asks this: callers while one read is in flight share it, so pings take at most one connection. */
   progress(): Promise<Progress> {
-    return withRetry('reading the progress', this.#policy, () => withClient(this.#pool, readProgress));
+    this.#progressing ??= withRetry('reading the progress', this.#policy, () => withClient(this.#pool, readProgress)).finally(() => {
+      this.#progressing = null;
+    });
+    return this.#progressing;
   }
 
   draw(): Promise<DrawSummary> {
-    this.#drawing ??= this.#tx('the draw', (c) => drawOnce(c, this.#o.serverId, this.#channels.draw)).then(
+    // One token per call, the same for each of its retries (drawOnce).
+    const token = randomUUID();
+    this.#drawing ??= this.#tx('the draw', (c) => drawOnce(c, this.#o.serverId, this.#channels.draw, token)).then(
       (row): DrawSummary => {
         this.#drawing = null;
         this.#settleWaiters(null);
@@ -196,7 +204,8 @@ export class PostgresBackend implements StorageBackend {
       })();
       const inTime = opts.deadlineMs === undefined ? await drained.then(() => true) : await settlesWithin(drained, opts.deadlineMs);
       if (!inTime) this.#abort.abort(new StorageClosedError('retrying'));
-      await this.#listener.close();
+      // LISTEN on a database that accepts connections but does not answer has no timeout of its own.
+      await settlesWithin(this.#listener.close(), 1_000);
       // A connection stuck on a database that does not answer must not hold the shutdown.
       const ended = this.#pool.end();
       if (inTime) await ended;

@@ -31,6 +31,7 @@ interface Migration {
  *   No index but the winners' partial one: COPY stays an append.
  * finished: one row per agency that sent FINISHED; the primary key makes a repeat a no-op.
  * winners: written once, by the draw's transaction.
+ * lottery.draw_token (2): the token of the draw() call that ran the draw.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -82,6 +83,13 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (agency, seq)
       );
     `,
+  },
+  {
+    // Which draw() call ran the draw: a call whose COMMIT succeeded but whose answer was lost
+    // retries, finds the draw done, and must still know that it ran it (draw.ts).
+    version: 2,
+    name: 'lottery.draw_token',
+    sql: 'ALTER TABLE lottery ADD COLUMN draw_token text;',
   },
 ];
 
