@@ -105,6 +105,21 @@ describe('server refuses a bad configuration with exit code 2', () => {
   });
 });
 
+describe('client configuration line', () => {
+  it('shows every server of the list as host/port, and never the key', async () => {
+    const data = join(dir, 'one-bet.csv');
+    await writeFile(data, 'Ana,Diaz,30111222,1990-05-17,7574\n');
+    const key = 'k'.repeat(64);
+    const p = spawnClient({ CLI_ID: '1', CLI_SERVER_ADDRESS: '127.0.0.1:1,localhost:2', CLI_DATA_FILE: data, CLI_KEY: key });
+    await p.waitForAction('config', 'success');
+    const line = p.log.find((l) => l.action === 'config');
+    expect(line?.fields).toMatchObject({ servers: '127.0.0.1/1,localhost/2', host: '127.0.0.1', port: '1' });
+    expect(p.text).not.toContain(key);
+    p.signal('SIGTERM');
+    await p.waitExit();
+  });
+});
+
 describe('client refuses a bad configuration with exit code 2', () => {
   const good = { CLI_ID: '1', CLI_SERVER_ADDRESS: '127.0.0.1:1', CLI_DATA_FILE: '/nonexistent.csv' };
   it.each([
