@@ -8,7 +8,7 @@
 #   ./generar-compose.sh docker-compose-pg.yml 5 --servers 2 --postgres
 #
 #   --postgres   a `postgres` service (PostgreSQL 15; image loteria-postgres:15 built by
-#                `make docker-image` from docker/postgres/Dockerfile, or POSTGRES_IMAGE=postgres:15)
+#                `make docker-image-postgres` (or make docker-compose-up) from docker/postgres/Dockerfile, or POSTGRES_IMAGE=postgres:15)
 #                and the servers store there (SERVER_STORAGE=postgres) instead of a bets file
 #   --servers S  S servers, server1..serverS, sharing that database (needs --postgres when S > 1);
 #                agency i lists server ((i-1) mod S)+1 first, then the others in turn
@@ -217,7 +217,7 @@ postgres_service() {
   cat <<EOF
 
   # PostgreSQL 15, the servers' shared storage. loteria-postgres:15 is built from Debian's
-  # postgresql-15 package by \`make docker-image\` (docker/postgres/Dockerfile, no registry
+  # postgresql-15 package by \`make docker-image-postgres\` (make docker-compose-up runs it) (docker/postgres/Dockerfile, no registry
   # needed); POSTGRES_IMAGE=postgres:15 takes the official image instead (same variables,
   # data directory, port and pg_isready). No password: only the servers reach it, on the
   # internal network db_net, which has no route out and no client on it (docs/docker.md).

@@ -109,6 +109,10 @@ export class AgencyRegistry {
       holding.epoch = claim.epoch;
       // A newer claim (another server's) was heard while this one was in flight.
       if ((this.#newest.get(agency) ?? 0) > claim.epoch) this.#replace(agency, holding);
+    } else {
+      // The owner was replaced while its claim was in flight: nobody will release this epoch
+      // but here (the backend ignores it once a newer claim exists).
+      this.#release(agency, claim.epoch);
     }
     return claim;
   }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cachePathOf, loadBundle, writeBundleCache } from '../shared/util/cached-script.js';
+import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
 import { ROOT, makeTempDir, removeDir } from './helpers/processes.js';
 
 let dir: string;
@@ -66,10 +67,14 @@ describe('loadBundle and writeBundleCache', () => {
 });
 
 describe('the built client', () => {
-  it('takes the cache that the build wrote for its bundle', () => {
+  it.each([
+    ['no flags', [] as readonly string[]],
+    ['the flags every starter gives the client (CLIENT_NODE_FLAGS)', CLIENT_NODE_FLAGS],
+  ])('takes the cache that the build wrote for its bundle, with %s', (_, flags) => {
     const out = execFileSync(
       process.execPath,
       [
+        ...flags,
         '--input-type=module',
         '-e',
         `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};

@@ -11,8 +11,14 @@ import { ErrorCode } from '../shared/protocol/messages.js';
 import { deferred, type Deferred } from '../shared/util/async.js';
 
 /** A backend whose claims the test answers by hand, numbering epochs in answer order like a database's commits. */
-function manualBackend(): { backend: ClaimBackend; calls: Array<{ agency: number; answer: Deferred<void> }>; answer: (i: number) => void } {
+function manualBackend(): {
+  backend: ClaimBackend;
+  calls: Array<{ agency: number; answer: Deferred<void> }>;
+  released: Array<{ agency: number; epoch: number }>;
+  answer: (i: number) => void;
+} {
   const calls: Array<{ agency: number; answer: Deferred<void> }> = [];
+  const released: Array<{ agency: number; epoch: number }> = [];
   let epoch = 0;
   const backend: ClaimBackend = {
     agencies: 3,
@@ -22,10 +28,12 @@ function manualBackend(): { backend: ClaimBackend; calls: Array<{ agency: number
       await answer.promise;
       return { agency, epoch: ++epoch, next: 0, finished: false };
     },
-    release: async () => {},
+    release: async (agency, epoch) => {
+      released.push({ agency, epoch });
+    },
     onReplaced: () => () => {},
   };
-  return { backend, calls, answer: (i) => calls[i]!.answer.resolve() };
+  return { backend, calls, released, answer: (i) => calls[i]!.answer.resolve() };
 }
 
 function owner(): AgencyOwner & { replacedCount: number; isClosing: boolean } {
@@ -42,7 +50,7 @@ const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('AgencyRegistry claims', () => {
   it("sends one agency's claims one at a time, in bind order; other agencies do not wait", async () => {
-    const { backend, calls, answer } = manualBackend();
+    const { backend, calls, released, answer } = manualBackend();
     const registry = new AgencyRegistry(backend);
     const [first, second, other] = [owner(), owner(), owner()];
     registry.bind(1, first);
@@ -61,6 +69,8 @@ describe('AgencyRegistry claims', () => {
     expect(await otherClaim).toMatchObject({ agency: 2, epoch: 1 });
     answer(0);
     expect(await firstClaim).toMatchObject({ agency: 1, epoch: 2 });
+    // Replaced while in flight, the first claim's epoch is released here: its session never will.
+    expect(released).toEqual([{ agency: 1, epoch: 2 }]);
     await tick();
     expect(calls.map((c) => c.agency)).toEqual([1, 2, 1]);
     answer(2);

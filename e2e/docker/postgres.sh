@@ -30,9 +30,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/loteria-e2e-postgres.XXXXXX")
 COMPOSE_FILE=$WORK/compose.yml
 # shellcheck source=e2e/docker/lib.sh
 . "$ROOT/e2e/docker/lib.sh"
+COMPOSE=
 cleanup() {
   local rc=$?
-  compose down -v -t 10 >/dev/null 2>&1 || true
+  [ -z "$COMPOSE" ] || compose down -v -t 10 >/dev/null 2>&1 || true
   if [ "${E2E_KEEP:-}" = 1 ]; then echo "e2e-docker-postgres: kept $WORK"; else rm -rf "$WORK"; fi
   if [ $rc -eq 0 ]; then echo "e2e-docker-postgres: PASS in ${SECONDS}s"; else echo "e2e-docker-postgres: FAIL (exit $rc) after ${SECONDS}s" >&2; fi
 }
