@@ -6,26 +6,16 @@
  * exactly the input, once each: the recorded hash of its sorted rows guards that). Expected
  * figures are counted from the raw lines here with plain regexes.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rerunLog } from './fixtures/restart-log.js';
 import { FIX, check, failed, report, sumBets } from './helpers/inspect-cli.js';
-import { ROOT } from './helpers/processes.js';
+import { rebuildRecordedDrill, type Recording } from './helpers/recorded-drill.js';
 
-const AGENCIES = [1, 2, 3, 4, 5];
 const DRILLS = { term: 'restart-term.log', kill: 'restart-kill.log' } as const;
 type Drill = keyof typeof DRILLS;
-interface Recording {
-  genData: string[];
-  dataSha256: Record<string, string>;
-  betsSortedSha256: string;
-  states: string[];
-}
 
 let dir: string;
 let rec: Recording;
@@ -33,26 +23,9 @@ let data: string;
 let bets: string;
 let betsRows: string[];
 
-const sha256 = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
-
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'inspect-restart-'));
-  rec = JSON.parse(await readFile(join(FIX, 'restart.json'), 'utf8')) as Recording;
-  data = join(dir, 'data');
-  await promisify(execFile)(process.execPath, [join(ROOT, 'dist/tools/gen-data.js'), ...rec.genData, '--out', data]);
-  betsRows = [];
-  for (const n of AGENCIES) {
-    const file = await readFile(join(data, `agency-${n}.csv`));
-    if (sha256(file) !== rec.dataSha256[`agency-${n}.csv`])
-      throw new Error(
-        `gen-data ${rec.genData.join(' ')} no longer writes the recorded agency-${n}.csv: record the drills again (test/fixtures/logs/README.md)`,
-      );
-    for (const row of file.toString('utf8').split(/\r?\n/)) if (row !== '') betsRows.push(`${n},${row}`);
-  }
-  const sorted = [...betsRows].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  if (sha256(`${sorted.join('\n')}\n`) !== rec.betsSortedSha256) throw new Error('the rebuilt bets file is not the recorded one');
-  bets = join(dir, 'bets.csv');
-  await writeFile(bets, `${betsRows.join('\n')}\n`);
+  ({ rec, data, bets, betsRows } = await rebuildRecordedDrill(dir, 'restart.json'));
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
