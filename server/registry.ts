@@ -15,6 +15,7 @@
  * Only a session that proved the agency's key binds, so only the agency can take itself over.
  */
 import type { Logger } from '../shared/logging/logger.js';
+import { KeyedChain } from '../shared/util/async.js';
 import { ProtocolError } from '../shared/protocol/errors.js';
 import { ErrorCode } from '../shared/protocol/messages.js';
 import type { AgencyClaim, StorageBackend } from './storage/backend.js';
@@ -48,8 +49,8 @@ export class AgencyRegistry {
   /** The newest epoch heard of per agency (from any server), so a claim that lost a race is replaced on return. */
   readonly #newest = new Map<number, number>();
   readonly #releases = new Set<Promise<void>>();
-  /** Per agency: the end of its chain of claims. */
-  readonly #claims = new Map<number, Promise<void>>();
+  /** Per agency: its claims, one at a time. */
+  readonly #claims = new KeyedChain<number>();
 
   constructor(backend: ClaimBackend, log?: Logger) {
     this.#backend = backend;
@@ -86,16 +87,7 @@ export class AgencyRegistry {
    * now, here or on another server.
    */
   claim(agency: number, owner: AgencyOwner): Promise<AgencyClaim> {
-    const run = (this.#claims.get(agency) ?? Promise.resolve()).then(() => this.#claimHeld(agency, owner));
-    const tail = run.then(
-      () => {},
-      () => {},
-    );
-    this.#claims.set(agency, tail);
-    void tail.then(() => {
-      if (this.#claims.get(agency) === tail) this.#claims.delete(agency);
-    });
-    return run;
+    return this.#claims.run(agency, () => this.#claimHeld(agency, owner));
   }
 
   async #claimHeld(agency: number, owner: AgencyOwner): Promise<AgencyClaim> {

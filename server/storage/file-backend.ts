@@ -4,10 +4,10 @@
  * journal records under the Atomics write lock (server/pool/), the finished counter
  * (Atomics, server/sync/notification-counter.ts) and the winners file. Nothing here is shared
  * with another process: the concurrency control is the lock between the pool's threads, and
- * on the main thread one operation per agency at a time (`#serialize`).
+ * on the main thread one operation per agency at a time (`#op`).
  *
  * The check and the record are one step. An agency's runs, its claims and its FINISHED go
- * one at a time through `#serialize`: a run is judged (file-admission.ts) only once the
+ * one at a time through `#op`: a run is judged (file-admission.ts) only once the
  * agency's previous run has come back from the pool with `next` moved, and the worker writes
  * the rows and the BATCH records of the run under one hold of the write lock before the
  * results return. So between the decision "this batch continues at `next`" and its journal
@@ -18,7 +18,7 @@
  * epoch behind its run in the pool, and a run or FINISHED of an older epoch stores nothing.
  */
 import type { Logger } from '../../shared/logging/logger.js';
-import { deferred, settlesWithin, type Deferred } from '../../shared/util/async.js';
+import { KeyedChain, deferred, settlesWithin, type Deferred } from '../../shared/util/async.js';
 import { BetPool } from '../pool/bet-pool.js';
 import { AgencyProgress } from '../sync/agency-progress.js';
 import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
@@ -75,8 +75,8 @@ export class FileBackend implements StorageBackend {
   readonly #serverId: string;
   /** Per agency (index agency - 1): the newest claim's epoch; 0 before any. */
   readonly #epochs: number[];
-  /** Per agency: the end of its chain of serialized operations. */
-  readonly #tail = new Map<number, Promise<unknown>>();
+  /** Per agency: its operations, one at a time. */
+  readonly #ops = new KeyedChain<number>();
   readonly #replacedListeners = new Set<Listener<[number, number]>>();
   readonly #drawnListeners = new Set<Listener<[DrawSummary]>>();
   #winners: Map<number, string[]> | null = null;
@@ -245,16 +245,7 @@ export class FileBackend implements StorageBackend {
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = (this.#tail.get(agency) ?? Promise.resolve()).then(op);
-    const tail = run.then(
-      () => {},
-      () => {},
-    );
-    this.#tail.set(agency, tail);
-    void tail.then(() => {
-      if (this.#tail.get(agency) === tail) this.#tail.delete(agency);
-    });
-    return run;
+    return this.#ops.run(agency, op);
   }
 
   #checkAgency(agency: number): void {

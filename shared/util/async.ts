@@ -89,3 +89,25 @@ export async function retryWithBackoff<T>(attempt: (n: number, msLeft: number) =
     }
   }
 }
+
+/**
+ * One FIFO chain of operations per key: an operation starts once every operation queued
+ * before it under the same key has settled; keys do not wait for each other. A failure
+ * reaches only its own caller. A key's entry is dropped once its chain is idle.
+ */
+export class KeyedChain<K> {
+  readonly #tails = new Map<K, Promise<void>>();
+
+  run<T>(key: K, op: () => Promise<T>): Promise<T> {
+    const run = (this.#tails.get(key) ?? Promise.resolve()).then(op);
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.#tails.set(key, tail);
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return run;
+  }
+}
