@@ -3,10 +3,9 @@
  * course's bets file (the file backend's format, readable by load_bets) from the PostgreSQL
  * backend's database, streaming. The database defaults to SERVER_DATABASE_URL.
  */
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { exportBets } from '../server/storage/postgres/export.js';
+import { isEntryPoint } from './lib/entry-point.js';
 
 const USAGE = `usage: npm run export-bets -- --out FILE [--database URL] [--schema NAME]
   --out       the bets file to write (replaced whole at the end; default ./bets.csv)
@@ -54,17 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (script === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(script)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -8,12 +8,12 @@
  * Prints what it did, never a key.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { readKeyFile } from '../client/config.js';
 import { parseKeysFile } from '../server/auth/keys-file.js';
+import { isEntryPoint } from './lib/entry-point.js';
 
 export const SERVER_KEYS_FILE = 'agencies.keys';
 export const agencyKeyFile = (agency: number): string => `agency-${agency}.key`;
@@ -110,17 +110,7 @@ function parseOwner(text: string): { uid: number; gid: number } {
   return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (script === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(script)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   try {
     main();
   } catch (err) {

@@ -1,27 +1,14 @@
 /**
  * The oracle of test/row-decoder.test.ts: the client's reader as it was before the fast path
- * (commit b27859f, client/bets-reader.ts), kept verbatim: csv-parse sees every byte, then
- * parseAgencyRecord. The fast reader must give the same bets, line numbers and messages.
+ * (commit b27859f, client/bets-reader.ts), kept verbatim but for the options type it shares
+ * with today's reader: csv-parse sees every byte, then parseAgencyRecord. The fast reader
+ * must give the same bets, line numbers and messages.
  */
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { parse, type CsvError } from 'csv-parse';
+import type { ReadOptions } from '../../client/bets-reader.js';
 import { parseAgencyRecord, type Bet } from '../../shared/domain/bet.js';
-
-export interface BadRow {
-  file: string;
-  line: number;
-  error: string;
-}
-
-export interface ReadOptions {
-  path: string;
-  agency: number;
-  onBadRow: (bad: BadRow) => void;
-  signal?: AbortSignal;
-  /** Called once the file is closed, after the last row or on abort/error. */
-  onClose?: () => void;
-}
 
 /**
  * Line bookkeeping without csv-parse's per-record `info` (which costs more than the parsing):
