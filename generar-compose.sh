@@ -242,6 +242,21 @@ postgres_service() {
 EOF
 }
 
+# The one-shot services a server or client waits for: data (and the keys), and tls with --tls.
+one_shot_deps() {
+  cat <<EOF
+    depends_on:
+      data:
+        condition: service_completed_successfully
+EOF
+  if [ "$tls" -eq 1 ]; then
+    cat <<EOF
+      tls:
+        condition: service_completed_successfully
+EOF
+  fi
+}
+
 server_service() {
   local name=$1
   cat <<EOF
@@ -284,17 +299,7 @@ EOF
   [ "$postgres" -eq 1 ] || echo "      - bets:/var/lib/loteria"
   echo "      - agency-keys:/run/keys:ro"
   [ "$tls" -eq 0 ] || echo "      - tls-server:/run/tls:ro"
-  cat <<EOF
-    depends_on:
-      data:
-        condition: service_completed_successfully
-EOF
-  if [ "$tls" -eq 1 ]; then
-    cat <<EOF
-      tls:
-        condition: service_completed_successfully
-EOF
-  fi
+  one_shot_deps
   if [ "$postgres" -eq 1 ]; then
     cat <<EOF
       postgres:
@@ -348,16 +353,8 @@ EOF
     # service_started, not service_healthy: a server that refuses its configuration then
     # shows its own error line in \`up\`'s output instead of "unhealthy". The client retries
     # connecting for server.connectTimeout while the server starts.
-    depends_on:
-      data:
-        condition: service_completed_successfully
 EOF
-  if [ "$tls" -eq 1 ]; then
-    cat <<EOF
-      tls:
-        condition: service_completed_successfully
-EOF
-  fi
+  one_shot_deps
   for name in "${names[@]}"; do
     cat <<EOF
       $name:
