@@ -273,7 +273,7 @@ function compactJson(value: unknown): string {
 
 /** Modification times of the entry points: a rebuild mid-run (a test run's global setup) changes them. */
 function distStamp(): string {
-  return ['dist/server/main.js', 'dist/server/pool/worker.js', 'dist/client/main.js']
+  return ['dist/server/cli.cjs', 'dist/server/pool/worker.js', 'dist/client/cli.cjs']
     .map((f) => (existsSync(join(repoRoot, f)) ? statSync(join(repoRoot, f)).mtimeMs : 0))
     .join(',');
 }
@@ -281,7 +281,7 @@ function distStamp(): string {
 /** Whether dist/ holds tools/bundle.ts's one-file entry points or tsc's module tree. */
 function entryKind(): string {
   const text = readFileSync(join(repoRoot, 'dist/server/main.js'), 'utf8');
-  return /from ['"]\.\/server\.js['"]/.test(text) ? 'tsc output (unbundled)' : 'bundled (tools/bundle.ts)';
+  return /from ['"]\.\/(server|cli)\.js['"]/.test(text) ? 'tsc output (unbundled)' : 'bundled (tools/bundle.ts)';
 }
 
 function git(argv: string[]): string {

@@ -126,7 +126,7 @@ export class AgencyClient {
   }
 
   /**
-   * Connects and says HELLO, retrying with backoff (20 ms doubling to 2 s) within
+   * Connects and says HELLO, retrying with backoff (10 ms, growing by half per failure, up to 2 s) within
    * server.connectTimeout while the server cannot be reached, is restarting, or still holds
    * this agency for an earlier connection of ours (AGENCY_BUSY). A server that never answers
    * HELLO times out.
@@ -134,8 +134,10 @@ export class AgencyClient {
   async #bind(): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
     const c = this.#config;
     try {
+      // Agencies usually start with the server: a gentle growth finds it soon after it listens.
       return await retryWithBackoff((_, msLeft) => this.#hello(msLeft), {
-        initialMs: 20,
+        initialMs: 10,
+        factor: 1.5,
         maxMs: 2000,
         timeoutMs: c.connectTimeoutMs,
         signal: this.#abort.signal,

@@ -322,14 +322,14 @@ describe('AgencyClient over TCP on 127.0.0.1', () => {
     server = null;
   });
 
-  it('retries a refused connection with doubling waits, then gives up at server.connectTimeout naming the address', async () => {
+  it('retries a refused connection with waits growing by half from 10 ms, then gives up at server.connectTimeout naming the address', async () => {
     const port = await freePort();
     const { tap, running } = start({ dataFile: await dataFile('refused.csv', 10), port, connectTimeoutMs: 1000 }, undefined, false);
     await expect(running).rejects.toThrow(ConnectTimeoutError);
     await expect(running).rejects.toThrow(new RegExp(`127\\.0\\.0\\.1:${port} within 1000 ms .*ECONNREFUSED`));
     const retries = tap.find('connect', 'in_progress');
     expect(retries.map((e) => e.intento)).toEqual(retries.map((_, i) => i + 1));
-    expect(retries.slice(0, 4).map((e) => e.espera_ms)).toEqual([20, 40, 80, 160]);
+    expect(retries.slice(0, 6).map((e) => e.espera_ms)).toEqual([10, 15, 23, 35, 53, 80]);
   });
 
   it('connects once the server starts listening, then completes the run', async () => {

@@ -31,8 +31,11 @@ interface Run {
   exit: { code: number | null; signal: NodeJS.Signals | null };
 }
 
-/** Runs the writer; SIGKILLs it `killAfterMs` after its first ack when given. */
-function runWriter(env: Record<string, string>, killAfterMs: number | null): Promise<Run> {
+/**
+ * Runs the writer; when `kill` is given, SIGKILLs it `kill.ms` after its `kill.acks`-th ack
+ * (counting acks, not time from the first: a fast run could finish before a timer fired).
+ */
+function runWriter(env: Record<string, string>, kill: { acks: number; ms: number } | null): Promise<Run> {
   const child = spawn(process.execPath, ['--import', 'tsx', WRITER], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -41,12 +44,14 @@ function runWriter(env: Record<string, string>, killAfterMs: number | null): Pro
   const lines: string[] = [];
   let partial = '';
   let timer: NodeJS.Timeout | undefined;
+  let acks = 0;
   child.stdout.setEncoding('utf8').on('data', (s: string) => {
     const parts = (partial + s).split('\n');
     partial = parts.pop() ?? '';
     for (const l of parts) {
       lines.push(l);
-      if (killAfterMs !== null && timer === undefined && l.startsWith('ack ')) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      if (kill !== null && timer === undefined && l.startsWith('ack ') && ++acks === kill.acks)
+        timer = setTimeout(() => child.kill('SIGKILL'), kill.ms);
     }
   });
   let err = '';
@@ -74,8 +79,10 @@ describe.each([
     let kills = 0;
     let cuts = 0;
     for (let round = 0; ; round++) {
-      const killAfter = round < KILLS ? Math.floor(Math.random() * 80) : null;
-      const run = await runWriter({ ...env, SEED: String(seed + round) }, killAfter);
+      // A run stores about 200 batches: the first kill always lands mid-run, later ones may
+      // land during the draw or after the end.
+      const kill = round < KILLS ? { acks: 1 + Math.floor(Math.random() * 40), ms: Math.floor(Math.random() * 20) } : null;
+      const run = await runWriter({ ...env, SEED: String(seed + round) }, kill);
       // Acknowledged before the kill ⇒ recovered after it.
       for (const line of run.lines.filter((l) => l.startsWith('state '))) {
         const [, a, next] = line.split(' ').map(Number);

@@ -1,20 +1,17 @@
 /**
  * Bundles each entry point that `tsc` compiled into one minified file in place, so that a
  * process start reads and compiles one file instead of ~400 modules (see docs/benchmarks.md).
- * The client, started once per agency, goes further: its program (client/cli.ts) becomes a
- * CommonJS bundle with a V8 code cache beside it (shared/util/cached-script.ts), and
- * dist/client/main.js a stub that runs it. The compiled tree stays as it is for tests; only
- * the entry files (and the client's bundle and cache) are written.
+ * The client (started once per agency) and the server go further: each program (client/cli.ts,
+ * server/cli.ts) becomes a CommonJS bundle with a V8 code cache beside it
+ * (shared/util/cached-script.ts), and its main.js a stub that runs it. The compiled tree stays
+ * as it is for tests; only the entry files (and the programs' bundles and caches) are written.
  */
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type BuildOptions, build } from 'esbuild';
 import { writeBundleCache } from '../shared/util/cached-script.js';
 
-const ENTRIES = ['dist/server/main.js', 'dist/server/pool/worker.js', 'dist/tools/healthcheck.js'];
-const CLIENT_PROGRAM = 'dist/client/cli.js';
-const CLIENT_BUNDLE = 'dist/client/cli.cjs';
-const CLIENT_MAIN = 'dist/client/main.js';
+const ENTRIES = ['dist/server/pool/worker.js', 'dist/tools/healthcheck.js'];
 
 // CommonJS dependencies (pino, piscina) call require() on Node built-ins inside an ESM bundle.
 const banner = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
@@ -50,15 +47,32 @@ for (const entry of ENTRIES.filter((e) => existsSync(e))) {
   await emit({ entryPoints: [entry], outfile: entry, allowOverwrite: true, format: 'esm', banner: { js: banner }, external: ['piscina'] });
 }
 
-if (existsSync(CLIENT_PROGRAM)) {
-  await emit({ entryPoints: [CLIENT_PROGRAM], outfile: CLIENT_BUNDLE, format: 'cjs' });
+/**
+ * `dir`/cli.js becomes `dir`/cli.cjs with its code cache, and `dir`/main.js the stub that
+ * runs its exported main(). `warmUp` names an export run after the module initialisation at
+ * build time, so that what it compiles is in the cache too.
+ */
+async function cachedProgram(dir: string, warmUp: string | null): Promise<void> {
+  const program = `${dir}/cli.js`;
+  if (!existsSync(program)) return;
+  const bundle = `${dir}/cli.cjs`;
+  // import.meta.url, which a CommonJS bundle lacks: the bundle's own URL (bet-pool.ts finds the worker by it).
+  await emit({
+    entryPoints: [program],
+    outfile: bundle,
+    format: 'cjs',
+    external: ['piscina'],
+    define: { 'import.meta.url': '__bundleUrl' },
+    banner: { js: "var __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  });
   // The cache matches the bundle's bytes: written after it, before the stub that reads both.
-  writeBundleCache(resolve(CLIENT_BUNDLE), (program) => {
+  writeBundleCache(resolve(bundle), (exports) => {
+    if (warmUp === null) return;
     // A warm-up that fails (an odd local client/config.yaml, say) only makes the cache smaller.
     try {
-      (program.warmUp as () => void)();
+      (exports[warmUp] as () => void)();
     } catch (err) {
-      process.stderr.write(`bundle: the client's warm-up failed (${(err as Error).message}); its code cache covers less\n`);
+      process.stderr.write(`bundle: ${program}'s warm-up failed (${(err as Error).message}); its code cache covers less\n`);
     }
   });
   await emit({
@@ -69,12 +83,15 @@ if (existsSync(CLIENT_PROGRAM)) {
         "const program = loadBundle(fileURLToPath(new URL('./cli.cjs', import.meta.url)));",
         'await program.exports.main();',
       ].join('\n'),
-      resolveDir: resolve('dist/client'),
+      resolveDir: resolve(dir),
       sourcefile: 'main.js',
     },
-    outfile: CLIENT_MAIN,
+    outfile: `${dir}/main.js`,
     allowOverwrite: true,
     format: 'esm',
     sourcemap: false,
   });
 }
+
+await cachedProgram('dist/client', 'warmUp');
+await cachedProgram('dist/server', null);

@@ -4,8 +4,9 @@
  * refuses to wait on its lock, which is safe because nothing else holds it.
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { deferred, type Deferred } from '../../shared/util/async.js';
 import { createWorkerTasks, type WorkerTasks } from './worker-tasks.js';
 import type { DrawResult, StoreBatchResult, StoreBatchesResult, StoreBatchesTask, WorkerInit } from './tasks.js';
@@ -44,7 +45,7 @@ const WORKER_YOUNG_GEN_MB = 8;
 
 /**
  * Under vitest the sources are .ts: workers then load them through tsx. Once bundled
- * (tools/bundle.ts), this code lives in dist/server/main.js and the worker in ./pool/.
+ * (tools/bundle.ts), this code lives in dist/server/cli.cjs and the worker in ./pool/.
  */
 function workerFile(): { filename: string; execArgv: string[] } {
   const here = import.meta.url;
@@ -80,7 +81,9 @@ export class BetPool {
       return;
     }
     this.#inline = null;
-    this.#piscina = new Piscina<Task, TaskResult>({
+    // Loaded only for a pool: piscina's modules cost an inline server's start-up for nothing.
+    const { Piscina: Pool } = createRequire(import.meta.url)('piscina') as typeof import('piscina');
+    this.#piscina = new Pool<Task, TaskResult>({
       ...workerFile(),
       minThreads: opts.workers,
       maxThreads: opts.workers,

@@ -3,7 +3,6 @@
  * (SERVER_WORKERS=0, kept for benchmarks). Results are returned, and only DEBUG per-bet
  * lines are logged here (synchronously, so none is lost).
  */
-import { hasWon } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { MIN_ENCODED_BET, decodeBets } from '../../shared/protocol/bet-codec.js';
 import { ProtectedNotificationCounter } from '../sync/notification-counter.js';
@@ -135,18 +134,7 @@ function logStored(log: Logger, src: Buffer, task: StoreBatchesTask): void {
 
 async function draw(storage: ProtectedStorage, counter: ProtectedNotificationCounter): Promise<DrawResult> {
   if (!counter.allFinished) throw new DrawTooEarlyError(counter.finished, counter.expected);
-  const winners = new Map<number, string[]>();
-  let scanned = 0;
-  for await (const bets of storage.loadBetChunks()) {
-    scanned += bets.length;
-    for (const bet of bets) {
-      if (!hasWon(bet)) continue;
-      const list = winners.get(bet.agency);
-      if (list === undefined) winners.set(bet.agency, [bet.document]);
-      else list.push(bet.document);
-    }
-  }
-  const result = { winners: [...winners], scanned };
-  storage.recordDraw(result.winners, scanned);
+  const result = await storage.scanWinners();
+  storage.recordDraw(result.winners, result.scanned);
   return result;
 }

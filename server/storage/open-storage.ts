@@ -7,7 +7,6 @@ import { LogFormat, type Logger } from '../../shared/logging/logger.js';
 import { StorageKind, type ServerConfig } from '../config.js';
 import type { StorageBackend } from './backend.js';
 import { FileBackend } from './file-backend.js';
-import { PostgresBackend } from './postgres/postgres-backend.js';
 
 export interface StorageHooks {
   /** Hears how long each group commit's flushes took (file backend, SERVER_FSYNC on). */
@@ -22,6 +21,9 @@ export interface StorageHooks {
 export async function openStorage(config: ServerConfig, log: Logger, hooks: StorageHooks = {}): Promise<StorageBackend> {
   if (config.storage === StorageKind.POSTGRES) {
     if (config.database === null) throw new Error('SERVER_STORAGE is postgres but no SERVER_DATABASE_URL was read');
+    // Loaded only here: pg (and the fetch implementation its start-up probes) would otherwise
+    // load in every file-backed server before it listens.
+    const { PostgresBackend } = await import('./postgres/postgres-backend.js');
     return PostgresBackend.open({ url: config.database.connectionString, agencies: config.agencies, serverId: config.serverId, log });
   }
   return FileBackend.open({

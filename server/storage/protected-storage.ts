@@ -16,6 +16,7 @@ import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, ty
 import { AgencyProgress } from '../sync/agency-progress.js';
 import { LockBusyError, RWLock } from '../sync/rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
+import { scanWinners, type WinnersScan } from './winners-scan.js';
 
 /** What a worker needs to attach to the storage: plain data, sent through workerData. */
 export interface StorageHandle {
@@ -182,6 +183,17 @@ export class ProtectedStorage {
     else if (!this.#lock.tryAcquireRead()) throw new LockBusyError('read');
     try {
       yield* loadBetChunks(this.#handle.path);
+    } finally {
+      this.#lock.releaseRead();
+    }
+  }
+
+  /** The draw's scan of the stored bets (winners-scan.ts), under the read lock. */
+  async scanWinners(): Promise<WinnersScan> {
+    if (this.#block) this.#lock.acquireRead();
+    else if (!this.#lock.tryAcquireRead()) throw new LockBusyError('read');
+    try {
+      return await scanWinners(this.#handle.path);
     } finally {
       this.#lock.releaseRead();
     }

@@ -53,9 +53,11 @@ export async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () =
 }
 
 export interface BackoffOptions {
-  /** First delay; it doubles after each failure up to `maxMs`. */
+  /** First delay; it grows by `factor` after each failure up to `maxMs`. */
   readonly initialMs: number;
   readonly maxMs: number;
+  /** Growth of the delay per failure (default 2: doubling). */
+  readonly factor?: number;
   /** Total budget from the first attempt; past it the last error is thrown. */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
@@ -85,7 +87,7 @@ export async function retryWithBackoff<T>(attempt: (n: number, msLeft: number) =
       const wait = Math.min(Math.max(delay, opts.hintMs?.(error) ?? 0), left);
       opts.onRetry?.(error, n, wait);
       await sleep(wait, undefined, { signal: opts.signal });
-      delay = Math.min(delay * 2, opts.maxMs);
+      delay = Math.min(Math.round(delay * (opts.factor ?? 2)), opts.maxMs);
     }
   }
 }

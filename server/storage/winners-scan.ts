@@ -1,0 +1,95 @@
+/**
+ * The draw's scan of the bets file: what `load_bets` + `has_won` over every row finds (the
+ * winners, agency by agency in file order, and how many bets were scanned), without turning
+ * each row into a bet. A row as store_bets writes it (bets-file.ts) ends in its number, never
+ * quoted nor zero-padded, then CRLF, and no field holds a line break; so only a row that ends
+ * in `,<winning number>` can win, and rows are counted by their line ends. Each such row is
+ * parsed whole, as load_bets parses it: a corrupt one stops the draw with CorruptRowError,
+ * like load_bets. test/winners-scan.test.ts checks it against load_bets + has_won.
+ */
+import { open } from 'node:fs/promises';
+import { WINNING_NUMBER } from '../../shared/domain/bet.js';
+import { CorruptRowError, parseRow } from './bets-file.js';
+import type { Winners } from './winners-file.js';
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+export interface WinnersScan {
+  winners: Winners;
+  scanned: number;
+}
+
+/** The bytes of `,<number>` that end a winning row before its line end. */
+function tailOf(number: number): Buffer {
+  return Buffer.from(`,${number}`, 'latin1');
+}
+
+/** Line ends in b[from, to). */
+function countLines(b: Buffer, from: number, to: number): number {
+  let n = 0;
+  for (let i = b.indexOf(LF, from); i >= 0 && i < to; i = b.indexOf(LF, i + 1)) n++;
+  return n;
+}
+
+/** One winning row: its agency and document, read as load_bets reads the row. */
+function winnerOf(path: string, line: number, text: string): { agency: number; document: string } {
+  let fields: string[];
+  try {
+    fields = parseRow(text);
+  } catch (err) {
+    throw new CorruptRowError(path, line, (err as Error).message);
+  }
+  if (fields.length !== 6) throw new CorruptRowError(path, line, `expected 6 fields, found ${fields.length}`);
+  return { agency: Number(fields[0]), document: fields[3]! };
+}
+
+export interface ScanOptions {
+  /** The winning number (default: the lottery's). */
+  number?: number;
+  /** Bytes per read, and the longest row allowed: 1 MiB (a stream of 64 KiB chunks cost several times as much CPU). */
+  readBytes?: number;
+}
+
+export async function scanWinners(path: string, opts: ScanOptions = {}): Promise<WinnersScan> {
+  const tail = tailOf(opts.number ?? WINNING_NUMBER);
+  const byAgency = new Map<number, string[]>();
+  const buf = Buffer.allocUnsafe(opts.readBytes ?? 1 << 20);
+  /** Lines before buf[0]. */
+  let lines = 0;
+  /** Bytes of an unfinished line carried to buf[0, have). */
+  let have = 0;
+  const file = await open(path, 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await file.read(buf, have, buf.length - have, null);
+      if (bytesRead === 0) break;
+      const b = buf.subarray(0, have + bytesRead);
+      const whole = b.lastIndexOf(LF) + 1;
+      if (whole === 0 && b.length === buf.length)
+        throw new CorruptRowError(path, lines + 1, `no line end in ${buf.length} bytes: this is not a bets file as store_bets writes it`);
+      // Line ends counted in b up to `seen`.
+      let seen = 0;
+      let before = 0;
+      for (let t = b.indexOf(tail); t >= 0 && t < whole; t = b.indexOf(tail, t + 1)) {
+        const after = t + tail.length;
+        const end = b[after] === LF ? after : b[after] === CR && b[after + 1] === LF ? after : -1;
+        if (end < 0) continue;
+        const start = b.lastIndexOf(LF, t) + 1;
+        before += countLines(b, seen, start);
+        seen = start;
+        const { agency, document } = winnerOf(path, lines + before + 1, b.toString('utf8', start, end));
+        const list = byAgency.get(agency);
+        if (list === undefined) byAgency.set(agency, [document]);
+        else list.push(document);
+      }
+      lines += before + countLines(b, seen, whole);
+      b.copyWithin(0, whole);
+      have = b.length - whole;
+    }
+  } finally {
+    await file.close();
+  }
+  if (have > 0) throw new CorruptRowError(path, lines + 1, 'last row is incomplete (no line end): the file was cut mid-write');
+  return { winners: [...byAgency], scanned: lines };
+}
