@@ -1,7 +1,8 @@
 /**
  * The code cache of the client's bundle (shared/util/cached-script.ts): V8 takes a cache
  * written for the same bundle, and a missing or stale one only costs the compile. Then the
- * built client itself: dist/client/main.js runs dist/client/cli.cjs with its cache.
+ * built programs themselves: dist/client/main.js and dist/server/main.js run their cli.cjs
+ * with its cache.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -134,5 +135,26 @@ describe('the built client', () => {
     expect(status).toBe(2);
     expect(stdout.trim().split('\n')).toHaveLength(1);
     expect(stdout).toMatch(/ERROR action: config \| result: fail \| error: CLI_ID - "abc" is not an integer/);
+  });
+});
+
+describe('the built server', () => {
+  it('takes the cache that the build wrote for its bundle, loading neither pg (nor the fetch API it probes) nor piscina at start', () => {
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};
+         import { createRequire } from 'node:module';
+         const p = loadBundle(${JSON.stringify(join(ROOT, 'dist/server/cli.cjs'))});
+         const loaded = Object.keys(createRequire(import.meta.url).cache).filter((f) => /node_modules[/](pg|piscina)[/]/.test(f));
+         // pg is inside the bundle: its start-up probe of the fetch API would load Node's undici.
+         if (process.moduleLoadList.some((m) => m.includes('undici'))) loaded.push('undici');
+         process.stdout.write(JSON.stringify({ cacheUsed: p.cacheUsed, exports: Object.keys(p.exports), loaded }));`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(JSON.parse(out)).toEqual({ cacheUsed: true, exports: ['main'], loaded: [] });
   });
 });
