@@ -6,10 +6,11 @@
  * (shared/util/cached-script.ts), and its main.js a stub that runs it. The compiled tree stays
  * as it is for tests; only the entry files (and the programs' bundles and caches) are written.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type BuildOptions, build } from 'esbuild';
-import { writeBundleCache } from '../shared/util/cached-script.js';
+import { CLIENT_NODE_FLAGS } from './lib/processes.js';
 
 const ENTRIES = ['dist/server/pool/worker.js', 'dist/tools/healthcheck.js'];
 
@@ -50,9 +51,10 @@ for (const entry of ENTRIES.filter((e) => existsSync(e))) {
 /**
  * `dir`/cli.js becomes `dir`/cli.cjs with its code cache, and `dir`/main.js the stub that
  * runs its exported main(). `warmUp` names an export run after the module initialisation at
- * build time, so that what it compiles is in the cache too.
+ * build time, so that what it compiles is in the cache too; `flags` are the Node flags the
+ * program runs with (the cache is taken only under them).
  */
-async function cachedProgram(dir: string, warmUp: string | null): Promise<void> {
+async function cachedProgram(dir: string, warmUp: string | null, flags: readonly string[]): Promise<void> {
   const program = `${dir}/cli.js`;
   if (!existsSync(program)) return;
   const bundle = `${dir}/cli.cjs`;
@@ -65,15 +67,10 @@ async function cachedProgram(dir: string, warmUp: string | null): Promise<void> 
     define: { 'import.meta.url': '__bundleUrl' },
     banner: { js: "var __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   });
-  // The cache matches the bundle's bytes: written after it, before the stub that reads both.
-  writeBundleCache(resolve(bundle), (exports) => {
-    if (warmUp === null) return;
-    // A warm-up that fails (an odd local client/config.yaml, say) only makes the cache smaller.
-    try {
-      (exports[warmUp] as () => void)();
-    } catch (err) {
-      process.stderr.write(`bundle: ${program}'s warm-up failed (${(err as Error).message}); its code cache covers less\n`);
-    }
+  // The cache matches the bundle's bytes: written after it, before the stub that reads both,
+  // by a process with the program's own Node flags (tools/write-cache.ts).
+  execFileSync(process.execPath, [...flags, 'dist/tools/write-cache.js', resolve(bundle), ...(warmUp === null ? [] : [warmUp])], {
+    stdio: 'inherit',
   });
   await emit({
     stdin: {
@@ -93,5 +90,5 @@ async function cachedProgram(dir: string, warmUp: string | null): Promise<void> 
   });
 }
 
-await cachedProgram('dist/client', 'warmUp');
-await cachedProgram('dist/server', null);
+await cachedProgram('dist/client', 'warmUp', CLIENT_NODE_FLAGS);
+await cachedProgram('dist/server', null, []);
