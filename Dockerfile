@@ -40,9 +40,8 @@ FROM runtime AS client
 # Reads /app/client/config.yaml (mounted by compose) and CLI_* variables. No
 # --enable-source-maps here: it makes the client skip its code cache and parse a ~1 MB map,
 # which doubles its start-up (docs/benchmarks.md); add it when a stack trace needs .ts lines.
-# --no-concurrent-recompilation --max-semi-space-size=4: CLIENT_NODE_FLAGS in
-# tools/lib/processes.ts says why.
-CMD ["node", "--no-concurrent-recompilation", "--max-semi-space-size=4", "dist/client/main.js"]
+# --no-concurrent-recompilation: CLIENT_NODE_FLAGS in tools/lib/processes.ts says why.
+CMD ["node", "--no-concurrent-recompilation", "dist/client/main.js"]
 
 FROM runtime AS server
 # Reads /app/server/config.ini (mounted by compose) and SERVER_* variables.

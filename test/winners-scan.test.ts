@@ -83,6 +83,16 @@ describe('scanWinners', () => {
     for (const readBytes of [1024, 1031, 4096, 1 << 20]) expect(await scanWinners(path, { readBytes })).toEqual(expected);
   });
 
+  it('skips empty lines as load_bets does, and still counts them in line numbers', async () => {
+    const path = tmp();
+    const row = (doc: number, number: number): string => `1,Ana,Paz,${doc},1990-01-02,${number}\r\n`;
+    await writeFile(path, `\r\n${row(1, WINNING_NUMBER)}\n\n${row(2, 1)}\r\n${row(3, WINNING_NUMBER)}`);
+    expect(await scanWinners(path, { readBytes: 256 })).toEqual(await courseDraw(path));
+    expect(await scanWinners(path)).toEqual({ winners: [[1, ['1', '3']]], scanned: 3 });
+    await writeFile(path, `\n\r\n${row(1, 1)}\n1,"Ana,Paz,2,1990-01-02,${WINNING_NUMBER}\r\n`);
+    await expect(scanWinners(path)).rejects.toThrow(`${path}:5: unterminated quoted field`);
+  });
+
   it('counts an empty file as no bets', async () => {
     const path = tmp();
     await writeFile(path, '');

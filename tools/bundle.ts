@@ -65,7 +65,8 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
     format: 'cjs',
     external: ['piscina'],
     define: { 'import.meta.url': '__bundleUrl' },
-    banner: { js: "var __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+    // The directive first: a banner before esbuild's own "use strict" would leave the bundle sloppy.
+    banner: { js: "'use strict';\nvar __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   });
   // The cache matches the bundle's bytes: written after it, before the stub that reads both,
   // by a process with the program's own Node flags (tools/write-cache.ts).

@@ -3,7 +3,8 @@
  * winners, agency by agency in file order, and how many bets were scanned), without turning
  * each row into a bet. A row as store_bets writes it (bets-file.ts) ends in its number, never
  * quoted nor zero-padded, then CRLF, and no field holds a line break; so only a row that ends
- * in `,<winning number>` can win, and rows are counted by their line ends. Each such row is
+ * in `,<winning number>` can win, and rows are counted by their line ends (empty lines, which
+ * load_bets skips, are not rows). Each such row is
  * parsed whole, as load_bets parses it: a corrupt one stops the draw with CorruptRowError,
  * like load_bets. test/winners-scan.test.ts checks it against load_bets + has_won.
  */
@@ -25,11 +26,17 @@ function tailOf(number: number): Buffer {
   return Buffer.from(`,${number}`, 'latin1');
 }
 
-/** Line ends in b[from, to). */
-function countLines(b: Buffer, from: number, to: number): number {
-  let n = 0;
-  for (let i = b.indexOf(LF, from); i >= 0 && i < to; i = b.indexOf(LF, i + 1)) n++;
-  return n;
+/** Line ends in b[from, to), `from` a line start; `rows`: the lines that hold a row (load_bets skips empty ones). */
+function countLines(b: Buffer, from: number, to: number): { lines: number; rows: number } {
+  let lines = 0;
+  let rows = 0;
+  let start = from;
+  for (let i = b.indexOf(LF, from); i >= 0 && i < to; i = b.indexOf(LF, i + 1)) {
+    lines++;
+    if ((b[i - 1] === CR ? i - 1 : i) > start) rows++;
+    start = i + 1;
+  }
+  return { lines, rows };
 }
 
 /** One winning row: its agency and document, read as load_bets reads the row. */
@@ -55,8 +62,9 @@ export async function scanWinners(path: string, opts: ScanOptions = {}): Promise
   const tail = tailOf(opts.number ?? WINNING_NUMBER);
   const byAgency = new Map<number, string[]>();
   const buf = Buffer.allocUnsafe(opts.readBytes ?? 1 << 20);
-  /** Lines before buf[0]. */
+  /** Lines before buf[0], and the rows among them. */
   let lines = 0;
+  let rows = 0;
   /** Bytes of an unfinished line carried to buf[0, have). */
   let have = 0;
   const file = await open(path, 'r');
@@ -68,22 +76,27 @@ export async function scanWinners(path: string, opts: ScanOptions = {}): Promise
       const whole = b.lastIndexOf(LF) + 1;
       if (whole === 0 && b.length === buf.length)
         throw new CorruptRowError(path, lines + 1, `no line end in ${buf.length} bytes: this is not a bets file as store_bets writes it`);
-      // Line ends counted in b up to `seen`.
+      // Line ends (and rows) counted in b up to `seen`.
       let seen = 0;
       let before = 0;
+      let rowsBefore = 0;
       for (let t = b.indexOf(tail); t >= 0 && t < whole; t = b.indexOf(tail, t + 1)) {
         const after = t + tail.length;
         const end = b[after] === LF ? after : b[after] === CR && b[after + 1] === LF ? after : -1;
         if (end < 0) continue;
         const start = b.lastIndexOf(LF, t) + 1;
-        before += countLines(b, seen, start);
+        const counted = countLines(b, seen, start);
+        before += counted.lines;
+        rowsBefore += counted.rows;
         seen = start;
         const { agency, document } = winnerOf(path, lines + before + 1, b.toString('utf8', start, end));
         const list = byAgency.get(agency);
         if (list === undefined) byAgency.set(agency, [document]);
         else list.push(document);
       }
-      lines += before + countLines(b, seen, whole);
+      const rest = countLines(b, seen, whole);
+      lines += before + rest.lines;
+      rows += rowsBefore + rest.rows;
       b.copyWithin(0, whole);
       have = b.length - whole;
     }
@@ -91,5 +104,5 @@ export async function scanWinners(path: string, opts: ScanOptions = {}): Promise
     await file.close();
   }
   if (have > 0) throw new CorruptRowError(path, lines + 1, 'last row is incomplete (no line end): the file was cut mid-write');
-  return { winners: [...byAgency], scanned: lines };
+  return { winners: [...byAgency], scanned: rows };
 }

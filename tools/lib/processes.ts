@@ -11,17 +11,14 @@ import { withDeadline } from '../../shared/util/async.js';
 
 /**
  * Node flags of the agency client, wherever it is started (the tests, run-local, the bench;
- * the Dockerfile's CMD and package.json's `client` script repeat them), both measured in
- * docs/benchmarks.md:
- * - `--no-concurrent-recompilation`: with the optimising compiler on a background thread, a
- *   client on a machine whose cores are all busy keeps its row loop in the interpreter until
- *   that thread gets a core; compiling on the main thread costs less CPU in all.
- * - `--max-semi-space-size=4` (MiB): a client that reads fast grew V8's young generation to
- *   its 16 MiB default and kept it, ~100 MB of RSS for a 5M-bet file where ~12 MB are live;
- *   capped, it stays near 70 MB for the same CPU.
- * The code cache of the bundle stays valid under both (test/cached-script.test.ts).
+ * the Dockerfile's CMD and package.json's `client` script repeat them). With the optimising
+ * compiler on a background thread, a client on a machine whose cores are all busy keeps its
+ * row loop in the interpreter until that thread gets a core; compiling on the main thread
+ * costs less CPU in all (docs/benchmarks.md). V8 leaves this flag out of the check of its
+ * code caches, Node's own and the bundle's; a flag it counts there (such as a heap size)
+ * would make every start compile Node's built-in modules from source.
  */
-export const CLIENT_NODE_FLAGS: readonly string[] = ['--no-concurrent-recompilation', '--max-semi-space-size=4'];
+export const CLIENT_NODE_FLAGS: readonly string[] = ['--no-concurrent-recompilation'];
 
 /** Epoch milliseconds with sub-millisecond precision; comparable with pino's `time` field. */
 export const now = (): number => performance.timeOrigin + performance.now();
