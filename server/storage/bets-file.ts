@@ -177,7 +177,8 @@ export async function* loadBets(path: string = DEFAULT_STORAGE_PATH): AsyncGener
   for await (const chunk of loadBetChunks(path)) yield* chunk;
 }
 
-function toBet(path: string, lineNo: number, line: string): Bet | CorruptRowError {
+/** One stored row (without its line end) as load_bets reads it, or what is wrong with it. */
+export function toBet(path: string, lineNo: number, line: string): Bet | CorruptRowError {
   let bet: Bet | string;
   try {
     bet = rowToBet(parseRow(line));

@@ -14,7 +14,7 @@ import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
 import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
 import { AgencyProgress } from '../sync/agency-progress.js';
-import { LockBusyError, RWLock } from '../sync/rw-lock.js';
+import { RWLock } from '../sync/rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
 import { scanWinners, type WinnersScan } from './winners-scan.js';
 
@@ -179,8 +179,7 @@ export class ProtectedStorage {
    * append can land mid-scan.
    */
   async *loadBetChunks(): AsyncGenerator<Bet[]> {
-    if (this.#block) this.#lock.acquireRead();
-    else if (!this.#lock.tryAcquireRead()) throw new LockBusyError('read');
+    this.#lock.enterRead(this.#block);
     try {
       yield* loadBetChunks(this.#handle.path);
     } finally {
@@ -190,8 +189,7 @@ export class ProtectedStorage {
 
   /** The draw's scan of the stored bets (winners-scan.ts), under the read lock. */
   async scanWinners(): Promise<WinnersScan> {
-    if (this.#block) this.#lock.acquireRead();
-    else if (!this.#lock.tryAcquireRead()) throw new LockBusyError('read');
+    this.#lock.enterRead(this.#block);
     try {
       return await scanWinners(this.#handle.path);
     } finally {

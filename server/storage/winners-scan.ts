@@ -10,7 +10,7 @@
  */
 import { open } from 'node:fs/promises';
 import { WINNING_NUMBER } from '../../shared/domain/bet.js';
-import { CorruptRowError, parseRow } from './bets-file.js';
+import { CorruptRowError, toBet } from './bets-file.js';
 import type { Winners } from './winners-file.js';
 
 const LF = 0x0a;
@@ -37,18 +37,6 @@ function countLines(b: Buffer, from: number, to: number): { lines: number; rows:
     start = i + 1;
   }
   return { lines, rows };
-}
-
-/** One winning row: its agency and document, read as load_bets reads the row. */
-function winnerOf(path: string, line: number, text: string): { agency: number; document: string } {
-  let fields: string[];
-  try {
-    fields = parseRow(text);
-  } catch (err) {
-    throw new CorruptRowError(path, line, (err as Error).message);
-  }
-  if (fields.length !== 6) throw new CorruptRowError(path, line, `expected 6 fields, found ${fields.length}`);
-  return { agency: Number(fields[0]), document: fields[3]! };
 }
 
 export interface ScanOptions {
@@ -89,10 +77,11 @@ export async function scanWinners(path: string, opts: ScanOptions = {}): Promise
         before += counted.lines;
         rowsBefore += counted.rows;
         seen = start;
-        const { agency, document } = winnerOf(path, lines + before + 1, b.toString('utf8', start, end));
-        const list = byAgency.get(agency);
-        if (list === undefined) byAgency.set(agency, [document]);
-        else list.push(document);
+        const bet = toBet(path, lines + before + 1, b.toString('utf8', start, end));
+        if (bet instanceof CorruptRowError) throw bet;
+        const list = byAgency.get(bet.agency);
+        if (list === undefined) byAgency.set(bet.agency, [bet.document]);
+        else list.push(bet.document);
       }
       const rest = countLines(b, seen, whole);
       lines += before + rest.lines;

@@ -82,6 +82,16 @@ export class RWLock {
   }
 
   /** Runs `fn` holding the write lock; `block` false refuses to wait (main thread). */
+  /**
+   * Takes a read lock: waits for it when `block`, else throws LockBusyError if a writer holds
+   * or awaits it. The caller releases it (releaseRead), also across awaits, which withWrite's
+   * synchronous `fn` cannot span.
+   */
+  enterRead(block: boolean): void {
+    if (block) this.acquireRead();
+    else if (!this.tryAcquireRead()) throw new LockBusyError('read');
+  }
+
   withWrite<T>(fn: () => T, block: boolean): T {
     if (block) this.acquireWrite();
     else if (!this.tryAcquireWrite()) throw new LockBusyError('write');
