@@ -1,16 +1,15 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptRowError, betToRow, loadBets, parseRow, storeBets } from '../server/storage/bets-file.js';
 import type { Bet } from '../shared/domain/bet.js';
+import { ROOT, makeTempDir, removeDir } from './helpers/processes.js';
 
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TZ_CHILD = fileURLToPath(new URL('./fixtures/tz-roundtrip.ts', import.meta.url));
 
 const TRICKY: Bet[] = [
@@ -36,10 +35,10 @@ let n = 0;
 const tmp = (): string => join(dir, `bets-${++n}.csv`);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bets-file-'));
+  dir = await makeTempDir('bets-file');
 });
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await removeDir(dir);
 });
 
 async function loadAll(path: string): Promise<Bet[]> {

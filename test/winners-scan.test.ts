@@ -1,21 +1,21 @@
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptRowError, betsToRows, loadBets } from '../server/storage/bets-file.js';
 import { scanWinners, type WinnersScan } from '../server/storage/winners-scan.js';
 import { WINNING_NUMBER, hasWon, type Bet } from '../shared/domain/bet.js';
+import { makeTempDir, removeDir } from './helpers/processes.js';
 
 let dir: string;
 let n = 0;
 const tmp = (): string => join(dir, `bets-${++n}.csv`);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'winners-scan-'));
+  dir = await makeTempDir('winners-scan');
 });
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await removeDir(dir);
 });
 
 /** The course's draw: load_bets + has_won over every row. */
