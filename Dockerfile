@@ -41,7 +41,7 @@ FROM runtime AS client
 # --enable-source-maps here: it makes the client skip its code cache and parse a ~1 MB map,
 # which doubles its start-up (docs/benchmarks.md); add it when a stack trace needs .ts lines.
 # --no-concurrent-recompilation: CLIENT_NODE_FLAGS in tools/lib/processes.ts says why.
-CMD ["node", "--no-concurrent-recompilation", "dist/client/main.js"]
+CMD ["node", "--no-concurrent-recompilation", "dist/client/main.cjs"]
 
 FROM runtime AS server
 # Reads /app/server/config.ini (mounted by compose) and SERVER_* variables.
@@ -49,4 +49,4 @@ ENV SERVER_STORAGE_PATH=/var/lib/loteria/bets.csv
 EXPOSE 12345
 HEALTHCHECK --interval=2s --timeout=3s --start-period=10s --retries=5 \
   CMD ["node", "dist/tools/healthcheck.js"]
-CMD ["node", "--enable-source-maps", "dist/server/main.js"]
+CMD ["node", "--enable-source-maps", "dist/server/main.cjs"]

@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Builds dist/ once: the process tests run `node dist/server/main.js` and `node dist/client/main.js`.
+    // Builds dist/ once: the process tests run `node dist/server/main.cjs` and `node dist/client/main.cjs`.
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     // Process tests start a server, its worker threads and up to five clients; on a 2-core

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { courseData, uniformData, type DataSet } from './data.js';
 import { runFloor } from './floor.js';
+import { entryPoint } from './procs.js';
 import { ClientKind, LogFormat, runOnce, type RunResult } from './run.js';
 import { spread } from './stats.js';
 
@@ -18,7 +19,7 @@ const { values: args } = parseArgs({
   options: { before: { type: 'string' }, only: { type: 'string' }, repeats: { type: 'string' }, out: { type: 'string' } },
   strict: true,
 });
-if (args.before === undefined || !existsSync(join(args.before, 'dist/client/main.js'))) {
+if (args.before === undefined || !existsSync(join(args.before, entryPoint(args.before, 'client')))) {
   process.stderr.write(
     'usage: node dist/bench/compare.js --before DIR [--only course,scale,big] [--repeats N] [--out FILE]; DIR needs a built dist/\n',
   );

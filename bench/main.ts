@@ -55,7 +55,7 @@ if (args.help === true) {
   process.exit(0);
 }
 const repoRoot = process.cwd();
-if (!existsSync(join(repoRoot, 'dist/server/main.js')) || !existsSync(join(repoRoot, 'dist/bench/load-client.js'))) {
+if (!existsSync(join(repoRoot, 'dist/server/main.cjs')) || !existsSync(join(repoRoot, 'dist/bench/load-client.js'))) {
   process.stderr.write('bench: dist/ is missing or stale; run `npx tsc -p .` from the repo root first\n');
   process.exit(2);
 }
@@ -273,15 +273,15 @@ function compactJson(value: unknown): string {
 
 /** Modification times of the entry points: a rebuild mid-run (a test run's global setup) changes them. */
 function distStamp(): string {
-  return ['dist/server/cli.cjs', 'dist/server/pool/worker.js', 'dist/client/cli.cjs']
+  return ['dist/server/cli.cjs', 'dist/server/pool/worker.cjs', 'dist/client/cli.cjs']
     .map((f) => (existsSync(join(repoRoot, f)) ? statSync(join(repoRoot, f)).mtimeMs : 0))
     .join(',');
 }
 
 /** Whether dist/ holds tools/bundle.ts's one-file entry points or tsc's module tree. */
 function entryKind(): string {
-  const text = readFileSync(join(repoRoot, 'dist/server/main.js'), 'utf8');
-  return /from ['"]\.\/(server|cli)\.js['"]/.test(text) ? 'tsc output (unbundled)' : 'bundled (tools/bundle.ts)';
+  const text = readFileSync(join(repoRoot, 'dist/server/main.cjs'), 'utf8');
+  return /import\(['"]\.\/cli\.js['"]\)/.test(text) ? 'tsc output (unbundled)' : 'bundled (tools/bundle.ts)';
 }
 
 function git(argv: string[]): string {

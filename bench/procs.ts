@@ -5,11 +5,20 @@
  * epoch milliseconds, so they compare with the `time` field of pino's JSON lines.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeProcess, killAllOnExit, now } from '../tools/lib/processes.js';
 
 export { now };
+
+/**
+ * A program's entry point in a built tree (`repoRoot` relative): dist/{client,server}/main.cjs,
+ * or main.js in a tree built before the entry points became CommonJS (bench/compare.ts's --before).
+ */
+export function entryPoint(repoRoot: string, program: 'client' | 'server'): string {
+  const cjs = `dist/${program}/main.cjs`;
+  return existsSync(join(repoRoot, cjs)) ? cjs : `dist/${program}/main.js`;
+}
 /** Clock ticks per second of /proc stat times (USER_HZ; 100 on every Linux we run on). */
 export const CLK_TCK = 100;
 

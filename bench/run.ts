@@ -1,6 +1,6 @@
 /**
- * One measured run of the real server (node dist/server/main.js) on 127.0.0.1 with either
- * the real agency clients (one node dist/client/main.js per agency) or the bench's load
+ * One measured run of the real server (node dist/server/main.cjs) on 127.0.0.1 with either
+ * the real agency clients (one node dist/client/main.cjs per agency) or the bench's load
  * client (every agency in one process, timestamps each batch's acknowledgement).
  * Figures come from wall-clock times taken here, the server's JSON log lines, /proc, and
  * the stored bets.csv. The run's temp dir (logs, bets.csv) is removed afterwards.
@@ -19,7 +19,17 @@ import { Database } from './database.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
 import { freePort } from '../shared/util/net.js';
 import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
-import { cpuDelta, now, readThreadsCpu, reapedChildrenCpuS, spawnChild, stopChild, type Child, type ExitInfo } from './procs.js';
+import {
+  cpuDelta,
+  entryPoint,
+  now,
+  readThreadsCpu,
+  reapedChildrenCpuS,
+  spawnChild,
+  stopChild,
+  type Child,
+  type ExitInfo,
+} from './procs.js';
 import { spread } from './stats.js';
 
 /** CPUs of a pinned run (RunOptions.pinned). */
@@ -193,7 +203,7 @@ async function measure(o: RunOptions, dir: string, db: Database | null): Promise
   const servers = ports.map((_, k) =>
     spawnChild({
       name: k === 0 ? 'server' : `server-${k + 1}`,
-      args: [...(o.serverFlags ?? []), 'dist/server/main.js'],
+      args: [...(o.serverFlags ?? []), entryPoint(o.repoRoot, 'server')],
       env: serverEnv(k),
       cpus: o.pinned === true ? SERVER_CPU : undefined,
       cwd: o.repoRoot,
@@ -209,7 +219,7 @@ async function measure(o: RunOptions, dir: string, db: Database | null): Promise
       clients.push(
         spawnChild({
           name: `client-${f.agency}`,
-          args: [...flags, ...CLIENT_NODE_FLAGS, 'dist/client/main.js'],
+          args: [...flags, ...CLIENT_NODE_FLAGS, entryPoint(o.repoRoot, 'client')],
           cwd: o.repoRoot,
           cpus: o.pinned === true ? CLIENT_CPU : undefined,
           env: {

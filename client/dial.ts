@@ -5,7 +5,10 @@
  */
 import { connect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { lazyBuiltin } from '../shared/util/lazy-builtin.js';
+
+const tls = lazyBuiltin<typeof import('node:tls')>('node:tls');
 
 /**
  * One attempt at a connection; rejects with DialError. `timeoutMs` bounds the attempt.
@@ -46,7 +49,7 @@ export function tcpDialer(host: string, port: number): Dialer {
 export function tlsDialer(host: string, port: number, ca: Buffer): Dialer {
   // SNI takes a DNS name only; an IP host is checked against the certificate's IP SANs.
   const servername = isIP(host) === 0 ? host : undefined;
-  return dialer(`${host}:${port}`, 'secureConnect', () => tlsConnect({ host, port, ca, servername }).setNoDelay(true));
+  return dialer(`${host}:${port}`, 'secureConnect', () => tls().connect({ host, port, ca, servername }).setNoDelay(true));
 }
 
 /**

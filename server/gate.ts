@@ -9,7 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { ServerTls } from '../shared/config/tls-files.js';
 import type { Logger } from '../shared/logging/logger.js';
 import { withRetryHint } from '../shared/net/retry-hint.js';
@@ -18,6 +18,10 @@ import { encodeMessage } from '../shared/protocol/codec.js';
 import { ErrorCode, MessageType } from '../shared/protocol/messages.js';
 import { ConnectionBudget, type BudgetLimits, type Refusal, type Ticket } from './limits/connection-budget.js';
 import { sourceOf } from './limits/source.js';
+import { lazyBuiltin } from '../shared/util/lazy-builtin.js';
+
+/** Loaded only when TLS is configured. */
+const tlsModule = lazyBuiltin<typeof import('node:tls')>('node:tls');
 
 const REFUSAL_LOG_EVERY_MS = 1000;
 
@@ -41,7 +45,7 @@ export class Gate {
 
   constructor(limits: BudgetLimits, tls: ServerTls | null, log: Logger) {
     this.#budget = new ConnectionBudget(limits);
-    this.#secure = tls === null ? null : createSecureContext(tls.options);
+    this.#secure = tls === null ? null : tlsModule().createSecureContext(tls.options);
     this.#log = log;
   }
 
@@ -58,7 +62,7 @@ export class Gate {
       this.#logRefusal(source, admission);
       return null;
     }
-    const stream = this.#secure === null ? socket : new TLSSocket(socket, { isServer: true, secureContext: this.#secure });
+    const stream = this.#secure === null ? socket : new (tlsModule().TLSSocket)(socket, { isServer: true, secureContext: this.#secure });
     if (!admission.ok) {
       this.#refuse(stream, source, admission);
       return null;

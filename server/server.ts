@@ -15,8 +15,8 @@ import type { ServerConfig } from './config.js';
 import { Draw } from './draw.js';
 import type { Services } from './handlers/context.js';
 import { Ingest } from './ingest.js';
-import { MetricsEndpoint } from './metrics/metrics-endpoint.js';
-import { ServerMetrics } from './metrics/server-metrics.js';
+import type { MetricsEndpoint } from './metrics/metrics-endpoint.js';
+import type { ServerMetrics } from './metrics/server-metrics.js';
 import { AgencyRegistry } from './registry.js';
 import { Session } from './session.js';
 import { AgencyAuth } from './auth/agency-auth.js';
@@ -32,15 +32,16 @@ export class LotteryServer {
   readonly #server: Server;
   readonly #gate: Gate;
   readonly #sessions = new Set<Session>();
-  readonly #metrics: ServerMetrics;
+  /** Only with SERVER_METRICS_PORT: prom-client and node:http stay out of the other servers' start. */
+  readonly #metrics: ServerMetrics | null;
   #metricsEndpoint: MetricsEndpoint | null = null;
   #nextSession = 1;
   #closing: Promise<void> | null = null;
 
   /** Opens the storage backend, then builds the server on it (not listening yet); a draw left pending starts now. */
   static async open(config: ServerConfig, log: Logger): Promise<LotteryServer> {
-    const metrics = new ServerMetrics({ process: config.metricsPort !== null });
-    const backend = await openStorage(config, log, { onFsync: (seconds) => metrics.fsyncTook(seconds) });
+    const metrics = config.metricsPort === null ? null : new (await import('./metrics/server-metrics.js')).ServerMetrics({ process: true });
+    const backend = await openStorage(config, log, metrics === null ? {} : { onFsync: (seconds) => metrics.fsyncTook(seconds) });
     let server: LotteryServer;
     try {
       server = new LotteryServer(config, log, backend, metrics);
@@ -57,19 +58,19 @@ export class LotteryServer {
     return server;
   }
 
-  private constructor(config: ServerConfig, log: Logger, backend: StorageBackend, metrics: ServerMetrics) {
+  private constructor(config: ServerConfig, log: Logger, backend: StorageBackend, metrics: ServerMetrics | null) {
     this.#config = config;
     this.#log = log;
     this.#backend = backend;
     this.#metrics = metrics;
     this.#services = {
       ingest: new Ingest(backend),
-      draw: new Draw(backend, log, metrics.timeDraw),
+      draw: metrics === null ? new Draw(backend, log) : new Draw(backend, log, metrics.timeDraw),
       registry: new AgencyRegistry(backend, log),
       auth: new AgencyAuth(config.agencyKeys),
-      metrics,
+      ...(metrics === null ? {} : { metrics }),
     };
-    this.#metrics.watchDraw(this.#services.draw);
+    metrics?.watchDraw(this.#services.draw);
     // Authenticated: every agency, and as many replaced connections still draining, plus a few.
     const maxAuthenticated = config.agencies * 2 + 8;
     this.#gate = new Gate(
@@ -91,7 +92,8 @@ export class LotteryServer {
   async listen(): Promise<AddressInfo> {
     const address = await this.#listen();
     const { metricsHost, metricsPort } = this.#config;
-    if (metricsPort !== null && this.#closing === null) {
+    if (metricsPort !== null && this.#metrics !== null && this.#closing === null) {
+      const { MetricsEndpoint } = await import('./metrics/metrics-endpoint.js');
       const endpoint = await MetricsEndpoint.start(this.#metrics, metricsHost, metricsPort);
       // close() began meanwhile and passed the endpoint's turn: it is closed here instead.
       if (this.#closing !== null) await endpoint.close();

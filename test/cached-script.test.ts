@@ -1,7 +1,7 @@
 /**
  * The code cache of the client's bundle (shared/util/cached-script.ts): V8 takes a cache
  * written for the same bundle, and a missing or stale one only costs the compile. Then the
- * built programs themselves: dist/client/main.js and dist/server/main.js run their cli.cjs
+ * built programs themselves: dist/client/main.cjs and dist/server/main.cjs run their cli.cjs
  * with its cache.
  */
 import { execFileSync } from 'node:child_process';
@@ -127,7 +127,7 @@ describe('the built client', () => {
     let status = 0;
     let stdout = '';
     try {
-      execFileSync(process.execPath, [join(ROOT, 'dist/client/main.js')], {
+      execFileSync(process.execPath, [join(ROOT, 'dist/client/main.cjs')], {
         cwd: ROOT,
         env: { PATH: process.env.PATH, CLI_ID: 'abc' },
         encoding: 'utf8',

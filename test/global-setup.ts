@@ -1,7 +1,7 @@
 /**
  * Builds dist/ once per `vitest run` exactly as `npm run build` does (tsc, then the entry
  * points bundled by tools/bundle.ts), so the process tests exercise the same files a user
- * runs (`node dist/server/main.js`) even on a fresh clone.
+ * runs (`node dist/server/main.cjs`) even on a fresh clone.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

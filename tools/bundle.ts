@@ -3,18 +3,18 @@
  * process start reads and compiles one file instead of ~400 modules (see docs/benchmarks.md).
  * The client (started once per agency) and the server go further: each program (client/cli.ts,
  * server/cli.ts) becomes a CommonJS bundle with a V8 code cache beside it
- * (shared/util/cached-script.ts), and its main.js a stub that runs it. The compiled tree stays
+ * (shared/util/cached-script.ts), and its main.cjs a stub that runs it. The compiled tree stays
  * as it is for tests; only the entry files (and the programs' bundles and caches) are written.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type BuildOptions, build } from 'esbuild';
 import { CLIENT_NODE_FLAGS } from './lib/processes.js';
 
-const ENTRIES = ['dist/server/pool/worker.js', 'dist/tools/healthcheck.js'];
+const ENTRIES = ['dist/tools/healthcheck.js'];
 
-// CommonJS dependencies (pino, piscina) call require() on Node built-ins inside an ESM bundle.
+// CommonJS dependencies call require() on Node built-ins inside an ESM bundle.
 const banner = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
 
 const common: BuildOptions = {
@@ -44,12 +44,25 @@ async function emit(options: BuildOptions): Promise<void> {
 }
 
 for (const entry of ENTRIES.filter((e) => existsSync(e))) {
-  // piscina starts workers from its own files, found through __dirname: keep it a package.
-  await emit({ entryPoints: [entry], outfile: entry, allowOverwrite: true, format: 'esm', banner: { js: banner }, external: ['piscina'] });
+  await emit({ entryPoints: [entry], outfile: entry, allowOverwrite: true, format: 'esm', banner: { js: banner } });
+}
+
+/** import.meta.url, which a CommonJS bundle lacks: the bundle's own URL (bet-pool.ts finds the worker by it). */
+const importMetaUrl: BuildOptions = {
+  define: { 'import.meta.url': '__bundleUrl' },
+  // The directive first: a banner before esbuild's own "use strict" would leave the bundle sloppy.
+  banner: { js: "'use strict';\nvar __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
+
+// The pool's worker, CommonJS: piscina require()s it (an ES module would start Node's ES
+// module loader in every worker); tsc's worker.js stays for the unbundled tree.
+const WORKER = 'dist/server/pool/worker.js';
+if (existsSync(WORKER)) {
+  await emit({ entryPoints: [WORKER], outfile: 'dist/server/pool/worker.cjs', format: 'cjs', external: ['piscina'], ...importMetaUrl });
 }
 
 /**
- * `dir`/cli.js becomes `dir`/cli.cjs with its code cache, and `dir`/main.js the stub that
+ * `dir`/cli.js becomes `dir`/cli.cjs with its code cache, and `dir`/main.cjs the stub that
  * runs its exported main(). `warmUp` names an export run after the module initialisation at
  * build time, so that what it compiles is in the cache too; `flags` are the Node flags the
  * program runs with (the cache is taken only under them).
@@ -58,37 +71,38 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
   const program = `${dir}/cli.js`;
   if (!existsSync(program)) return;
   const bundle = `${dir}/cli.cjs`;
-  // import.meta.url, which a CommonJS bundle lacks: the bundle's own URL (bet-pool.ts finds the worker by it).
   await emit({
     entryPoints: [program],
     outfile: bundle,
     format: 'cjs',
     external: ['piscina'],
-    define: { 'import.meta.url': '__bundleUrl' },
-    // The directive first: a banner before esbuild's own "use strict" would leave the bundle sloppy.
-    banner: { js: "'use strict';\nvar __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+    ...importMetaUrl,
   });
   // The cache matches the bundle's bytes: written after it, before the stub that reads both,
   // by a process with the program's own Node flags (tools/write-cache.ts).
   execFileSync(process.execPath, [...flags, 'dist/tools/write-cache.js', resolve(bundle), ...(warmUp === null ? [] : [warmUp])], {
     stdio: 'inherit',
   });
+  // CommonJS, like the bundle: an ES module entry would start Node's ES module loader too.
   await emit({
     stdin: {
       contents: [
-        "import { fileURLToPath } from 'node:url';",
         "import { loadBundle } from '../shared/util/cached-script.js';",
-        "const program = loadBundle(fileURLToPath(new URL('./cli.cjs', import.meta.url)));",
-        'await program.exports.main();',
+        "const program = loadBundle(require('node:path').join(__dirname, 'cli.cjs'));",
+        'void program.exports.main();',
       ].join('\n'),
       resolveDir: resolve(dir),
-      sourcefile: 'main.js',
+      sourcefile: 'main.cjs',
     },
-    outfile: `${dir}/main.js`,
+    outfile: `${dir}/main.cjs`,
     allowOverwrite: true,
-    format: 'esm',
+    format: 'cjs',
     sourcemap: false,
   });
+  // The entry point was main.js before it was CommonJS: a stale one would run an older build.
+  rmSync(`${dir}/main.js`, { force: true });
+  rmSync(`${dir}/main.js.map`, { force: true });
+  rmSync(`${dir}/main.cjs.map`, { force: true });
 }
 
 await cachedProgram('dist/client', 'warmUp', CLIENT_NODE_FLAGS);

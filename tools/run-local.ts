@@ -170,7 +170,7 @@ async function main(): Promise<number> {
   if (stopping !== null) return never();
   const names = Array.from({ length: count }, (_, i) => (count === 1 ? 'server' : `server-${i + 1}`));
   ensureKeys(serverEnv(0, names[0]!, count));
-  const servers = names.map((name, i) => start(name, ['dist/server/main.js'], serverEnv(i, name, count)));
+  const servers = names.map((name, i) => start(name, ['dist/server/main.cjs'], serverEnv(i, name, count)));
   const configs = await Promise.all(servers.map((s) => waitFor(s, 'config')));
   const agencies = Number(configs[0]!.fields.agencies);
   await ensureData(agencies);
@@ -187,7 +187,7 @@ async function main(): Promise<number> {
       CLI_DATA_FILE: dataFile,
       CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)),
     };
-    const proc = start(`client-${id}`, [...CLIENT_NODE_FLAGS, 'dist/client/main.js'], env, (l) => {
+    const proc = start(`client-${id}`, [...CLIENT_NODE_FLAGS, 'dist/client/main.cjs'], env, (l) => {
       if (l.action === 'apuesta_enviada' && l.result === 'success') progress?.stored(id, Number(l.fields.cantidad ?? 0));
     });
     void proc.exited.then((e) => progress?.ended(id, `exit ${e.code ?? e.signal}`));

@@ -45,13 +45,15 @@ const WORKER_YOUNG_GEN_MB = 8;
 
 /**
  * Under vitest the sources are .ts: workers then load them through tsx. Once bundled
- * (tools/bundle.ts), this code lives in dist/server/cli.cjs and the worker in ./pool/.
+ * (tools/bundle.ts), this code lives in dist/server/cli.cjs and the worker is the CommonJS
+ * ./pool/worker.cjs: piscina require()s it, where an ES module would start Node's ES module
+ * loader in every worker.
  */
 function workerFile(): { filename: string; execArgv: string[] } {
   const here = import.meta.url;
   if (here.endsWith('.ts')) return { filename: fileURLToPath(new URL('./worker.ts', here)), execArgv: ['--import', 'tsx'] };
   const beside = fileURLToPath(new URL('./worker.js', here));
-  return { filename: existsSync(beside) ? beside : fileURLToPath(new URL('./pool/worker.js', here)), execArgv: [] };
+  return { filename: existsSync(beside) ? beside : fileURLToPath(new URL('./pool/worker.cjs', here)), execArgv: [] };
 }
 
 /** A session's run waiting for the turn's task (group commit). */

@@ -13,8 +13,8 @@ export { killAll } from '../../tools/lib/processes.js';
 export type Proc = NodeProcess;
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const SERVER_MAIN = join(ROOT, 'dist/server/main.js');
-export const CLIENT_MAIN = join(ROOT, 'dist/client/main.js');
+export const SERVER_MAIN = join(ROOT, 'dist/server/main.cjs');
+export const CLIENT_MAIN = join(ROOT, 'dist/client/main.cjs');
 export const SERVER_INI = join(ROOT, 'server/config.ini');
 export const CLIENT_YAML = join(ROOT, 'client/config.yaml');
 export const DATASET_ZIP = join(ROOT, '../shared/data/tp0/dataset.zip');

@@ -1,0 +1,6 @@
+/**
+ * Server entry point: `node dist/server/main.cjs`. CommonJS, so that Node starts it without
+ * its ES module loader (docs/benchmarks.md). Built, this file is replaced by a stub that runs
+ * cli.ts's bundle with its code cache (tools/bundle.ts); unbundled, it imports cli.ts.
+ */
+void import('./cli.js').then(({ main }) => main());

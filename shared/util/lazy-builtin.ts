@@ -1,0 +1,15 @@
+/**
+ * A Node built-in module loaded on first use instead of at start-up. Every process starts
+ * from scratch (an agency client per run), and Node compiles and runs a built-in module
+ * the first time it is required: `node:tls` and `node:crypto` cost a client more than its
+ * whole configuration path, for a run that has no TLS and no key (docs/benchmarks.md).
+ * Import the module's types with `import type`; call the getter where the value is needed.
+ */
+import { createRequire } from 'node:module';
+
+const load = createRequire(import.meta.url);
+
+export function lazyBuiltin<T>(id: `node:${string}`): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= load(id) as T);
+}
