@@ -3,7 +3,7 @@
  * CLI_<PATH> with dots removed and upper-cased: `batch.maxAmount` -> CLI_BATCH_MAXAMOUNT.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { load as parseYaml } from 'js-yaml';
 import { AgencyKey } from '../shared/auth/agency-key.js';
 import { type ClientTls, loadClientTls } from '../shared/config/tls-files.js';
 import { ConfigError, durationMs, hostPort, intIn, layered, logLevel, nonEmpty } from '../shared/config/values.js';

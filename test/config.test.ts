@@ -139,6 +139,14 @@ describe('client refuses a bad configuration with exit code 2', () => {
     const p = spawnClient({ ...good, CLI_CONFIG: join(dir, 'nope.yaml') });
     await expectRefused(p, 'CLI_CONFIG');
   });
+
+  it('CLI_CONFIG naming a file that is not YAML: the file, what is wrong and where', async () => {
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, 'id: 1\nserver:\n  address: "127.0.0.1:12345"\n    connectTimeout: 30s\n');
+    const error = await expectRefused(spawnClient({ ...good, CLI_CONFIG: bad }), 'CLI_CONFIG');
+    expect(error).toContain(`cannot parse ${bad} - bad indentation`);
+    expect(error).toMatch(/\(4:\d+\)$/);
+  });
 });
 
 /** The processors this process may run on, as coreutils counts them (not through Node). */
