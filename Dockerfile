@@ -17,7 +17,7 @@ COPY client ./client
 COPY tools ./tools
 RUN npm run build
 
-# Stage 2: production dependencies only (piscina, pino, csv-parse, yaml, ini).
+# Stage 2: production dependencies only (piscina, pino, csv-parse, js-yaml, ini).
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./

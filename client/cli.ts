@@ -1,4 +1,4 @@
-/** The client program: configuration, one agency's run, graceful SIGTERM/SIGINT (started by main.ts). */
+/** The client program: configuration, one agency's run, graceful SIGTERM/SIGINT (started by main.cts). */
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
 import { createLogger } from '../shared/logging/logger.js';
 import { AgencyClient } from './agency-client.js';

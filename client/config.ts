@@ -3,7 +3,7 @@
  * CLI_<PATH> with dots removed and upper-cased: `batch.maxAmount` -> CLI_BATCH_MAXAMOUNT.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { load as parseYaml } from 'js-yaml';
+import { CORE_SCHEMA, load } from 'js-yaml';
 import { AgencyKey } from '../shared/auth/agency-key.js';
 import { type ClientTls, loadClientTls } from '../shared/config/tls-files.js';
 import { ConfigError, durationMs, hostPort, intIn, layered, logLevel, nonEmpty } from '../shared/config/values.js';
@@ -69,7 +69,8 @@ function readYaml(path: string, required: boolean): unknown {
     return {};
   }
   try {
-    return parseYaml(readFileSync(path, 'utf8')) ?? {};
+    // YAML 1.2's core schema: no timestamps, no merge keys (a date-like path stays a string).
+    return load(readFileSync(path, 'utf8'), { schema: CORE_SCHEMA }) ?? {};
   } catch (err) {
     throw new ConfigError('CLI_CONFIG', `cannot parse ${path}: ${(err as Error).message.split('\n')[0]}`);
   }

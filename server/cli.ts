@@ -1,4 +1,4 @@
-/** The server program: configuration, listen, and graceful shutdown on SIGTERM/SIGINT (started by main.ts). */
+/** The server program: configuration, listen, and graceful shutdown on SIGTERM/SIGINT (started by main.cts). */
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../shared/logging/logger.js';
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';

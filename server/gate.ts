@@ -16,9 +16,9 @@ import { withRetryHint } from '../shared/net/retry-hint.js';
 import { CLOSE_GRACE_MS, endAndClose } from '../shared/net/stream-io.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
 import { ErrorCode, MessageType } from '../shared/protocol/messages.js';
+import { lazyBuiltin } from '../shared/util/lazy-builtin.js';
 import { ConnectionBudget, type BudgetLimits, type Refusal, type Ticket } from './limits/connection-budget.js';
 import { sourceOf } from './limits/source.js';
-import { lazyBuiltin } from '../shared/util/lazy-builtin.js';
 
 /** Loaded only when TLS is configured. */
 const tlsModule = lazyBuiltin<typeof import('node:tls')>('node:tls');

@@ -5,7 +5,7 @@
  * with its cache.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
@@ -162,6 +162,19 @@ describe('the built server', () => {
       { encoding: 'utf8' },
     );
     expect(JSON.parse(out)).toEqual({ cacheUsed: true, exports: ['main'], loaded: [] });
+  });
+
+  it("gives piscina a CommonJS worker (required, so no ES module loader in the worker) exporting the task handler as 'default'", () => {
+    const worker = join(ROOT, 'dist/server/pool/worker.cjs');
+    expect(readFileSync(join(ROOT, 'dist/server/cli.cjs'), 'utf8')).toContain('./pool/worker.cjs');
+    // Loading it outside a worker fails on the missing workerData, after Node took it as CommonJS.
+    const out = execFileSync(
+      process.execPath,
+      ['-e', `try { require(${JSON.stringify(worker)}); } catch (e) { process.stdout.write(e.code ?? e.constructor.name); }`],
+      { encoding: 'utf8' },
+    );
+    expect(out).toBe('TypeError');
+    expect(readFileSync(worker, 'utf8')).toMatch(/^'use strict';/);
   });
 });
 

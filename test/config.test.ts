@@ -287,6 +287,12 @@ describe('loadServerConfig', () => {
 });
 
 describe('loadClientConfig', () => {
+  it("reads YAML 1.2's core schema: a date-like path stays the text written", async () => {
+    const yaml = join(dir, 'dates.yaml');
+    await writeFile(yaml, 'id: 2\ndata:\n  file: 2024-01-01\n');
+    expect(loadClientConfig({ CLI_CONFIG: yaml })).toMatchObject({ id: 2, dataFile: '2024-01-01' });
+  });
+
   it('reads client/config.yaml, then the CLI_* overrides', () => {
     expect(loadClientConfig({ CLI_CONFIG: CLIENT_YAML })).toEqual({
       id: 1,
