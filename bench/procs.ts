@@ -19,6 +19,7 @@ export function entryPoint(repoRoot: string, program: 'client' | 'server'): stri
   const cjs = `dist/${program}/main.cjs`;
   return existsSync(join(repoRoot, cjs)) ? cjs : `dist/${program}/main.js`;
 }
+
 /** Clock ticks per second of /proc stat times (USER_HZ; 100 on every Linux we run on). */
 export const CLK_TCK = 100;
 
