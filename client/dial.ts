@@ -6,9 +6,7 @@
 import { connect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { lazyBuiltin } from '../shared/util/lazy-builtin.js';
-
-const tls = lazyBuiltin<typeof import('node:tls')>('node:tls');
+import { nodeTls } from '../shared/util/lazy-builtin.js';
 
 /**
  * One attempt at a connection; rejects with DialError. `timeoutMs` bounds the attempt.
@@ -49,7 +47,7 @@ export function tcpDialer(host: string, port: number): Dialer {
 export function tlsDialer(host: string, port: number, ca: Buffer): Dialer {
   // SNI takes a DNS name only; an IP host is checked against the certificate's IP SANs.
   const servername = isIP(host) === 0 ? host : undefined;
-  return dialer(`${host}:${port}`, 'secureConnect', () => tls().connect({ host, port, ca, servername }).setNoDelay(true));
+  return dialer(`${host}:${port}`, 'secureConnect', () => nodeTls().connect({ host, port, ca, servername }).setNoDelay(true));
 }
 
 /**

@@ -16,12 +16,9 @@ import { withRetryHint } from '../shared/net/retry-hint.js';
 import { CLOSE_GRACE_MS, endAndClose } from '../shared/net/stream-io.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
 import { ErrorCode, MessageType } from '../shared/protocol/messages.js';
-import { lazyBuiltin } from '../shared/util/lazy-builtin.js';
+import { nodeTls } from '../shared/util/lazy-builtin.js';
 import { ConnectionBudget, type BudgetLimits, type Refusal, type Ticket } from './limits/connection-budget.js';
 import { sourceOf } from './limits/source.js';
-
-/** Loaded only when TLS is configured. */
-const tlsModule = lazyBuiltin<typeof import('node:tls')>('node:tls');
 
 const REFUSAL_LOG_EVERY_MS = 1000;
 
@@ -45,7 +42,7 @@ export class Gate {
 
   constructor(limits: BudgetLimits, tls: ServerTls | null, log: Logger) {
     this.#budget = new ConnectionBudget(limits);
-    this.#secure = tls === null ? null : tlsModule().createSecureContext(tls.options);
+    this.#secure = tls === null ? null : nodeTls().createSecureContext(tls.options);
     this.#log = log;
   }
 
@@ -62,7 +59,7 @@ export class Gate {
       this.#logRefusal(source, admission);
       return null;
     }
-    const stream = this.#secure === null ? socket : new (tlsModule().TLSSocket)(socket, { isServer: true, secureContext: this.#secure });
+    const stream = this.#secure === null ? socket : new (nodeTls().TLSSocket)(socket, { isServer: true, secureContext: this.#secure });
     if (!admission.ok) {
       this.#refuse(stream, source, admission);
       return null;

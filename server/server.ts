@@ -65,10 +65,10 @@ export class LotteryServer {
     this.#metrics = metrics;
     this.#services = {
       ingest: new Ingest(backend),
-      draw: metrics === null ? new Draw(backend, log) : new Draw(backend, log, metrics.timeDraw),
+      draw: new Draw(backend, log, metrics?.timeDraw),
       registry: new AgencyRegistry(backend, log),
       auth: new AgencyAuth(config.agencyKeys),
-      ...(metrics === null ? {} : { metrics }),
+      metrics: metrics ?? undefined,
     };
     metrics?.watchDraw(this.#services.draw);
     // Authenticated: every agency, and as many replaced connections still draining, plus a few.

@@ -6,7 +6,7 @@
  * for another; the nonce is fresh per connection, so a recorded proof never verifies again.
  */
 import { MAC_BYTES, NONCE_BYTES } from '../protocol/messages.js';
-import { lazyBuiltin } from '../util/lazy-builtin.js';
+import { nodeCrypto } from '../util/lazy-builtin.js';
 import type { AgencyKey } from './agency-key.js';
 
 export const PROOF_LABEL = 'loteria-proof-v2';
@@ -14,12 +14,10 @@ export const PROOF_LABEL = 'loteria-proof-v2';
 export const NO_KEY_PROOF: Buffer = Buffer.alloc(MAC_BYTES);
 
 const LABEL = Buffer.from(PROOF_LABEL, 'ascii');
-/** A client without a key never needs it. */
-const crypto = lazyBuiltin<typeof import('node:crypto')>('node:crypto');
 
 /** A fresh random challenge, one per connection. */
 export function newNonce(): Buffer {
-  return crypto().randomBytes(NONCE_BYTES);
+  return nodeCrypto().randomBytes(NONCE_BYTES);
 }
 
 function checkNonce(nonce: Uint8Array): void {
@@ -31,12 +29,12 @@ export function computeProof(key: AgencyKey, version: number, agency: number, no
   const head = Buffer.alloc(6);
   head.writeUInt16BE(version, 0);
   head.writeUInt32BE(agency, 2);
-  return crypto().createHmac('sha256', key.bytes).update(LABEL).update(head).update(nonce).digest();
+  return nodeCrypto().createHmac('sha256', key.bytes).update(LABEL).update(head).update(nonce).digest();
 }
 
 /** Constant-time comparison of `mac` with the expected proof; a MAC of the wrong size is false. */
 export function verifyProof(key: AgencyKey, version: number, agency: number, nonce: Uint8Array, mac: Uint8Array): boolean {
   const expected = computeProof(key, version, agency, nonce);
   // The size is public (always 32 on the wire); only the content needs constant time.
-  return mac.length === expected.length && crypto().timingSafeEqual(expected, mac);
+  return mac.length === expected.length && nodeCrypto().timingSafeEqual(expected, mac);
 }

@@ -7,11 +7,8 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { lazyBuiltin } from '../util/lazy-builtin.js';
+import { nodeCrypto } from '../util/lazy-builtin.js';
 import { ConfigError } from './values.js';
-
-/** Loaded only when TLS is configured. */
-const crypto = lazyBuiltin<typeof import('node:crypto')>('node:crypto');
 
 function readPem(key: string, path: string, what: string): Buffer {
   try {
@@ -27,7 +24,7 @@ function readPem(key: string, path: string, what: string): Buffer {
 function parseCertificate(key: string, path: string, pem: Buffer, now: Date): X509Certificate {
   let cert: X509Certificate;
   try {
-    cert = new (crypto().X509Certificate)(pem);
+    cert = new (nodeCrypto().X509Certificate)(pem);
   } catch (err) {
     throw new ConfigError(key, `${path} is not a PEM certificate (${(err as Error).message})`);
   }
@@ -77,7 +74,7 @@ export function loadServerTls(certPath: string, keyPath: string, now = new Date(
   const cert = parseCertificate('SERVER_TLS_CERT', certPath, certPem, now);
   let key: KeyObject;
   try {
-    key = crypto().createPrivateKey(keyPem);
+    key = nodeCrypto().createPrivateKey(keyPem);
   } catch (err) {
     throw new ConfigError('SERVER_TLS_KEY', `${keyPath} is not a PEM private key (${(err as Error).message})`);
   }

@@ -1,5 +1,5 @@
 /**
- * A Node built-in module loaded on first use instead of at start-up. Every process starts
+ * Node built-in modules loaded on first use instead of at start-up. Every process starts
  * from scratch (an agency client per run), and Node compiles and runs a built-in module
  * the first time it is required: `node:tls` and `node:crypto` cost a client more than its
  * whole configuration path, for a run that has no TLS and no key (docs/benchmarks.md).
@@ -9,7 +9,12 @@ import { createRequire } from 'node:module';
 
 const load = createRequire(import.meta.url);
 
-export function lazyBuiltin<T>(id: `node:${string}`): () => T {
+function lazyBuiltin<T>(id: `node:${string}`): () => T {
   let loaded: T | undefined;
   return () => (loaded ??= load(id) as T);
 }
+
+/** Only with TLS configured: the client's dialer, the server's gate. */
+export const nodeTls = lazyBuiltin<typeof import('node:tls')>('node:tls');
+/** Only with a key (the proof) or TLS files configured. */
+export const nodeCrypto = lazyBuiltin<typeof import('node:crypto')>('node:crypto');
