@@ -1,8 +1,9 @@
 /**
- * Build time only (tools/bundle.ts): runs the client's pure code once — configuration and
- * YAML, the logger, the row decoder and its csv-parse path, batches, the codec — so that the
- * bundle's code cache holds their bytecode and a client start compiles none of it again.
- * No file is opened but the configuration, no socket, no handler installed, nothing printed.
+ * Build time only (tools/bundle.ts): runs the client's code once so that the bundle's code
+ * cache holds its bytecode and a client start compiles none of it again: the pure parts —
+ * configuration and YAML, the logger, the row decoder and its csv-parse path, batches, the
+ * codec — then one whole run over loopback (warm-up-run.ts). No handler installed, nothing
+ * printed, nothing left behind.
  */
 import { createLogger } from '../shared/logging/logger.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
@@ -10,10 +11,11 @@ import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/c
 import { MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadClientConfig } from './config.js';
 import { AgencyRowDecoder } from './row-decoder.js';
+import { warmUpRun } from './warm-up-run.js';
 
 const ROWS = 'Ana,Paz,30111222,1990-01-02,7574\r\n  José , Pérez ,1,2000-02-29,0042\n"Eva, M",Luna,2,1990-01-02,2\r\n\r\nbad,row\n';
 
-export function warmUp(): void {
+export async function warmUp(): Promise<void> {
   // client/config.yaml when the build runs from the repository root, the defaults otherwise.
   const config = loadClientConfig({ CLI_ID: '1' });
   const log = createLogger({ level: 'info', format: 'text', destination: { write: () => true } }).child({});
@@ -35,4 +37,5 @@ export function warmUp(): void {
     encodeMessage({ type: MessageType.WINNERS, last: true, documents: ['30111222'] }),
   ];
   for (const frame of new FrameDecoder().push(Buffer.concat(frames))) decodeMessage(frame);
+  await warmUpRun(config, log);
 }

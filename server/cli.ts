@@ -69,3 +69,4 @@ export async function main(): Promise<void> {
   // Logged only once the handlers are installed: whoever waits for this line may signal at once.
   log.info({ action: 'listen', result: 'success', host: address.address, puerto: address.port, workers: config.workers });
 }
+export { warmUp } from './warm-up.js';

@@ -2,11 +2,12 @@
  * The code cache of the client's bundle (shared/util/cached-script.ts): V8 takes a cache
  * written for the same bundle, and a missing or stale one only costs the compile. Then the
  * built programs themselves: dist/client/main.cjs and dist/server/main.cjs run their cli.cjs
- * with its cache.
+ * with its cache, written after a warm-up that runs each program once over loopback.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,7 +46,7 @@ describe('loadBundle and writeBundleCache', () => {
     const warmUp = (exports: Record<string, unknown>): void => {
       warmed = (exports.square as (x: number) => number)(3);
     };
-    expect(writeBundleCache(bundle, warmUp)).toBeGreaterThan(0);
+    expect(await writeBundleCache(bundle, warmUp)).toBeGreaterThan(0);
     expect(warmed).toBe(9);
     expect(existsSync(cachePathOf(bundle))).toBe(true);
     const warm = loadBundle(bundle);
@@ -58,13 +59,42 @@ describe('loadBundle and writeBundleCache', () => {
   it('ignores a cache written for other bytes, and runs the bundle as it is now', async () => {
     const bundle = join(dir, 'stale.cjs');
     await writeFile(bundle, BUNDLE);
-    writeBundleCache(bundle);
+    await writeBundleCache(bundle);
     await writeFile(bundle, BUNDLE.replace('x * x', 'x * x + 1'));
     const loaded = loadBundle(bundle);
     expect(loaded.cacheUsed).toBe(false);
     expect((loaded.exports.square as (x: number) => number)(2)).toBe(5);
     await rm(cachePathOf(bundle));
     expect((loadBundle(bundle).exports.square as (x: number) => number)(2)).toBe(5);
+  });
+
+  it('awaits an async warm-up, and caches what it ran after an await (compiled lazily) too', async () => {
+    const bundle = join(dir, 'later.cjs');
+    await writeFile(bundle, `${BUNDLE}\nexports.later = function later(xs) { let t = 0; for (const x of xs) t += square(x) % 7; return t; };\n`);
+    const moduleInitOnly = await writeBundleCache(bundle);
+    let result = -1;
+    const size = await writeBundleCache(bundle, async (exports) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      result = (exports.later as (xs: number[]) => number)([1, 2, 3]);
+    });
+    expect(result).toBe(1 + 4 + 2);
+    expect(size).toBeGreaterThan(moduleInitOnly);
+    const warm = loadBundle(bundle);
+    expect(warm.cacheUsed).toBe(true);
+    expect((warm.exports.later as (xs: number[]) => number)([3])).toBe(2);
+  });
+});
+
+describe('the build-time warm-ups (the caches are written after them)', () => {
+  const leftovers = (prefix: string): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith(prefix));
+
+  it.each([
+    ['the server: a whole lottery in this process', async () => (await import('../server/warm-up.js')).warmUp(), 'loteria-warm-up-'],
+    ['the client: a whole run against a scripted peer', async () => (await import('../client/warm-up.js')).warmUp(), 'loteria-client-warm-up-'],
+  ])('%s, over loopback, ends with its winners and leaves no file behind', async (_, warmUp, prefix) => {
+    const before = leftovers(prefix);
+    await warmUp();
+    expect(leftovers(prefix)).toEqual(before);
   });
 });
 
@@ -104,7 +134,7 @@ describe('the built client', () => {
       platform: 'node',
       sourcemap: 'linked',
     });
-    writeBundleCache(join(dir, 'boom.cjs'));
+    await writeBundleCache(join(dir, 'boom.cjs'));
     const run = (flags: string[]): { cacheUsed: boolean; at: string } =>
       JSON.parse(
         execFileSync(
@@ -161,7 +191,7 @@ describe('the built server', () => {
       ],
       { encoding: 'utf8' },
     );
-    expect(JSON.parse(out)).toEqual({ cacheUsed: true, exports: ['main'], loaded: [] });
+    expect(JSON.parse(out)).toEqual({ cacheUsed: true, exports: ['main', 'warmUp'], loaded: [] });
   });
 
   it("gives piscina a CommonJS worker (required, so no ES module loader in the worker) exporting the task handler as 'default'", () => {

@@ -106,4 +106,4 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
 }
 
 await cachedProgram('dist/client', 'warmUp', CLIENT_NODE_FLAGS);
-await cachedProgram('dist/server', null, []);
+await cachedProgram('dist/server', 'warmUp', []);

@@ -54,12 +54,16 @@ export function loadBundle(bundle: string): LoadedBundle {
 
 /**
  * Build time: runs the bundle's top level (module initialisation only: the bundle must have
- * no other side effect when loaded), then `warmUp` with its exports (code that runs there is
- * compiled, so cached too), and writes the code cache beside the bundle, atomically.
+ * no other side effect when loaded), then `warmUp` with its exports, awaited (every function
+ * that ran by then, however lazily V8 compiled it, is in the cache), and writes the code cache
+ * beside the bundle, atomically.
  */
-export function writeBundleCache(bundle: string, warmUp: (exports: Record<string, unknown>) => void = () => {}): number {
+export async function writeBundleCache(
+  bundle: string,
+  warmUp: (exports: Record<string, unknown>) => void | Promise<void> = () => {},
+): Promise<number> {
   const script = compile(bundle, undefined);
-  warmUp(run(script, bundle));
+  await warmUp(run(script, bundle));
   const data = script.createCachedData();
   const path = cachePathOf(bundle);
   const tmp = `${path}.${process.pid}.tmp`;
