@@ -70,7 +70,10 @@ describe('loadBundle and writeBundleCache', () => {
 
   it('awaits an async warm-up, and caches what it ran after an await (compiled lazily) too', async () => {
     const bundle = join(dir, 'later.cjs');
-    await writeFile(bundle, `${BUNDLE}\nexports.later = function later(xs) { let t = 0; for (const x of xs) t += square(x) % 7; return t; };\n`);
+    await writeFile(
+      bundle,
+      `${BUNDLE}\nexports.later = function later(xs) { let t = 0; for (const x of xs) t += square(x) % 7; return t; };\n`,
+    );
     const moduleInitOnly = await writeBundleCache(bundle);
     let result = -1;
     const size = await writeBundleCache(bundle, async (exports) => {
@@ -90,7 +93,11 @@ describe('the build-time warm-ups (the caches are written after them)', () => {
 
   it.each([
     ['the server: a whole lottery in this process', async () => (await import('../server/warm-up.js')).warmUp(), 'loteria-warm-up-'],
-    ['the client: a whole run against a scripted peer', async () => (await import('../client/warm-up.js')).warmUp(), 'loteria-client-warm-up-'],
+    [
+      'the client: a whole run against a scripted peer',
+      async () => (await import('../client/warm-up.js')).warmUp(),
+      'loteria-client-warm-up-',
+    ],
   ])('%s, over loopback, ends with its winners and leaves no file behind', async (_, warmUp, prefix) => {
     const before = leftovers(prefix);
     await warmUp();
