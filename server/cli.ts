@@ -7,6 +7,8 @@ import { LotteryServer } from './server.js';
 import { StorageConfigError } from './storage/backend.js';
 import { RecoveryError } from './storage/durable-state.js';
 
+export { warmUp } from './warm-up.js';
+
 export async function main(): Promise<void> {
   let config: ServerConfig;
   try {
@@ -69,4 +71,3 @@ export async function main(): Promise<void> {
   // Logged only once the handlers are installed: whoever waits for this line may signal at once.
   log.info({ action: 'listen', result: 'success', host: address.address, puerto: address.port, workers: config.workers });
 }
-export { warmUp } from './warm-up.js';

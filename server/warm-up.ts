@@ -1,12 +1,15 @@
 /**
  * Build time only (tools/bundle.ts): one whole lottery in this process, so that the bundle's
- * code cache holds the bytecode of what a run's main thread executes (a start compiles none
- * of it again): an inline server on 127.0.0.1 (port 0) storing into a temporary directory,
- * and one agency over a real socket that proves with no key, sends a batch of two bets,
- * FINISHED and its WINNERS_QUERY. The logger writes nowhere; the directory is removed.
+ * code cache holds the bytecode of what a run executes and a start compiles none of it again:
+ * an inline server on 127.0.0.1 (port 0) storing into a temporary directory, configured by an
+ * empty .ini of its own (a developer's server/config.ini, with TLS or metrics, stays out), and
+ * one agency over a real socket that proves with no key, sends a batch of two bets, FINISHED
+ * and its WINNERS_QUERY. Inline, the pool's task code runs here too: in a run with workers it
+ * runs in pool/worker.cjs instead, and those bytes of the cache go unused.
+ * The logger writes nowhere; the run is bounded, and the directory removed however it ends.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NO_KEY_PROOF } from '../shared/auth/proof.js';
@@ -14,29 +17,34 @@ import { createLogger } from '../shared/logging/logger.js';
 import { BatchBuilder, MAX_ENCODED_BET, writeBet } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, decodeMessage, encodeMessage } from '../shared/protocol/codec.js';
 import { MessageType, PROTOCOL_VERSION, type Message } from '../shared/protocol/messages.js';
+import { withDeadline } from '../shared/util/async.js';
 import { loadServerConfig } from './config.js';
 import { LotteryServer } from './server.js';
 
-export async function warmUp(): Promise<void> {
+const WARM_UP_MS = 10_000;
+const AGENCY = 1;
+const WINNER = '30111222';
+
+/** Resolves with the winners the agency was told. */
+export async function warmUp(): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'loteria-warm-up-'));
   try {
+    const ini = join(dir, 'config.ini');
+    writeFileSync(ini, '[DEFAULT]\n');
     const config = loadServerConfig({
+      SERVER_CONFIG: ini,
       SERVER_HOST: '127.0.0.1',
       SERVER_PORT: '0',
-      SERVER_AGENCIES: '1',
+      SERVER_AGENCIES: String(AGENCY),
       SERVER_STORAGE_PATH: join(dir, 'bets.csv'),
-      SERVER_STORAGE: 'file',
       SERVER_AUTH: 'off',
       SERVER_WORKERS: '0',
-      SERVER_METRICS_PORT: '',
-      SERVER_TLS_CERT: '',
-      SERVER_TLS_KEY: '',
     });
     const log = createLogger({ level: 'info', format: 'text', destination: { write: () => true } });
     const server = await LotteryServer.open(config, log);
     try {
       const { port } = await server.listen();
-      await oneAgency(port);
+      return await oneAgency(port);
     } finally {
       await server.close();
     }
@@ -45,42 +53,58 @@ export async function warmUp(): Promise<void> {
   }
 }
 
-/** Resolves once the agency has its WINNERS; rejects on an ERROR or a connection closed before. */
-function oneAgency(port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    const decoder = new FrameDecoder();
-    const send = (m: Parameters<typeof encodeMessage>[0]): void => {
-      socket.write(encodeMessage(m));
-    };
-    const batch = twoBets();
+/** The agency's whole run; rejects on an ERROR, a connection closed before WINNERS, or WARM_UP_MS. */
+async function oneAgency(port: number): Promise<string[]> {
+  const socket = connect({ host: '127.0.0.1', port });
+  const winners = new Promise<string[]>((resolve, reject) => {
+    const documents: string[] = [];
     let done = false;
-    const onMessage = (m: Message): void => {
-      if (m.type === MessageType.CHALLENGE) send({ type: MessageType.PROOF, mac: NO_KEY_PROOF });
-      else if (m.type === MessageType.WELCOME) socket.write(batch);
-      else if (m.type === MessageType.BATCH_ACK) {
-        send({ type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: 1 });
-        send({ type: MessageType.WINNERS_QUERY, agency: 1 });
-      } else if (m.type === MessageType.WINNERS && m.last) {
-        done = true;
-        socket.end();
-      } else if (m.type === MessageType.ERROR) socket.destroy(new Error(`the server answered ERROR ${m.code}: ${m.message}`));
-    };
-    socket.on('data', (chunk: Buffer) => {
-      for (const frame of decoder.push(chunk)) onMessage(decodeMessage(frame));
-    });
     socket.once('error', reject);
-    socket.once('close', () => (done ? resolve() : reject(new Error('the server closed the connection before WINNERS'))));
-    socket.once('connect', () => send({ type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: 1 }));
+    socket.once('close', () => (done ? resolve(documents) : reject(new Error('the server closed the connection before WINNERS'))));
+    socket.once('connect', () => send(socket, { type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: AGENCY }));
+    const reply = (m: Message): void => {
+      if (m.type === MessageType.WINNERS) {
+        documents.push(...m.documents);
+        done = m.last;
+        if (done) socket.end();
+      } else answer(socket, m);
+    };
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        for (const frame of decoder.push(chunk)) reply(decodeMessage(frame));
+      } catch (err) {
+        socket.destroy(err as Error);
+      }
+    });
   });
+  try {
+    return await withDeadline(winners, WARM_UP_MS, () => new Error(`no WINNERS within ${WARM_UP_MS} ms`));
+  } finally {
+    socket.destroy();
+  }
 }
 
-/** A BATCH frame of agency 1's first two bets, one of them a winner. */
+function send(socket: Socket, m: Parameters<typeof encodeMessage>[0]): void {
+  socket.write(encodeMessage(m));
+}
+
+/** The agency's side of everything before the WINNERS. */
+function answer(socket: Socket, m: Message): void {
+  if (m.type === MessageType.CHALLENGE) send(socket, { type: MessageType.PROOF, mac: NO_KEY_PROOF });
+  else if (m.type === MessageType.WELCOME) socket.write(twoBets());
+  else if (m.type === MessageType.BATCH_ACK) {
+    send(socket, { type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: AGENCY });
+    send(socket, { type: MessageType.WINNERS_QUERY, agency: AGENCY });
+  } else if (m.type === MessageType.ERROR) socket.destroy(new Error(`the server answered ERROR ${m.code}: ${m.message}`));
+}
+
+/** A BATCH frame of the agency's first two bets, one of them a winner. */
 function twoBets(): Buffer {
   const bytes = Buffer.alloc(2 * MAX_ENCODED_BET);
   const ends: number[] = [];
   for (const number of [7574, 1]) {
-    const bet = { agency: 1, firstName: 'Ana', lastName: 'Paz', document: '30111222', birthdate: '1990-01-02', number };
+    const bet = { agency: AGENCY, firstName: 'Ana', lastName: 'Paz', document: WINNER, birthdate: '1990-01-02', number };
     ends.push(writeBet(bytes, ends.at(-1) ?? 0, bet));
   }
   const builder = new BatchBuilder(150);

@@ -4,9 +4,9 @@
  * built programs themselves: dist/client/main.cjs and dist/server/main.cjs run their cli.cjs
  * with its cache, written after a warm-up that runs each program once over loopback.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
@@ -98,11 +98,42 @@ describe('the build-time warm-ups (the caches are written after them)', () => {
       async () => (await import('../client/warm-up.js')).warmUp(),
       'loteria-client-warm-up-',
     ],
-  ])('%s, over loopback, ends with its winners and leaves no file behind', async (_, warmUp, prefix) => {
+  ])('%s, over loopback, ends with its winners and leaves no file behind', { timeout: 20_000 }, async (_, warmUp, prefix) => {
     const before = leftovers(prefix);
-    await warmUp();
+    expect(await warmUp()).toEqual(['30111222']);
     expect(leftovers(prefix)).toEqual(before);
   });
+
+  it.each([
+    ['client', CLIENT_NODE_FLAGS],
+    ['server', [] as readonly string[]],
+  ])(
+    'run by the build on the bundled %s, succeeds silently and writes a cache the program takes',
+    { timeout: 30_000 },
+    async (name, flags) => {
+      const bundle = join(dir, `${name}-cli.cjs`);
+      await copyFile(join(ROOT, `dist/${name}/cli.cjs`), bundle);
+      const run = spawnSync(process.execPath, [...flags, join(ROOT, 'dist/tools/write-cache.js'), bundle, 'warmUp'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH },
+      });
+      expect({ status: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({ status: 0, stdout: '', stderr: '' });
+      expect(statSync(cachePathOf(bundle)).size).toBeGreaterThan(statSync(bundle).size / 2);
+      const taken = execFileSync(
+        process.execPath,
+        [
+          ...flags,
+          '--input-type=module',
+          '-e',
+          `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};
+         process.stdout.write(String(loadBundle(${JSON.stringify(bundle)}).cacheUsed));`,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(taken).toBe('true');
+    },
+  );
 });
 
 describe('the built client', () => {
