@@ -33,6 +33,23 @@ exports.calls = () => calls;
 exports.where = () => basename(__filename) + ' in ' + basename(__dirname);
 `;
 
+/** loadBundle(bundle) in a Node of its own started with `flags`: whether V8 took the cache, and the export names. */
+function loadInChild(bundle: string, flags: readonly string[]): { cacheUsed: boolean; exports: string[] } {
+  const out = execFileSync(
+    process.execPath,
+    [
+      ...flags,
+      '--input-type=module',
+      '-e',
+      `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};
+       const p = loadBundle(${JSON.stringify(bundle)});
+       process.stdout.write(JSON.stringify({ cacheUsed: p.cacheUsed, exports: Object.keys(p.exports).sort() }));`,
+    ],
+    { encoding: 'utf8' },
+  );
+  return JSON.parse(out) as { cacheUsed: boolean; exports: string[] };
+}
+
 describe('loadBundle and writeBundleCache', () => {
   it('runs a CommonJS bundle with require, __filename and __dirname, with or without a cache', async () => {
     const bundle = join(dir, 'prog.cjs');
@@ -120,18 +137,7 @@ describe('the build-time warm-ups (the caches are written after them)', () => {
       });
       expect({ status: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({ status: 0, stdout: '', stderr: '' });
       expect(statSync(cachePathOf(bundle)).size).toBeGreaterThan(statSync(bundle).size / 2);
-      const taken = execFileSync(
-        process.execPath,
-        [
-          ...flags,
-          '--input-type=module',
-          '-e',
-          `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};
-         process.stdout.write(String(loadBundle(${JSON.stringify(bundle)}).cacheUsed));`,
-        ],
-        { encoding: 'utf8' },
-      );
-      expect(taken).toBe('true');
+      expect(loadInChild(bundle, flags).cacheUsed).toBe(true);
     },
   );
 });
@@ -146,19 +152,7 @@ describe('the built client', () => {
       false,
     ],
   ])('takes the cache the build wrote for its bundle, or runs without it, with %s', (_, flags, cacheUsed) => {
-    const out = execFileSync(
-      process.execPath,
-      [
-        ...flags,
-        '--input-type=module',
-        '-e',
-        `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};
-         const p = loadBundle(${JSON.stringify(join(ROOT, 'dist/client/cli.cjs'))});
-         process.stdout.write(JSON.stringify({ cacheUsed: p.cacheUsed, exports: Object.keys(p.exports).sort() }));`,
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(JSON.parse(out)).toEqual({ cacheUsed, exports: ['main', 'warmUp'] });
+    expect(loadInChild(join(ROOT, 'dist/client/cli.cjs'), flags)).toEqual({ cacheUsed, exports: ['main', 'warmUp'] });
   });
 
   it('under --enable-source-maps, runs the bundle as a module so that stack traces name the .ts lines', async () => {
