@@ -71,17 +71,16 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 COMPOSE_PROJECT ?= loteria
 COMPOSE_YML ?= docker-compose.yml
 STOP_TIMEOUT ?= 10
-# On a machine without a container registry, ../shared/docker/ensure-engine.sh starts Docker
-# and builds the base image; elsewhere the machine's own Docker is used as it is.
-ENSURE_ENGINE := $(wildcard ../shared/docker/ensure-engine.sh)
 # SERVER_METRICS_PORT=N (in the environment or on the command line) turns the server's
 # metrics endpoint on and publishes it on 127.0.0.1:N (docker-compose.metrics.yml).
 DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML) $(if $(SERVER_METRICS_PORT),-f docker-compose.metrics.yml)
 
 .PHONY: docker-engine docker-image docker-image-postgres docker-compose-up docker-compose-down docker-compose-reset docker-compose-logs docker-compose-summary e2e-docker e2e-docker-postgres
 
+# On a machine without a container registry, tools/docker/engine.sh starts Docker (with
+# retries) and builds the base image; elsewhere the machine's own Docker is used as it is.
 docker-engine:
-	@$(if $(ENSURE_ENGINE),bash $(ENSURE_ENGINE) >/dev/null,docker info >/dev/null)
+	@bash tools/docker/engine.sh >/dev/null
 
 # Both images from the one multi-stage Dockerfile.
 docker-image: docker-engine

@@ -7,20 +7,9 @@ die() { echo "e2e-docker: $*" >&2; exit 1; }
 with_timeout() { if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi; }
 dump() { echo "--- last lines of $1" >&2; tail -n "${2:-40}" "$1" >&2; }
 
-# The compose command: ../shared/docker/ensure-engine.sh when it exists (a machine without a
-# registry: it starts Docker and builds the base image), else the machine's own Docker.
-find_compose() {
-  local ensure=$ROOT/../shared/docker/ensure-engine.sh
-  if [ -f "$ensure" ]; then
-    bash "$ensure"
-  elif docker compose version >/dev/null 2>&1; then
-    echo "docker compose"
-  elif command -v docker-compose >/dev/null; then
-    echo docker-compose
-  else
-    die "neither 'docker compose' nor 'docker-compose' works; install Docker with Compose"
-  fi
-}
+# The compose command, once a Docker engine answers (tools/docker/engine.sh starts one, with
+# retries, on a machine without a registry).
+find_compose() { bash "$ROOT/tools/docker/engine.sh" || die "no Docker engine (see the lines above)"; }
 
 compose() { $COMPOSE -p "$PROJECT" -f "$COMPOSE_FILE" "$@"; }
 inspect() { node "$ROOT/dist/tools/inspect/main.js" "$@"; }

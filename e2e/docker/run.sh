@@ -14,9 +14,8 @@
 #      Docker's states: the server started again is running).
 # Every log is judged by the log inspector (tools/inspect, `npm run inspect`), the same
 # tool `make docker-compose-summary` runs; the drills add their own few assertions on its
-# --json report. Needs node and Docker with Compose. Uses
-# ../shared/docker/ensure-engine.sh when it exists (a machine without a registry), else the
-# machine's own Docker. Runs without a TTY. Everything it creates is removed at the end;
+# --json report. Needs node and Docker with Compose: tools/docker/engine.sh starts an engine
+# on a machine without a registry, else the machine's own Docker is used. Runs without a TTY. Everything it creates is removed at the end;
 # E2E_KEEP=1 keeps the temporary directory (logs, bets files) for inspection.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
