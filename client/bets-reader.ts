@@ -4,8 +4,8 @@
  * the next one. A bad row never takes good rows with it: `onBadRow` hears its file, line and
  * reason, and reading goes on.
  */
-import { constants, createReadStream } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, access, open, stat } from 'node:fs/promises';
 import type { Bet } from '../shared/domain/bet.js';
 import { type EncodedBets, decodeBets } from '../shared/protocol/bet-codec.js';
 import { DataFileError } from './errors.js';
@@ -49,15 +49,30 @@ export interface ReadOptions {
  * does).
  */
 export async function* readAgencyBetChunks(opts: ReadOptions): AsyncGenerator<EncodedBets> {
-  const { path, onBadRow } = opts;
-  // 64 KiB: a read's bets die young. Larger chunks outlive scavenges while their batches
-  // wait for acks, and grow the old generation (docs/benchmarks.md).
-  const source = createReadStream(path, { highWaterMark: 1 << 16, signal: opts.signal });
-  if (opts.onClose) source.once('close', opts.onClose);
+  const { path, onBadRow, signal } = opts;
   const decoder = new AgencyRowDecoder(opts.agency, (line, error) => onBadRow({ file: path, line, error }));
+  let file: FileHandle | null = null;
+  let closed: Promise<void> | null = null;
+  // An abort closes the file at once, even while the consumer holds this generator at a
+  // yield; a read under way finishes first (FileHandle.close waits for it), and its bytes are
+  // dropped by the check after it.
+  const close = (): Promise<void> => {
+    closed ??= (file?.close() ?? Promise.resolve()).finally(() => opts.onClose?.());
+    return closed;
+  };
+  signal?.addEventListener('abort', close, { once: true });
   try {
-    for await (const chunk of source) {
-      decoder.push(chunk as Buffer);
+    file = await open(path, 'r');
+    if (closed !== null) await file.close();
+    // One 64 KiB buffer for every read: the decoder copies what it keeps of a read (a cut
+    // line), so a long file allocates nothing per read, and a read's bets die young.
+    const buffer = Buffer.allocUnsafeSlow(1 << 16);
+    for (;;) {
+      signal?.throwIfAborted();
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
+      signal?.throwIfAborted();
+      if (bytesRead === 0) break;
+      decoder.push(buffer.subarray(0, bytesRead));
       const bets = decoder.take();
       if (bets.count > 0) yield bets;
     }
@@ -70,7 +85,8 @@ export async function* readAgencyBetChunks(opts: ReadOptions): AsyncGenerator<En
     if (typeof code === 'string' && code.startsWith('E')) throw new Error(`reading ${path}: ${(err as Error).message}`, { cause: err });
     throw err;
   } finally {
-    source.destroy();
+    signal?.removeEventListener('abort', close);
+    await close();
   }
 }
 

@@ -6,7 +6,8 @@
  * UTF-8). For anything else it answers a RowKind and writes nothing: ROW_CSV (a quote or a
  * CR: csv-parse reads it), ROW_EMPTY (an empty line), or ROW_FIELDS (the caller cuts the row
  * into strings and takes the object path, which also words the error).
- * test/fast-rows.test.ts checks both claims on random and mutated rows.
+ * test/fast-rows.test.ts checks both claims on random and mutated rows. Runs of plain lines
+ * take the WebAssembly twin of this path (wasm-rows.ts), which takes each row as this does.
  */
 import { MAX_NUMBER } from '../shared/domain/bet.js';
 import { NAME_DOUBT, digitsAt, isRealDateAt, scanName } from '../shared/domain/bet-bytes.js';
@@ -16,7 +17,6 @@ export const RowKind = { CSV: -1, FIELDS: -2, EMPTY: -3 } as const;
 const COMMA = 0x2c;
 const QUOTE = 0x22;
 const CR = 0x0d;
-const LF = 0x0a;
 
 /** String.prototype.trim's ASCII whitespace, less LF and CR (never inside a plain row). */
 function isAsciiSpace(c: number): boolean {
@@ -76,69 +76,6 @@ export function encodePlainRow(src: Buffer, s: number, e: number, agency: number
 
 /** The most a plain row's bet takes: agency, two 255-byte names, document, date, number. */
 export const MAX_PLAIN_BET = 4 + 2 * 256 + 11 + 11 + 2;
-
-/** Where encodeRows stopped: the first line it left to the caller, the output offset, lines consumed. */
-export interface PlainRows {
-  pos: number;
-  out: number;
-  lines: number;
-}
-
-/**
- * encodePlainRow over consecutive whole lines of src[s, end) in one loop (no call per row
- * or per line end, so that V8 optimises it early in a short process): writes each row's bet
- * at out[o...] and its end into `ends`, skips empty lines, and stops at the first line it
- * cannot take — no LF before `end`, longer than `maxLine` bytes with its LF, a quote or a
- * bare CR, not 5 fields, not a valid bet — or when `out` is short of room.
- */
-export function encodeRows(
-  src: Buffer,
-  s: number,
-  end: number,
-  agency: number,
-  out: Buffer,
-  o: number,
-  ends: number[],
-  maxLine: number,
-  r: PlainRows,
-): void {
-  let lines = 0;
-  const last = out.length - MAX_PLAIN_BET;
-  while (o <= last) {
-    let commas = 0;
-    let z = -1;
-    let i = s;
-    for (; i < end; i++) {
-      const c = src[i]!;
-      if (c === LF) {
-        z = i;
-        break;
-      }
-      if (c === COMMA) {
-        if (commas < 4) cuts[commas] = i;
-        commas++;
-      } else if (c === CR && i + 1 < end && src[i + 1] === LF) {
-        z = i++;
-        break;
-      } else if (c === QUOTE || c === CR) {
-        break;
-      }
-    }
-    if (z < 0 || i + 1 - s > maxLine) break;
-    if (z > s) {
-      if (commas !== 4) break;
-      const w = writeRow(src, s, z, agency, out, o);
-      if (w < 0) break;
-      o = w;
-      ends.push(o);
-    }
-    lines++;
-    s = i + 1;
-  }
-  r.pos = s;
-  r.out = o;
-  r.lines = lines;
-}
 
 /** The row src[s, e) with its four commas in `cuts`: its bet at out[o], or RowKind.FIELDS. */
 function writeRow(src: Buffer, s: number, e: number, agency: number, out: Buffer, o: number): number {

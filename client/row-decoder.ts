@@ -13,8 +13,9 @@ import type { CsvError } from 'csv-parse';
 import { parseAgencyRecord } from '../shared/domain/bet.js';
 import { type EncodedBets, MAX_ENCODED_BET, writeBet } from '../shared/protocol/bet-codec.js';
 import { parseRecords } from './csv-records.js';
-import { type PlainRows, RowKind, encodePlainRow, encodeRows } from './fast-rows.js';
+import { RowKind, encodePlainRow } from './fast-rows.js';
 import { QuotedRun, type Run } from './quoted-run.js';
+import { type BetEnds, type PlainRows, encodeRows } from './wasm-rows.js';
 
 /** The most bytes one record (its line ends included) may take. */
 export const MAX_RECORD_BYTES = 64 * 1024;
@@ -29,7 +30,7 @@ export class AgencyRowDecoder {
   readonly #bad: BadRowReport;
   #out = Buffer.allocUnsafe(1 << 17);
   #pos = 0;
-  readonly #ends: number[] = [];
+  readonly #ends: BetEnds = { ends: new Int32Array(4096), count: 0 };
   #taken = false;
   /** The reader's line count: the line of the last record taken (a record's first line plus the LFs inside it). */
   #line = 0;
@@ -52,7 +53,7 @@ export class AgencyRowDecoder {
   /** The bets decoded since the last take(); valid until the next push() or end(). */
   take(): EncodedBets {
     this.#taken = true;
-    return { bytes: this.#out, ends: this.#ends, count: this.#ends.length };
+    return { bytes: this.#out, ends: this.#ends.ends, count: this.#ends.count };
   }
 
   push(chunk: Buffer): void {
@@ -77,7 +78,7 @@ export class AgencyRowDecoder {
     if (!this.#taken) return;
     this.#taken = false;
     this.#pos = 0;
-    this.#ends.length = 0;
+    this.#ends.count = 0;
   }
 
   /**
@@ -88,7 +89,8 @@ export class AgencyRowDecoder {
     if (this.#head !== null) {
       const head = this.#head.length === 0 ? chunk : Buffer.concat([this.#head, chunk]);
       if (head.length < 3 && !end) {
-        this.#head = head;
+        // A copy: the caller may reuse the chunk's bytes once push() returns.
+        this.#head = Buffer.from(head);
         return null;
       }
       this.#head = null;
@@ -192,7 +194,7 @@ export class AgencyRowDecoder {
     this.#csvLine++;
     if (got >= 0) {
       this.#pos = got;
-      this.#ends.push(got);
+      this.#pushEnd(got);
     } else if (got === RowKind.FIELDS) {
       this.#record(cutFields(b, s, z), this.#line);
     }
@@ -250,7 +252,17 @@ export class AgencyRowDecoder {
     }
     this.#room();
     this.#pos = writeBet(this.#out, this.#pos, bet);
-    this.#ends.push(this.#pos);
+    this.#pushEnd(this.#pos);
+  }
+
+  #pushEnd(end: number): void {
+    const e = this.#ends;
+    if (e.count === e.ends.length) {
+      const bigger = new Int32Array(2 * e.count);
+      bigger.set(e.ends);
+      e.ends = bigger;
+    }
+    e.ends[e.count++] = end;
   }
 
   #room(): void {

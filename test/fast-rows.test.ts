@@ -2,13 +2,18 @@
  * The byte builder of plain rows (client/fast-rows.ts) against the object path it stands in
  * for: split at the commas, parseAgencyRecord, BatchBuilder. On random and mutated rows it
  * writes the very same bytes, or declines, and then the object path is the one that runs.
+ * Its WebAssembly twin for runs of lines (client/wasm-rows.ts) against it, line by line; and
+ * the checked-in module against a fresh build of its source.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RowKind, encodePlainRow } from '../client/fast-rows.js';
+import { MAX_PLAIN_BET, RowKind, encodePlainRow } from '../client/fast-rows.js';
+import { PLAIN_ROWS_WASM } from '../client/plain-rows-wasm.js';
+import { type BetEnds, type PlainRows, encodeRows } from '../client/wasm-rows.js';
 import { parseAgencyRecord } from '../shared/domain/bet.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { HEADER_SIZE } from '../shared/protocol/messages.js';
+import { compilePlainRows, renderModule } from '../tools/lib/wasm.js';
 
 const AGENCY = 0x01020304;
 
@@ -126,5 +131,79 @@ describe('encodePlainRow agrees with parseAgencyRecord + BatchBuilder', () => {
     expect(bytePath('O"Neil,Paz,1,2000-02-29,0')).toBe(RowKind.CSV);
     expect(bytePath('')).toBe(RowKind.EMPTY);
     expect(bytePath('Ana,Paz,1,2000-02-29')).toBe(RowKind.FIELDS);
+  });
+});
+
+/** What encodeRows must do: encodePlainRow line by line, stopping where it declines. */
+function lineByLine(src: Buffer, s: number, end: number, out: Buffer, o: number, maxLine: number) {
+  const ends: number[] = [];
+  let lines = 0;
+  while (o <= out.length - MAX_PLAIN_BET) {
+    const lf = src.indexOf(0x0a, s);
+    if (lf < 0 || lf >= end || lf + 1 - s > maxLine) break;
+    const z = lf > s && src[lf - 1] === 0x0d ? lf - 1 : lf;
+    if (z > s) {
+      const w = encodePlainRow(src, s, z, AGENCY, out, o);
+      if (w < 0) break;
+      o = w;
+      ends.push(o);
+    }
+    lines++;
+    s = lf + 1;
+  }
+  return { pos: s, out: o, lines, ends, bytes: out.toString('hex') };
+}
+
+function inOneRun(src: Buffer, s: number, end: number, out: Buffer, o: number, maxLine: number) {
+  const ends: BetEnds = { ends: new Int32Array(1), count: 0 };
+  const r: PlainRows = { pos: -1, out: -1, lines: -1 };
+  encodeRows(src, s, end, AGENCY, out, o, ends, maxLine, r);
+  return { ...r, ends: [...ends.ends.subarray(0, ends.count)], bytes: out.toString('hex') };
+}
+
+const line = fc.oneof(
+  { weight: 6, arbitrary: row },
+  { weight: 2, arbitrary: mutated },
+  { weight: 1, arbitrary: fc.constantFrom('', ' ', '"Ana",Paz,1,2000-02-29,0', 'Ana\r,Paz,1,2000-02-29,0', 'A'.repeat(300)) },
+);
+const file = fc
+  .tuple(
+    fc.array(fc.tuple(line, fc.constantFrom('\n', '\r\n', '\r\r\n')), { maxLength: 40 }),
+    fc.constantFrom('', 'tail,without,a,line,end'),
+  )
+  .map(([lines, tail]) => Buffer.from(lines.map(([l, eol]) => l + eol).join('') + tail));
+
+describe('encodeRows (WebAssembly) takes each line as encodePlainRow does', () => {
+  it('the same bytes, ends, stop, and lines on random runs, with any room and line limit', () => {
+    fc.assert(
+      fc.property(file, fc.nat(), fc.integer({ min: 0, max: 4000 }), fc.integer({ min: 1, max: 400 }), (src, at, room, maxLine) => {
+        const s = src.length === 0 ? 0 : at % src.length;
+        const o = 5;
+        const size = o + MAX_PLAIN_BET + room;
+        expect(inOneRun(src, s, src.length, Buffer.alloc(size, 0xaa), o, maxLine)).toEqual(
+          lineByLine(src, s, src.length, Buffer.alloc(size, 0xaa), o, maxLine),
+        );
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('goes on across its 64 KiB windows, a line cut by a window included, and stops at the first bad row', () => {
+    const rows = Array.from(
+      { length: 6000 },
+      (_, i) => `Nombre ${i},Apellido,${10000000 + i},1990-01-${String(1 + (i % 28)).padStart(2, '0')},${i % 10000}`,
+    );
+    rows[5500] = 'Ana,Paz,1,2000-02-30,1';
+    const src = Buffer.from(`${rows.join('\n')}\n`);
+    expect(src.length).toBeGreaterThan(3 * 0x10000);
+    const got = inOneRun(src, 0, src.length, Buffer.alloc(1 << 20), 0, 0x10000);
+    expect(got).toEqual(lineByLine(src, 0, src.length, Buffer.alloc(1 << 20), 0, 0x10000));
+    expect(got.lines).toBe(5500);
+    expect(src.toString('utf8', got.pos, got.pos + 22)).toBe('Ana,Paz,1,2000-02-30,1');
+  });
+
+  it('is the build of wasm/plain-rows.ts (after an edit there: npm run build:wasm)', async () => {
+    const binary = await compilePlainRows(new URL('..', import.meta.url).pathname);
+    expect(renderModule(binary)).toContain(`'${PLAIN_ROWS_WASM}'`);
   });
 });

@@ -1,0 +1,104 @@
+/**
+ * The client's fast path over many rows at once, run as WebAssembly (wasm/plain-rows.ts):
+ * whole plain lines straight to bets in wire form, each row taken exactly as encodePlainRow
+ * (fast-rows.ts) takes it. A client lives for a fraction of a second; V8 would spend tens of
+ * milliseconds optimising a JavaScript row loop, while this module compiles in well under one
+ * and runs as machine code from its first row. Nothing here loops per row, so that no
+ * JavaScript on this path gets hot enough to be optimised.
+ */
+import { PLAIN_ROWS_WASM } from './plain-rows-wasm.js';
+
+/** The module's memory layout (wasm/plain-rows.ts). */
+const SRC_CAP = 0x10000;
+const OUT = 0x10000;
+const ENDS = 0x30000;
+/** The most bets one call of the module writes. */
+const ENDS_CAP = 0x1000;
+const RES = 0x34000 >> 2;
+const STOP_END = 1;
+
+/** The bets' ends as a decoder collects them: ends[0, count), growing as needed. */
+export interface BetEnds {
+  ends: Int32Array;
+  count: number;
+}
+
+/** Where encodeRows stopped: the first line it left to the caller, the output offset, lines consumed. */
+export interface PlainRows {
+  pos: number;
+  out: number;
+  lines: number;
+}
+
+type EncodeFn = (s: number, end: number, agency: number, room: number, maxLine: number, base: number) => number;
+
+/** The part of the WebAssembly API used here (the project's lib settings do not declare it). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: { memory: { buffer: ArrayBuffer }; encodeRows: EncodeFn } };
+}
+
+interface Encoder {
+  readonly encode: EncodeFn;
+  readonly bytes: Uint8Array;
+  readonly words: Int32Array;
+}
+
+let encoder: Encoder | null = null;
+
+function instance(): Encoder {
+  if (encoder !== null) return encoder;
+  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  const { exports } = new wasm.Instance(new wasm.Module(Buffer.from(PLAIN_ROWS_WASM, 'base64')), {});
+  // The module never grows its memory, so these views stay valid.
+  const { buffer } = exports.memory;
+  encoder = { encode: exports.encodeRows, bytes: new Uint8Array(buffer), words: new Int32Array(buffer) };
+  return encoder;
+}
+
+/**
+ * Takes whole lines of src[s, end) and writes their bets at out[o...], each bet's end into
+ * `ends`; skips empty lines; stops at the first line it cannot take — no LF before `end`,
+ * longer than `maxLine` bytes with its LF, a quote or a bare CR, not 5 fields, not a valid
+ * bet — or when `out` has less than MAX_PLAIN_BET bytes of room. `r` says where it stopped.
+ */
+export function encodeRows(
+  src: Buffer,
+  s: number,
+  end: number,
+  agency: number,
+  out: Buffer,
+  o: number,
+  ends: BetEnds,
+  maxLine: number,
+  r: PlainRows,
+): void {
+  const { encode, bytes, words } = instance();
+  let lines = 0;
+  for (;;) {
+    const n = Math.min(end - s, SRC_CAP);
+    bytes.set(src.subarray(s, s + n), 0);
+    if (ends.ends.length - ends.count < ENDS_CAP) grow(ends);
+    const count = encode(0, n, agency, out.length - o, maxLine, o);
+    const pos = words[RES]!;
+    const written = words[RES + 1]!;
+    lines += words[RES + 2]!;
+    out.set(bytes.subarray(OUT, OUT + written), o);
+    ends.ends.set(words.subarray(ENDS >> 2, (ENDS >> 2) + count), ends.count);
+    ends.count += count;
+    o += written;
+    // A line cut by the window's end is taken from the next window.
+    const again = words[RES + 3] === STOP_END && s + n < end && pos > 0;
+    s += pos;
+    if (!again) break;
+  }
+  r.pos = s;
+  r.out = o;
+  r.lines = lines;
+}
+
+function grow(ends: BetEnds): void {
+  const bigger = new Int32Array(Math.max(2 * ends.ends.length, ends.count + ENDS_CAP));
+  bigger.set(ends.ends.subarray(0, ends.count));
+  ends.ends = bigger;
+}

@@ -1,0 +1,226 @@
+/**
+ * The client's plain-row path over a run of whole lines, in AssemblyScript, compiled to
+ * WebAssembly by `npm run build:wasm` (tools/lib/wasm.ts) into client/plain-rows-wasm.ts,
+ * which is checked in; client/wasm-rows.ts runs it. A client lives for a fraction of a
+ * second, and V8 spent more CPU optimising the same loop in JavaScript than running it;
+ * WebAssembly starts as machine code, with nothing to warm up.
+ * Invariant: each line is taken exactly as client/fast-rows.ts's encodePlainRow takes it
+ * (same checks, same bytes), and the run stops at the first line encodePlainRow would not
+ * take: the caller reads that line by the JavaScript path, which also words the error.
+ * test/fast-rows.test.ts checks it on random runs, and that the checked-in module is this
+ * file's build. Numbers are 32-bit here: a 10-digit document is parsed in 64 bits.
+ * Memory (fixed, 4 pages; nothing is allocated): the caller's bytes at SRC, the bets written
+ * at OUT, each bet's end at ENDS, and the results at RES. client/wasm-rows.ts mirrors the
+ * layout.
+ */
+const SRC: i32 = 0;
+const OUT: i32 = 0x10000;
+const OUT_CAP: i32 = 0x20000;
+const ENDS: i32 = 0x30000;
+const ENDS_CAP: i32 = 0x1000;
+const RES: i32 = 0x34000;
+/** The most a plain row's bet takes: agency, two 255-byte names, document, date, number. */
+const MAX_PLAIN_BET: i32 = 4 + 2 * 256 + 11 + 11 + 2;
+const MAX_NAME_BYTES: i32 = 255;
+const MAX_NUMBER: i32 = 9999;
+
+/** Why encodeRows stopped (RES + 12). */
+const STOP_ROOM: i32 = 0;
+const STOP_END: i32 = 1;
+const STOP_ROW: i32 = 2;
+
+const COMMA: u32 = 0x2c;
+const QUOTE: u32 = 0x22;
+const CR: u32 = 0x0d;
+const LF: u32 = 0x0a;
+
+@inline function at(i: i32): u32 {
+  return <u32>load<u8>(<usize>i);
+}
+
+/** String.prototype.trim's ASCII whitespace, less LF and CR. */
+@inline function isAsciiSpace(c: u32): bool {
+  return c == 0x20 || c == 0x09 || c == 0x0b || c == 0x0c;
+}
+
+/** U+00A0, or a three-byte character led by E1, E2, E3 or EF: maybe a space trim() removes. */
+function mayBeWideSpace(i: i32): bool {
+  const c = at(i);
+  return (c == 0xc2 && at(i + 1) == 0xa0) || c == 0xe1 || c == 0xe2 || c == 0xe3 || c == 0xef;
+}
+
+/** The value of n ASCII digits at p, or -1 when one is not a digit. 64-bit: a document has up to 10 digits. */
+function digitsAt(p: i32, n: i32): i64 {
+  let v: i64 = 0;
+  for (let i = 0; i < n; i++) {
+    const c = at(p + i);
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + <i64>(c - 0x30);
+  }
+  return v;
+}
+
+function daysInMonth(y: i32, m: i32): i32 {
+  if (m == 2) return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28;
+  return m == 4 || m == 6 || m == 9 || m == 11 ? 30 : 31;
+}
+
+function isRealDateAt(p: i32): bool {
+  if (at(p + 4) != 0x2d || at(p + 7) != 0x2d) return false;
+  const y = <i32>digitsAt(p, 4);
+  const m = <i32>digitsAt(p + 5, 2);
+  const d = <i32>digitsAt(p + 8, 2);
+  return y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= daysInMonth(y, m);
+}
+
+/** Length of the well-formed UTF-8 sequence at i (before end), or 0. */
+function utf8Length(i: i32, end: i32): i32 {
+  const c = at(i);
+  const n: i32 = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || i + n > end) return 0;
+  for (let k = 1; k < n; k++) if ((at(i + k) & 0xc0) != 0x80) return 0;
+  const c1 = at(i + 1);
+  if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f)) return 0;
+  return n;
+}
+
+/** bet-bytes.ts's scanName, answering only "certainly a valid name". */
+function isCleanName(p: i32, end: i32): bool {
+  if (end <= p || end - p > MAX_NAME_BYTES) return false;
+  let visible = false;
+  for (let i = p; i < end; ) {
+    const c = at(i);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) return false;
+      if (c != 0x20) visible = true;
+      i++;
+      continue;
+    }
+    const n = utf8Length(i, end);
+    if (n == 0 || (c == 0xc2 && at(i + 1) < 0xa0)) return false;
+    i += n;
+  }
+  return visible;
+}
+
+/** fast-rows.ts's isPlainName. */
+function isPlainName(a: i32, z: i32): bool {
+  if (a >= z || !isCleanName(a, z)) return false;
+  if (at(a) >= 0x80 && mayBeWideSpace(a)) return false;
+  if (at(z - 1) < 0x80) return true;
+  let lead = z - 1;
+  while (lead > a && (at(lead) & 0xc0) == 0x80) lead--;
+  return !mayBeWideSpace(lead);
+}
+
+@inline function trimStart(a: i32, z: i32): i32 {
+  while (a < z && isAsciiSpace(at(a))) a++;
+  return a;
+}
+
+@inline function trimEnd(a: i32, z: i32): i32 {
+  while (z > a && isAsciiSpace(at(z - 1))) z--;
+  return z;
+}
+
+@inline function putStr8(a: i32, z: i32, o: i32): i32 {
+  store<u8>(<usize>o, <u8>(z - a));
+  memory.copy(<usize>(o + 1), <usize>a, <usize>(z - a));
+  return o + 1 + z - a;
+}
+
+/** The row [s, e) cut at c0..c3: its bet at o and the new offset, or -1 (the JavaScript path takes it). */
+function writeRow(s: i32, e: i32, c0: i32, c1: i32, c2: i32, c3: i32, agency: u32, o: i32): i32 {
+  const nameA = trimStart(s, c0);
+  const nameZ = trimEnd(nameA, c0);
+  const lastA = trimStart(c0 + 1, c1);
+  const lastZ = trimEnd(lastA, c1);
+  const docA = trimStart(c1 + 1, c2);
+  const docZ = trimEnd(docA, c2);
+  const dateA = trimStart(c2 + 1, c3);
+  const dateZ = trimEnd(dateA, c3);
+  const numA = trimStart(c3 + 1, e);
+  const numZ = trimEnd(numA, e);
+  if (!isPlainName(nameA, nameZ) || !isPlainName(lastA, lastZ)) return -1;
+  const docLen = docZ - docA;
+  if (docLen < 1 || docLen > 10 || digitsAt(docA, docLen) < 0) return -1;
+  if (dateZ - dateA != 10 || !isRealDateAt(dateA)) return -1;
+  const numLen = numZ - numA;
+  const number = numLen >= 1 && numLen <= 4 ? <i32>digitsAt(numA, numLen) : -1;
+  if (number < 0 || number > MAX_NUMBER) return -1;
+  store<u32>(<usize>o, bswap<u32>(agency));
+  o = putStr8(nameA, nameZ, o + 4);
+  o = putStr8(lastA, lastZ, o);
+  o = putStr8(docA, docZ, o);
+  o = putStr8(dateA, dateZ, o);
+  store<u8>(<usize>o, <u8>(number >>> 8));
+  store<u8>(<usize>(o + 1), <u8>number);
+  return o + 2;
+}
+
+/**
+ * fast-rows.ts's encodeRows over the whole lines of [SRC + s, SRC + end), writing at most
+ * `room` bytes of bets at OUT. Returns the bets written; RES holds where it stopped (an
+ * offset from SRC), the bytes written, the lines consumed and why it stopped; each bet's end
+ * goes to ENDS as `base` plus its end's offset from OUT (where the caller puts OUT's bytes).
+ */
+export function encodeRows(s: i32, end: i32, agency: u32, room: i32, maxLine: i32, base: i32): i32 {
+  let lines: i32 = 0;
+  let count: i32 = 0;
+  let o = OUT;
+  const last = OUT + (room < OUT_CAP ? room : OUT_CAP) - MAX_PLAIN_BET;
+  let why = STOP_ROOM;
+  while (o <= last && count < ENDS_CAP) {
+    let commas = 0;
+    let z = -1;
+    let i = s;
+    let c0 = 0;
+    let c1 = 0;
+    let c2 = 0;
+    let c3 = 0;
+    for (; i < end; i++) {
+      const c = at(i);
+      if (c == LF) {
+        z = i;
+        break;
+      }
+      if (c == COMMA) {
+        if (commas == 0) c0 = i;
+        else if (commas == 1) c1 = i;
+        else if (commas == 2) c2 = i;
+        else if (commas == 3) c3 = i;
+        commas++;
+      } else if (c == CR && i + 1 < end && at(i + 1) == LF) {
+        z = i++;
+        break;
+      } else if (c == QUOTE || c == CR) {
+        break;
+      }
+    }
+    if (z < 0) {
+      why = i == end ? STOP_END : STOP_ROW;
+      break;
+    }
+    if (i + 1 - s > maxLine) {
+      why = STOP_ROW;
+      break;
+    }
+    if (z > s) {
+      const w = commas == 4 ? writeRow(s, z, c0, c1, c2, c3, agency, o) : -1;
+      if (w < 0) {
+        why = STOP_ROW;
+        break;
+      }
+      o = w;
+      store<i32>(<usize>(ENDS + (count << 2)), base + o - OUT);
+      count++;
+    }
+    lines++;
+    s = i + 1;
+  }
+  store<i32>(<usize>RES, s - SRC);
+  store<i32>(<usize>(RES + 4), o - OUT);
+  store<i32>(<usize>(RES + 8), lines);
+  store<i32>(<usize>(RES + 12), why);
+  return count;
+}
