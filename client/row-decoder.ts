@@ -15,7 +15,7 @@ import { type EncodedBets, MAX_ENCODED_BET, writeBet } from '../shared/protocol/
 import { parseRecords } from './csv-records.js';
 import { RowKind, encodePlainRow } from './fast-rows.js';
 import { QuotedRun, type Run } from './quoted-run.js';
-import { type BetEnds, type PlainRows, encodeRows } from './wasm-rows.js';
+import { type BetEnds, type PlainRows, addEnd, encodeRows } from './wasm-rows.js';
 
 /** The most bytes one record (its line ends included) may take. */
 export const MAX_RECORD_BYTES = 64 * 1024;
@@ -56,6 +56,7 @@ export class AgencyRowDecoder {
     return { bytes: this.#out, ends: this.#ends.ends, count: this.#ends.count };
   }
 
+  /** The next bytes of the file; the decoder keeps none of `chunk` once this returns (the caller may reuse it). */
   push(chunk: Buffer): void {
     this.#reset();
     const data = this.#decoded(chunk, false);
@@ -194,7 +195,7 @@ export class AgencyRowDecoder {
     this.#csvLine++;
     if (got >= 0) {
       this.#pos = got;
-      this.#pushEnd(got);
+      addEnd(this.#ends, got);
     } else if (got === RowKind.FIELDS) {
       this.#record(cutFields(b, s, z), this.#line);
     }
@@ -252,17 +253,7 @@ export class AgencyRowDecoder {
     }
     this.#room();
     this.#pos = writeBet(this.#out, this.#pos, bet);
-    this.#pushEnd(this.#pos);
-  }
-
-  #pushEnd(end: number): void {
-    const e = this.#ends;
-    if (e.count === e.ends.length) {
-      const bigger = new Int32Array(2 * e.count);
-      bigger.set(e.ends);
-      e.ends = bigger;
-    }
-    e.ends[e.count++] = end;
+    addEnd(this.#ends, this.#pos);
   }
 
   #room(): void {

@@ -78,7 +78,7 @@ export function encodeRows(
   for (;;) {
     const n = Math.min(end - s, SRC_CAP);
     bytes.set(src.subarray(s, s + n), 0);
-    if (ends.ends.length - ends.count < ENDS_CAP) grow(ends);
+    if (ends.ends.length - ends.count < ENDS_CAP) grow(ends, ENDS_CAP);
     const count = encode(0, n, agency, out.length - o, maxLine, o);
     const pos = words[RES]!;
     const written = words[RES + 1]!;
@@ -97,8 +97,15 @@ export function encodeRows(
   r.lines = lines;
 }
 
-function grow(ends: BetEnds): void {
-  const bigger = new Int32Array(Math.max(2 * ends.ends.length, ends.count + ENDS_CAP));
+/** Appends one bet's end (a bet the JavaScript path wrote). */
+export function addEnd(ends: BetEnds, end: number): void {
+  if (ends.count === ends.ends.length) grow(ends, 1);
+  ends.ends[ends.count++] = end;
+}
+
+/** Makes room for `n` more ends. */
+function grow(ends: BetEnds, n: number): void {
+  const bigger = new Int32Array(Math.max(2 * ends.ends.length, ends.count + n));
   bigger.set(ends.ends.subarray(0, ends.count));
   ends.ends = bigger;
 }
