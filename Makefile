@@ -80,7 +80,7 @@ DOCKER_COMPOSE = $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_YML) $(if $(SERVE
 # On a machine without a container registry, tools/docker/engine.sh starts Docker (with
 # retries) and builds the base image; elsewhere the machine's own Docker is used as it is.
 docker-engine:
-	@bash tools/docker/engine.sh >/dev/null
+	@bash tools/docker/engine.sh --engine-only
 
 # Both images from the one multi-stage Dockerfile.
 docker-image: docker-engine

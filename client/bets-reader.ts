@@ -39,7 +39,7 @@ export interface ReadOptions {
   agency: number;
   onBadRow: (bad: BadRow) => void;
   signal?: AbortSignal;
-  /** Called once the file is closed, after the last row or on abort/error. */
+  /** Called once when reading is over (after the last row, an abort or an error), once the file is closed if it opened. */
   onClose?: () => void;
 }
 
@@ -51,19 +51,24 @@ export interface ReadOptions {
 export async function* readAgencyBetChunks(opts: ReadOptions): AsyncGenerator<EncodedBets> {
   const { path, onBadRow, signal } = opts;
   const decoder = new AgencyRowDecoder(opts.agency, (line, error) => onBadRow({ file: path, line, error }));
-  let file: FileHandle | null = null;
-  let closed: Promise<void> | null = null;
-  // An abort closes the file at once, even while the consumer holds this generator at a
-  // yield; a read under way finishes first (FileHandle.close waits for it), and its bytes are
-  // dropped by the check after it.
-  const close = (): Promise<void> => {
-    closed ??= (file?.close() ?? Promise.resolve()).finally(() => opts.onClose?.());
-    return closed;
-  };
-  signal?.addEventListener('abort', close, { once: true });
+  let file: FileHandle;
   try {
     file = await open(path, 'r');
-    if (closed !== null) await file.close();
+  } catch (err) {
+    opts.onClose?.();
+    throw withPath(path, err);
+  }
+  let closed: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closed ??= file.close().finally(() => opts.onClose?.());
+    return closed;
+  };
+  // An abort closes the file at once, even while the consumer holds this generator at a
+  // yield; a read under way finishes first (FileHandle.close waits for it), and its bytes are
+  // dropped by the check after it. A failed close surfaces from the `finally` below.
+  const onAbort = (): void => void close().catch(() => {});
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
     // One 64 KiB buffer for every read: the decoder copies what it keeps of a read (a cut
     // line), so a long file allocates nothing per read, and a read's bets die young.
     const buffer = Buffer.allocUnsafeSlow(1 << 16);
@@ -80,14 +85,18 @@ export async function* readAgencyBetChunks(opts: ReadOptions): AsyncGenerator<En
     const bets = decoder.take();
     if (bets.count > 0) yield bets;
   } catch (err) {
-    // fs errors name no path ("EISDIR: illegal operation on a directory, read").
-    const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && code.startsWith('E')) throw new Error(`reading ${path}: ${(err as Error).message}`, { cause: err });
-    throw err;
+    throw withPath(path, err);
   } finally {
-    signal?.removeEventListener('abort', close);
+    signal?.removeEventListener('abort', onAbort);
     await close();
   }
+}
+
+/** fs errors name no path ("EISDIR: illegal operation on a directory, read"): this one does. */
+function withPath(path: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && code.startsWith('E')) return new Error(`reading ${path}: ${(err as Error).message}`, { cause: err });
+  return err;
 }
 
 /** The agency's bets one by one, as objects (tests and tools; the client sends the wire form). */

@@ -10,6 +10,12 @@ import { PLAIN_ROWS_WASM } from './plain-rows-wasm.js';
 
 /** The module's memory layout (wasm/plain-rows.ts). */
 const SRC_CAP = 0x10000;
+/**
+ * The first window copied in at each call; it doubles up to SRC_CAP while the rows go on.
+ * A run that stops early (a declined row, which the caller then takes, and calls again after
+ * it) so copies a few KiB, not 64, per call.
+ */
+const FIRST_WINDOW = 0x1000;
 const OUT = 0x10000;
 const ENDS = 0x30000;
 /** The most bets one call of the module writes. */
@@ -61,6 +67,7 @@ function instance(): Encoder {
  * `ends`; skips empty lines; stops at the first line it cannot take — no LF before `end`,
  * longer than `maxLine` bytes with its LF, a quote or a bare CR, not 5 fields, not a valid
  * bet — or when `out` has less than MAX_PLAIN_BET bytes of room. `r` says where it stopped.
+ * `maxLine` is at most 64 KiB (a window).
  */
 export function encodeRows(
   src: Buffer,
@@ -73,10 +80,13 @@ export function encodeRows(
   maxLine: number,
   r: PlainRows,
 ): void {
+  if (maxLine > SRC_CAP) throw new RangeError(`maxLine ${maxLine} is over the ${SRC_CAP}-byte window`);
   const { encode, bytes, words } = instance();
   let lines = 0;
+  let window = FIRST_WINDOW;
   for (;;) {
-    const n = Math.min(end - s, SRC_CAP);
+    const cut = end - s > window;
+    const n = cut ? window : end - s;
     bytes.set(src.subarray(s, s + n), 0);
     if (ends.ends.length - ends.count < ENDS_CAP) grow(ends, ENDS_CAP);
     const count = encode(0, n, agency, out.length - o, maxLine, o);
@@ -87,10 +97,12 @@ export function encodeRows(
     ends.ends.set(words.subarray(ENDS >> 2, (ENDS >> 2) + count), ends.count);
     ends.count += count;
     o += written;
-    // A line cut by the window's end is taken from the next window.
-    const again = words[RES + 3] === STOP_END && s + n < end && pos > 0;
     s += pos;
-    if (!again) break;
+    // The window ended inside a line: go on from that line with a larger window, unless the
+    // line is over a whole window (then it is over maxLine too, and the caller's to report).
+    if (words[RES + 3] !== STOP_END || !cut) break;
+    if (window < SRC_CAP) window *= 2;
+    else if (pos === 0) break;
   }
   r.pos = s;
   r.out = o;

@@ -13,6 +13,7 @@ import { DataFileError } from '../client/errors.js';
 import { loadBets } from '../server/storage/bets-file.js';
 import { EXIT_CONFIG } from '../shared/config/values.js';
 import type { Bet } from '../shared/domain/bet.js';
+import { deferred } from '../shared/util/async.js';
 import { countStoredRows, failures, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
 
 /** [text of the line with its ending, the bet it holds or the error expected for it (null: skipped silently)]. */
@@ -94,6 +95,53 @@ describe('readAgencyBetChunks on a file with bad rows, a BOM, mixed CRLF/LF and 
 
   it('rejects with the cause when the file does not exist', async () => {
     await expect(readAll(join(dir, 'missing.csv'))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('readAgencyBetChunks stopped by its signal', () => {
+  /** A reader over a file of `rows` good rows, counting its onClose calls. */
+  async function reader(name: string, rows: number, signal: AbortSignal) {
+    const path = join(dir, name);
+    await writeFile(path, Array.from({ length: rows }, (_, i) => `Ana,Paz,${i + 1},2000-02-29,${i % 10000}\n`).join(''));
+    const closes = { count: 0, closed: deferred() };
+    const chunks = readAgencyBetChunks({
+      path,
+      agency: 1,
+      signal,
+      onBadRow: () => {},
+      onClose: () => {
+        closes.count++;
+        closes.closed.resolve();
+      },
+    });
+    return { chunks, closes };
+  }
+
+  it('an abort while the consumer holds a chunk closes the file at once; the next read rejects; onClose once', async () => {
+    const abort = new AbortController();
+    const { chunks, closes } = await reader('abort-held.csv', 20_000, abort.signal);
+    const first = await chunks.next();
+    expect(first.done).toBe(false);
+    abort.abort();
+    await closes.closed.promise;
+    await expect(chunks.next()).rejects.toThrow(/abort/i);
+    expect(await chunks.next()).toEqual({ done: true, value: undefined });
+    expect(closes.count).toBe(1);
+  });
+
+  it('a signal aborted before the first read: nothing is read, onClose once', async () => {
+    const abort = new AbortController();
+    abort.abort();
+    const { chunks, closes } = await reader('abort-early.csv', 10, abort.signal);
+    await expect(chunks.next()).rejects.toThrow(/abort/i);
+    expect(closes.count).toBe(1);
+  });
+
+  it('leaving the loop early (return) closes the file; onClose once', async () => {
+    const { chunks, closes } = await reader('return.csv', 20_000, new AbortController().signal);
+    await chunks.next();
+    await chunks.return(undefined);
+    expect(closes.count).toBe(1);
   });
 });
 

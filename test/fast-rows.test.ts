@@ -5,6 +5,7 @@
  * Its WebAssembly twin for runs of lines (client/wasm-rows.ts) against it, line by line; and
  * the checked-in module against a fresh build of its source.
  */
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_PLAIN_BET, RowKind, encodePlainRow } from '../client/fast-rows.js';
@@ -13,7 +14,6 @@ import { type BetEnds, type PlainRows, encodeRows } from '../client/wasm-rows.js
 import { parseAgencyRecord } from '../shared/domain/bet.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { HEADER_SIZE } from '../shared/protocol/messages.js';
-import { compilePlainRows, renderModule } from '../tools/lib/wasm.js';
 
 const AGENCY = 0x01020304;
 
@@ -202,8 +202,31 @@ describe('encodeRows (WebAssembly) takes each line as encodePlainRow does', () =
     expect(src.toString('utf8', got.pos, got.pos + 22)).toBe('Ana,Paz,1,2000-02-30,1');
   });
 
+  it('a CRLF cut by any window end: the run goes on past it', () => {
+    // 42-byte rows after a first row of 24 + d bytes: over d = 0..41 a CR falls at every
+    // offset modulo 42, so on every window end the run meets, as in a long CRLF file.
+    const row = (i: number) => `Nombre,Apellido,${String(10000000 + i)},1990-01-01,${String(i % 10000).padStart(4, '0')}\r\n`;
+    expect(row(1)).toHaveLength(42);
+    for (let d = 0; d < 42; d++) {
+      const src = Buffer.from(`${'x'.repeat(d)}Ana,Paz,1,2000-02-29,0\r\n${Array.from({ length: 3000 }, (_, i) => row(i)).join('')}`);
+      const got = inOneRun(src, 0, src.length, Buffer.alloc(1 << 18), 0, 0x10000);
+      expect(got.lines).toBe(3001);
+      expect(got).toEqual(lineByLine(src, 0, src.length, Buffer.alloc(1 << 18), 0, 0x10000));
+    }
+  });
+
+  it('a line longer than a window stops the run there, and a maxLine over a window is refused', () => {
+    const long = `${'A'.repeat(255)},${'B'.repeat(255)},1,2000-02-29,0\n`;
+    const src = Buffer.from(`Ana,Paz,1,2000-02-29,0\n${' '.repeat(0x10000)}${long}`);
+    const got = inOneRun(src, 0, src.length, Buffer.alloc(4096), 0, 0x10000);
+    expect({ pos: got.pos, lines: got.lines, ends: got.ends.length }).toEqual({ pos: 23, lines: 1, ends: 1 });
+    expect(() => inOneRun(src, 0, src.length, Buffer.alloc(4096), 0, 0x10001)).toThrow(RangeError);
+  });
+
   it('is the build of wasm/plain-rows.ts (after an edit there: npm run build:wasm)', async () => {
-    const binary = await compilePlainRows(new URL('..', import.meta.url).pathname);
+    // Imported here only: the compiler is large, and no other test needs it.
+    const { compilePlainRows, renderModule } = await import('../tools/lib/wasm.js');
+    const binary = await compilePlainRows(fileURLToPath(new URL('..', import.meta.url)));
     expect(renderModule(binary)).toContain(`'${PLAIN_ROWS_WASM}'`);
   });
 });

@@ -38,7 +38,11 @@ async function oracle(bytes: Buffer): Promise<Read> {
   return out;
 }
 
-/** The decoder fed `bytes` in pieces of the given sizes (cycled). */
+/**
+ * The decoder fed `bytes` in pieces of the given sizes (cycled), each through one reused
+ * buffer that is overwritten as soon as push() returns, as the client's reader reuses its
+ * read buffer: the decoder must keep nothing of a piece.
+ */
 function decode(bytes: Buffer, pieces: readonly number[]): Read {
   const out: Read = { bets: [], bad: [] };
   const decoder = new AgencyRowDecoder(AGENCY, (line, error) => out.bad.push({ line, error }));
@@ -46,9 +50,12 @@ function decode(bytes: Buffer, pieces: readonly number[]): Read {
     const chunk = decoder.take();
     if (chunk.count > 0) out.bets.push(...betsOf(chunk, AGENCY));
   };
+  const reused = Buffer.alloc(Math.max(1, ...pieces));
   for (let at = 0, k = 0; at < bytes.length; k++) {
     const n = Math.max(1, pieces[k % pieces.length]!);
-    decoder.push(bytes.subarray(at, at + n));
+    const piece = reused.subarray(0, bytes.copy(reused, 0, at, at + n));
+    decoder.push(piece);
+    piece.fill('",\r\n');
     drain();
     at += n;
   }

@@ -159,7 +159,7 @@ function writeRow(s: i32, e: i32, c0: i32, c1: i32, c2: i32, c3: i32, agency: u3
 }
 
 /**
- * fast-rows.ts's encodeRows over the whole lines of [SRC + s, SRC + end), writing at most
+ * The plain rows of the whole lines of [SRC + s, SRC + end), writing at most
  * `room` bytes of bets at OUT. Returns the bets written; RES holds where it stopped (an
  * offset from SRC), the bytes written, the lines consumed and why it stopped; each bet's end
  * goes to ENDS as `base` plus its end's offset from OUT (where the caller puts OUT's bytes).
@@ -192,6 +192,10 @@ export function encodeRows(s: i32, end: i32, agency: u32, room: i32, maxLine: i3
         commas++;
       } else if (c == CR && i + 1 < end && at(i + 1) == LF) {
         z = i++;
+        break;
+      } else if (c == CR && i + 1 == end) {
+        // Maybe a CRLF cut by the end of the bytes given: the caller's next window has its LF.
+        i = end;
         break;
       } else if (c == QUOTE || c == CR) {
         break;
