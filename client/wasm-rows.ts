@@ -8,20 +8,12 @@
  */
 import { PLAIN_ROWS_WASM } from './plain-rows-wasm.js';
 
-/** The module's memory layout (wasm/plain-rows.ts). */
-const SRC_CAP = 0x10000;
 /**
- * The first window copied in at each call; it doubles up to SRC_CAP while the rows go on.
- * A run that stops early (a declined row, which the caller then takes, and calls again after
- * it) so copies a few KiB, not 64, per call.
+ * The first window copied in at each call; it doubles up to the module's window (SRC_CAP)
+ * while the rows go on. A run that stops early (a declined row, which the caller then takes,
+ * and calls again after it) so copies a few KiB, not 64, per call.
  */
 const FIRST_WINDOW = 0x1000;
-const OUT = 0x10000;
-const ENDS = 0x30000;
-/** The most bets one call of the module writes. */
-const ENDS_CAP = 0x1000;
-const RES = 0x34000 >> 2;
-const STOP_END = 1;
 
 /** The bets' ends as a decoder collects them: ends[0, count), growing as needed. */
 export interface BetEnds {
@@ -38,13 +30,20 @@ export interface PlainRows {
 
 type EncodeFn = (s: number, end: number, agency: number, room: number, maxLine: number, base: number) => number;
 
+/** The module's memory layout (byte offsets and sizes), as wasm/plain-rows.ts exports it. */
+const LAYOUT = ['SRC_CAP', 'OUT', 'ENDS', 'ENDS_CAP', 'RES', 'STOP_END'] as const;
+type Layout = Record<(typeof LAYOUT)[number], number>;
+
 /** The part of the WebAssembly API used here (the project's lib settings do not declare it). */
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: { memory: { buffer: ArrayBuffer }; encodeRows: EncodeFn } };
+  Instance: new (
+    module: object,
+    imports: object,
+  ) => { exports: { memory: { buffer: ArrayBuffer }; encodeRows: EncodeFn } & Record<keyof Layout, { value: number }> };
 }
 
-interface Encoder {
+interface Encoder extends Layout {
   readonly encode: EncodeFn;
   readonly bytes: Uint8Array;
   readonly words: Int32Array;
@@ -58,7 +57,8 @@ function instance(): Encoder {
   const { exports } = new wasm.Instance(new wasm.Module(Buffer.from(PLAIN_ROWS_WASM, 'base64')), {});
   // The module never grows its memory, so these views stay valid.
   const { buffer } = exports.memory;
-  encoder = { encode: exports.encodeRows, bytes: new Uint8Array(buffer), words: new Int32Array(buffer) };
+  const layout = Object.fromEntries(LAYOUT.map((name) => [name, exports[name].value])) as Layout;
+  encoder = { ...layout, encode: exports.encodeRows, bytes: new Uint8Array(buffer), words: new Int32Array(buffer) };
   return encoder;
 }
 
@@ -80,8 +80,10 @@ export function encodeRows(
   maxLine: number,
   r: PlainRows,
 ): void {
+  const { encode, bytes, words, SRC_CAP, OUT, ENDS, ENDS_CAP, RES, STOP_END } = instance();
   if (maxLine > SRC_CAP) throw new RangeError(`maxLine ${maxLine} is over the ${SRC_CAP}-byte window`);
-  const { encode, bytes, words } = instance();
+  const res = RES >> 2;
+  const ends0 = ENDS >> 2;
   let lines = 0;
   let window = FIRST_WINDOW;
   for (;;) {
@@ -90,17 +92,17 @@ export function encodeRows(
     bytes.set(src.subarray(s, s + n), 0);
     if (ends.ends.length - ends.count < ENDS_CAP) grow(ends, ENDS_CAP);
     const count = encode(0, n, agency, out.length - o, maxLine, o);
-    const pos = words[RES]!;
-    const written = words[RES + 1]!;
-    lines += words[RES + 2]!;
+    const pos = words[res]!;
+    const written = words[res + 1]!;
+    lines += words[res + 2]!;
     out.set(bytes.subarray(OUT, OUT + written), o);
-    ends.ends.set(words.subarray(ENDS >> 2, (ENDS >> 2) + count), ends.count);
+    ends.ends.set(words.subarray(ends0, ends0 + count), ends.count);
     ends.count += count;
     o += written;
     s += pos;
     // The window ended inside a line: go on from that line with a larger window, unless the
     // line is over a whole window (then it is over maxLine too, and the caller's to report).
-    if (words[RES + 3] !== STOP_END || !cut) break;
+    if (words[res + 3] !== STOP_END || !cut) break;
     if (window < SRC_CAP) window *= 2;
     else if (pos === 0) break;
   }

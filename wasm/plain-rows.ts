@@ -10,15 +10,17 @@
  * test/fast-rows.test.ts checks it on random runs, and that the checked-in module is this
  * file's build. Numbers are 32-bit here: a 10-digit document is parsed in 64 bits.
  * Memory (fixed, 4 pages; nothing is allocated): the caller's bytes at SRC, the bets written
- * at OUT, each bet's end at ENDS, and the results at RES. client/wasm-rows.ts mirrors the
- * layout.
+ * at OUT, each bet's end at ENDS, and the results at RES (exported: client/wasm-rows.ts reads
+ * the layout from the module; tools/lib/wasm.ts puts the static data above RES + 16).
  */
+// The layout, exported so that client/wasm-rows.ts reads it from the module (one source).
 const SRC: i32 = 0;
-const OUT: i32 = 0x10000;
+export const SRC_CAP: i32 = 0x10000;
+export const OUT: i32 = SRC + SRC_CAP;
 const OUT_CAP: i32 = 0x20000;
-const ENDS: i32 = 0x30000;
-const ENDS_CAP: i32 = 0x1000;
-const RES: i32 = 0x34000;
+export const ENDS: i32 = OUT + OUT_CAP;
+export const ENDS_CAP: i32 = 0x1000;
+export const RES: i32 = ENDS + 4 * ENDS_CAP;
 /** The most a plain row's bet takes: agency, two 255-byte names, document, date, number. */
 const MAX_PLAIN_BET: i32 = 4 + 2 * 256 + 11 + 11 + 2;
 const MAX_NAME_BYTES: i32 = 255;
@@ -26,7 +28,7 @@ const MAX_NUMBER: i32 = 9999;
 
 /** Why encodeRows stopped (RES + 12). */
 const STOP_ROOM: i32 = 0;
-const STOP_END: i32 = 1;
+export const STOP_END: i32 = 1;
 const STOP_ROW: i32 = 2;
 
 const COMMA: u32 = 0x2c;
