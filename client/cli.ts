@@ -5,6 +5,7 @@ import { AgencyClient } from './agency-client.js';
 import { checkDataFile } from './bets-reader.js';
 import { loadClientConfig, type ClientConfig } from './config.js';
 import { exitTotals, giveUpHint } from './report.js';
+import { tuneTiering } from './tiering.js';
 
 export { warmUp } from './warm-up.js';
 
@@ -23,6 +24,7 @@ async function loadConfig(): Promise<ClientConfig> {
 
 export async function main(): Promise<void> {
   const config = await loadConfig();
+  tuneTiering(config);
   const log = createLogger({ level: config.logLevel });
   // host/port, as the connect lines write it: graders split a field on its last ':'.
   const servers = config.servers.map((s) => `${s.host}/${s.port}`).join(',');
