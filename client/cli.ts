@@ -5,7 +5,7 @@ import { AgencyClient } from './agency-client.js';
 import { checkDataFile } from './bets-reader.js';
 import { loadClientConfig, type ClientConfig } from './config.js';
 import { exitTotals, giveUpHint } from './report.js';
-import { tuneTiering } from './tiering.js';
+import { tuneThreadPool, tuneTiering } from './tuning.js';
 
 export { warmUp } from './warm-up.js';
 
@@ -23,6 +23,7 @@ async function loadConfig(): Promise<ClientConfig> {
 }
 
 export async function main(): Promise<void> {
+  tuneThreadPool();
   const config = await loadConfig();
   tuneTiering(config);
   const log = createLogger({ level: config.logLevel });

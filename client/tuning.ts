@@ -1,8 +1,10 @@
 /**
- * V8's tiering, tuned for the agency client: a process that lives for one run of seconds, where
- * V8's defaults (made for long-lived pages and servers) spend more CPU compiling optimised code
- * than that code saves. Both budgets are raised, so that only a long run pays for the
- * optimising compilers (docs/benchmarks.md, seventh round):
+ * The agency client's process, tuned for what it is: one run of seconds, often a hundred such
+ * processes on one machine (docs/benchmarks.md, seventh round). Node's and V8's defaults are
+ * made for long-lived servers and pages: four threads in libuv's pool, and optimising
+ * compilers that in a short run cost more CPU than their code saves.
+ *
+ * V8's tiering budgets are raised, so that only a long run pays for the optimising compilers:
  * - `--interrupt-budget`: how much a JavaScript function runs before V8 considers optimising
  *   it with TurboFan (V8 11's default is 132 KB);
  * - `--wasm-tiering-budget`: the same for the WebAssembly row encoder (client/wasm-rows.ts),
@@ -32,6 +34,16 @@ export interface RunNeeds {
 }
 
 const load = createRequire(import.meta.url);
+
+/**
+ * One thread in libuv's pool instead of four (unless UV_THREADPOOL_SIZE says otherwise): the
+ * run uses the pool for one file read at a time (and a host name's lookup), and each thread
+ * is a clone and a stack to fault in. libuv reads the variable when the pool starts, on the
+ * process's first file operation: call this before any.
+ */
+export function tuneThreadPool(): void {
+  process.env.UV_THREADPOOL_SIZE ??= '1';
+}
 
 /** Call once, at the start of a run (client/cli.ts), never at build time (the warm-up). */
 export function tuneTiering(run: RunNeeds): void {
