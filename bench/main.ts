@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCli } from './cli.js';
 import { renderChart } from './chart.js';
 import { uniformData, type DataSet } from './data.js';
 import { runFloor, type FloorResult } from './floor.js';
@@ -35,7 +35,7 @@ const USAGE = `usage: npm run bench [-- --quick] [--repeats N] [--only GROUP,...
   without --only: start-up, every scenario, and (full mode) the profile;
   --baseline: the JSON of a run of the same scenarios on an earlier commit, for the targets that compare with it`;
 
-const { values: args } = parseArgs({
+const { values: args } = parseCli('bench', USAGE, {
   options: {
     quick: { type: 'boolean' },
     repeats: { type: 'string' },

@@ -13,6 +13,7 @@ export { warmUp } from './warm-up.js';
 async function loadConfig(): Promise<ClientConfig> {
   try {
     const config = loadClientConfig();
+    tuneThreadPool(config);
     await checkDataFile(config.dataFile);
     return config;
   } catch (err) {
@@ -23,7 +24,6 @@ async function loadConfig(): Promise<ClientConfig> {
 }
 
 export async function main(): Promise<void> {
-  tuneThreadPool();
   const config = await loadConfig();
   tuneTiering(config);
   const log = createLogger({ level: config.logLevel });

@@ -6,10 +6,10 @@
  *
  * V8's tiering budgets are raised, so that only a long run pays for the optimising compilers:
  * - `--interrupt-budget`: how much a JavaScript function runs before V8 considers optimising
- *   it with TurboFan (V8 11's default is 132 KB);
+ *   it with TurboFan (8× the default of Node 20's V8, 66 KB);
  * - `--wasm-tiering-budget`: the same for the WebAssembly row encoder (client/wasm-rows.ts),
- *   which V8 reads when it compiles that module; at this budget the encoder's loop tiers up
- *   after some 40,000 rows instead of a few hundred.
+ *   which V8 reads when it compiles that module: the module must be compiled after the change
+ *   (it is, on the first row run), or the budget does not apply to it.
  *
  * Invariant: the flags change only at run time, after the bundle and the built-ins its run
  * needs are loaded. V8 checks every code cache against a hash of its flags: the same flags on
@@ -20,34 +20,38 @@
  * TLS. What only an error path loads (a message's formatting) may still compile from source.
  */
 import { isIP } from 'node:net';
-import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-import { nodeCrypto, nodeTls } from '../shared/util/lazy-builtin.js';
+import { nodeCrypto, nodeDns, nodeTls } from '../shared/util/lazy-builtin.js';
 
 export const CLIENT_TIERING_FLAGS: readonly string[] = ['--interrupt-budget=540672', '--wasm-tiering-budget=200000000'];
 
-/** What of the client's configuration decides which built-ins its run loads. */
+/** What of the client's configuration decides its threads and the built-ins its run loads. */
 export interface RunNeeds {
   servers: readonly { host: string }[];
   key: unknown;
   tls: unknown;
 }
 
-const load = createRequire(import.meta.url);
+const named = (run: Pick<RunNeeds, 'servers'>): boolean => run.servers.some((s) => isIP(s.host) === 0);
 
 /**
- * One thread in libuv's pool instead of four (unless UV_THREADPOOL_SIZE says otherwise): the
- * run uses the pool for one file read at a time (and a host name's lookup), and each thread
- * is a clone and a stack to fault in. libuv reads the variable when the pool starts, on the
- * process's first file operation: call this before any.
+ * Fewer threads in libuv's pool than its four (unless UV_THREADPOOL_SIZE says otherwise): the
+ * run reads one file at a time, and each thread is a clone and a stack to fault in. A second
+ * thread when a server is named by host name: a lookup holds its thread until the resolver
+ * answers or times out, and the file's reads must not wait behind it.
+ *
+ * libuv reads the variable when its pool starts, on the process's first asynchronous file,
+ * lookup or crypto operation: call this before any. The built client's stub reads its bundle
+ * synchronously, so its first one is checking the data file (client/cli.ts); the unbundled
+ * entry (client/main.cts) starts the pool while Node's ES module loader reads the modules.
  */
-export function tuneThreadPool(): void {
-  process.env.UV_THREADPOOL_SIZE ??= '1';
+export function tuneThreadPool(run: Pick<RunNeeds, 'servers'>): void {
+  process.env.UV_THREADPOOL_SIZE ??= named(run) ? '2' : '1';
 }
 
 /** Call once, at the start of a run (client/cli.ts), never at build time (the warm-up). */
 export function tuneTiering(run: RunNeeds): void {
-  if (run.servers.some((s) => isIP(s.host) === 0)) load('node:dns');
+  if (named(run)) nodeDns();
   if (run.key !== null || run.tls !== null) nodeCrypto();
   if (run.tls !== null) nodeTls();
   for (const flag of CLIENT_TIERING_FLAGS) setFlagsFromString(flag);

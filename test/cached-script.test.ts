@@ -6,13 +6,14 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cachePathOf, loadBundle, writeBundleCache } from '../shared/util/cached-script.js';
 import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
+import { recordBuiltins } from './helpers/builtins.js';
 import { ROOT, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
 
 let dir: string;
@@ -240,36 +241,22 @@ describe('the built server', () => {
   });
 });
 
-/** Makes a process write the Node built-in modules it loaded when it exits (a preload in NODE_OPTIONS). */
-async function recordBuiltins(name: string): Promise<{ env: Record<string, string>; read: () => Promise<string[]> }> {
-  const preload = join(dir, 'record-builtins.cjs');
-  const out = join(dir, `${name}.builtins.json`);
-  await writeFile(
-    preload,
-    `process.on('exit', () => require('node:fs').writeFileSync(process.env.RECORD_BUILTINS, JSON.stringify(process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)))));\n`,
-  );
-  return {
-    env: { NODE_OPTIONS: `--require ${preload}`, RECORD_BUILTINS: out },
-    read: async () => JSON.parse(await readFile(out, 'utf8')) as string[],
-  };
-}
-
 describe('what the built programs load (start-up cost: docs/benchmarks.md)', () => {
   it('a run without TLS, keys or metrics: neither program loads node:tls or starts an ES module; the client not node:crypto, the server not node:http', async () => {
     const data = join(dir, 'one-bet.csv');
     await writeFile(data, 'Ana,Diaz,30904465,1999-03-17,7574\n');
-    const serverRecord = await recordBuiltins('server');
+    const serverRecord = await recordBuiltins(dir, 'server');
     const { proc: server, port } = await startServer({
       storagePath: join(dir, 'bets.csv'),
       agencies: 1,
       env: { ...serverRecord.env, SERVER_WORKERS: '1' },
     });
-    const clientRecord = await recordBuiltins('client');
+    const clientRecord = await recordBuiltins(dir, 'client');
     const client = startClient({ port, id: 1, dataFile: data, env: clientRecord.env });
     expect((await client.waitExit()).code).toBe(0);
     await server.waitForAction('sorteo', 'success');
     expect((await server.stop()).code).toBe(0);
-    const [clientLoaded, serverLoaded] = [await clientRecord.read(), await serverRecord.read()];
+    const [clientLoaded, serverLoaded] = [(await clientRecord.read()).loaded, (await serverRecord.read()).loaded];
     for (const loaded of [clientLoaded, serverLoaded]) {
       expect(loaded).toContain('net');
       expect(loaded).not.toContain('tls');

@@ -18,3 +18,5 @@ function lazyBuiltin<T>(id: `node:${string}`): () => T {
 export const nodeTls = lazyBuiltin<typeof import('node:tls')>('node:tls');
 /** Only with a key (the proof) or TLS files configured. */
 export const nodeCrypto = lazyBuiltin<typeof import('node:crypto')>('node:crypto');
+/** Only with a server named by host name (the client's dialer, through `net`). */
+export const nodeDns = lazyBuiltin<typeof import('node:dns')>('node:dns');

@@ -19,8 +19,8 @@ export const SERVER_INI = join(ROOT, 'server/config.ini');
 export const CLIENT_YAML = join(ROOT, 'client/config.yaml');
 export const DATASET_ZIP = join(ROOT, '../shared/data/tp0/dataset.zip');
 
-function spawnNode(name: string, args: readonly string[], env: Record<string, string>): Proc {
-  return new NodeProcess({ name, args: [...args], env, cwd: ROOT });
+function spawnNode(name: string, args: readonly string[], env: Record<string, string>, wrapper?: string[]): Proc {
+  return new NodeProcess({ name, args: [...args], env, cwd: ROOT, wrapper });
 }
 
 /** A clean environment: nothing from the parent's SERVER_*, CLI_*, LOGGING_LEVEL or NODE_OPTIONS leaks in. */
@@ -65,17 +65,20 @@ export async function startServer(opts: {
   return { proc, port };
 }
 
-export function spawnClient(env: Record<string, string | undefined>, name = `client-${env.CLI_ID ?? '?'}`): Proc {
-  return spawnNode(name, [...CLIENT_NODE_FLAGS, CLIENT_MAIN], baseEnv({ CLI_CONFIG: CLIENT_YAML, ...env }));
+/** `wrapper`: a command that execs node (StartOptions.wrapper). */
+export function spawnClient(env: Record<string, string | undefined>, name = `client-${env.CLI_ID ?? '?'}`, wrapper?: string[]): Proc {
+  return spawnNode(name, [...CLIENT_NODE_FLAGS, CLIENT_MAIN], baseEnv({ CLI_CONFIG: CLIENT_YAML, ...env }), wrapper);
 }
 
-export function startClient(opts: { port: number; id: number; dataFile: string; env?: Record<string, string | undefined> }): Proc {
-  return spawnClient({
-    CLI_SERVER_ADDRESS: `127.0.0.1:${opts.port}`,
-    CLI_ID: String(opts.id),
-    CLI_DATA_FILE: opts.dataFile,
-    ...opts.env,
-  });
+export function startClient(opts: {
+  port: number;
+  id: number;
+  dataFile: string;
+  env?: Record<string, string | undefined>;
+  wrapper?: string[];
+}): Proc {
+  const env = { CLI_SERVER_ADDRESS: `127.0.0.1:${opts.port}`, CLI_ID: String(opts.id), CLI_DATA_FILE: opts.dataFile, ...opts.env };
+  return spawnClient(env, undefined, opts.wrapper);
 }
 
 export function makeTempDir(prefix: string): Promise<string> {
