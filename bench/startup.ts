@@ -147,7 +147,8 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
     const c = await config;
     const k = await connected;
     const exit = await client.exited;
-    const cpu = 1000 * (reapedChildrenCpuS() - cpuBefore);
+    // Whole ms: the counters tick by 10 ms, and 1000 * (0.11 - 0.06) is 50.00000000000001, not 50.
+    const cpu = Math.round(1000 * (reapedChildrenCpuS() - cpuBefore));
     return { config: c.at - client.startedAt, connect: k.at - client.startedAt, exit: exit.at - client.startedAt, cpu };
   } finally {
     await stopChild(server, 2000);
@@ -226,7 +227,7 @@ export async function measureStartup(workDir: string, repeats: number, repoRoot:
       const cpuBefore = reapedChildrenCpuS();
       const c = spawnChild({ name: 'node -e 0', args: ['-e', '0'], env: env({}), timeoutMs: 10_000 });
       bare.push((await c.exited).at - c.startedAt);
-      bareCpu.push(1000 * (reapedChildrenCpuS() - cpuBefore));
+      bareCpu.push(Math.round(1000 * (reapedChildrenCpuS() - cpuBefore)));
       pooled.push(await serverOnce(dir, null, repoRoot));
       inline.push(await serverOnce(dir, 0, repoRoot));
       clients.push(await clientOnce(dir, repoRoot));
