@@ -8,7 +8,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseCli, usageExit } from './cli.js';
+import { countArg, parseCli, usageExit } from './cli.js';
 import { courseData, uniformData, type DataSet } from './data.js';
 import { runFloor } from './floor.js';
 import { entryPoint } from './procs.js';
@@ -18,17 +18,29 @@ import { spread } from './stats.js';
 const USAGE =
   'usage: node dist/bench/compare.js --before DIR [--only course,scale,big] [--repeats N] [--out FILE]; DIR needs a built dist/';
 const { values: args } = parseCli('compare', USAGE, {
-  options: { before: { type: 'string' }, only: { type: 'string' }, repeats: { type: 'string' }, out: { type: 'string' } },
+  options: {
+    before: { type: 'string' },
+    only: { type: 'string' },
+    repeats: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
   strict: true,
 });
+if (args.help === true) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 if (args.before === undefined) usageExit('compare', '--before is required', USAGE);
 if (!existsSync(join(args.before, entryPoint(args.before, 'client'))))
   usageExit('compare', `--before ${args.before}: no built client there (run \`npm run build\` in it)`, USAGE);
 const before = resolve(args.before);
 const after = process.cwd();
-const groups = (args.only ?? 'course,scale').split(',').map((g) => g.trim());
-const repeats = Number(args.repeats ?? 5);
-if (!(Number.isInteger(repeats) && repeats >= 1)) usageExit('compare', `--repeats ${args.repeats}: give a whole number >= 1`, USAGE);
+const groups = (args.only ?? 'course,scale')
+  .split(',')
+  .map((g) => g.trim())
+  .filter((g) => g !== '');
+const repeats = countArg('compare', '--repeats', args.repeats ?? '5', USAGE);
 
 interface Case {
   id: string;
@@ -41,7 +53,9 @@ const CASES: Case[] = [
   { id: 'big', load: () => uniformData(1, 5_000_000), timeoutMs: 900_000 },
 ];
 const unknown = groups.filter((g) => !CASES.some((c) => c.id === g));
-if (unknown.length > 0) usageExit('compare', `--only: no scenario ${unknown.join(', ')} (course, scale, big)`, USAGE);
+if (unknown.length > 0 || groups.length === 0) {
+  usageExit('compare', `--only ${JSON.stringify(args.only)}: name one or more of course, scale, big`, USAGE);
+}
 
 const say = (m: string): void => {
   process.stderr.write(`[compare ${new Date().toISOString().slice(11, 19)}] ${m}\n`);

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseCli } from './cli.js';
+import { countArg, parseCli } from './cli.js';
 import { renderChart } from './chart.js';
 import { uniformData, type DataSet } from './data.js';
 import { runFloor, type FloorResult } from './floor.js';
@@ -60,11 +60,7 @@ if (!existsSync(join(repoRoot, 'dist/server/main.cjs')) || !existsSync(join(repo
   process.exit(2);
 }
 const quick = args.quick === true;
-const repeats = args.repeats === undefined ? undefined : Number(args.repeats);
-if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1)) {
-  process.stderr.write(`bench: --repeats ${args.repeats}: give a whole number >= 1\n${USAGE}\n`);
-  process.exit(2);
-}
+const repeats = args.repeats === undefined ? undefined : countArg('bench', '--repeats', args.repeats, USAGE);
 const logFormat = args['log-format'] === LogFormat.JSON ? LogFormat.JSON : LogFormat.TEXT;
 
 const only = args.only?.split(',').map((s) => s.trim());

@@ -93,6 +93,14 @@ export function reapedChildrenCpuS(): number {
   return (Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
 
+/**
+ * CPU ms of the children reaped since `beforeS` (a reapedChildrenCpuS() reading), in whole ms:
+ * the counters tick by 10 ms, and 1000 * (0.11 - 0.06) is 50.00000000000001, not 50.
+ */
+export function reapedChildrenCpuMsSince(beforeS: number): number {
+  return Math.round(1000 * (reapedChildrenCpuS() - beforeS));
+}
+
 export interface ThreadCpu {
   tid: number;
   cpuS: number;

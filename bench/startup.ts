@@ -12,7 +12,7 @@ import { FrameDecoder, encodeMessage } from '../shared/protocol/codec.js';
 import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { freePort } from '../shared/util/net.js';
 import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
-import { entryPoint, now, reapedChildrenCpuS, spawnChild, stopChild, type Child } from './procs.js';
+import { entryPoint, now, reapedChildrenCpuMsSince, reapedChildrenCpuS, spawnChild, stopChild, type Child } from './procs.js';
 import { spreadOf, type Spread } from './stats.js';
 
 export interface ModuleCount {
@@ -147,8 +147,7 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
     const c = await config;
     const k = await connected;
     const exit = await client.exited;
-    // Whole ms: the counters tick by 10 ms, and 1000 * (0.11 - 0.06) is 50.00000000000001, not 50.
-    const cpu = Math.round(1000 * (reapedChildrenCpuS() - cpuBefore));
+    const cpu = reapedChildrenCpuMsSince(cpuBefore);
     return { config: c.at - client.startedAt, connect: k.at - client.startedAt, exit: exit.at - client.startedAt, cpu };
   } finally {
     await stopChild(server, 2000);
@@ -227,7 +226,7 @@ export async function measureStartup(workDir: string, repeats: number, repoRoot:
       const cpuBefore = reapedChildrenCpuS();
       const c = spawnChild({ name: 'node -e 0', args: ['-e', '0'], env: env({}), timeoutMs: 10_000 });
       bare.push((await c.exited).at - c.startedAt);
-      bareCpu.push(Math.round(1000 * (reapedChildrenCpuS() - cpuBefore)));
+      bareCpu.push(reapedChildrenCpuMsSince(cpuBefore));
       pooled.push(await serverOnce(dir, null, repoRoot));
       inline.push(await serverOnce(dir, 0, repoRoot));
       clients.push(await clientOnce(dir, repoRoot));

@@ -35,10 +35,12 @@ export interface RunNeeds {
 const named = (run: Pick<RunNeeds, 'servers'>): boolean => run.servers.some((s) => isIP(s.host) === 0);
 
 /**
- * Fewer threads in libuv's pool than its four (unless UV_THREADPOOL_SIZE says otherwise): the
- * run reads one file at a time, and each thread is a clone and a stack to fault in. A second
- * thread when a server is named by host name: a lookup holds its thread until the resolver
- * answers or times out, and the file's reads must not wait behind it.
+ * Fewer threads in libuv's pool than its four (unless UV_THREADPOOL_SIZE holds a positive
+ * number: libuv reads an empty or non-numeric value as one thread): the run reads one file at
+ * a time, and each thread is a clone and a stack to fault in. A second thread when a server is
+ * named by host name: a lookup holds its thread until the resolver answers or times out, and
+ * libuv runs lookups (its "slow" work) on at most half of the threads, rounded up; with two,
+ * one thread is always left for the file's reads.
  *
  * libuv reads the variable when its pool starts, on the process's first asynchronous file,
  * lookup or crypto operation: call this before any. The built client's stub reads its bundle
@@ -46,7 +48,7 @@ const named = (run: Pick<RunNeeds, 'servers'>): boolean => run.servers.some((s) 
  * entry (client/main.cts) starts the pool while Node's ES module loader reads the modules.
  */
 export function tuneThreadPool(run: Pick<RunNeeds, 'servers'>): void {
-  process.env.UV_THREADPOOL_SIZE ??= named(run) ? '2' : '1';
+  if (!(Number(process.env.UV_THREADPOOL_SIZE) >= 1)) process.env.UV_THREADPOOL_SIZE = named(run) ? '2' : '1';
 }
 
 /** Call once, at the start of a run (client/cli.ts), never at build time (the warm-up). */

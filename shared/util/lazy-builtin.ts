@@ -18,5 +18,5 @@ function lazyBuiltin<T>(id: `node:${string}`): () => T {
 export const nodeTls = lazyBuiltin<typeof import('node:tls')>('node:tls');
 /** Only with a key (the proof) or TLS files configured. */
 export const nodeCrypto = lazyBuiltin<typeof import('node:crypto')>('node:crypto');
-/** Only with a server named by host name (the client's dialer, through `net`). */
+/** Only with a server named by host name: `net` loads it for the lookup; the client loads it first (client/tuning.ts). */
 export const nodeDns = lazyBuiltin<typeof import('node:dns')>('node:dns');

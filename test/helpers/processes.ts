@@ -66,8 +66,9 @@ export async function startServer(opts: {
 }
 
 /** `wrapper`: a command that execs node (StartOptions.wrapper). */
-export function spawnClient(env: Record<string, string | undefined>, name = `client-${env.CLI_ID ?? '?'}`, wrapper?: string[]): Proc {
-  return spawnNode(name, [...CLIENT_NODE_FLAGS, CLIENT_MAIN], baseEnv({ CLI_CONFIG: CLIENT_YAML, ...env }), wrapper);
+export function spawnClient(env: Record<string, string | undefined>, opts: { name?: string; wrapper?: string[] } = {}): Proc {
+  const name = opts.name ?? `client-${env.CLI_ID ?? '?'}`;
+  return spawnNode(name, [...CLIENT_NODE_FLAGS, CLIENT_MAIN], baseEnv({ CLI_CONFIG: CLIENT_YAML, ...env }), opts.wrapper);
 }
 
 export function startClient(opts: {
@@ -78,7 +79,7 @@ export function startClient(opts: {
   wrapper?: string[];
 }): Proc {
   const env = { CLI_SERVER_ADDRESS: `127.0.0.1:${opts.port}`, CLI_ID: String(opts.id), CLI_DATA_FILE: opts.dataFile, ...opts.env };
-  return spawnClient(env, undefined, opts.wrapper);
+  return spawnClient(env, { wrapper: opts.wrapper });
 }
 
 export function makeTempDir(prefix: string): Promise<string> {
