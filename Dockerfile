@@ -16,6 +16,9 @@ COPY server ./server
 COPY client ./client
 COPY tools ./tools
 RUN npm run build
+# The client starts from its start-up snapshot (Dockerfile's client stage): a build that could
+# not write it fails here, not in the containers.
+RUN test -f dist/client/client.blob
 
 # Stage 2: production dependencies only (piscina, pino, csv-parse, js-yaml, ini).
 FROM ${NODE_IMAGE} AS prod-deps
@@ -41,7 +44,7 @@ FROM runtime AS client
 # --enable-source-maps here: it makes the client skip its code cache and parse a ~1 MB map,
 # which doubles its start-up (docs/benchmarks.md); add it when a stack trace needs .ts lines.
 # --no-concurrent-recompilation: CLIENT_NODE_FLAGS in tools/lib/processes.ts says why.
-CMD ["node", "--no-concurrent-recompilation", "dist/client/main.cjs"]
+CMD ["node", "--no-concurrent-recompilation", "--snapshot-blob", "dist/client/client.blob"]
 
 FROM runtime AS server
 # Reads /app/server/config.ini (mounted by compose) and SERVER_* variables.

@@ -18,7 +18,7 @@ import { countRows, type DataSet } from './data.js';
 import { Database } from './database.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
 import { freePort } from '../shared/util/net.js';
-import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
+import { clientArgs } from '../tools/lib/processes.js';
 import {
   cpuDelta,
   entryPoint,
@@ -219,7 +219,7 @@ async function measure(o: RunOptions, dir: string, db: Database | null): Promise
       clients.push(
         spawnChild({
           name: `client-${f.agency}`,
-          args: [...flags, ...CLIENT_NODE_FLAGS, entryPoint(o.repoRoot, 'client')],
+          args: [...flags, ...clientArgs(o.repoRoot, entryPoint(o.repoRoot, 'client'))],
           cwd: o.repoRoot,
           cpus: o.pinned === true ? CLIENT_CPU : undefined,
           env: {

@@ -11,7 +11,7 @@ import { BatchBuilder } from '../shared/protocol/bet-codec.js';
 import { FrameDecoder, encodeMessage } from '../shared/protocol/codec.js';
 import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { freePort } from '../shared/util/net.js';
-import { CLIENT_NODE_FLAGS } from '../tools/lib/processes.js';
+import { clientArgs } from '../tools/lib/processes.js';
 import { entryPoint, now, reapedChildrenCpuMsSince, reapedChildrenCpuS, spawnChild, stopChild, type Child } from './procs.js';
 import { spreadOf, type Spread } from './stats.js';
 
@@ -137,7 +137,7 @@ async function clientOnce(dir: string, repoRoot: string): Promise<{ config: numb
     const cpuBefore = reapedChildrenCpuS();
     const client = spawnChild({
       name: 'client',
-      args: [...CLIENT_NODE_FLAGS, entryPoint(repoRoot, 'client')],
+      args: clientArgs(repoRoot, entryPoint(repoRoot, 'client')),
       cwd: repoRoot,
       timeoutMs: 30_000,
       env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), CLI_LOG_LEVEL: 'INFO' }),
@@ -193,7 +193,7 @@ async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: stri
     if (which === 'client') {
       const client = spawnChild({
         name: 'client',
-        args: [...hook, ...CLIENT_NODE_FLAGS, entryPoint(repoRoot, 'client')],
+        args: [...hook, ...clientArgs(repoRoot, entryPoint(repoRoot, 'client'))],
         cwd: repoRoot,
         timeoutMs: 30_000,
         env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), BENCH_MODULES_OUT: out }),

@@ -51,9 +51,15 @@ interface Encoder extends Layout {
 
 let encoder: Encoder | null = null;
 
-function instance(): Encoder {
+/**
+ * The module's instance, made on first use; null where there is no WebAssembly (Node's
+ * start-up snapshot builder, tools/bundle.ts). That answer is never kept: a program
+ * deserialised from the snapshot makes its instance on its first run.
+ */
+function instance(): Encoder | null {
   if (encoder !== null) return encoder;
-  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+  if (wasm === undefined) return null;
   const { exports } = new wasm.Instance(new wasm.Module(Buffer.from(PLAIN_ROWS_WASM, 'base64')), {});
   // The module never grows its memory, so these views stay valid.
   const { buffer } = exports.memory;
@@ -80,7 +86,13 @@ export function encodeRows(
   maxLine: number,
   r: PlainRows,
 ): void {
-  const { encode, bytes, words, SRC_CAP, OUT, ENDS, ENDS_CAP, RES, STOP_END } = instance();
+  const module = instance();
+  if (module === null) {
+    // Declines the first line: the caller takes it by the JavaScript path.
+    Object.assign(r, { pos: s, out: o, lines: 0 });
+    return;
+  }
+  const { encode, bytes, words, SRC_CAP, OUT, ENDS, ENDS_CAP, RES, STOP_END } = module;
   if (maxLine > SRC_CAP) throw new RangeError(`maxLine ${maxLine} is over the ${SRC_CAP}-byte window`);
   const res = RES >> 2;
   const ends0 = ENDS >> 2;

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type BuildOptions, build } from 'esbuild';
-import { CLIENT_NODE_FLAGS } from './lib/processes.js';
+import { CLIENT_BLOB, CLIENT_NODE_FLAGS } from './lib/processes.js';
 
 const ENTRIES = ['dist/tools/healthcheck.js'];
 
@@ -105,5 +105,58 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
   rmSync(`${dir}/main.cjs.map`, { force: true });
 }
 
+/**
+ * The client's start-up snapshot (CLIENT_BLOB): Node deserialises the bundle with its module
+ * initialisation done and the functions of one whole run compiled, Node's built-in ones
+ * included, which a code cache cannot hold (docs/benchmarks.md, eighth round). Node takes a
+ * blob only from the build of Node that wrote it, so it is written here, by the Node that
+ * runs the client (the Docker build stage uses the runtime's image). The builder has no
+ * WebAssembly: the warm-up's rows take the JavaScript path there (client/wasm-rows.ts). A
+ * warm-up that fails leaves no blob, and the client's starters fall back to main.cjs.
+ */
+async function clientSnapshot(dir: string): Promise<void> {
+  const entry = `${dir}/snapshot.cjs`;
+  if (!existsSync(`${dir}/cli.cjs`)) return;
+  await emit({
+    stdin: {
+      contents: [
+        "import { join } from 'node:path';",
+        "import { startupSnapshot } from 'node:v8';",
+        "import { loadBundle } from '../shared/util/cached-script.js';",
+        "const program = loadBundle(join(__dirname, 'cli.cjs'));",
+        // A timer that fires last: Node's timers keep their next expiry across clearTimeout, and a
+        // stale one in the snapshot would keep the program's timers from ever being scheduled.
+        'program.exports.warmUp().then(() => new Promise((resolve) => setTimeout(resolve, 1))).catch((err) => {',
+        "  process._rawDebug('the warm-up failed: ' + (err instanceof Error ? err.message : String(err)));",
+        '  process.exit(1);',
+        '});',
+        'startupSnapshot.setDeserializeMainFunction(() => void program.exports.main());',
+      ].join('\n'),
+      resolveDir: resolve(dir),
+      sourcefile: 'snapshot.cjs',
+    },
+    outfile: entry,
+    allowOverwrite: true,
+    format: 'cjs',
+    sourcemap: false,
+  });
+  const blob = resolve(CLIENT_BLOB);
+  const tmp = `${blob}.${process.pid}.tmp`;
+  try {
+    // --no-warnings: the builder warns that it has not verified every built-in the bundle loads.
+    execFileSync(process.execPath, [...CLIENT_NODE_FLAGS, '--no-warnings', '--snapshot-blob', tmp, '--build-snapshot', entry], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    renameSync(tmp, blob);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    rmSync(blob, { force: true });
+    process.stderr.write(
+      `bundle: no start-up snapshot for the client (${(err as Error).message.split('\n')[0]}); it starts from main.cjs\n`,
+    );
+  }
+}
+
 await cachedProgram('dist/client', 'warmUp', CLIENT_NODE_FLAGS);
+await clientSnapshot('dist/client');
 await cachedProgram('dist/server', 'warmUp', []);

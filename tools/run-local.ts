@@ -31,7 +31,7 @@ import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { loadServerConfig } from '../server/config.js';
 import { parseLogLine, type LogLine } from '../shared/logging/parse.js';
 import { SERVER_KEYS_FILE, agencyKeyFile, genKeys } from './gen-keys.js';
-import { CLIENT_NODE_FLAGS, NodeProcess, killAll } from './lib/processes.js';
+import { NodeProcess, clientArgs, killAll } from './lib/processes.js';
 import { fileStorage, parseStorage, postgresStorage, RunUsageError, type RunStorage } from './run-local-db.js';
 import { Progress } from './run-progress.js';
 
@@ -187,7 +187,7 @@ async function main(): Promise<number> {
       CLI_DATA_FILE: dataFile,
       CLI_KEY_FILE: join(values.keys, agencyKeyFile(id)),
     };
-    const proc = start(`client-${id}`, [...CLIENT_NODE_FLAGS, 'dist/client/main.cjs'], env, (l) => {
+    const proc = start(`client-${id}`, clientArgs('.'), env, (l) => {
       if (l.action === 'apuesta_enviada' && l.result === 'success') progress?.stored(id, Number(l.fields.cantidad ?? 0));
     });
     void proc.exited.then((e) => progress?.ended(id, `exit ${e.code ?? e.signal}`));

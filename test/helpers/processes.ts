@@ -7,14 +7,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLIENT_NODE_FLAGS, NodeProcess } from '../../tools/lib/processes.js';
+import { NodeProcess, clientArgs } from '../../tools/lib/processes.js';
 
 export { killAll } from '../../tools/lib/processes.js';
 export type Proc = NodeProcess;
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const SERVER_MAIN = join(ROOT, 'dist/server/main.cjs');
-export const CLIENT_MAIN = join(ROOT, 'dist/client/main.cjs');
 export const SERVER_INI = join(ROOT, 'server/config.ini');
 export const CLIENT_YAML = join(ROOT, 'client/config.yaml');
 export const DATASET_ZIP = join(ROOT, '../shared/data/tp0/dataset.zip');
@@ -68,7 +67,7 @@ export async function startServer(opts: {
 /** `wrapper`: a command that execs node (StartOptions.wrapper). */
 export function spawnClient(env: Record<string, string | undefined>, opts: { name?: string; wrapper?: string[] } = {}): Proc {
   const name = opts.name ?? `client-${env.CLI_ID ?? '?'}`;
-  return spawnNode(name, [...CLIENT_NODE_FLAGS, CLIENT_MAIN], baseEnv({ CLI_CONFIG: CLIENT_YAML, ...env }), opts.wrapper);
+  return spawnNode(name, clientArgs(ROOT), baseEnv({ CLI_CONFIG: CLIENT_YAML, ...env }), opts.wrapper);
 }
 
 export function startClient(opts: {

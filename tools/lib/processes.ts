@@ -5,7 +5,8 @@
  * behind (`killAll`, or `killAllOnExit` for a program that may be interrupted).
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseLogLine, type LogLine } from '../../shared/logging/parse.js';
 import { withDeadline } from '../../shared/util/async.js';
 
@@ -19,6 +20,19 @@ import { withDeadline } from '../../shared/util/async.js';
  * would make every start compile Node's built-in modules from source.
  */
 export const CLIENT_NODE_FLAGS: readonly string[] = ['--no-concurrent-recompilation'];
+
+/** The built client's start-up snapshot, relative to the repository root (tools/bundle.ts). */
+export const CLIENT_BLOB = 'dist/client/client.blob';
+
+/**
+ * Node's arguments that start the built client under `root`: from its start-up snapshot when
+ * the build wrote one, else from `entry` (dist/client/main.cjs, or main.js in a tree built
+ * before the entry points became CommonJS).
+ */
+export function clientArgs(root: string, entry = 'dist/client/main.cjs'): string[] {
+  const blob = join(root, CLIENT_BLOB);
+  return [...CLIENT_NODE_FLAGS, ...(existsSync(blob) ? ['--snapshot-blob', blob] : [join(root, entry)])];
+}
 
 /** Epoch milliseconds with sub-millisecond precision; comparable with pino's `time` field. */
 export const now = (): number => performance.timeOrigin + performance.now();

@@ -1,0 +1,99 @@
+/**
+ * The client's start-up snapshot (tools/bundle.ts, CLIENT_BLOB). The build writes it, and
+ * clientArgs, which every starter of the client uses, starts the client from it. Node's
+ * snapshot builder has no WebAssembly, so the warm-up's rows take the JavaScript path there;
+ * the deserialised program must still make its WebAssembly encoder when it first reads rows.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { generateAgencyFile } from '../tools/gen-data/files.js';
+import { CLIENT_BLOB, CLIENT_NODE_FLAGS, clientArgs } from '../tools/lib/processes.js';
+import { ROOT, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
+
+const ROWS = 3_000;
+
+let dir: string;
+beforeAll(async () => {
+  dir = await makeTempDir('snapshot');
+  await generateAgencyFile({ path: join(dir, 'agency-1.csv'), agency: 1, seed: 11, rows: ROWS });
+});
+afterEach(killAll);
+afterAll(async () => {
+  await killAll();
+  await removeDir(dir);
+});
+
+describe("the client's start-up snapshot", () => {
+  it('is written by the build, and clientArgs starts the client from it', () => {
+    expect(existsSync(join(ROOT, CLIENT_BLOB))).toBe(true);
+    expect(clientArgs(ROOT)).toEqual([...CLIENT_NODE_FLAGS, '--snapshot-blob', join(ROOT, CLIENT_BLOB)]);
+  });
+
+  it('a client started from it stores every bet through a WebAssembly encoder made at run time', async () => {
+    const preload = join(dir, 'count-wasm.cjs');
+    const report = join(dir, 'wasm-instances.txt');
+    await writeFile(
+      preload,
+      `let n = 0; const I = WebAssembly.Instance;
+WebAssembly.Instance = function (...a) { n++; return new I(...a); };
+process.on('exit', () => require('node:fs').writeFileSync(process.env.WASM_REPORT, String(n)));\n`,
+    );
+    const { port } = await startServer({ storagePath: join(dir, 'bets.csv'), agencies: 1 });
+    const client = startClient({
+      port,
+      id: 1,
+      dataFile: join(dir, 'agency-1.csv'),
+      env: { NODE_OPTIONS: `--require ${preload}`, WASM_REPORT: report },
+    });
+    expect(await client.waitExit(30_000), client.lines.slice(-10).join('\n')).toEqual({ code: 0, signal: null });
+    expect(client.log.find((l) => l.action === 'exit')?.fields.almacenadas).toBe(String(ROWS));
+    expect(await readFile(report, 'utf8')).toBe('1');
+  });
+
+  it('a client started from it runs its timers: a server that never answers HELLO is given up at the connect timeout', async () => {
+    // The build-time warm-up's timers must not leave Node's timer state behind in the snapshot
+    // (tools/bundle.ts): a deadline that never fires would keep this client waiting forever.
+    const silent = createServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const client = startClient({ port, id: 1, dataFile: join(dir, 'agency-1.csv'), env: { CLI_SERVER_CONNECTTIMEOUT: '2s' } });
+      expect((await client.waitExit(20_000)).code).toBe(1);
+      expect(client.log.some((l) => l.action === 'exit' && l.result === 'fail')).toBe(true);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('without WebAssembly, as in the snapshot builder, every row takes the JavaScript path: the same bytes', async () => {
+    // A process of its own: the encoder, once made, is kept for the process's life.
+    const decoder = pathToFileURL(join(ROOT, 'dist/client/row-decoder.js')).href;
+    const script = `
+      import { readFileSync } from 'node:fs';
+      const { AgencyRowDecoder } = await import(${JSON.stringify(decoder)});
+      const file = readFileSync(${JSON.stringify(join(dir, 'agency-1.csv'))});
+      const decode = () => {
+        const d = new AgencyRowDecoder(1, (line, error) => { throw new Error(line + ': ' + error); });
+        const parts = [];
+        let count = 0;
+        const take = () => { const b = d.take(); parts.push(Buffer.from(b.bytes.subarray(0, b.ends[b.count - 1] ?? 0))); count += b.count; };
+        d.push(file); take(); d.end(); take();
+        return { count, hex: Buffer.concat(parts).toString('hex') };
+      };
+      const wasm = globalThis.WebAssembly;
+      delete globalThis.WebAssembly;
+      const deleted = typeof WebAssembly === 'undefined';
+      const without = decode();
+      globalThis.WebAssembly = wasm;
+      const withWasm = decode();
+      process.stdout.write(JSON.stringify({ deleted, count: without.count, same: without.hex === withWasm.hex }));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    expect(JSON.parse(stdout)).toEqual({ deleted: true, count: ROWS, same: true });
+  });
+});
