@@ -182,6 +182,13 @@ function countModules(file: string): ModuleCount {
 async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: string): Promise<ModuleCount | null> {
   const out = join(dir, `${which}-modules.txt`);
   const hook = ['--import', './dist/bench/module-count.js'];
+  // A client started from its start-up snapshot runs no --import preload: a CommonJS one
+  // records the files it required (none but itself, which it leaves out, when all is in the blob).
+  const clientHook = join(dir, 'module-count.cjs');
+  writeFileSync(
+    clientHook,
+    "process.on('exit', () => require('node:fs').appendFileSync(process.env.BENCH_MODULES_OUT, Object.keys(require.cache).filter((k) => k !== __filename).map((k) => `cjs ${k}\\n`).join('')));\n",
+  );
   const { server, port } = await listeningServer(
     dir,
     null,
@@ -193,7 +200,7 @@ async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: stri
     if (which === 'client') {
       const client = spawnChild({
         name: 'client',
-        args: [...hook, ...clientArgs(repoRoot, entryPoint(repoRoot, 'client'))],
+        args: ['--require', clientHook, ...clientArgs(repoRoot, entryPoint(repoRoot, 'client'))],
         cwd: repoRoot,
         timeoutMs: 30_000,
         env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), BENCH_MODULES_OUT: out }),
