@@ -40,9 +40,10 @@ COPY --from=build /app/dist ./dist
 USER node
 
 FROM runtime AS client
-# Reads /app/client/config.yaml (mounted by compose) and CLI_* variables. No
-# --enable-source-maps here: it makes the client skip its code cache and parse a ~1 MB map,
-# which doubles its start-up (docs/benchmarks.md); add it when a stack trace needs .ts lines.
+# Reads /app/client/config.yaml (mounted by compose) and CLI_* variables. Starts from the
+# client's start-up snapshot, which Node refuses under other V8 flags (exit 14): give it none,
+# on this line or in NODE_OPTIONS. For stack traces with .ts lines, run
+# `node --enable-source-maps dist/client/main.cjs` instead (docs/benchmarks.md).
 # --no-concurrent-recompilation: CLIENT_NODE_FLAGS in tools/lib/processes.ts says why.
 CMD ["node", "--no-concurrent-recompilation", "--snapshot-blob", "dist/client/client.blob"]
 

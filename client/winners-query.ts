@@ -52,8 +52,10 @@ export async function queryWinners(
     throw new NotReadyError(reply.finished, reply.expected);
   };
   // The server holds the query until the draw; PINGs (answered after it) show the wait is alive.
+  // Referenced (the socket keeps the process alive meanwhile anyway): Node leaves the timer list
+  // of a cleared unreferenced timer behind, and the client's start-up snapshot, whose build runs
+  // this, would carry it (tools/bundle.ts).
   const keepAlive = setInterval(() => void conn.send(encodeMessage({ type: MessageType.PING })).catch(() => {}), KEEPALIVE_MS);
-  keepAlive.unref();
   try {
     return await retryWithBackoff((_, msLeft) => ask(msLeft), {
       initialMs: 20,

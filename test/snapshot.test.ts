@@ -13,8 +13,8 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateAgencyFile } from '../tools/gen-data/files.js';
-import { CLIENT_BLOB, CLIENT_NODE_FLAGS, clientArgs } from '../tools/lib/processes.js';
-import { ROOT, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
+import { CLIENT_BLOB, CLIENT_NODE_FLAGS, NodeProcess, clientArgs } from '../tools/lib/processes.js';
+import { ROOT, baseEnv, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
 
 const ROWS = 3_000;
 
@@ -69,6 +69,25 @@ process.on('exit', () => require('node:fs').writeFileSync(process.env.WASM_REPOR
     } finally {
       silent.close();
     }
+  });
+
+  it("starts with none of the build's timers: no timer list left in Node's timer state", async () => {
+    // A list left by the build (a cleared unreferenced timer does that) keeps its expiry of the
+    // build's clock, and a program timer due after it is not scheduled until something else fires.
+    const probe = join(dir, 'timer-lists.cjs');
+    const report = join(dir, 'timer-lists.txt');
+    await writeFile(
+      probe,
+      "require('node:fs').writeFileSync(process.env.TIMERS_REPORT, String(Object.keys(require('internal/timers').timerListMap).length));\n",
+    );
+    const client = new NodeProcess({
+      name: 'client-timers',
+      args: ['--expose-internals', '--require', probe, ...clientArgs(ROOT)],
+      cwd: ROOT,
+      env: baseEnv({ CLI_ID: '1', CLI_DATA_FILE: join(dir, 'missing.csv'), TIMERS_REPORT: report }),
+    });
+    expect((await client.waitExit(20_000)).code).toBe(2);
+    expect(await readFile(report, 'utf8')).toBe('0');
   });
 
   it('without WebAssembly, as in the snapshot builder, every row takes the JavaScript path: the same bytes', async () => {

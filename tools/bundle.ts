@@ -6,7 +6,7 @@
  * (shared/util/cached-script.ts), and its main.cjs a stub that runs it. The compiled tree stays
  * as it is for tests; only the entry files (and the programs' bundles and caches) are written.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type BuildOptions, build } from 'esbuild';
@@ -112,7 +112,8 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
  * blob only from the build of Node that wrote it, so it is written here, by the Node that
  * runs the client (the Docker build stage uses the runtime's image). The builder has no
  * WebAssembly: the warm-up's rows take the JavaScript path there (client/wasm-rows.ts). A
- * warm-up that fails leaves no blob, and the client's starters fall back to main.cjs.
+ * warm-up that fails, or a blob that does not start, leaves no blob, and clientArgs() falls back
+ * to main.cjs.
  */
 async function clientSnapshot(dir: string): Promise<void> {
   const entry = `${dir}/snapshot.cjs`;
@@ -125,7 +126,8 @@ async function clientSnapshot(dir: string): Promise<void> {
         "import { loadBundle } from '../shared/util/cached-script.js';",
         "const program = loadBundle(join(__dirname, 'cli.cjs'));",
         // A timer that fires last: Node's timers keep their next expiry across clearTimeout, and a
-        // stale one in the snapshot would keep the program's timers from ever being scheduled.
+        // stale one in the snapshot would keep the program's timers from being scheduled. (A
+        // cleared unreferenced timer also leaves its list behind: the client has none.)
         'program.exports.warmUp().then(() => new Promise((resolve) => setTimeout(resolve, 1))).catch((err) => {',
         "  process._rawDebug('the warm-up failed: ' + (err instanceof Error ? err.message : String(err)));",
         '  process.exit(1);',
@@ -142,11 +144,20 @@ async function clientSnapshot(dir: string): Promise<void> {
   });
   const blob = resolve(CLIENT_BLOB);
   const tmp = `${blob}.${process.pid}.tmp`;
+  // Node refuses a blob under other V8 flags (exit 14): none may come from NODE_OPTIONS.
+  const env = { ...process.env, NODE_OPTIONS: undefined };
   try {
     // --no-warnings: the builder warns that it has not verified every built-in the bundle loads.
     execFileSync(process.execPath, [...CLIENT_NODE_FLAGS, '--no-warnings', '--snapshot-blob', tmp, '--build-snapshot', entry], {
       stdio: ['ignore', 'ignore', 'inherit'],
+      env,
     });
+    // The blob must start: its program runs and refuses a missing data file (exit 2, EXIT_CONFIG).
+    const check = spawnSync(process.execPath, [...CLIENT_NODE_FLAGS, '--snapshot-blob', tmp], {
+      env: { PATH: process.env.PATH, CLI_ID: '1', CLI_DATA_FILE: `${tmp}.missing` },
+      encoding: 'utf8',
+    });
+    if (check.status !== 2) throw new Error(`the blob did not start its program (exit ${check.status ?? check.signal})`);
     renameSync(tmp, blob);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -157,6 +168,8 @@ async function clientSnapshot(dir: string): Promise<void> {
   }
 }
 
+// A blob left from an earlier build would run an older program if this one fails before its own.
+rmSync(CLIENT_BLOB, { force: true });
 await cachedProgram('dist/client', 'warmUp', CLIENT_NODE_FLAGS);
 await clientSnapshot('dist/client');
 await cachedProgram('dist/server', 'warmUp', []);

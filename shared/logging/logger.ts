@@ -91,6 +91,9 @@ function stdout(): Sink {
   return stdoutSink;
 }
 
+// pino reads process.pid, the host name and a time base when its module loads, which the
+// client's start-up snapshot freezes at build time (tools/bundle.ts): none of them may be used
+// (no `base`, the time from Date.now).
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = normalizeLevel(opts.level ?? 'info') ?? 'info';
   // Anything but json (any case) is the text format.
