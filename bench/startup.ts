@@ -179,16 +179,23 @@ function countModules(file: string): ModuleCount {
   return { project, packages, builtins: builtins.size, total: paths.size + builtins.size, byPackage };
 }
 
+/**
+ * Node's arguments that make a client record the files it required in BENCH_MODULES_OUT. A
+ * client started from its start-up snapshot runs no --import preload (module-count.ts): this
+ * one is CommonJS, and leaves itself out (with everything in the blob, it lists nothing).
+ */
+function clientModuleHook(dir: string): string[] {
+  const hook = join(dir, 'module-count.cjs');
+  writeFileSync(
+    hook,
+    "process.on('exit', () => require('node:fs').appendFileSync(process.env.BENCH_MODULES_OUT, Object.keys(require.cache).filter((k) => k !== __filename).map((k) => `cjs ${k}\\n`).join('')));\n",
+  );
+  return ['--require', hook];
+}
+
 async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: string): Promise<ModuleCount | null> {
   const out = join(dir, `${which}-modules.txt`);
   const hook = ['--import', './dist/bench/module-count.js'];
-  // A client started from its start-up snapshot runs no --import preload: a CommonJS one
-  // records the files it required (none but itself, which it leaves out, when all is in the blob).
-  const clientHook = join(dir, 'module-count.cjs');
-  writeFileSync(
-    clientHook,
-    "process.on('exit', () => require('node:fs').appendFileSync(process.env.BENCH_MODULES_OUT, Object.keys(require.cache).filter((k) => k !== __filename).map((k) => `cjs ${k}\\n`).join('')));\n",
-  );
   const { server, port } = await listeningServer(
     dir,
     null,
@@ -200,7 +207,7 @@ async function modulesOf(dir: string, which: 'server' | 'client', repoRoot: stri
     if (which === 'client') {
       const client = spawnChild({
         name: 'client',
-        args: ['--require', clientHook, ...clientArgs(repoRoot, entryPoint(repoRoot, 'client'))],
+        args: [...clientModuleHook(dir), ...clientArgs(repoRoot, entryPoint(repoRoot, 'client'))],
         cwd: repoRoot,
         timeoutMs: 30_000,
         env: env({ CLI_ID: '1', CLI_SERVER_ADDRESS: `127.0.0.1:${port}`, CLI_DATA_FILE: join(dir, 'one.csv'), BENCH_MODULES_OUT: out }),

@@ -89,7 +89,9 @@ export function encodeRows(
   const module = instance();
   if (module === null) {
     // Declines the first line: the caller takes it by the JavaScript path.
-    Object.assign(r, { pos: s, out: o, lines: 0 });
+    r.pos = s;
+    r.out = o;
+    r.lines = 0;
     return;
   }
   const { encode, bytes, words, SRC_CAP, OUT, ENDS, ENDS_CAP, RES, STOP_END } = module;
