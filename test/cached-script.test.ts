@@ -237,7 +237,39 @@ describe('the built server', () => {
       { encoding: 'utf8' },
     );
     expect(out).toBe('TypeError');
-    expect(readFileSync(worker, 'utf8')).toMatch(/^'use strict';/);
+    expect(readFileSync(join(ROOT, 'dist/server/pool/worker-bundle.cjs'), 'utf8')).toMatch(/^'use strict';/);
+  });
+
+  it("runs the pool worker's bundle with the code cache the build wrote in a worker thread, and its handler runs the real tasks", async () => {
+    // A worker thread of a plain node, attached to a real bets file as the server attaches it.
+    const dist = (f: string): string => JSON.stringify(join(ROOT, 'dist', f));
+    const bets = join(dir, 'worker-cache-bets.csv');
+    // The thread's script is CommonJS, as piscina's: an eval'd one would inherit --input-type=module.
+    const thread = join(dir, 'worker-cache-thread.cjs');
+    await writeFile(
+      thread,
+      `const w = require(${dist('server/pool/worker.cjs')});
+       w.default({ kind: 'draw' }).then(() => process.exit(3), (e) =>
+         require('node:worker_threads').parentPort.postMessage({ cacheUsed: w.cacheUsed, handler: typeof w.default, draw: e.name }));`,
+    );
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { Worker } from 'node:worker_threads';
+         import { ProtectedStorage } from ${dist('server/storage/protected-storage.js')};
+         import { ProtectedNotificationCounter } from ${dist('server/sync/notification-counter.js')};
+         const storage = ProtectedStorage.open(${JSON.stringify(bets)}, { fsync: false, next: [0] });
+         const init = { storage, counter: ProtectedNotificationCounter.allocate(1), logLevel: 'info', logFormat: 'text' };
+         const worker = new Worker(${JSON.stringify(thread)}, { workerData: init });
+         worker.once('message', (m) => { process.stdout.write(JSON.stringify(m)); void worker.terminate(); });
+         worker.once('exit', () => ProtectedStorage.close(storage));`,
+      ],
+      { encoding: 'utf8' },
+    );
+    // The draw is refused before any agency has finished: the handler runs the real task code.
+    expect(JSON.parse(out)).toEqual({ cacheUsed: true, handler: 'function', draw: 'DrawTooEarlyError' });
   });
 });
 

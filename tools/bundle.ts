@@ -54,11 +54,36 @@ const importMetaUrl: BuildOptions = {
   banner: { js: "'use strict';\nvar __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
 
-// The pool's worker, CommonJS: piscina require()s it (an ES module would start Node's ES
-// module loader in every worker); tsc's worker.js stays for the unbundled tree.
-const WORKER = 'dist/server/pool/worker.js';
-if (existsSync(WORKER)) {
-  await emit({ entryPoints: [WORKER], outfile: 'dist/server/pool/worker.cjs', format: 'cjs', external: ['piscina'], ...importMetaUrl });
+/**
+ * The pool's worker, CommonJS: piscina require()s it (an ES module would start Node's ES
+ * module loader in every worker); tsc's worker.js stays for the unbundled tree. Like the
+ * programs, it is a bundle with its own code cache (each worker compiles in an isolate of its
+ * own), written in a worker thread (tools/write-worker-cache.ts), and worker.cjs a stub that
+ * loads it and hands piscina its handler, and whether the cache was taken (for the tests).
+ */
+async function cachedWorker(dir: string): Promise<void> {
+  const source = `${dir}/worker.js`;
+  if (!existsSync(source)) return;
+  const bundle = `${dir}/worker-bundle.cjs`;
+  await emit({ entryPoints: [source], outfile: bundle, format: 'cjs', external: ['piscina'], ...importMetaUrl });
+  execFileSync(process.execPath, ['dist/tools/write-worker-cache.js', resolve(bundle)], { stdio: 'inherit' });
+  await emit({
+    stdin: {
+      contents: [
+        "import { loadBundle } from '../../shared/util/cached-script.js';",
+        "const tasks = loadBundle(require('node:path').join(__dirname, 'worker-bundle.cjs'));",
+        'export default tasks.exports.default;',
+        'export const cacheUsed = tasks.cacheUsed;',
+      ].join('\n'),
+      resolveDir: resolve(dir),
+      sourcefile: 'worker.cjs',
+    },
+    outfile: `${dir}/worker.cjs`,
+    allowOverwrite: true,
+    format: 'cjs',
+    sourcemap: false,
+  });
+  rmSync(`${dir}/worker.cjs.map`, { force: true });
 }
 
 /**
@@ -173,3 +198,4 @@ rmSync(CLIENT_BLOB, { force: true });
 await cachedProgram('dist/client', 'warmUp', CLIENT_NODE_FLAGS);
 await clientSnapshot('dist/client');
 await cachedProgram('dist/server', 'warmUp', []);
+await cachedWorker('dist/server/pool');
