@@ -22,7 +22,8 @@ import { loadServerConfig } from './config.js';
 import { LotteryServer } from './server.js';
 
 const WARM_UP_MS = 10_000;
-const AGENCY = 1;
+/** The warm-up lottery's only agency. */
+export const WARM_UP_AGENCY = 1;
 const WINNER = '30111222';
 
 /** Resolves with the winners the agency was told. */
@@ -35,7 +36,7 @@ export async function warmUp(): Promise<string[]> {
       SERVER_CONFIG: ini,
       SERVER_HOST: '127.0.0.1',
       SERVER_PORT: '0',
-      SERVER_AGENCIES: String(AGENCY),
+      SERVER_AGENCIES: String(WARM_UP_AGENCY),
       SERVER_STORAGE_PATH: join(dir, 'bets.csv'),
       SERVER_AUTH: 'off',
       SERVER_WORKERS: '0',
@@ -61,7 +62,7 @@ async function oneAgency(port: number): Promise<string[]> {
     let done = false;
     socket.once('error', reject);
     socket.once('close', () => (done ? resolve(documents) : reject(new Error('the server closed the connection before WINNERS'))));
-    socket.once('connect', () => send(socket, { type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: AGENCY }));
+    socket.once('connect', () => send(socket, { type: MessageType.HELLO, version: PROTOCOL_VERSION, agency: WARM_UP_AGENCY }));
     const reply = (m: Message): void => {
       if (m.type === MessageType.WINNERS) {
         documents.push(...m.documents);
@@ -94,19 +95,25 @@ function answer(socket: Socket, m: Message): void {
   if (m.type === MessageType.CHALLENGE) send(socket, { type: MessageType.PROOF, mac: NO_KEY_PROOF });
   else if (m.type === MessageType.WELCOME) socket.write(twoBets());
   else if (m.type === MessageType.BATCH_ACK) {
-    send(socket, { type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: AGENCY });
-    send(socket, { type: MessageType.WINNERS_QUERY, agency: AGENCY });
+    send(socket, { type: MessageType.FINISHED, notification: 'FIRST_NOTIFICATION', agency: WARM_UP_AGENCY });
+    send(socket, { type: MessageType.WINNERS_QUERY, agency: WARM_UP_AGENCY });
   } else if (m.type === MessageType.ERROR) socket.destroy(new Error(`the server answered ERROR ${m.code}: ${m.message}`));
+}
+
+/** The agency's first two bets, encoded back to back as a BATCH frame carries them; 7574 wins. */
+export function warmUpBets(): { bytes: Buffer; ends: number[] } {
+  const bytes = Buffer.alloc(2 * MAX_ENCODED_BET);
+  const ends: number[] = [];
+  for (const number of [7574, 1]) {
+    const bet = { agency: WARM_UP_AGENCY, firstName: 'Ana', lastName: 'Paz', document: WINNER, birthdate: '1990-01-02', number };
+    ends.push(writeBet(bytes, ends.at(-1) ?? 0, bet));
+  }
+  return { bytes, ends };
 }
 
 /** A BATCH frame of the agency's first two bets, one of them a winner. */
 function twoBets(): Buffer {
-  const bytes = Buffer.alloc(2 * MAX_ENCODED_BET);
-  const ends: number[] = [];
-  for (const number of [7574, 1]) {
-    const bet = { agency: AGENCY, firstName: 'Ana', lastName: 'Paz', document: WINNER, birthdate: '1990-01-02', number };
-    ends.push(writeBet(bytes, ends.at(-1) ?? 0, bet));
-  }
+  const { bytes, ends } = warmUpBets();
   const builder = new BatchBuilder(150);
   builder.addEncoded({ bytes, ends, count: ends.length }, 0);
   return builder.take(0);

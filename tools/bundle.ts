@@ -55,6 +55,22 @@ const importMetaUrl: BuildOptions = {
 };
 
 /**
+ * A CommonJS stub of a few lines, bundled with what it imports, with no map: `dir`/`name`. A
+ * map left beside it from when the file was a bundle would name the wrong lines, so it goes.
+ */
+async function emitStub(dir: string, name: string, lines: readonly string[]): Promise<void> {
+  const outfile = `${dir}/${name}`;
+  await emit({
+    stdin: { contents: lines.join('\n'), resolveDir: resolve(dir), sourcefile: name },
+    outfile,
+    allowOverwrite: true,
+    format: 'cjs',
+    sourcemap: false,
+  });
+  rmSync(`${outfile}.map`, { force: true });
+}
+
+/**
  * The pool's worker, CommonJS: piscina require()s it (an ES module would start Node's ES
  * module loader in every worker); tsc's worker.js stays for the unbundled tree. Like the
  * programs, it is a bundle with its own code cache (each worker compiles in an isolate of its
@@ -67,23 +83,12 @@ async function cachedWorker(dir: string): Promise<void> {
   const bundle = `${dir}/worker-bundle.cjs`;
   await emit({ entryPoints: [source], outfile: bundle, format: 'cjs', external: ['piscina'], ...importMetaUrl });
   execFileSync(process.execPath, ['dist/tools/write-worker-cache.js', resolve(bundle)], { stdio: 'inherit' });
-  await emit({
-    stdin: {
-      contents: [
-        "import { loadBundle } from '../../shared/util/cached-script.js';",
-        "const tasks = loadBundle(require('node:path').join(__dirname, 'worker-bundle.cjs'));",
-        'export default tasks.exports.default;',
-        'export const cacheUsed = tasks.cacheUsed;',
-      ].join('\n'),
-      resolveDir: resolve(dir),
-      sourcefile: 'worker.cjs',
-    },
-    outfile: `${dir}/worker.cjs`,
-    allowOverwrite: true,
-    format: 'cjs',
-    sourcemap: false,
-  });
-  rmSync(`${dir}/worker.cjs.map`, { force: true });
+  await emitStub(dir, 'worker.cjs', [
+    "import { loadBundle } from '../../shared/util/cached-script.js';",
+    "const tasks = loadBundle(require('node:path').join(__dirname, 'worker-bundle.cjs'));",
+    'export default tasks.exports.default;',
+    'export const cacheUsed = tasks.cacheUsed;',
+  ]);
 }
 
 /**
@@ -109,25 +114,14 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
     stdio: 'inherit',
   });
   // CommonJS, like the bundle: an ES module entry would start Node's ES module loader too.
-  await emit({
-    stdin: {
-      contents: [
-        "import { loadBundle } from '../shared/util/cached-script.js';",
-        "const program = loadBundle(require('node:path').join(__dirname, 'cli.cjs'));",
-        'void program.exports.main();',
-      ].join('\n'),
-      resolveDir: resolve(dir),
-      sourcefile: 'main.cjs',
-    },
-    outfile: `${dir}/main.cjs`,
-    allowOverwrite: true,
-    format: 'cjs',
-    sourcemap: false,
-  });
+  await emitStub(dir, 'main.cjs', [
+    "import { loadBundle } from '../shared/util/cached-script.js';",
+    "const program = loadBundle(require('node:path').join(__dirname, 'cli.cjs'));",
+    'void program.exports.main();',
+  ]);
   // The entry point was main.js before it was CommonJS: a stale one would run an older build.
   rmSync(`${dir}/main.js`, { force: true });
   rmSync(`${dir}/main.js.map`, { force: true });
-  rmSync(`${dir}/main.cjs.map`, { force: true });
 }
 
 /**
@@ -143,30 +137,20 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
 async function clientSnapshot(dir: string): Promise<void> {
   const entry = `${dir}/snapshot.cjs`;
   if (!existsSync(`${dir}/cli.cjs`)) return;
-  await emit({
-    stdin: {
-      contents: [
-        "import { join } from 'node:path';",
-        "import { startupSnapshot } from 'node:v8';",
-        "import { loadBundle } from '../shared/util/cached-script.js';",
-        "const program = loadBundle(join(__dirname, 'cli.cjs'));",
-        // A timer that fires last: Node's timers keep their next expiry across clearTimeout, and a
-        // stale one in the snapshot would keep the program's timers from being scheduled. (A
-        // cleared unreferenced timer also leaves its list behind: the client has none.)
-        'program.exports.warmUp().then(() => new Promise((resolve) => setTimeout(resolve, 1))).catch((err) => {',
-        "  process._rawDebug('the warm-up failed: ' + (err instanceof Error ? err.message : String(err)));",
-        '  process.exit(1);',
-        '});',
-        'startupSnapshot.setDeserializeMainFunction(() => void program.exports.main());',
-      ].join('\n'),
-      resolveDir: resolve(dir),
-      sourcefile: 'snapshot.cjs',
-    },
-    outfile: entry,
-    allowOverwrite: true,
-    format: 'cjs',
-    sourcemap: false,
-  });
+  await emitStub(dir, 'snapshot.cjs', [
+    "import { join } from 'node:path';",
+    "import { startupSnapshot } from 'node:v8';",
+    "import { loadBundle } from '../shared/util/cached-script.js';",
+    "const program = loadBundle(join(__dirname, 'cli.cjs'));",
+    // A timer that fires last: Node's timers keep their next expiry across clearTimeout, and a
+    // stale one in the snapshot would keep the program's timers from being scheduled. (A
+    // cleared unreferenced timer also leaves its list behind: the client has none.)
+    'program.exports.warmUp().then(() => new Promise((resolve) => setTimeout(resolve, 1))).catch((err) => {',
+    "  process._rawDebug('the warm-up failed: ' + (err instanceof Error ? err.message : String(err)));",
+    '  process.exit(1);',
+    '});',
+    'startupSnapshot.setDeserializeMainFunction(() => void program.exports.main());',
+  ]);
   const blob = resolve(CLIENT_BLOB);
   const tmp = `${blob}.${process.pid}.tmp`;
   // Node refuses a blob under other V8 flags (exit 14): none may come from NODE_OPTIONS.

@@ -12,46 +12,35 @@ import { mkdtempSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker, isMainThread, workerData } from 'node:worker_threads';
-import { MAX_ENCODED_BET, writeBet } from '../shared/protocol/bet-codec.js';
 import { writeBundleCache } from '../shared/util/cached-script.js';
 import { TaskKind, type StoreBatchesResult, type Task, type TaskResult, type WorkerInit } from '../server/pool/tasks.js';
 import { ProtectedStorage } from '../server/storage/protected-storage.js';
 import { ProtectedNotificationCounter } from '../server/sync/notification-counter.js';
+import { WARM_UP_AGENCY, warmUpBets } from '../server/warm-up.js';
 
-const AGENCY = 1;
-
-/** The bytes of the agency's first two bets, as a BATCH frame carries them; 7574 wins. */
-function twoBets(): { bytes: Uint8Array; end: number } {
-  const bytes = Buffer.alloc(2 * MAX_ENCODED_BET);
-  let end = 0;
-  for (const number of [7574, 1]) {
-    end = writeBet(bytes, end, {
-      agency: AGENCY,
-      firstName: 'Ana',
-      lastName: 'Paz',
-      document: '30111222',
-      birthdate: '1990-01-02',
-      number,
-    });
-  }
+/** The build-time warm-up's two bets (server/warm-up.ts), in shared memory as a store task carries them. */
+function twoBets(): { bytes: Uint8Array; count: number; end: number } {
+  const { bytes, ends } = warmUpBets();
+  const end = ends.at(-1) ?? 0;
   const shared = new Uint8Array(new SharedArrayBuffer(end));
   shared.set(bytes.subarray(0, end));
-  return { bytes: shared, end };
+  return { bytes: shared, count: ends.length, end };
 }
 
 /** In the writer thread (its workerData is the bundle's WorkerInit): the bundle's handler through one lottery, then the cache. */
 async function writeInThread(bundle: string, init: WorkerInit): Promise<void> {
   await writeBundleCache(bundle, async (exports) => {
     const run = exports.default as (task: Task) => Promise<TaskResult>;
-    const { bytes, end } = twoBets();
+    const agency = WARM_UP_AGENCY;
+    const { bytes, count, end } = twoBets();
     const stored = (await run({
       kind: TaskKind.STORE_BATCHES,
       bytes,
-      runs: [{ agency: AGENCY, batches: [{ first: 0, count: 2, start: 0, end }] }],
+      runs: [{ agency, batches: [{ first: 0, count, start: 0, end }] }],
     })) as StoreBatchesResult;
     if (stored.runs[0]?.[0]?.ok !== true) throw new Error('the warm-up batch was refused');
-    await run({ kind: TaskKind.RECORD_FINISHED, agency: AGENCY });
-    new ProtectedNotificationCounter(init.counter).markFinished(AGENCY);
+    await run({ kind: TaskKind.RECORD_FINISHED, agency });
+    new ProtectedNotificationCounter(init.counter).markFinished(agency);
     await run({ kind: TaskKind.DRAW });
   });
 }
@@ -61,7 +50,12 @@ async function writeFromMain(bundle: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'loteria-worker-cache-'));
   const storage = ProtectedStorage.open(join(dir, 'bets.csv'), { fsync: false, next: [0] });
   try {
-    const init: WorkerInit = { storage, counter: ProtectedNotificationCounter.allocate(AGENCY), logLevel: 'info', logFormat: 'text' };
+    const init: WorkerInit = {
+      storage,
+      counter: ProtectedNotificationCounter.allocate(WARM_UP_AGENCY),
+      logLevel: 'info',
+      logFormat: 'text',
+    };
     const worker = new Worker(new URL(import.meta.url), { workerData: init, argv: [bundle] });
     const code = await new Promise<number>((resolve, reject) => {
       worker.once('error', reject);
