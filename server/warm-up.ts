@@ -1,11 +1,12 @@
 /**
  * Build time only (tools/bundle.ts): one whole lottery in this process, so that the bundle's
  * code cache holds the bytecode of what a run executes and a start compiles none of it again:
- * an inline server on 127.0.0.1 (port 0) storing into a temporary directory, configured by an
- * empty .ini of its own (a developer's server/config.ini, with TLS or metrics, stays out), and
- * one agency over a real socket that proves with no key, sends a batch of two bets, FINISHED
- * and its WINNERS_QUERY. Inline, the pool's task code runs here too: in a run with workers it
- * runs in pool/worker.cjs instead, and those bytes of the cache go unused.
+ * a server with one pool worker (as the default on two cores) on 127.0.0.1 (port 0) storing
+ * into a temporary directory, configured by an empty .ini of its own (a developer's
+ * server/config.ini, with TLS or metrics, stays out), and one agency over a real socket that
+ * proves with no key, sends a batch of two bets, FINISHED and its WINNERS_QUERY. The pool's
+ * side of the main thread (piscina, bundled) is then in the cache; the tasks' code runs in the
+ * worker, which has a cache of its own (tools/write-worker-cache.ts).
  * The logger writes nowhere; the run is bounded, and the directory removed however it ends.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +40,7 @@ export async function warmUp(): Promise<string[]> {
       SERVER_AGENCIES: String(WARM_UP_AGENCY),
       SERVER_STORAGE_PATH: join(dir, 'bets.csv'),
       SERVER_AUTH: 'off',
-      SERVER_WORKERS: '0',
+      SERVER_WORKERS: '1',
     });
     const log = createLogger({ level: 'info', format: 'text', destination: { write: () => true } });
     const server = await LotteryServer.open(config, log);

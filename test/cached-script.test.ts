@@ -6,9 +6,9 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { copyFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cachePathOf, loadBundle, writeBundleCache } from '../shared/util/cached-script.js';
@@ -129,8 +129,11 @@ describe('the build-time warm-ups (the caches are written after them)', () => {
     'run by the build on the bundled %s, succeeds silently and writes a cache the program takes',
     { timeout: 30_000 },
     async (name, flags) => {
-      const bundle = join(dir, `${name}-cli.cjs`);
+      const bundle = join(dir, name, 'cli.cjs');
+      await mkdir(dirname(bundle), { recursive: true });
       await copyFile(join(ROOT, `dist/${name}/cli.cjs`), bundle);
+      // The server's warm-up runs a pool, whose threads start on the scripts beside the bundle.
+      if (name === 'server') await symlink(join(ROOT, 'dist/server/pool'), join(dirname(bundle), 'pool'));
       const run = spawnSync(process.execPath, [...flags, join(ROOT, 'dist/tools/write-cache.js'), bundle, 'warmUp'], {
         cwd: ROOT,
         encoding: 'utf8',
@@ -208,7 +211,7 @@ describe('the built client', () => {
 });
 
 describe('the built server', () => {
-  it('takes the cache that the build wrote for its bundle, loading neither pg (nor the fetch API it probes) nor piscina at start', () => {
+  it('takes the cache that the build wrote for its bundle, loading neither pg (nor the fetch API it probes) nor a package at start', () => {
     const out = execFileSync(
       process.execPath,
       [
@@ -217,8 +220,8 @@ describe('the built server', () => {
         `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist/shared/util/cached-script.js'))};
          import { createRequire } from 'node:module';
          const p = loadBundle(${JSON.stringify(join(ROOT, 'dist/server/cli.cjs'))});
-         // piscina stays a package; pg is inside the bundle, and its start-up probe of the fetch API loads Node's undici.
-         const loaded = Object.keys(createRequire(import.meta.url).cache).filter((f) => /node_modules[/]piscina[/]/.test(f));
+         // piscina and pg are inside the bundle; pg's start-up probe of the fetch API would load Node's undici.
+         const loaded = Object.keys(createRequire(import.meta.url).cache).filter((f) => /node_modules[/]/.test(f));
          if (process.moduleLoadList.some((m) => m.includes('undici'))) loaded.push('undici');
          process.stdout.write(JSON.stringify({ cacheUsed: p.cacheUsed, exports: Object.keys(p.exports), loaded }));`,
       ],
@@ -229,7 +232,12 @@ describe('the built server', () => {
 
   it("gives piscina a CommonJS worker (required, so no ES module loader in the worker) exporting the task handler as 'default'", () => {
     const worker = join(ROOT, 'dist/server/pool/worker.cjs');
-    expect(readFileSync(join(ROOT, 'dist/server/cli.cjs'), 'utf8')).toContain('./pool/worker.cjs');
+    const bundle = readFileSync(join(ROOT, 'dist/server/cli.cjs'), 'utf8');
+    expect(bundle).toContain('./pool/worker.cjs');
+    // piscina is bundled, its threads started on its own worker script, bundled beside.
+    expect(/__dirname,["']pool\/piscina-thread\.cjs["']\)/.test(bundle)).toBe(true);
+    // ...and that script is one file, with piscina's own modules inside it.
+    expect(/require\(["']\.\.?\//.test(readFileSync(join(ROOT, 'dist/server/pool/piscina-thread.cjs'), 'utf8'))).toBe(false);
     // Loading it outside a worker fails on the missing workerData, after Node took it as CommonJS.
     const out = execFileSync(
       process.execPath,
@@ -297,5 +305,7 @@ describe('what the built programs load (start-up cost: docs/benchmarks.md)', () 
     expect(clientLoaded).not.toContain('crypto');
     expect(serverLoaded).not.toContain('http');
     expect(serverLoaded).toContain('worker_threads');
+    // A pool, and piscina is not read from node_modules: it is inside the bundle.
+    expect((await serverRecord.read()).files.filter((f) => f.includes(`${sep}node_modules${sep}`))).toEqual([]);
   });
 });

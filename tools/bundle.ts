@@ -7,9 +7,10 @@
  * as it is for tests; only the entry files (and the programs' bundles and caches) are written.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { type BuildOptions, build } from 'esbuild';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { type BuildOptions, type Plugin, build } from 'esbuild';
 import { CLIENT_BLOB, CLIENT_NODE_FLAGS } from './lib/processes.js';
 
 const ENTRIES = ['dist/tools/healthcheck.js'];
@@ -71,6 +72,40 @@ async function emitStub(dir: string, name: string, lines: readonly string[]): Pr
 }
 
 /**
+ * piscina, bundled into the server (its 14 files cost a start ~15 ms to resolve and compile),
+ * starts each thread on `resolve(__dirname, 'worker.js')`: in the bundle, a path beside cli.cjs
+ * that does not exist. The plugin points that one call at PISCINA_THREAD, piscina's own worker
+ * bundled there (piscinaThread); a piscina that no longer holds the call fails the build.
+ */
+const PISCINA_THREAD = 'pool/piscina-thread.cjs';
+const PISCINA_DIST = dirname(createRequire(import.meta.url).resolve('piscina'));
+const PISCINA_THREAD_CALL = "(0, node_path_1.resolve)(__dirname, 'worker.js')";
+
+const piscinaThreadPath: Plugin = {
+  name: 'piscina-thread-path',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]piscina[\\/]dist[\\/]index\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const calls = source.split(PISCINA_THREAD_CALL).length - 1;
+      if (calls !== 1)
+        throw new Error(`${args.path} holds ${calls} calls ${PISCINA_THREAD_CALL} (expected 1): update tools/bundle.ts for this piscina`);
+      return { contents: source.replace(PISCINA_THREAD_CALL, `(0, node_path_1.resolve)(__dirname, '${PISCINA_THREAD}')`), loader: 'js' };
+    });
+  },
+};
+
+/** piscina's worker script, bundled (one file to read in each thread) where the server's bundle starts it. */
+async function piscinaThread(dir: string): Promise<void> {
+  // @napi-rs/nice is an optional dependency, loaded only for a niceIncrement (the server sets none).
+  await emit({
+    entryPoints: [join(PISCINA_DIST, 'worker.js')],
+    outfile: `${dir}/${PISCINA_THREAD}`,
+    format: 'cjs',
+    external: ['@napi-rs/nice'],
+  });
+}
+
+/**
  * The pool's worker, CommonJS: piscina require()s it (an ES module would start Node's ES
  * module loader in every worker); tsc's worker.js stays for the unbundled tree. Like the
  * programs, it is a bundle with its own code cache (each worker compiles in an isolate of its
@@ -101,13 +136,7 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
   const program = `${dir}/cli.js`;
   if (!existsSync(program)) return;
   const bundle = `${dir}/cli.cjs`;
-  await emit({
-    entryPoints: [program],
-    outfile: bundle,
-    format: 'cjs',
-    external: ['piscina'],
-    ...importMetaUrl,
-  });
+  await emit({ entryPoints: [program], outfile: bundle, format: 'cjs', plugins: [piscinaThreadPath], ...importMetaUrl });
   // The cache matches the bundle's bytes: written after it, before the stub that reads both,
   // by a process with the program's own Node flags (tools/write-cache.ts).
   execFileSync(process.execPath, [...flags, 'dist/tools/write-cache.js', resolve(bundle), ...(warmUp === null ? [] : [warmUp])], {
@@ -181,5 +210,7 @@ async function clientSnapshot(dir: string): Promise<void> {
 rmSync(CLIENT_BLOB, { force: true });
 await cachedProgram('dist/client', 'warmUp', CLIENT_NODE_FLAGS);
 await clientSnapshot('dist/client');
-await cachedProgram('dist/server', 'warmUp', []);
+// The server's warm-up runs a pool: its thread's scripts come first.
 await cachedWorker('dist/server/pool');
+await piscinaThread('dist/server');
+await cachedProgram('dist/server', 'warmUp', []);

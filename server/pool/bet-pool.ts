@@ -4,9 +4,8 @@
  * refuses to wait on its lock, which is safe because nothing else holds it.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Piscina } from 'piscina';
+import { Piscina } from 'piscina';
 import { deferred, type Deferred } from '../../shared/util/async.js';
 import { createWorkerTasks, type WorkerTasks } from './worker-tasks.js';
 import type { DrawResult, StoreBatchResult, StoreBatchesResult, StoreBatchesTask, WorkerInit } from './tasks.js';
@@ -45,9 +44,9 @@ const WORKER_YOUNG_GEN_MB = 8;
 
 /**
  * Under vitest the sources are .ts: workers then load them through tsx. Once bundled
- * (tools/bundle.ts), this code lives in dist/server/cli.cjs and the worker is the CommonJS
- * ./pool/worker.cjs: piscina require()s it, where an ES module would start Node's ES module
- * loader in every worker.
+ * (tools/bundle.ts), this code and piscina's live in dist/server/cli.cjs, and the worker is the
+ * CommonJS ./pool/worker.cjs: piscina require()s it, where an ES module would start Node's ES
+ * module loader in every worker.
  */
 function workerFile(): { filename: string; execArgv: string[] } {
   const here = import.meta.url;
@@ -83,9 +82,7 @@ export class BetPool {
       return;
     }
     this.#inline = null;
-    // Loaded only for a pool: piscina's modules cost an inline server's start-up for nothing.
-    const { Piscina: Pool } = createRequire(import.meta.url)('piscina') as typeof import('piscina');
-    this.#piscina = new Pool<Task, TaskResult>({
+    this.#piscina = new Piscina<Task, TaskResult>({
       ...workerFile(),
       minThreads: opts.workers,
       maxThreads: opts.workers,

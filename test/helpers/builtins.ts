@@ -1,7 +1,8 @@
 /**
  * A preload (NODE_OPTIONS=--require) that makes a built program report, when it exits, the
- * Node built-in modules it loaded, the V8 flags it set at run time (v8.setFlagsFromString),
- * which built-ins it loaded after the first of those flags, and how many threads it has.
+ * Node built-in modules it loaded, the files its main thread require()d, the V8 flags it set
+ * at run time (v8.setFlagsFromString), which built-ins it loaded after the first of those
+ * flags, and how many threads it has.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import { join } from 'node:path';
 export interface BuiltinsReport {
   /** Built-in module ids, in load order ('net', 'internal/crypto/hash'...). */
   loaded: string[];
+  /** Files in the main thread's CommonJS cache at exit (absolute paths), the preload's own included. */
+  files: string[];
   /** Arguments of every v8.setFlagsFromString call, in order. */
   flags: string[];
   /** Of `loaded`, those loaded after the first v8.setFlagsFromString call. */
@@ -31,7 +34,7 @@ v8.setFlagsFromString = (flag) => {
 const builtins = (list) => list.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
 process.on('exit', () => {
   const loaded = process.moduleLoadList;
-  const report = { loaded: builtins(loaded), flags, late: mark < 0 ? [] : builtins(loaded.slice(mark)), threads: readdirSync('/proc/self/task').length };
+  const report = { loaded: builtins(loaded), files: Object.keys(require.cache), flags, late: mark < 0 ? [] : builtins(loaded.slice(mark)), threads: readdirSync('/proc/self/task').length };
   writeFileSync(process.env.RECORD_BUILTINS, JSON.stringify(report));
 });
 `;
