@@ -225,8 +225,8 @@ describe('encodeRows (WebAssembly) takes each line as encodePlainRow does', () =
 
   it('is the build of wasm/plain-rows.ts (after an edit there: npm run build:wasm)', async () => {
     // Imported here only: the compiler is large, and no other test needs it.
-    const { compilePlainRows, renderModule } = await import('../tools/lib/wasm.js');
-    const binary = await compilePlainRows(fileURLToPath(new URL('..', import.meta.url)));
-    expect(renderModule(binary)).toContain(`'${PLAIN_ROWS_WASM}'`);
+    const { PLAIN_ROWS, compileWasm, renderModule } = await import('../tools/lib/wasm.js');
+    const binary = await compileWasm(fileURLToPath(new URL('..', import.meta.url)), PLAIN_ROWS);
+    expect(renderModule(PLAIN_ROWS, binary)).toContain(`'${PLAIN_ROWS_WASM}'`);
   });
 });

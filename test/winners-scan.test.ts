@@ -1,11 +1,15 @@
+import { execFileSync } from 'node:child_process';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
 import { CorruptRowError, betsToRows, loadBets } from '../server/storage/bets-file.js';
+import { countLinesJs, lineCounter } from '../server/storage/line-count.js';
+import { LINE_COUNT_WASM } from '../server/storage/line-count-wasm.js';
 import { scanWinners, type WinnersScan } from '../server/storage/winners-scan.js';
 import { WINNING_NUMBER, hasWon, type Bet } from '../shared/domain/bet.js';
-import { makeTempDir, removeDir } from './helpers/processes.js';
+import { ROOT, makeTempDir, removeDir } from './helpers/processes.js';
 
 let dir: string;
 let n = 0;
@@ -124,5 +128,65 @@ describe('scanWinners', () => {
 
   it('reports a missing file as the error it is', async () => {
     await expect(scanWinners(join(dir, 'absent.csv'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('the line count (WebAssembly, SIMD)', () => {
+  // Bytes where line ends, CRs and empty lines are common, in runs longer and shorter than a step.
+  const bytes = fc.array(fc.constantFrom(0x0a, 0x0a, 0x0d, 0x0d, 0x2c, 0x41, 0x37), { maxLength: 600 });
+
+  it('counts what the plain loop counts, line ends and rows, from any line start to any end', () => {
+    fc.assert(
+      fc.property(bytes, fc.nat(), fc.nat(), (data, a, b) => {
+        const counter = lineCounter(data.length + 1);
+        counter.buffer.set(data);
+        const src = Buffer.from(data);
+        // `from` must be a line start: 0 or just after an LF.
+        const starts = [0, ...data.flatMap((c, i) => (c === 0x0a ? [i + 1] : []))];
+        const from = starts[a % starts.length]!;
+        const to = from + (b % (data.length - from + 1));
+        expect(counter.count(from, to)).toEqual(countLinesJs(src, from, to));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('counts a whole buffer of a million bytes, with the empty lines load_bets skips', () => {
+    const counter = lineCounter(1 << 20);
+    const line = Buffer.from('1,Ana,Paz,30904465,1999-03-17,7574\r\n');
+    for (let o = 0; o + line.length <= counter.buffer.length; o += line.length) line.copy(counter.buffer, o);
+    const whole = Math.floor(counter.buffer.length / line.length) * line.length;
+    const rows = whole / line.length;
+    expect(counter.count(0, whole)).toEqual({ lines: rows, rows });
+    // Row 10 becomes bare LFs and row 20 lone CRLFs: empty lines all, which load_bets skips.
+    counter.buffer.fill(0x0a, 10 * line.length, 11 * line.length);
+    counter.buffer.fill('\r\n', 20 * line.length, 21 * line.length);
+    const counts = counter.count(0, whole);
+    expect(counts).toEqual({ lines: rows - 2 + line.length + line.length / 2, rows: rows - 2 });
+    expect(counts).toEqual(countLinesJs(counter.buffer, 0, whole));
+  });
+
+  it('gives the same scan where Node has no WebAssembly (--jitless): the plain loop counts', async () => {
+    const path = tmp();
+    const row = (doc: number, number: number): string => `1,Ana,Paz,${doc},1990-01-02,${number}\r\n`;
+    await writeFile(path, `\r\n${row(1, WINNING_NUMBER)}\n\n${row(2, 1)}${row(3, WINNING_NUMBER)}`);
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--jitless',
+        '--input-type=module',
+        '-e',
+        `import { scanWinners } from ${JSON.stringify(join(ROOT, 'dist/server/storage/winners-scan.js'))};
+         process.stdout.write(JSON.stringify({ wasm: typeof WebAssembly, scan: await scanWinners(${JSON.stringify(path)}) }));`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(JSON.parse(out)).toEqual({ wasm: 'undefined', scan: { winners: [[1, ['1', '3']]], scanned: 3 } });
+  });
+
+  it('is the build of wasm/line-count.ts (after an edit there: npm run build:wasm)', async () => {
+    const { LINE_COUNT, compileWasm, renderModule } = await import('../tools/lib/wasm.js');
+    const binary = await compileWasm(fileURLToPath(new URL('..', import.meta.url)), LINE_COUNT);
+    expect(renderModule(LINE_COUNT, binary)).toContain(`'${LINE_COUNT_WASM}'`);
   });
 });

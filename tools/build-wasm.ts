@@ -1,9 +1,11 @@
-/** `npm run build:wasm`: rebuilds client/plain-rows-wasm.ts from wasm/plain-rows.ts (tools/lib/wasm.ts). */
+/** `npm run build:wasm`: rebuilds the TypeScript modules that carry the project's WebAssembly from wasm/ (tools/lib/wasm.ts). */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { WASM_MODULE, compilePlainRows, renderModule } from './lib/wasm.js';
+import { WASM_TARGETS, compileWasm, renderModule } from './lib/wasm.js';
 
 const root = resolve(import.meta.dirname, '..');
-const binary = await compilePlainRows(root);
-await writeFile(resolve(root, WASM_MODULE), renderModule(binary));
-console.log(`wrote ${WASM_MODULE} (${binary.length} bytes of WebAssembly)`);
+for (const target of WASM_TARGETS) {
+  const binary = await compileWasm(root, target);
+  await writeFile(resolve(root, target.module), renderModule(target, binary));
+  console.log(`wrote ${target.module} (${binary.length} bytes of WebAssembly)`);
+}

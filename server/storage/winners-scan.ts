@@ -3,14 +3,15 @@
  * winners, agency by agency in file order, and how many bets were scanned), without turning
  * each row into a bet. A row as store_bets writes it (bets-file.ts) ends in its number, never
  * quoted nor zero-padded, then CRLF, and no field holds a line break; so only a row that ends
- * in `,<winning number>` can win, and rows are counted by their line ends (empty lines, which
- * load_bets skips, are not rows). Each such row is
- * parsed whole, as load_bets parses it: a corrupt one stops the draw with CorruptRowError,
- * like load_bets. test/winners-scan.test.ts checks it against load_bets + has_won.
+ * in `,<winning number>` can win, and rows are counted by their line ends (line-count.ts;
+ * empty lines, which load_bets skips, are not rows). Each such row is parsed whole, as
+ * load_bets parses it: a corrupt one stops the draw with CorruptRowError, like load_bets.
+ * test/winners-scan.test.ts checks it against load_bets + has_won.
  */
 import { open } from 'node:fs/promises';
 import { WINNING_NUMBER } from '../../shared/domain/bet.js';
 import { CorruptRowError, toBet } from './bets-file.js';
+import { lineCounter } from './line-count.js';
 import type { Winners } from './winners-file.js';
 
 const LF = 0x0a;
@@ -26,19 +27,6 @@ function tailOf(number: number): Buffer {
   return Buffer.from(`,${number}`, 'latin1');
 }
 
-/** Line ends in b[from, to), `from` a line start; `rows`: the lines that hold a row (load_bets skips empty ones). */
-function countLines(b: Buffer, from: number, to: number): { lines: number; rows: number } {
-  let lines = 0;
-  let rows = 0;
-  let start = from;
-  for (let i = b.indexOf(LF, from); i >= 0 && i < to; i = b.indexOf(LF, i + 1)) {
-    lines++;
-    if ((b[i - 1] === CR ? i - 1 : i) > start) rows++;
-    start = i + 1;
-  }
-  return { lines, rows };
-}
-
 export interface ScanOptions {
   /** The winning number (default: the lottery's). */
   number?: number;
@@ -49,7 +37,8 @@ export interface ScanOptions {
 export async function scanWinners(path: string, opts: ScanOptions = {}): Promise<WinnersScan> {
   const tail = tailOf(opts.number ?? WINNING_NUMBER);
   const byAgency = new Map<number, string[]>();
-  const buf = Buffer.allocUnsafe(opts.readBytes ?? 1 << 20);
+  const counter = lineCounter(opts.readBytes ?? 1 << 20);
+  const buf = counter.buffer;
   /** Lines before buf[0], and the rows among them. */
   let lines = 0;
   let rows = 0;
@@ -73,7 +62,7 @@ export async function scanWinners(path: string, opts: ScanOptions = {}): Promise
         const end = b[after] === LF ? after : b[after] === CR && b[after + 1] === LF ? after : -1;
         if (end < 0) continue;
         const start = b.lastIndexOf(LF, t) + 1;
-        const counted = countLines(b, seen, start);
+        const counted = counter.count(seen, start);
         before += counted.lines;
         rowsBefore += counted.rows;
         seen = start;
@@ -83,7 +72,7 @@ export async function scanWinners(path: string, opts: ScanOptions = {}): Promise
         if (list === undefined) byAgency.set(bet.agency, [bet.document]);
         else list.push(bet.document);
       }
-      const rest = countLines(b, seen, whole);
+      const rest = counter.count(seen, whole);
       lines += before + rest.lines;
       rows += rowsBefore + rest.rows;
       b.copyWithin(0, whole);
