@@ -2,6 +2,7 @@
  * The course's text line format (shared/logging/logger.ts): what a value may not hold is
  * rewritten, everything else passes as it is, in the order it was logged.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createLogger, formatLine } from '../shared/logging/logger.js';
 import { parseLogLine } from '../shared/logging/parse.js';
@@ -37,3 +38,60 @@ describe('formatLine', () => {
     });
   });
 });
+
+describe('the text logger', () => {
+  /** Both formats' lines for the same calls, the text ones and formatLine's of the JSON ones, timestamps cut. */
+  function bothWays(calls: (log: ReturnType<typeof createLogger>) => void): { text: string[]; viaJson: string[] } {
+    const text: string[] = [];
+    const json: string[] = [];
+    calls(createLogger({ level: 'debug', format: 'text', destination: { write: (l) => text.push(l) } }));
+    calls(createLogger({ level: 'debug', format: 'json', destination: { write: (l) => json.push(l) } }));
+    const cut = (l: string): string => l.slice(24);
+    return { text: text.map(cut), viaJson: json.map((l) => cut(formatLine(l))) };
+  }
+
+  const value = fc.oneof(
+    fc.string(),
+    fc.constantFrom('a|b', 'x: y', 'line\r\nbreak', ''),
+    fc.double(),
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant(undefined),
+    fc.constant(Number.NaN),
+    fc.date({ noInvalidDate: true }),
+    fc.dictionary(fc.string({ maxLength: 4 }), fc.integer(), { maxKeys: 3 }),
+    fc.array(fc.oneof(fc.string({ maxLength: 4 }), fc.integer()), { maxLength: 3 }),
+  );
+  const record = fc.record({
+    action: fc.oneof(fc.constantFrom('apuesta_recibida', 'sorteo'), fc.constant(undefined)),
+    result: fc.constantFrom('success', 'fail', 'in_progress'),
+    fields: fc.dictionary(fc.stringMatching(/^[a-z_]{1,8}$/), value, { maxKeys: 6 }),
+    msg: fc.oneof(fc.constant(undefined), fc.string({ maxLength: 8 })),
+    level: fc.constantFrom('debug', 'info', 'warn', 'error') as fc.Arbitrary<'debug' | 'info' | 'warn' | 'error'>,
+  });
+
+  it('writes every record as formatLine writes pino JSON of it: flat records directly, others through pino', () => {
+    fc.assert(
+      fc.property(record, ({ action, result, fields, msg, level }) => {
+        const o = { action, result, ...fields };
+        const { text, viaJson } = bothWays((log) => (msg === undefined ? log[level](o) : log[level](o, msg)));
+        expect(text).toHaveLength(1);
+        expect(text).toEqual(viaJson);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('takes pino for what is not a flat record: an Error, a bare message, a child with bindings', () => {
+    const boom = new Error('boom');
+    const { text, viaJson } = bothWays((log) => {
+      log.error({ action: 'exit', result: 'fail', err: boom });
+      log.info('just a message');
+      log.child({ sesion: 7 }).info({ action: 'conexion', result: 'success', agencia: 2 });
+    });
+    expect(text).toEqual(viaJson);
+    expect(text[2]).toBe(' INFO  action: conexion | result: success | sesion: 7 | agencia: 2\n');
+  });
+});
+

@@ -16,7 +16,8 @@ export type LogFormat = (typeof LogFormat)[keyof typeof LogFormat];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+/** Level names padded to 5 characters, as the course's lines align them. */
+const LEVEL_LABELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
 const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'action', 'result', 'msg']);
 
 /**
@@ -34,14 +35,28 @@ const NEEDS_CLEANING = /[|\r\n]|:\s/;
 /** Turns one pino JSON line into the course's text line. */
 export function formatLine(json: string): string {
   const o = JSON.parse(json) as Record<string, unknown>;
-  const parts = [`action: ${clean(o.action ?? 'log')}`, `result: ${clean(o.result ?? 'success')}`];
-  for (const [k, v] of Object.entries(o)) {
-    if (!HIDDEN.has(k) && v !== undefined) parts.push(`${k}: ${clean(v)}`);
+  const time = typeof o.time === 'number' ? o.time : Date.now();
+  // A parsed value that is an object or an array: its JSON, as the line has always shown it.
+  for (const k in o) if (typeof o[k] === 'object' && o[k] !== null) o[k] = JSON.stringify(o[k]);
+  return textLine(time, o.level as number, o, o.msg) ?? '';
+}
+
+/**
+ * The course's text line of one record: its fields in the order they were logged, then msg.
+ * null unless `o` is a record that pino's JSON and JSON.parse give back unchanged (a plain
+ * object of strings, finite numbers, booleans, null and undefined): only those may skip them.
+ */
+function textLine(time: number, level: number, o: Record<string, unknown>, msg: unknown): string | null {
+  let line = `${new Date(time).toISOString()} ${LEVEL_LABELS[level] ?? 'INFO '} action: ${clean(o.action ?? 'log')} | result: ${clean(o.result ?? 'success')}`;
+  for (const k in o) {
+    const v = o[k];
+    if (v === undefined) continue;
+    const t = typeof v;
+    if (!(t === 'string' || (t === 'number' && Number.isFinite(v)) || t === 'boolean' || v === null)) return null;
+    if (!HIDDEN.has(k)) line += ` | ${k}: ${clean(v)}`;
   }
-  if (typeof o.msg === 'string' && o.msg !== '') parts.push(`msg: ${clean(o.msg)}`);
-  const time = new Date(typeof o.time === 'number' ? o.time : Date.now()).toISOString();
-  const level = (LEVEL_NAMES[o.level as number] ?? 'INFO').padEnd(5);
-  return `${time} ${level} ${parts.join(' | ')}\n`;
+  if (typeof msg === 'string' && msg !== '') line += ` | msg: ${clean(msg)}`;
+  return `${line}\n`;
 }
 
 export interface LoggerOptions {
@@ -99,7 +114,21 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   // Anything but json (any case) is the text format.
   const format = (opts.format ?? process.env.LOG_FORMAT ?? LogFormat.TEXT).trim().toLowerCase();
   const out = opts.destination ?? stdout();
-  const stream: DestinationStream =
-    format === LogFormat.JSON ? { write: (line: string) => out.write(line) } : { write: (line: string) => out.write(formatLine(line)) };
-  return pino({ level, base: undefined }, stream);
+  if (format === LogFormat.JSON) return pino({ level, base: undefined }, { write: (line: string) => out.write(line) });
+  const stream: DestinationStream = { write: (line: string) => out.write(formatLine(line)) };
+  // The text format of a flat record skips pino's JSON and its parse back (half a line's cost);
+  // a child logger with bindings, or any other call, takes pino's path.
+  const logMethod = function (this: Logger, args: unknown[], method: (...a: unknown[]) => void, levelValue: number): void {
+    const [o, msg] = args;
+    const plain = args.length <= 2 && (msg === undefined || typeof msg === 'string') && typeof o === 'object' && o !== null;
+    const line = plain && Object.getPrototypeOf(o) === Object.prototype && unbound(this) ? textLine(Date.now(), levelValue, o as Record<string, unknown>, msg) : null;
+    if (line === null) method.apply(this, args);
+    else out.write(line);
+  };
+  return pino({ level, base: undefined, hooks: { logMethod } }, stream);
+}
+
+/** Whether the logger has no bindings of a child's (those come first in pino's JSON). */
+function unbound(log: Logger): boolean {
+  return (log as unknown as Record<symbol, unknown>)[pino.symbols.chindingsSym] === '';
 }
