@@ -94,4 +94,3 @@ describe('the text logger', () => {
     expect(text[2]).toBe(' INFO  action: conexion | result: success | sesion: 7 | agencia: 2\n');
   });
 });
-

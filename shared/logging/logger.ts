@@ -121,7 +121,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const logMethod = function (this: Logger, args: unknown[], method: (...a: unknown[]) => void, levelValue: number): void {
     const [o, msg] = args;
     const plain = args.length <= 2 && (msg === undefined || typeof msg === 'string') && typeof o === 'object' && o !== null;
-    const line = plain && Object.getPrototypeOf(o) === Object.prototype && unbound(this) ? textLine(Date.now(), levelValue, o as Record<string, unknown>, msg) : null;
+    const line =
+      plain && Object.getPrototypeOf(o) === Object.prototype && unbound(this)
+        ? textLine(Date.now(), levelValue, o as Record<string, unknown>, msg)
+        : null;
     if (line === null) method.apply(this, args);
     else out.write(line);
   };
