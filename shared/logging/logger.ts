@@ -116,8 +116,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const out = opts.destination ?? stdout();
   if (format === LogFormat.JSON) return pino({ level, base: undefined }, { write: (line: string) => out.write(line) });
   const stream: DestinationStream = { write: (line: string) => out.write(formatLine(line)) };
-  // The text format of a flat record skips pino's JSON and its parse back (half a line's cost);
-  // a child logger with bindings, or any other call, takes pino's path.
+  // The text format of a flat record skips pino's JSON and its parse back, which cost more than
+  // the line itself; a child logger with bindings, or any other call, takes pino's path.
   const logMethod = function (this: Logger, args: unknown[], method: (...a: unknown[]) => void, levelValue: number): void {
     const [o, msg] = args;
     const plain = args.length <= 2 && (msg === undefined || typeof msg === 'string') && typeof o === 'object' && o !== null;
