@@ -6,6 +6,7 @@
  * for, and nothing waiting is lost at close.
  */
 import { readFileSync } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BetPool, type EncodedBatch } from '../server/pool/bet-pool.js';
 import { betToRow } from '../server/storage/bets-file.js';
 import { ProtectedNotificationCounter } from '../server/sync/notification-counter.js';
+import { RecordKind, scanJournal } from '../server/storage/journal.js';
 import { ProtectedStorage, type StorageHandle } from '../server/storage/protected-storage.js';
 import type { Bet } from '../shared/domain/bet.js';
 import { BatchBuilder } from '../shared/protocol/bet-codec.js';
@@ -122,5 +124,74 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
     expect(await waiting).toEqual([{ ok: true, stored: 1 }]);
     await expect(pool.storeBatches(2, batches(501, [[bet(2, '78')]]))).rejects.toThrow(/closed/);
     expect(readFileSync(path, 'utf8')).toBe(before + rows([bet(2, '77')]));
+  });
+});
+
+describe('BetPool with 1 worker, while the worker has a store task', () => {
+  /** A pool over a journaled bets file (its onFsync hears one call per store task), and a hold on the storage's read lock. */
+  function journaledPool(): { pool: BetPool; path: string; tasks: () => number; holdStorage: () => Promise<() => Promise<void>> } {
+    const storage = ProtectedStorage.open(join(dir, `bets-${++files}.csv`), { fsync: true, next: [0, 0, 0] });
+    handles.push(storage);
+    let tasks = 0;
+    const counter = ProtectedNotificationCounter.allocate(3);
+    const pool = new BetPool({
+      workers: 1,
+      init: { storage, counter, logLevel: 'info', logFormat: 'json' },
+      onFsync: () => {
+        tasks++;
+      },
+    });
+    pools.push(pool);
+    // A reader holds the lock the worker's write waits for: the task in flight stays there until released.
+    const holdStorage = async (): Promise<() => Promise<void>> => {
+      const reading = new ProtectedStorage(storage, false).loadBetChunks();
+      await reading.next();
+      return async () => {
+        await reading.return(undefined);
+      };
+    };
+    return { pool, path: storage.path, tasks: () => tasks, holdStorage };
+  }
+
+  it('gathers the runs of later turns into the next task, in the order asked, each with its own results', async () => {
+    const { pool, path, tasks, holdStorage } = journaledPool();
+    expect(await pool.storeBatches(1, batches(0, [[bet(1, '10')]]))).toEqual([{ ok: true, stored: 1 }]);
+    const release = await holdStorage();
+    const first = pool.storeBatches(1, batches(1, [[bet(1, '11')]]));
+    await nextTurn();
+    await nextTurn(); // the first run is now the worker's task, waiting for the lock
+    const later = [];
+    for (const [agency, doc] of [
+      [2, '21'],
+      [3, '31'],
+      [2, '22'],
+    ] as const) {
+      later.push(pool.storeBatches(agency, batches(agency === 2 && doc === '22' ? 1 : 0, [[bet(agency, doc)]])));
+      await nextTurn();
+    }
+    await release();
+    expect(await Promise.all([first, ...later])).toEqual(Array.from({ length: 4 }, () => [{ ok: true, stored: 1 }]));
+    // The initial store, the first run, then the three later runs as one task.
+    expect(tasks()).toBe(3);
+    expect(readFileSync(path, 'utf8')).toBe(rows([bet(1, '10'), bet(1, '11'), bet(2, '21'), bet(3, '31'), bet(2, '22')]));
+  });
+
+  it('sends the runs still waiting before a FINISHED or the draw, so the journal records them first', async () => {
+    const { pool, path, holdStorage } = journaledPool();
+    await pool.storeBatches(2, batches(0, [[bet(2, '20')]]));
+    const release = await holdStorage();
+    const busy = pool.storeBatches(1, batches(0, [[bet(1, '10')]]));
+    await nextTurn();
+    await nextTurn();
+    const waiting = pool.storeBatches(1, batches(1, [[bet(1, '11')]]));
+    const finished = pool.recordFinished(1);
+    await release();
+    await Promise.all([busy, waiting, finished]);
+    const kinds = scanJournal(readFileSync(`${path}.journal`))
+      .records.filter((r) => r.kind !== RecordKind.HEADER)
+      .map((r) =>
+        r.kind === RecordKind.BATCH ? `batch ${r.agency}:${r.first}` : r.kind === RecordKind.FINISHED ? `finished ${r.agency}` : r.kind,
+      );
+    expect(kinds).toEqual(['batch 2:0', 'batch 1:0', 'batch 1:1', 'finished 1']);
   });
 });

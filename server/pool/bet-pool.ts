@@ -72,6 +72,8 @@ export class BetPool {
   #pending: PendingRun[] = [];
   #pendingBytes = 0;
   #flushQueued = false;
+  /** Store tasks sent and not yet settled. */
+  #storing = 0;
   readonly #onFsync: ((seconds: number) => void) | undefined;
 
   constructor(opts: BetPoolOptions) {
@@ -99,10 +101,13 @@ export class BetPool {
 
   /**
    * Stores consecutive batches of one agency; one result per batch, in order. Group commit:
-   * the runs of every session that ask in the same event-loop turn (all the socket reads of
-   * one poll phase) travel as one task and land in one write, in the order they asked. A turn
-   * past SLOT_BYTES becomes several tasks; with several workers those may land in any order
-   * (each session has one run in flight, so an agency's own order always holds).
+   * the runs of every session that ask while each worker has a store task (or, with one free,
+   * in the same event-loop turn: all the socket reads of one poll phase) travel as one task and
+   * land in one write and one flush of each file, in the order they asked; a busy pool so
+   * takes fewer, larger writes, instead of queueing a task per turn behind the flushes of the
+   * ones before. Runs past SLOT_BYTES go at once as a task of their own; with several workers
+   * tasks may land in any order (each session has one run in flight, so an agency's own order
+   * always holds).
    */
   storeBatches(agency: number, batches: readonly EncodedBatch[]): Promise<StoreBatchResult[]> {
     if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
@@ -115,10 +120,15 @@ export class BetPool {
       this.#flushQueued = true;
       setImmediate(() => {
         this.#flushQueued = false;
-        this.#flush();
+        this.#flushIfFree();
       });
     }
     return results.promise;
+  }
+
+  /** Sends the pending runs if a worker (inline: the thread) has no store task; else a settling task does. */
+  #flushIfFree(): void {
+    if (this.#storing < Math.max(1, this.workers)) this.#flush();
   }
 
   /** Sends the pending runs as one task; every run's promise settles, whatever happens. */
@@ -152,9 +162,13 @@ export class BetPool {
         }),
       })),
     };
-    // The slot is reused only once the task is over: a worker reads it until then.
+    // The slot is reused only once the task is over: a worker reads it until then. Runs that
+    // waited for a worker go as soon as one is free.
+    this.#storing++;
     const release = (): void => {
       if (slot.byteLength === SLOT_BYTES && this.#freeSlots.length < SLOTS_KEPT) this.#freeSlots.push(slot);
+      this.#storing--;
+      this.#flushIfFree();
     };
     (this.#run(task) as Promise<StoreBatchesResult>).then(
       ({ runs: results, fsyncSeconds }) => {
@@ -171,13 +185,19 @@ export class BetPool {
     );
   }
 
-  /** Runs the draw; with a journal the result is on disk (winners file, DRAW record) once this resolves. */
+  /**
+   * Runs the draw; with a journal the result is on disk (winners file, DRAW record) once this
+   * resolves. Like recordFinished, it sends the runs still waiting first: the pool runs tasks
+   * in the order they are sent, so nothing asked before it lands after it.
+   */
   draw(): Promise<DrawResult> {
+    this.#flush();
     return this.#run({ kind: TaskKind.DRAW }) as Promise<DrawResult>;
   }
 
   /** Resolves once the agency's FINISHED is in the journal (at once without one). */
   async recordFinished(agency: number): Promise<void> {
+    this.#flush();
     await this.#run({ kind: TaskKind.RECORD_FINISHED, agency });
   }
 
