@@ -36,6 +36,8 @@ export interface RunSummary extends SendTally {
 
 /** One connection attempt never waits longer than this, whatever is left of server.connectTimeout. */
 const DIAL_ATTEMPT_MAX_MS = 5000;
+/** How long the first connection retries every 10 ms before its delay grows: a server's start. */
+const BIND_STEADY_MS = 300;
 
 export class AgencyClient {
   readonly #config: ClientConfig;
@@ -126,7 +128,8 @@ export class AgencyClient {
   }
 
   /**
-   * Connects and says HELLO, retrying with backoff (10 ms, growing by half per failure, up to 2 s) within
+   * Connects and says HELLO, retrying with backoff (10 ms for the first BIND_STEADY_MS, then
+   * growing by half per failure, up to 2 s) within
    * server.connectTimeout while the server cannot be reached, is restarting, or still holds
    * this agency for an earlier connection of ours (AGENCY_BUSY). A server that never answers
    * HELLO times out.
@@ -134,9 +137,11 @@ export class AgencyClient {
   async #bind(): Promise<{ conn: Connection; welcome: WelcomeDTO }> {
     const c = this.#config;
     try {
-      // Agencies usually start with the server: a gentle growth finds it soon after it listens.
+      // Agencies usually start with the server: steady retries while it starts find it soon
+      // after it listens (a grown delay cost a large agency tens of ms past the listen).
       return await retryWithBackoff((_, msLeft) => this.#hello(msLeft), {
         initialMs: 10,
+        steadyMs: BIND_STEADY_MS,
         factor: 1.5,
         maxMs: 2000,
         timeoutMs: c.connectTimeoutMs,

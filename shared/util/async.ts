@@ -53,8 +53,10 @@ export async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () =
 }
 
 export interface BackoffOptions {
-  /** First delay; it grows by `factor` after each failure up to `maxMs`. */
+  /** First delay; it grows by `factor` after each failure up to `maxMs` (past `steadyMs`). */
   readonly initialMs: number;
+  /** For this long from the first attempt the delay stays `initialMs` (default 0: it grows at once). */
+  readonly steadyMs?: number;
   readonly maxMs: number;
   /** Growth of the delay per failure (default 2: doubling). */
   readonly factor?: number;
@@ -74,7 +76,8 @@ export interface BackoffOptions {
  * failures, never past the deadline. An abort (signal) ends the wait at once with the signal's reason.
  */
 export async function retryWithBackoff<T>(attempt: (n: number, msLeft: number) => Promise<T>, opts: BackoffOptions): Promise<T> {
-  const deadline = Date.now() + opts.timeoutMs;
+  const start = Date.now();
+  const deadline = start + opts.timeoutMs;
   let delay = opts.initialMs;
   for (let n = 1; ; n++) {
     try {
@@ -87,7 +90,7 @@ export async function retryWithBackoff<T>(attempt: (n: number, msLeft: number) =
       const wait = Math.min(Math.max(delay, opts.hintMs?.(error) ?? 0), left);
       opts.onRetry?.(error, n, wait);
       await sleep(wait, undefined, { signal: opts.signal });
-      delay = Math.min(Math.round(delay * (opts.factor ?? 2)), opts.maxMs);
+      if (Date.now() - start >= (opts.steadyMs ?? 0)) delay = Math.min(Math.round(delay * (opts.factor ?? 2)), opts.maxMs);
     }
   }
 }
