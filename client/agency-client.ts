@@ -138,7 +138,7 @@ export class AgencyClient {
     const c = this.#config;
     try {
       // Agencies usually start with the server: steady retries while it starts find it soon
-      // after it listens (a grown delay cost a large agency tens of ms past the listen).
+      // after it listens, where a grown delay could keep a large agency waiting well past it.
       return await retryWithBackoff((_, msLeft) => this.#hello(msLeft), {
         initialMs: 10,
         steadyMs: BIND_STEADY_MS,

@@ -174,12 +174,16 @@ describe('the line count (WebAssembly, SIMD)', () => {
       process.execPath,
       [
         '--jitless',
+        '--no-warnings',
+        // The sources, as this test imports them (not a build that may predate them).
+        '--import',
+        'tsx',
         '--input-type=module',
         '-e',
-        `import { scanWinners } from ${JSON.stringify(join(ROOT, 'dist/server/storage/winners-scan.js'))};
+        `import { scanWinners } from ${JSON.stringify(join(ROOT, 'server/storage/winners-scan.ts'))};
          process.stdout.write(JSON.stringify({ wasm: typeof WebAssembly, scan: await scanWinners(${JSON.stringify(path)}) }));`,
       ],
-      { encoding: 'utf8' },
+      { encoding: 'utf8', cwd: ROOT },
     );
     expect(JSON.parse(out)).toEqual({ wasm: 'undefined', scan: { winners: [[1, ['1', '3']]], scanned: 3 } });
   });

@@ -2,7 +2,7 @@
  * The draw's line count over the bets file (server/storage/line-count.ts runs it), in
  * AssemblyScript, compiled to WebAssembly with SIMD by `npm run build:wasm` (tools/lib/wasm.ts)
  * into server/storage/line-count-wasm.ts, which is checked in. One JavaScript indexOf call per
- * line cost the draw more than everything else it does; this counts 64 bytes per step.
+ * line cost the draw more than everything else it does; this compares 16 bytes per step.
  * Memory is the caller's (imported, never grown): its bytes sit at DATA and up, and the two
  * bytes below DATA hold LF, so that a line starting at DATA reads as one that follows a line end.
  * Invariant (checked by test/winners-scan.test.ts against a plain loop on random bytes):

@@ -105,9 +105,9 @@ export class BetPool {
    * in the same event-loop turn: all the socket reads of one poll phase) travel as one task and
    * land in one write and one flush of each file, in the order they asked; a busy pool so
    * takes fewer, larger writes, instead of queueing a task per turn behind the flushes of the
-   * ones before. Runs past SLOT_BYTES go at once as a task of their own; with several workers
-   * tasks may land in any order (each session has one run in flight, so an agency's own order
-   * always holds).
+   * ones before. A run that would take the waiting ones past SLOT_BYTES sends them at once,
+   * busy or not, and waits for the next task; with several workers tasks may land in any
+   * order (each session has one run in flight, so an agency's own order always holds).
    */
   storeBatches(agency: number, batches: readonly EncodedBatch[]): Promise<StoreBatchResult[]> {
     if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
@@ -164,13 +164,15 @@ export class BetPool {
     };
     // The slot is reused only once the task is over: a worker reads it until then. Runs that
     // waited for a worker go as soon as one is free.
-    this.#storing++;
     const release = (): void => {
       if (slot.byteLength === SLOT_BYTES && this.#freeSlots.length < SLOTS_KEPT) this.#freeSlots.push(slot);
       this.#storing--;
       this.#flushIfFree();
     };
-    (this.#run(task) as Promise<StoreBatchesResult>).then(
+    const stored = this.#run(task) as Promise<StoreBatchesResult>;
+    // Counted once the task exists, so that nothing can leave the count stuck above zero.
+    this.#storing++;
+    stored.then(
       ({ runs: results, fsyncSeconds }) => {
         release();
         if (fsyncSeconds !== null) this.#onFsync?.(fsyncSeconds);
@@ -187,8 +189,11 @@ export class BetPool {
 
   /**
    * Runs the draw; with a journal the result is on disk (winners file, DRAW record) once this
-   * resolves. Like recordFinished, it sends the runs still waiting first: the pool runs tasks
-   * in the order they are sent, so nothing asked before it lands after it.
+   * resolves. Like recordFinished, it sends the runs still waiting first: with one worker the
+   * pool runs tasks in the order they are sent, so nothing asked before it lands after it.
+   * With several, tasks run at once; what orders an agency's FINISHED after its runs there is
+   * the backend, which chains each agency's operations (file-backend.ts), and the draw waits
+   * for every FINISHED.
    */
   draw(): Promise<DrawResult> {
     this.#flush();

@@ -1,6 +1,6 @@
 /**
  * The draw scan's read buffer and its line counts (winners-scan.ts). The buffer lives in a
- * WebAssembly memory of its own, where wasm/line-count.ts counts line ends 64 bytes per step;
+ * WebAssembly memory of its own, where wasm/line-count.ts counts line ends 16 bytes per step;
  * where Node has no WebAssembly (`--jitless`), a plain Buffer and one indexOf per line, which
  * give the same counts (test/winners-scan.test.ts compares the two on random bytes).
  */

@@ -35,11 +35,16 @@ const NEEDS_CLEANING = /[|\r\n]|:\s/;
 /** Turns one pino JSON line into the course's text line. */
 export function formatLine(json: string): string {
   const o = JSON.parse(json) as Record<string, unknown>;
-  const time = typeof o.time === 'number' ? o.time : Date.now();
+  const { time, msg } = o;
   // A parsed value that is an object or an array: its JSON, as the line has always shown it.
   for (const k in o) if (typeof o[k] === 'object' && o[k] !== null) o[k] = JSON.stringify(o[k]);
-  return textLine(time, o.level as number, o, o.msg) ?? '';
+  // A record's own `time` wins in pino's JSON: one no Date can hold gives way to the clock.
+  const at = typeof time === 'number' && Math.abs(time) <= MAX_DATE_MS ? time : Date.now();
+  return textLine(at, o.level as number, o, msg) ?? '';
 }
+
+/** The largest time value a Date holds (ECMAScript: 100,000,000 days either side of the epoch). */
+const MAX_DATE_MS = 8.64e15;
 
 /**
  * The course's text line of one record: its fields in the order they were logged, then msg.
@@ -47,16 +52,17 @@ export function formatLine(json: string): string {
  * object of strings, finite numbers, booleans, null and undefined): only those may skip them.
  */
 function textLine(time: number, level: number, o: Record<string, unknown>, msg: unknown): string | null {
-  let line = `${new Date(time).toISOString()} ${LEVEL_LABELS[level] ?? 'INFO '} action: ${clean(o.action ?? 'log')} | result: ${clean(o.result ?? 'success')}`;
+  let fields = '';
   for (const k in o) {
     const v = o[k];
     if (v === undefined) continue;
     const t = typeof v;
     if (!(t === 'string' || (t === 'number' && Number.isFinite(v)) || t === 'boolean' || v === null)) return null;
-    if (!HIDDEN.has(k)) line += ` | ${k}: ${clean(v)}`;
+    if (!HIDDEN.has(k)) fields += ` | ${k}: ${clean(v)}`;
   }
-  if (typeof msg === 'string' && msg !== '') line += ` | msg: ${clean(msg)}`;
-  return `${line}\n`;
+  if (typeof msg === 'string' && msg !== '') fields += ` | msg: ${clean(msg)}`;
+  const head = `${new Date(time).toISOString()} ${LEVEL_LABELS[level] ?? 'INFO '}`;
+  return `${head} action: ${clean(o.action ?? 'log')} | result: ${clean(o.result ?? 'success')}${fields}\n`;
 }
 
 export interface LoggerOptions {
@@ -122,7 +128,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     const [o, msg] = args;
     const plain = args.length <= 2 && (msg === undefined || typeof msg === 'string') && typeof o === 'object' && o !== null;
     const line =
-      plain && Object.getPrototypeOf(o) === Object.prototype && unbound(this)
+      plain && Object.getPrototypeOf(o) === Object.prototype && !PINO_KEYS.some((k) => Object.hasOwn(o, k)) && unbound(this)
         ? textLine(Date.now(), levelValue, o as Record<string, unknown>, msg)
         : null;
     if (line === null) method.apply(this, args);
@@ -130,6 +136,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   };
   return pino({ level, base: undefined, hooks: { logMethod } }, stream);
 }
+
+/** Keys of pino's own in its JSON: a record that holds one takes pino's path (its value wins there). */
+const PINO_KEYS = ['level', 'time', 'msg'] as const;
 
 /** Whether the logger has no bindings of a child's (those come first in pino's JSON). */
 function unbound(log: Logger): boolean {
