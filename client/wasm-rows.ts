@@ -6,6 +6,7 @@
  * and runs as machine code from its first row. Nothing here loops per row, so that no
  * JavaScript on this path gets hot enough to be optimised.
  */
+import { wasmModule } from '../shared/util/wasm.js';
 import { PLAIN_ROWS_WASM } from './plain-rows-wasm.js';
 
 /**
@@ -34,14 +35,8 @@ type EncodeFn = (s: number, end: number, agency: number, room: number, maxLine: 
 const LAYOUT = ['SRC_CAP', 'OUT', 'ENDS', 'ENDS_CAP', 'RES', 'STOP_END'] as const;
 type Layout = Record<(typeof LAYOUT)[number], number>;
 
-/** The part of the WebAssembly API used here (the project's lib settings do not declare it). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (
-    module: object,
-    imports: object,
-  ) => { exports: { memory: { buffer: ArrayBuffer }; encodeRows: EncodeFn } & Record<keyof Layout, { value: number }> };
-}
+/** The module's exports. */
+type Exports = { memory: { buffer: ArrayBuffer }; encodeRows: EncodeFn } & Record<keyof Layout, { value: number }>;
 
 interface Encoder extends Layout {
   readonly encode: EncodeFn;
@@ -58,9 +53,8 @@ let encoder: Encoder | null = null;
  */
 function instance(): Encoder | null {
   if (encoder !== null) return encoder;
-  const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-  if (wasm === undefined) return null;
-  const { exports } = new wasm.Instance(new wasm.Module(Buffer.from(PLAIN_ROWS_WASM, 'base64')), {});
+  const exports = wasmModule(PLAIN_ROWS_WASM)?.instantiate<Exports>();
+  if (exports === undefined) return null;
   // The module never grows its memory, so these views stay valid.
   const { buffer } = exports.memory;
   const layout = Object.fromEntries(LAYOUT.map((name) => [name, exports[name].value])) as Layout;

@@ -4,6 +4,7 @@
  * where Node has no WebAssembly (`--jitless`), a plain Buffer and one indexOf per line, which
  * give the same counts (test/winners-scan.test.ts compares the two on random bytes).
  */
+import { wasmModule } from '../../shared/util/wasm.js';
 import { LINE_COUNT_WASM } from './line-count-wasm.js';
 
 const LF = 0x0a;
@@ -24,34 +25,20 @@ export interface LineCounter {
   count(from: number, to: number): LineCounts;
 }
 
-/** The part of the WebAssembly API used here (the project's lib settings do not declare it). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
-  Instance: new (
-    module: object,
-    imports: object,
-  ) => { exports: { countLines: (from: number, to: number) => number; empties: { value: number }; DATA: { value: number } } };
-}
-
-/** Compiled once per thread, on the first scan; undefined until then, null without WebAssembly. */
-let compiled: { api: WasmApi; module: object } | null | undefined;
-
-function wasmModule(): { api: WasmApi; module: object } | null {
-  if (compiled !== undefined) return compiled;
-  const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-  compiled = api === undefined ? null : { api, module: new api.Module(Buffer.from(LINE_COUNT_WASM, 'base64')) };
-  return compiled;
+/** The module's exports (wasm/line-count.ts). */
+interface Exports {
+  countLines: (from: number, to: number) => number;
+  empties: { value: number };
+  DATA: { value: number };
 }
 
 /** A counter over a buffer of `size` bytes, for one scan (scans may run at once: each has its own memory). */
 export function lineCounter(size: number): LineCounter {
-  const wasm = wasmModule();
+  const wasm = wasmModule(LINE_COUNT_WASM);
   if (wasm === null) return jsCounter(Buffer.allocUnsafe(size));
   // The memory never grows, so the buffer's view of it stays valid.
-  const pages = Math.ceil((PAGE + size) / PAGE);
-  const memory = new wasm.api.Memory({ initial: pages, maximum: pages });
-  const { exports } = new wasm.api.Instance(wasm.module, { env: { memory } });
+  const memory = wasm.memory(Math.ceil((PAGE + size) / PAGE));
+  const exports = wasm.instantiate<Exports>({ env: { memory } });
   const base = exports.DATA.value;
   const bytes = new Uint8Array(memory.buffer);
   // A line that starts at the buffer's first byte reads as one after a line end.
