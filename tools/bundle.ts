@@ -74,8 +74,9 @@ async function emitStub(dir: string, name: string, lines: readonly string[]): Pr
 /**
  * piscina is bundled into the server: resolving and compiling its 14 files was on the start's
  * path to listen (docs/benchmarks.md, tenth round). It starts each thread on
- * `resolve(__dirname, 'worker.js')`: in the bundle, a path beside cli.cjs that does not exist. The plugin points that one call at PISCINA_THREAD, piscina's own worker
- * bundled there (piscinaThread); a piscina that no longer holds the call fails the build.
+ * `resolve(__dirname, 'worker.js')`: in the bundle, a path beside cli.cjs that does not exist.
+ * The plugin points that one call at PISCINA_THREAD, piscina's own worker bundled there
+ * (piscinaThread); a piscina that no longer holds the call exactly once fails the build.
  */
 const PISCINA_THREAD = 'pool/piscina-thread.cjs';
 const PISCINA_DIST = dirname(createRequire(import.meta.url).resolve('piscina'));
