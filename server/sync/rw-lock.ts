@@ -81,7 +81,6 @@ export class RWLock {
     }
   }
 
-  /** Runs `fn` holding the write lock; `block` false refuses to wait (main thread). */
   /**
    * Takes a read lock: waits for it when `block`, else throws LockBusyError if a writer holds
    * or awaits it. The caller releases it (releaseRead), also across awaits, which withWrite's
@@ -92,6 +91,7 @@ export class RWLock {
     else if (!this.tryAcquireRead()) throw new LockBusyError('read');
   }
 
+  /** Runs `fn` holding the write lock; `block` false refuses to wait (main thread). */
   withWrite<T>(fn: () => T, block: boolean): T {
     if (block) this.acquireWrite();
     else if (!this.tryAcquireWrite()) throw new LockBusyError('write');
