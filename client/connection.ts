@@ -12,7 +12,6 @@ import type { Duplex } from 'node:stream';
 import { CLOSE_GRACE_MS, endAndClose, writeRespectingDrain } from '../shared/net/stream-io.js';
 import { FrameDecoder, decodeMessage } from '../shared/protocol/codec.js';
 import { MessageType, messageTypeName, type Message } from '../shared/protocol/messages.js';
-import { deferred } from '../shared/util/async.js';
 import { BadReplyError, ConnectionClosedError, ServerRefusedError, UnexpectedReplyError } from './errors.js';
 
 type Waiter = { resolve: (m: Message) => void; reject: (e: Error) => void };
@@ -23,13 +22,16 @@ export class Connection {
   readonly #inbox: Message[] = [];
   readonly #waiters: Waiter[] = [];
   #failure: Error | null = null;
-  /** Rejects with the failure once there is one: a blocked send races it. */
-  readonly #failed = deferred<never>();
+  /**
+   * Aborted on the failure: ends a send blocked on backpressure. (A promise of the failure,
+   * raced by every send, kept one reaction per send until the connection failed: memory
+   * growing with every batch of a long run.)
+   */
+  readonly #failing = new AbortController();
   #closing: Promise<void> | null = null;
 
   constructor(stream: Duplex) {
     this.#stream = stream;
-    this.#failed.promise.catch(() => {}); // read through #failure; only raced by send()
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('error', (err) => this.#fail(new ConnectionClosedError(err.message)));
     // After 'end' no reply can come, even if our side stays open (a Duplex may allow half-open).
@@ -59,7 +61,7 @@ export class Connection {
   #fail(err: Error): void {
     if (this.#failure !== null) return;
     this.#failure = err;
-    this.#failed.reject(err);
+    this.#failing.abort(err);
     for (const w of this.#waiters.splice(0)) w.reject(err);
   }
 
@@ -91,7 +93,7 @@ export class Connection {
   /** Writes one frame; resolves once the stream takes more, rejects with the failure if one comes first. */
   async send(frame: Buffer): Promise<void> {
     if (this.#failure !== null) throw this.#failure;
-    const written = await Promise.race([writeRespectingDrain(this.#stream, frame), this.#failed.promise]);
+    const written = await writeRespectingDrain(this.#stream, frame, this.#failing.signal);
     if (!written) throw this.#failure ?? new ConnectionClosedError('closed while sending');
   }
 

@@ -6,22 +6,25 @@ export const CLOSE_GRACE_MS = 1000;
 
 /**
  * Writes `data`, honouring backpressure: resolves true once the stream can take more
- * (at once, or on 'drain'), false when it closed first or was already unwritable.
+ * (at once, or on 'drain'), false when it closed first, was already unwritable, or `signal`
+ * aborted first. Its listeners live only as long as the wait.
  */
-export function writeRespectingDrain(stream: Duplex, data: Buffer): Promise<boolean> {
-  if (stream.destroyed || !stream.writable) return Promise.resolve(false);
+export function writeRespectingDrain(stream: Duplex, data: Buffer, signal?: AbortSignal): Promise<boolean> {
+  if (stream.destroyed || !stream.writable || signal?.aborted === true) return Promise.resolve(false);
   if (stream.write(data)) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const onDrain = (): void => {
-      stream.off('close', onClose);
-      resolve(true);
-    };
-    const onClose = (): void => {
+    const done = (taken: boolean): void => {
       stream.off('drain', onDrain);
-      resolve(false);
+      stream.off('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(taken);
     };
+    const onDrain = (): void => done(true);
+    const onClose = (): void => done(false);
+    const onAbort = (): void => done(false);
     stream.once('drain', onDrain);
     stream.once('close', onClose);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
