@@ -127,13 +127,13 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
   });
 });
 
-describe('BetPool with 1 worker, while the worker has a store task', () => {
+describe('BetPool with 1 worker, while the worker has its two store tasks', () => {
   /** A pool over a journaled bets file (its onFsync hears one call per store task), and a hold on the storage's read lock. */
   function journaledPool(): { pool: BetPool; path: string; tasks: () => number; holdStorage: () => Promise<() => Promise<void>> } {
-    const storage = ProtectedStorage.open(join(dir, `bets-${++files}.csv`), { fsync: true, next: [0, 0, 0] });
+    const storage = ProtectedStorage.open(join(dir, `bets-${++files}.csv`), { fsync: true, next: [0, 0, 0, 0] });
     handles.push(storage);
     let tasks = 0;
-    const counter = ProtectedNotificationCounter.allocate(3);
+    const counter = ProtectedNotificationCounter.allocate(4);
     const pool = new BetPool({
       workers: 1,
       init: { storage, counter, logLevel: 'info', logFormat: 'json' },
@@ -157,23 +157,33 @@ describe('BetPool with 1 worker, while the worker has a store task', () => {
     const { pool, path, tasks, holdStorage } = journaledPool();
     expect(await pool.storeBatches(1, batches(0, [[bet(1, '10')]]))).toEqual([{ ok: true, stored: 1 }]);
     const release = await holdStorage();
+    // The worker's two tasks: the first waits for the lock, the second behind it.
     const first = pool.storeBatches(1, batches(1, [[bet(1, '11')]]));
     await nextTurn();
-    await nextTurn(); // the first run is now the worker's task, waiting for the lock
+    await nextTurn();
+    const second = pool.storeBatches(2, batches(0, [[bet(2, '21')]]));
+    await nextTurn();
+    await nextTurn();
     const later = [];
-    for (const [agency, doc] of [
-      [2, '21'],
-      [3, '31'],
-      [2, '22'],
+    for (const [agency, doc, first] of [
+      [3, '31', 0],
+      [2, '22', 1],
+      [4, '41', 0],
     ] as const) {
-      later.push(pool.storeBatches(agency, batches(agency === 2 && doc === '22' ? 1 : 0, [[bet(agency, doc)]])));
+      later.push(pool.storeBatches(agency, batches(first, [[bet(agency, doc)]])));
       await nextTurn();
     }
     await release();
-    expect(await Promise.all([first, ...later])).toEqual(Array.from({ length: 4 }, () => [{ ok: true, stored: 1 }]));
-    // The initial store, the first run, then the three later runs as one task.
-    expect(tasks()).toBe(3);
-    expect(readFileSync(path, 'utf8')).toBe(rows([bet(1, '10'), bet(1, '11'), bet(2, '21'), bet(3, '31'), bet(2, '22')]));
+    expect(await Promise.all([first, second, ...later])).toEqual(Array.from({ length: 5 }, () => [{ ok: true, stored: 1 }]));
+    // The initial store, the first run, the second, then the three later runs as one task.
+    expect(tasks()).toBe(4);
+    expect(readFileSync(path, 'utf8')).toBe(rows([bet(1, '10'), bet(1, '11'), bet(2, '21'), bet(3, '31'), bet(2, '22'), bet(4, '41')]));
+    // Journal order is file order.
+    const ends = scanJournal(readFileSync(`${path}.journal`))
+      .records.filter((r) => r.kind === RecordKind.BATCH)
+      .map((r) => (r.kind === RecordKind.BATCH ? r.end : 0));
+    expect(ends).toEqual([...ends].sort((x, y) => x - y));
+    expect(ends.at(-1)).toBe(readFileSync(path).length);
   });
 
   it('sends the runs still waiting before a FINISHED or the draw, so the journal records them first', async () => {

@@ -307,11 +307,11 @@ describe('a failed journal append', () => {
     handle.journal!.fd = openSync(journalOf(path), 'r');
     const storage = new ProtectedStorage(handle, false);
     const row = numberedRow(1, 5);
-    expect(() =>
+    await expect(
       storage.storeRows(Buffer.from(row), [{ agency: 1, first: 5, count: 1, stored: 1, bytes: Buffer.byteLength(row) }]),
-    ).toThrow(/EBADF/);
+    ).rejects.toThrow(/EBADF/);
     expect(readFileSync(path)).toEqual(before);
-    expect(() => storage.storeRows(Buffer.from(row), [{ agency: 1, first: 5, count: 1, stored: 1, bytes: 3 }])).toThrow(RangeError);
+    await expect(storage.storeRows(Buffer.from(row), [{ agency: 1, first: 5, count: 1, stored: 1, bytes: 3 }])).rejects.toThrow(RangeError);
     ProtectedStorage.close(handle);
     expect(recoverDurableState(path, 2, collectingLogger().log).cut).toEqual({ bets: 0, journal: 0 });
   });

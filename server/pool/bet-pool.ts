@@ -41,6 +41,12 @@ const SLOTS_KEPT = 64;
  * for memory and no speed (docs/benchmarks.md).
  */
 const WORKER_YOUNG_GEN_MB = 8;
+/**
+ * Store tasks a worker holds at once: one writing while the one before waits for its flush
+ * (ProtectedStorage.storeRows). piscina's 'async' atomics keep the worker's event loop
+ * running between tasks, where 'sync' would block the flush's completion until the next task.
+ */
+const TASKS_PER_WORKER = 2;
 
 /**
  * Under vitest the sources are .ts: workers then load them through tsx. Once bundled
@@ -89,6 +95,8 @@ export class BetPool {
       minThreads: opts.workers,
       maxThreads: opts.workers,
       idleTimeout: Infinity,
+      concurrentTasksPerWorker: TASKS_PER_WORKER,
+      atomics: 'async',
       recordTiming: false,
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB },
       workerData: opts.init,
@@ -126,9 +134,9 @@ export class BetPool {
     return results.promise;
   }
 
-  /** Sends the pending runs if a worker (inline: the thread) has no store task; else a settling task does. */
+  /** Sends the pending runs if a worker (inline: the thread) can take a store task; else a settling task does. */
   #flushIfFree(): void {
-    if (this.#storing < Math.max(1, this.workers)) this.#flush();
+    if (this.#storing < Math.max(1, this.workers) * TASKS_PER_WORKER) this.#flush();
   }
 
   /** Sends the pending runs as one task; every run's promise settles, whatever happens. */

@@ -30,7 +30,7 @@ export function createWorkerTasks(init: WorkerInit, onMainThread: boolean): Work
         case TaskKind.DRAW:
           return draw(storage, counter);
         case TaskKind.RECORD_FINISHED:
-          storage.recordFinished(task.agency);
+          await storage.recordFinished(task.agency);
           return null;
       }
     },
@@ -38,8 +38,9 @@ export function createWorkerTasks(init: WorkerInit, onMainThread: boolean): Work
 }
 
 /**
- * Scratch for the rows of one task, reused task after task: storeRows writes synchronously,
- * so nothing refers to it once storeBatches returns. A fresh buffer per task is external
+ * Scratch for the rows of one task, reused task after task: storeRows writes the rows before
+ * its first await, so nothing refers to it once storeBatches has called it (a worker runs
+ * the next task while this one's flush is under way). A fresh buffer per task is external
  * memory that V8 collects late (docs/benchmarks.md).
  */
 let scratch = Buffer.alloc(0);
@@ -60,7 +61,7 @@ function rowsBuffer(size: number): Buffer {
  * it declines takes the slow path (decodeBets), which stores unusual but valid text the same
  * way and words the reason of a bad bet.
  */
-function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): StoreBatchesResult {
+async function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatchesTask): Promise<StoreBatchesResult> {
   const src = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
   // A batch whose count cannot fit in its bytes is refused before anything is sized by it.
   const total = task.runs.reduce((n, run) => run.batches.reduce((m, b) => m + (fits(b) ? b.count : 0), n), 0);
@@ -97,7 +98,7 @@ function storeBatches(storage: ProtectedStorage, log: Logger, task: StoreBatches
   );
   parts.push(out.subarray(segment, o));
   const rows = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  const fsyncSeconds = storage.storeRows(rows, consumed);
+  const fsyncSeconds = await storage.storeRows(rows, consumed);
   // Nothing after the write may fail the task: its rows are on disk, so its batches must be acked.
   if (log.isLevelEnabled('debug')) {
     try {

@@ -9,11 +9,13 @@
  *  - the file descriptors are opened once, by the owner (main thread), in append mode; fds
  *    are process-wide, so workers write to them directly.
  */
-import { closeSync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
 import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
 import { AgencyProgress } from '../sync/agency-progress.js';
+import { CommitOrder } from '../sync/commit-order.js';
 import { RWLock } from '../sync/rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
 import { scanWinners, type WinnersScan } from './winners-scan.js';
@@ -27,7 +29,19 @@ export interface StorageHandle {
   journal: JournalHandle | null;
   /** With a journal: each agency's `next` (sync/agency-progress.ts), moved under the write lock. */
   progress: SharedArrayBuffer | null;
+  /** With a journal: the order in which writes commit (sync/commit-order.ts). */
+  order: SharedArrayBuffer | null;
 }
+
+/** A write whose rows were cut back after a flush failed: none of its batches was stored. */
+export class RowsCutBackError extends Error {
+  constructor() {
+    super('a flush of the bets file failed and the rows written after the last committed write were cut back, these too: nothing of this write was stored, send it again');
+    this.name = 'RowsCutBackError';
+  }
+}
+
+const fdatasyncAsync = promisify(fdatasync);
 
 /** The journal and winners files that belong to a bets file. */
 export function durablePaths(betsPath: string): { journal: string; winners: string } {
@@ -71,13 +85,22 @@ export class ProtectedStorage {
   readonly #handle: StorageHandle;
   readonly #block: boolean;
   readonly #progress: AgencyProgress | null;
+  readonly #order: CommitOrder | null;
 
-  /** `block` is false on the main thread: it never waits, and fails if the lock is taken. */
-  constructor(handle: StorageHandle, block: boolean) {
+  readonly #flush: (fd: number) => Promise<void>;
+
+  /**
+   * `block` is false on the main thread: it never waits, and fails if the lock is taken.
+   * `flush` makes a file's written data durable (fdatasync, off the thread); tests pass one
+   * that fails or holds back.
+   */
+  constructor(handle: StorageHandle, block: boolean, flush: (fd: number) => Promise<void> = fdatasyncAsync) {
     this.#handle = handle;
+    this.#flush = flush;
     this.#lock = new RWLock(handle.lock);
     this.#block = block;
     this.#progress = handle.progress === null ? null : new AgencyProgress(handle.progress);
+    this.#order = handle.order === null ? null : new CommitOrder(handle.order);
   }
 
   /**
@@ -86,10 +109,11 @@ export class ProtectedStorage {
    */
   static open(path: string, durable?: { fsync: boolean; next: readonly number[] }): StorageHandle {
     const fd = openSync(path, 'a');
-    if (durable === undefined) return { lock: RWLock.allocate(), fd, path, journal: null, progress: null };
+    if (durable === undefined) return { lock: RWLock.allocate(), fd, path, journal: null, progress: null, order: null };
     const paths = durablePaths(path);
     const journal = { fd: openSync(paths.journal, 'a'), path: paths.journal, winnersPath: paths.winners, fsync: durable.fsync };
-    return { lock: RWLock.allocate(), fd, path, journal, progress: AgencyProgress.allocate(durable.next) };
+    const order = CommitOrder.allocate(fstatSync(fd).size);
+    return { lock: RWLock.allocate(), fd, path, journal, progress: AgencyProgress.allocate(durable.next), order };
   }
 
   /**
@@ -114,48 +138,104 @@ export class ProtectedStorage {
     return this.#handle.path;
   }
 
-  /** Stores the whole batch, or nothing if formatting fails before the lock is taken. */
+  /**
+   * Stores the whole batch, or nothing if formatting fails before the lock is taken. Only
+   * for a storage without a journal: with one, batches go through storeRows and its records.
+   */
   storeBets(bets: readonly Bet[]): void {
-    this.storeRows(betsToRows(bets));
+    if (this.#handle.journal !== null) throw new Error('storeBets would leave rows without journal records: use storeRows');
+    const rows = betsToRows(bets);
+    this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
   }
 
   /**
    * Appends rows already formatted as betsToRows would (whole CRLF-terminated rows of one
    * or more batches), in one write under the write lock; with a journal, then records
-   * `batches` (every batch the rows came from, in order, refused ones too) under the same
-   * hold. With fsync the rows reach the disk before the records are written, and the records
-   * before this returns: one flush of each file for every batch of the write (group commit).
-   * On any failure both files are cut back to where they were: nothing of it was stored.
-   * Returns the seconds the flushes took (the bets file's fdatasync, then the records written
-   * and flushed): the durability cost of this group commit; null without fsync.
+   * `batches` (every batch the rows came from, in order, refused ones too). With fsync the
+   * rows reach the disk before their records are written, and the records before this
+   * resolves: one flush of each file for every batch of the write (group commit).
+   *
+   * The bets file's flush runs outside the lock and off the thread, so the next write (this
+   * worker's next task, or another worker's) goes on meanwhile; the records then wait for the
+   * write's turn (sync/commit-order.ts). If a flush fails, every row not yet committed is cut
+   * back, its own and those of the writes after it, and each of those writes fails: nothing
+   * of it was stored. Resolves to the seconds the flushes took (the bets file's fdatasync,
+   * waiting for the turn, then the records written and flushed): the durability cost of
+   * this group commit; null without fsync.
    */
-  storeRows(rows: Buffer, batches: readonly ConsumedBatch[] = []): number | null {
+  async storeRows(rows: Buffer, batches: readonly ConsumedBatch[] = []): Promise<number | null> {
     const bytes = batches.reduce((n, b) => n + b.bytes, 0);
     const journal = this.#handle.journal;
     if (journal !== null && bytes !== rows.length) throw new RangeError(`the batches account for ${bytes} bytes of ${rows.length}`);
-    return this.#lock.withWrite(() => {
-      const fd = this.#handle.fd;
-      const start = appendWhole(fd, rows);
-      if (journal === null || batches.length === 0) return null;
-      const flushing = performance.now();
+    const order = this.#order;
+    if (journal === null || order === null || batches.length === 0) {
+      this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
+      return null;
+    }
+    const { start, ticket } = this.#lock.withWrite(() => ({ start: appendWhole(this.#handle.fd, rows), ticket: order.take() }), this.#block);
+    const flushing = performance.now();
+    let failure: unknown = null;
+    if (journal.fsync && rows.length > 0) {
       try {
-        if (journal.fsync && rows.length > 0) fdatasyncSync(fd);
-        appendRecords(journal, batchRecords(batches, start));
+        await this.#flush(this.#handle.fd);
       } catch (err) {
-        cutBack(fd, start);
-        throw err;
+        failure = err;
+        this.#lock.withWrite(() => this.#cutUncommitted(order), this.#block);
       }
-      const flushed = journal.fsync ? (performance.now() - flushing) / 1000 : null;
-      for (const b of batches) this.#progress?.advance(b.agency, b.first + b.count);
-      return flushed;
-    }, this.#block);
+    }
+    await order.turn(ticket);
+    try {
+      return this.#lock.withWrite(() => {
+        if (failure !== null) throw failure;
+        if (!order.current(ticket)) throw new RowsCutBackError();
+        try {
+          appendRecords(journal, batchRecords(batches, start));
+        } catch (err) {
+          this.#cutUncommitted(order);
+          throw err;
+        }
+        order.committed(start + rows.length);
+        for (const b of batches) this.#progress?.advance(b.agency, b.first + b.count);
+        return journal.fsync ? (performance.now() - flushing) / 1000 : null;
+      }, this.#block);
+    } finally {
+      order.pass(ticket);
+    }
   }
 
-  /** Records durably that `agency` sent FINISHED (no-op without a journal). */
-  recordFinished(agency: number): void {
+  /**
+   * Where the committed rows end: rows after it are written but their write may still fail
+   * (its flush under way), so they are not stored bets yet. Without a commit order, every row
+   * is committed as it is written.
+   */
+  #committedEnd(): number {
+    return this.#order?.committedEnd ?? fstatSync(this.#handle.fd).size;
+  }
+
+  /** Under the write lock: cuts back every row written after the last committed write. */
+  #cutUncommitted(order: CommitOrder): void {
+    order.cutBack();
+    cutBack(this.#handle.fd, order.committedEnd);
+  }
+
+  /**
+   * Records durably that `agency` sent FINISHED (no-op without a journal), at its turn: after
+   * the records of every write that took its ticket before, so a FINISHED asked after a run
+   * lands after that run's records even while the run's flush is under way.
+   */
+  async recordFinished(agency: number): Promise<void> {
     const journal = this.#handle.journal;
     if (journal === null) return;
-    this.#lock.withWrite(() => appendRecords(journal, encodeRecords([{ kind: RecordKind.FINISHED, agency }])), this.#block);
+    const append = (): void => appendRecords(journal, encodeRecords([{ kind: RecordKind.FINISHED, agency }]));
+    const order = this.#order;
+    if (order === null) return this.#lock.withWrite(append, this.#block);
+    const ticket = this.#lock.withWrite(() => order.take(), this.#block);
+    await order.turn(ticket);
+    try {
+      this.#lock.withWrite(append, this.#block);
+    } finally {
+      order.pass(ticket);
+    }
   }
 
   /**
@@ -168,7 +248,7 @@ export class ProtectedStorage {
     if (journal === null) return;
     const file = writeWinnersFile(journal.winnersPath, winners, journal.fsync);
     this.#lock.withWrite(() => {
-      const end = fstatSync(this.#handle.fd).size;
+      const end = this.#committedEnd();
       const draw = { kind: RecordKind.DRAW, winners: file.count, scanned, end, winnersCrc: file.crc } as const;
       appendRecords(journal, encodeRecords([draw]));
     }, this.#block);
@@ -191,7 +271,7 @@ export class ProtectedStorage {
   async scanWinners(): Promise<WinnersScan> {
     this.#lock.enterRead(this.#block);
     try {
-      return await scanWinners(this.#handle.path);
+      return await scanWinners(this.#handle.path, { end: this.#committedEnd() });
     } finally {
       this.#lock.releaseRead();
     }

@@ -32,6 +32,8 @@ export interface ScanOptions {
   number?: number;
   /** Bytes per read, and the longest row allowed: 1 MiB (a stream of 64 KiB chunks cost several times as much CPU). */
   readBytes?: number;
+  /** Where the scan stops (default: the end of the file): rows after it are not stored yet. */
+  end?: number;
 }
 
 export async function scanWinners(path: string, opts: ScanOptions = {}): Promise<WinnersScan> {
@@ -44,11 +46,15 @@ export async function scanWinners(path: string, opts: ScanOptions = {}): Promise
   let rows = 0;
   /** Bytes of an unfinished line carried to buf[0, have). */
   let have = 0;
+  const end = opts.end ?? Infinity;
+  /** Bytes of the file read so far. */
+  let read = 0;
   const file = await open(path, 'r');
   try {
     for (;;) {
-      const { bytesRead } = await file.read(buf, have, buf.length - have, null);
+      const { bytesRead } = await file.read(buf, have, Math.min(buf.length - have, end - read), null);
       if (bytesRead === 0) break;
+      read += bytesRead;
       const b = buf.subarray(0, have + bytesRead);
       const whole = b.lastIndexOf(LF) + 1;
       if (whole === 0 && b.length === buf.length)

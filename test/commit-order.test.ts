@@ -1,0 +1,192 @@
+/**
+ * Writes whose flush overlaps the next write (ProtectedStorage.storeRows, sync/commit-order.ts):
+ * records land in file order whatever order the flushes finish in; a failed flush cuts back
+ * and fails every write not yet committed, and only those; a FINISHED asked after a run lands
+ * after its records; the draw reads committed rows only; recovery finds nothing to cut. Real
+ * files; the flush is held back or failed on demand, and real fdatasync on two pool workers.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recoverDurableState } from '../server/storage/durable-state.js';
+import { RecordKind, scanJournal } from '../server/storage/journal.js';
+import { ProtectedStorage, RowsCutBackError, type ConsumedBatch, type StorageHandle } from '../server/storage/protected-storage.js';
+import { deferred, type Deferred } from '../shared/util/async.js';
+import { collectingLogger, numberedBatches, numberedRow, openDurable } from './helpers/durable.js';
+import { makeTempDir, removeDir } from './helpers/processes.js';
+
+let dir: string;
+let files = 0;
+const handles: StorageHandle[] = [];
+
+beforeAll(async () => {
+  dir = await makeTempDir('commit-order');
+});
+afterAll(async () => {
+  for (const h of handles) ProtectedStorage.close(h);
+  await removeDir(dir);
+});
+
+/** A journaled storage on this thread whose flushes wait until the test settles them, in call order. */
+function heldStorage(agencies = 2): { storage: ProtectedStorage; path: string; flushes: Deferred<void>[]; flushed: (n: number) => Promise<void> } {
+  const path = join(dir, `bets-${++files}.csv`);
+  recoverDurableState(path, agencies, collectingLogger().log);
+  const handle = ProtectedStorage.open(path, { fsync: true, next: Array.from({ length: agencies }, () => 0) });
+  handles.push(handle);
+  const flushes: Deferred<void>[] = [];
+  const storage = new ProtectedStorage(handle, false, () => {
+    const d = deferred();
+    flushes.push(d);
+    return d.promise;
+  });
+  /** Resolves once `n` flushes in all have been asked for. */
+  const flushed = async (n: number): Promise<void> => {
+    while (flushes.length < n) await new Promise((r) => setImmediate(r));
+  };
+  return { storage, path, flushes, flushed };
+}
+
+/** Rows and records of bets [from, to) of agency `a`, as one batch. */
+function write(a: number, from: number, to: number): [Buffer, ConsumedBatch[]] {
+  let rows = '';
+  for (let i = from; i < to; i++) rows += numberedRow(a, i);
+  const bytes = Buffer.byteLength(rows);
+  return [Buffer.from(rows), [{ agency: a, first: from, count: to - from, stored: to - from, bytes }]];
+}
+
+function journal(path: string): string[] {
+  return scanJournal(readFileSync(`${path}.journal`))
+    .records.filter((r) => r.kind !== RecordKind.HEADER)
+    .map((r) => (r.kind === RecordKind.BATCH ? `batch ${r.agency}:${r.first} end ${r.end}` : r.kind === RecordKind.FINISHED ? `finished ${r.agency}` : r.kind));
+}
+
+/** Whether the promise has settled by the next turns of the event loop. */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  return done;
+}
+
+describe('writes committed in file order while their flushes overlap', () => {
+  it('records a write only after the one before it, whatever order the flushes finish in', async () => {
+    const { storage, path, flushes, flushed } = heldStorage();
+    const [ra, ba] = write(1, 0, 3);
+    const [rb, bb] = write(2, 0, 2);
+    const a = storage.storeRows(ra, ba);
+    const b = storage.storeRows(rb, bb);
+    await flushed(1);
+    await flushed(2);
+    // Both writes are in the file before either is flushed: the second did not wait for the first's flush.
+    expect(readFileSync(path, 'utf8')).toBe(ra.toString() + rb.toString());
+    flushes[1]!.resolve();
+    expect(await settled(b)).toBe(false);
+    expect(journal(path)).toEqual([]);
+    flushes[0]!.resolve();
+    await Promise.all([a, b]);
+    expect(journal(path)).toEqual([`batch 1:0 end ${ra.length}`, `batch 2:0 end ${ra.length + rb.length}`]);
+  });
+
+  it('cuts back and fails every write not yet committed when a flush fails; a write after the cut commits', async () => {
+    const { storage, path, flushes, flushed } = heldStorage();
+    const [r0, b0] = write(1, 0, 2);
+    const committed = storage.storeRows(r0, b0);
+    await flushed(1);
+    flushes[0]!.resolve();
+    await committed;
+    const [ra, ba] = write(1, 2, 5);
+    const [rb, bb] = write(2, 0, 4);
+    const a = storage.storeRows(ra, ba);
+    const b = storage.storeRows(rb, bb);
+    await flushed(2);
+    await flushed(3);
+    flushes[1]!.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await expect(a).rejects.toThrow(/EIO/);
+    // The cut took the rows of both uncommitted writes, and kept the committed ones.
+    expect(readFileSync(path, 'utf8')).toBe(r0.toString());
+    const [rc, bc] = write(2, 0, 1);
+    const c = storage.storeRows(rc, bc);
+    await flushed(4);
+    flushes[2]!.resolve();
+    flushes[3]!.resolve();
+    await expect(b).rejects.toThrow(RowsCutBackError);
+    await c;
+    expect(readFileSync(path, 'utf8')).toBe(r0.toString() + rc.toString());
+    expect(journal(path)).toEqual([`batch 1:0 end ${r0.length}`, `batch 2:0 end ${r0.length + rc.length}`]);
+    // What a restart would make of the files: nothing to cut, agency 1 at 2, agency 2 at 1.
+    const recovered = recoverDurableState(path, 2, collectingLogger().log);
+    expect(recovered.cut).toEqual({ bets: 0, journal: 0 });
+    expect(recovered.agencies.map((x) => x.next)).toEqual([2, 1]);
+  });
+
+  it('records a FINISHED asked after a run once the run is recorded, not before', async () => {
+    const { storage, path, flushes, flushed } = heldStorage();
+    const [ra, ba] = write(1, 0, 2);
+    const run = storage.storeRows(ra, ba);
+    await flushed(1);
+    const finished = storage.recordFinished(1);
+    expect(await settled(finished)).toBe(false);
+    flushes[0]!.resolve();
+    await Promise.all([run, finished]);
+    expect(journal(path)).toEqual([`batch 1:0 end ${ra.length}`, 'finished 1']);
+  });
+
+  it('draws from committed rows only: a write whose flush is under way is not yet a bet', async () => {
+    const { storage, flushes, flushed } = heldStorage();
+    // Bet 7 of each agency plays the winning number.
+    const [ra, ba] = write(1, 0, 8);
+    const first = storage.storeRows(ra, ba);
+    await flushed(1);
+    flushes[0]!.resolve();
+    await first;
+    const [rb, bb] = write(2, 0, 8);
+    const pending = storage.storeRows(rb, bb);
+    await flushed(2);
+    expect(await storage.scanWinners()).toEqual({ winners: [[1, ['10000007']]], scanned: 8 });
+    flushes[1]!.resolve();
+    await pending;
+    expect(await storage.scanWinners()).toEqual({
+      winners: [
+        [1, ['10000007']],
+        [2, ['20000007']],
+      ],
+      scanned: 16,
+    });
+  });
+});
+
+describe('two pool workers flushing with fdatasync', () => {
+  it('store many runs of many agencies at once: every batch once, journal in file order, nothing for recovery to cut', async () => {
+    const path = join(dir, `bets-${++files}.csv`);
+    const agencies = 8;
+    const o = openDurable(path, agencies, { fsync: true, workers: 2 });
+    try {
+      const runsEach = 12;
+      const results = await Promise.all(
+        Array.from({ length: agencies }, async (_, k) => {
+          const out = [];
+          // An agency's runs go one after another, as a session sends them.
+          for (let r = 0; r < runsEach; r++) out.push(...(await o.pool.storeBatches(k + 1, numberedBatches(k + 1, r * 30, [10, 10, 10]))));
+          return out;
+        }),
+      );
+      expect(results.flat().every((x) => x.ok)).toBe(true);
+    } finally {
+      await o.close();
+    }
+    const bets = readFileSync(path, 'utf8');
+    expect(bets.split('\r\n').length - 1).toBe(agencies * 12 * 30);
+    const ends = scanJournal(readFileSync(`${path}.journal`))
+      .records.filter((r) => r.kind === RecordKind.BATCH)
+      .map((r) => (r.kind === RecordKind.BATCH ? r.end : -1));
+    expect(ends).toHaveLength(agencies * 12 * 3);
+    expect(ends.every((e, i) => i === 0 || e > ends[i - 1]!)).toBe(true);
+    expect(ends.at(-1)).toBe(Buffer.byteLength(bets));
+    const recovered = recoverDurableState(path, agencies, collectingLogger().log);
+    expect(recovered.cut).toEqual({ bets: 0, journal: 0 });
+    expect(recovered.agencies.map((a) => a.next)).toEqual(Array.from({ length: agencies }, () => 12 * 30));
+  });
+});
