@@ -28,7 +28,12 @@ afterAll(async () => {
 });
 
 /** A journaled storage on this thread whose flushes wait until the test settles them, in call order. */
-function heldStorage(agencies = 2): { storage: ProtectedStorage; path: string; flushes: Deferred<void>[]; flushed: (n: number) => Promise<void> } {
+function heldStorage(agencies = 2): {
+  storage: ProtectedStorage;
+  path: string;
+  flushes: Deferred<void>[];
+  flushed: (n: number) => Promise<void>;
+} {
   const path = join(dir, `bets-${++files}.csv`);
   recoverDurableState(path, agencies, collectingLogger().log);
   const handle = ProtectedStorage.open(path, { fsync: true, next: Array.from({ length: agencies }, () => 0) });
@@ -57,7 +62,13 @@ function write(a: number, from: number, to: number): [Buffer, ConsumedBatch[]] {
 function journal(path: string): string[] {
   return scanJournal(readFileSync(`${path}.journal`))
     .records.filter((r) => r.kind !== RecordKind.HEADER)
-    .map((r) => (r.kind === RecordKind.BATCH ? `batch ${r.agency}:${r.first} end ${r.end}` : r.kind === RecordKind.FINISHED ? `finished ${r.agency}` : r.kind));
+    .map((r) =>
+      r.kind === RecordKind.BATCH
+        ? `batch ${r.agency}:${r.first} end ${r.end}`
+        : r.kind === RecordKind.FINISHED
+          ? `finished ${r.agency}`
+          : r.kind,
+    );
 }
 
 /** Whether the promise has settled by the next turns of the event loop. */

@@ -36,7 +36,9 @@ export interface StorageHandle {
 /** A write whose rows were cut back after a flush failed: none of its batches was stored. */
 export class RowsCutBackError extends Error {
   constructor() {
-    super('a flush of the bets file failed and the rows written after the last committed write were cut back, these too: nothing of this write was stored, send it again');
+    super(
+      'a flush of the bets file failed and the rows written after the last committed write were cut back, these too: nothing of this write was stored, send it again',
+    );
     this.name = 'RowsCutBackError';
   }
 }
@@ -172,7 +174,10 @@ export class ProtectedStorage {
       this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
       return null;
     }
-    const { start, ticket } = this.#lock.withWrite(() => ({ start: appendWhole(this.#handle.fd, rows), ticket: order.take() }), this.#block);
+    const { start, ticket } = this.#lock.withWrite(
+      () => ({ start: appendWhole(this.#handle.fd, rows), ticket: order.take() }),
+      this.#block,
+    );
     const flushing = performance.now();
     let failure: unknown = null;
     if (journal.fsync && rows.length > 0) {
