@@ -67,7 +67,7 @@ function journal(path: string): string[] {
         ? `batch ${r.agency}:${r.first} end ${r.end}`
         : r.kind === RecordKind.FINISHED
           ? `finished ${r.agency}`
-          : r.kind,
+          : `kind ${r.kind}`,
     );
 }
 

@@ -3,9 +3,10 @@
  * a read lock, both on a SharedArrayBuffer shared by every pool worker. Invariants:
  *  - a batch is one write() of whole rows under the write lock: rows of two batches never
  *    interleave and a reader never sees part of a batch;
- *  - with a journal, the records of a write's batches are appended under the same hold of
- *    the write lock, after the rows (and, with fsync, after the rows are on disk): journal
- *    order is file order, and a record never names bytes that could be missing;
+ *  - with a journal, the records of a write's batches are appended at the write's turn in the
+ *    commit order (sync/commit-order.ts), after the rows (and, with fsync, after a flush that
+ *    started once they were written): journal order is file order, and a record never names
+ *    bytes that could be missing; rows after the last committed write are not bets yet;
  *  - the file descriptors are opened once, by the owner (main thread), in append mode; fds
  *    are process-wide, so workers write to them directly.
  */
