@@ -1,9 +1,10 @@
 /**
  * Writes whose flush overlaps the next write (ProtectedStorage.storeRows, sync/commit-order.ts):
- * records land in file order whatever order the flushes finish in; a failed flush cuts back
- * and fails every write not yet committed, and only those; a FINISHED asked after a run lands
- * after its records; the draw reads committed rows only; recovery finds nothing to cut. Real
- * files; the flush is held back or failed on demand, and real fdatasync on two pool workers.
+ * one flush at a time, shared by the writes made during the one before; records in file
+ * order; a failed flush cuts back and fails every write not yet committed, and only those; a
+ * FINISHED asked after a run lands after its records; the draw reads committed rows only;
+ * BetPool runs the draw alone; recovery finds nothing to cut. Real files; the flush is held
+ * back or failed on demand, and real fdatasync on two pool workers.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,22 +84,32 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
 }
 
 describe('writes committed in file order while their flushes overlap', () => {
-  it('records a write only after the one before it, whatever order the flushes finish in', async () => {
+  it('flushes one at a time: the writes made during a flush share the next, and records follow file order', async () => {
     const { storage, path, flushes, flushed } = heldStorage();
     const [ra, ba] = write(1, 0, 3);
     const [rb, bb] = write(2, 0, 2);
+    const [rc, bc] = write(1, 3, 4);
     const a = storage.storeRows(ra, ba);
-    const b = storage.storeRows(rb, bb);
     await flushed(1);
-    await flushed(2);
-    // Both writes are in the file before either is flushed: the second did not wait for the first's flush.
-    expect(readFileSync(path, 'utf8')).toBe(ra.toString() + rb.toString());
-    flushes[1]!.resolve();
+    const b = storage.storeRows(rb, bb);
+    const c = storage.storeRows(rc, bc);
+    // All three are in the file while the first flush is under way: no write waited for it.
+    expect(readFileSync(path, 'utf8')).toBe(ra.toString() + rb.toString() + rc.toString());
     expect(await settled(b)).toBe(false);
-    expect(journal(path)).toEqual([]);
+    expect(flushes).toHaveLength(1);
     flushes[0]!.resolve();
-    await Promise.all([a, b]);
-    expect(journal(path)).toEqual([`batch 1:0 end ${ra.length}`, `batch 2:0 end ${ra.length + rb.length}`]);
+    await a;
+    await flushed(2);
+    expect(journal(path)).toEqual([`batch 1:0 end ${ra.length}`]);
+    flushes[1]!.resolve();
+    await Promise.all([b, c]);
+    // One flush for the two writes made during the first.
+    expect(flushes).toHaveLength(2);
+    expect(journal(path)).toEqual([
+      `batch 1:0 end ${ra.length}`,
+      `batch 2:0 end ${ra.length + rb.length}`,
+      `batch 1:3 end ${ra.length + rb.length + rc.length}`,
+    ]);
   });
 
   it('cuts back and fails every write not yet committed when a flush fails; a write after the cut commits', async () => {
@@ -111,20 +122,26 @@ describe('writes committed in file order while their flushes overlap', () => {
     const [ra, ba] = write(1, 2, 5);
     const [rb, bb] = write(2, 0, 4);
     const a = storage.storeRows(ra, ba);
-    const b = storage.storeRows(rb, bb);
     await flushed(2);
-    await flushed(3);
-    flushes[1]!.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
-    await expect(a).rejects.toThrow(/EIO/);
-    // The cut took the rows of both uncommitted writes, and kept the committed ones.
+    const b = storage.storeRows(rb, bb);
+    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    flushes[1]!.reject(eio);
+    const failed = await a.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(failed).toBeInstanceOf(RowsCutBackError);
+    expect((failed as Error).message).toMatch(/fdatasync of .*bets-\d+\.csv failed \(EIO: i\/o error/);
+    expect((failed as Error).cause).toBe(eio);
+    // The cut took the rows of both uncommitted writes, the one made during the flush too, and kept the committed ones.
     expect(readFileSync(path, 'utf8')).toBe(r0.toString());
+    await expect(b).rejects.toThrow(RowsCutBackError);
     const [rc, bc] = write(2, 0, 1);
     const c = storage.storeRows(rc, bc);
-    await flushed(4);
+    await flushed(3);
     flushes[2]!.resolve();
-    flushes[3]!.resolve();
-    await expect(b).rejects.toThrow(RowsCutBackError);
     await c;
+    expect(flushes).toHaveLength(3);
     expect(readFileSync(path, 'utf8')).toBe(r0.toString() + rc.toString());
     expect(journal(path)).toEqual([`batch 1:0 end ${r0.length}`, `batch 2:0 end ${r0.length + rc.length}`]);
     // What a restart would make of the files: nothing to cut, agency 1 at 2, agency 2 at 1.
@@ -166,6 +183,26 @@ describe('writes committed in file order while their flushes overlap', () => {
       ],
       scanned: 16,
     });
+  });
+});
+
+describe('BetPool runs the draw alone', () => {
+  it('a run asked for while the draw reads waits for it, then lands (a write on the worker of the draw would block on its lock)', async () => {
+    const path = join(dir, `bets-${++files}.csv`);
+    const o = openDurable(path, 2, { fsync: true, workers: 1 });
+    try {
+      // Bet 7 of each agency plays the winning number.
+      expect((await o.pool.storeBatches(1, numberedBatches(1, 0, [10]))).every((x) => x.ok)).toBe(true);
+      o.counter.markFinished(1);
+      o.counter.markFinished(2);
+      const draw = o.pool.draw();
+      const late = o.pool.storeBatches(2, numberedBatches(2, 0, [10]));
+      expect(await draw).toEqual({ winners: [[1, ['10000007']]], scanned: 10 });
+      expect(await late).toEqual([{ ok: true, stored: 10 }]);
+    } finally {
+      await o.close();
+    }
+    expect(readFileSync(path, 'utf8').split('\r\n')).toHaveLength(21);
   });
 });
 

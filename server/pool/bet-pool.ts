@@ -43,8 +43,7 @@ const SLOTS_KEPT = 64;
 const WORKER_YOUNG_GEN_MB = 8;
 /**
  * Store tasks a worker holds at once: one writing while the one before waits for its flush
- * (ProtectedStorage.storeRows). piscina's 'async' atomics keep the worker's event loop
- * running between tasks, where 'sync' would block the flush's completion until the next task.
+ * (ProtectedStorage.storeRows), whose completion the worker's event loop delivers.
  */
 const TASKS_PER_WORKER = 2;
 
@@ -74,12 +73,18 @@ export class BetPool {
   #closing: Promise<void> | null = null;
   #destroying: Promise<void> | null = null;
   readonly #freeSlots: SharedArrayBuffer[] = [];
-  readonly #inlineTasks = new Set<Promise<void>>();
   #pending: PendingRun[] = [];
   #pendingBytes = 0;
   #flushQueued = false;
   /** Store tasks sent and not yet settled. */
   #storing = 0;
+  /** Every task sent and not yet settled: the draw waits for them, and close() for the inline ones, as piscina's close() waits for its queued tasks. */
+  readonly #tasks = new Set<Promise<unknown>>();
+  /**
+   * The draw in flight, which runs alone: it holds the storage's read lock across awaits, so
+   * a write taken by its own worker meanwhile would block that thread on its own lock.
+   */
+  #drawing: Promise<void> | null = null;
   readonly #onFsync: ((seconds: number) => void) | undefined;
 
   constructor(opts: BetPoolOptions) {
@@ -109,13 +114,13 @@ export class BetPool {
 
   /**
    * Stores consecutive batches of one agency; one result per batch, in order. Group commit:
-   * the runs of every session that ask while each worker has a store task (or, with one free,
-   * in the same event-loop turn: all the socket reads of one poll phase) travel as one task and
-   * land in one write and one flush of each file, in the order they asked; a busy pool so
-   * takes fewer, larger writes, instead of queueing a task per turn behind the flushes of the
-   * ones before. A run that would take the waiting ones past SLOT_BYTES sends them at once,
-   * busy or not, and waits for the next task; with several workers tasks may land in any
-   * order (each session has one run in flight, so an agency's own order always holds).
+   * the runs of every session that ask while each worker holds TASKS_PER_WORKER store tasks
+   * (or, with room, in the same event-loop turn: all the socket reads of one poll phase), or
+   * while the draw runs, travel as one task and land in one write, in the order they asked; a
+   * busy pool so takes fewer, larger writes, instead of queueing a task per turn behind the
+   * flushes of the ones before. A run that would take the waiting ones past SLOT_BYTES sends
+   * them at once, busy or not, and waits for the next task; tasks may land in any order (each
+   * session has one run in flight, so an agency's own order always holds).
    */
   storeBatches(agency: number, batches: readonly EncodedBatch[]): Promise<StoreBatchResult[]> {
     if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
@@ -139,10 +144,10 @@ export class BetPool {
     if (this.#storing < Math.max(1, this.workers) * TASKS_PER_WORKER) this.#flush();
   }
 
-  /** Sends the pending runs as one task; every run's promise settles, whatever happens. */
+  /** Sends the pending runs as one task (after the draw in flight); every run's promise settles, whatever happens. */
   #flush(): void {
     const runs = this.#pending;
-    if (runs.length === 0) return;
+    if (runs.length === 0 || this.#drawing !== null) return;
     const size = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
@@ -196,37 +201,54 @@ export class BetPool {
   }
 
   /**
-   * Runs the draw; with a journal the result is on disk (winners file, DRAW record) once this
-   * resolves. Like recordFinished, it sends the runs still waiting first: with one worker the
-   * pool runs tasks in the order they are sent, so nothing asked before it lands after it.
-   * With several, tasks run at once; what orders an agency's FINISHED after its runs there is
-   * the backend, which chains each agency's operations (file-backend.ts), and the draw waits
-   * for every FINISHED.
+   * Runs the draw, alone: it sends the runs still waiting, waits for every task sent before
+   * it, and holds back the tasks asked for meanwhile until it settles. With a journal the
+   * result is on disk (winners file, DRAW record) once this resolves.
    */
   draw(): Promise<DrawResult> {
     this.#flush();
-    return this.#run({ kind: TaskKind.DRAW }) as Promise<DrawResult>;
+    const before = Promise.allSettled([...this.#tasks, this.#drawing]);
+    const result = before.then(() => this.#run({ kind: TaskKind.DRAW }) as Promise<DrawResult>);
+    const drawing = result.then(
+      () => {},
+      () => {},
+    );
+    this.#drawing = drawing;
+    void drawing.then(() => {
+      if (this.#drawing === drawing) this.#drawing = null;
+      this.#flushIfFree();
+    });
+    return result;
   }
 
-  /** Resolves once the agency's FINISHED is in the journal (at once without one). */
+  /**
+   * Resolves once the agency's FINISHED is in the journal (at once without one). It sends the
+   * runs still waiting first; the storage's commit order then records it after every write a
+   * worker started before it. Across workers, what orders an agency's FINISHED after its runs
+   * is the backend, which chains each agency's operations (file-backend.ts).
+   */
   async recordFinished(agency: number): Promise<void> {
     this.#flush();
+    if (this.#drawing !== null) await this.#drawing;
     await this.#run({ kind: TaskKind.RECORD_FINISHED, agency });
   }
 
   #run(task: Task): Promise<TaskResult> {
     if (this.#closing !== null) return Promise.reject(new Error('the worker pool is closed'));
-    if (this.#inline === null) return this.#piscina!.run(task);
-    const inline = this.#inline;
-    const done = new Promise((resolve) => setImmediate(resolve)).then(() => inline.run(task));
-    // close() waits for these, as piscina's close() waits for its queued tasks.
-    const settled = done.then(
+    const running = this.#start(task);
+    const settled = running.then(
       () => {},
       () => {},
     );
-    this.#inlineTasks.add(settled);
-    void settled.then(() => this.#inlineTasks.delete(settled));
-    return done;
+    this.#tasks.add(settled);
+    void settled.then(() => this.#tasks.delete(settled));
+    return running;
+  }
+
+  #start(task: Task): Promise<TaskResult> {
+    if (this.#inline === null) return this.#piscina!.run(task);
+    const inline = this.#inline;
+    return new Promise((resolve) => setImmediate(resolve)).then(() => inline.run(task));
   }
 
   /**
@@ -237,7 +259,7 @@ export class BetPool {
   close(force = false): Promise<void> {
     if (this.#closing === null) this.#flush();
     const piscina = this.#piscina;
-    this.#closing ??= piscina === null ? Promise.all(this.#inlineTasks).then(() => {}) : piscina.close().catch(() => {});
+    this.#closing ??= piscina === null ? Promise.all(this.#tasks).then(() => {}) : piscina.close().catch(() => {});
     if (!force || piscina === null) return this.#closing;
     this.#destroying ??= piscina.destroy().catch(() => {});
     return this.#destroying;

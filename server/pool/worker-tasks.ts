@@ -55,8 +55,8 @@ function rowsBuffer(size: number): Buffer {
 
 /**
  * Validates every batch on its own, then appends the valid ones of every run in a single
- * write under one write-lock hold, recording every batch (a refused one as consumed, with no
- * rows) in the journal under the same hold: a bad batch loses only itself, each good batch
+ * write, recording every batch (a refused one as consumed, with no rows) in the journal at
+ * the write's turn (ProtectedStorage.storeRows): a bad batch loses only itself, each good batch
  * lands whole, and the rows of one run stay together. Batches go through transcodeBatch; one
  * it declines takes the slow path (decodeBets), which stores unusual but valid text the same
  * way and words the reason of a bad bet.

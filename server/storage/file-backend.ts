@@ -9,8 +9,8 @@
  * The check and the record are one step. An agency's runs, its claims and its FINISHED go
  * one at a time through `#op`: a run is judged (file-admission.ts) only once the
  * agency's previous run has come back from the pool with `next` moved, and the worker writes
- * the rows and the BATCH records of the run under one hold of the write lock before the
- * results return. So between the decision "this batch continues at `next`" and its journal
+ * the rows and the BATCH records of the run (at the write's turn in the commit order) before
+ * the results return. So between the decision "this batch continues at `next`" and its journal
  * record no other batch of the agency — a retry, or a session that took the agency over —
  * can be admitted: a second copy is judged against the `next` the first one moved.
  *

@@ -16,7 +16,7 @@ import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
 import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
 import { AgencyProgress } from '../sync/agency-progress.js';
-import { CommitOrder } from '../sync/commit-order.js';
+import { CommitOrder, type Ticket } from '../sync/commit-order.js';
 import { RWLock } from '../sync/rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
 import { scanWinners, type WinnersScan } from './winners-scan.js';
@@ -34,11 +34,15 @@ export interface StorageHandle {
   order: SharedArrayBuffer | null;
 }
 
-/** A write whose rows were cut back after a flush failed: none of its batches was stored. */
+/**
+ * A write whose rows were cut back, with every row written after the last committed write,
+ * because a flush or a record failed: none of its batches was stored.
+ */
 export class RowsCutBackError extends Error {
-  constructor() {
+  constructor(why: string, cause?: unknown) {
     super(
-      'a flush of the bets file failed and the rows written after the last committed write were cut back, these too: nothing of this write was stored, send it again',
+      `${why}; the rows written since the last committed write were cut back, and no batch of this write was stored (its client sends it again)`,
+      { cause },
     );
     this.name = 'RowsCutBackError';
   }
@@ -158,42 +162,45 @@ export class ProtectedStorage {
    * rows reach the disk before their records are written, and the records before this
    * resolves: one flush of each file for every batch of the write (group commit).
    *
-   * The bets file's flush runs outside the lock and off the thread, so the next write (this
-   * worker's next task, or another worker's) goes on meanwhile; the records then wait for the
-   * write's turn (sync/commit-order.ts). If a flush fails, every row not yet committed is cut
-   * back, its own and those of the writes after it, and each of those writes fails: nothing
-   * of it was stored. Resolves to the seconds the flushes took (the bets file's fdatasync,
-   * waiting for the turn, then the records written and flushed): the durability cost of
-   * this group commit; null without fsync.
+   * The bets file's flush runs outside the lock and off the thread, one at a time for the
+   * whole process (sync/commit-order.ts), so the next write (this worker's next task, or
+   * another worker's) goes on meanwhile and shares the next flush; the records then wait for
+   * the write's turn. If a flush or a record fails, every row not yet committed is cut back,
+   * and each write whose rows that took fails: nothing of it was stored. Resolves to the
+   * seconds the flushes took (the bets file's fdatasync, waiting for the turn, then the
+   * records written and flushed): the durability cost of this group commit; null without
+   * fsync. With `block` false (inline, on the main thread) the lock must never be taken by
+   * anyone else: BetPool runs the draw, the one reader, alone.
    */
   async storeRows(rows: Buffer, batches: readonly ConsumedBatch[] = []): Promise<number | null> {
     const bytes = batches.reduce((n, b) => n + b.bytes, 0);
     const journal = this.#handle.journal;
     if (journal !== null && bytes !== rows.length) throw new RangeError(`the batches account for ${bytes} bytes of ${rows.length}`);
     const order = this.#order;
-    if (journal === null || order === null || batches.length === 0) {
+    if (journal === null) {
       this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
       return null;
     }
+    if (order === null) throw new Error('a journaled storage handle has no commit order: open it with ProtectedStorage.open');
+    if (batches.length === 0) return null;
     const { start, ticket } = this.#lock.withWrite(
       () => ({ start: appendWhole(this.#handle.fd, rows), ticket: order.take() }),
       this.#block,
     );
     const flushing = performance.now();
-    let failure: unknown = null;
-    if (journal.fsync && rows.length > 0) {
-      try {
-        await this.#flush(this.#handle.fd);
-      } catch (err) {
-        failure = err;
-        this.#lock.withWrite(() => this.#cutUncommitted(order), this.#block);
-      }
-    }
+    // A failed flush has cut back already; the write still fails, and passes, at its turn only.
+    const flush = journal.fsync
+      ? this.#flushed(order, ticket).then(
+          () => null,
+          (err: unknown) => ({ err }),
+        )
+      : null;
+    const failed = await flush;
     await order.turn(ticket);
     try {
+      if (failed) throw failed.err;
+      if (!order.current(ticket)) throw new RowsCutBackError('an earlier write failed to reach the disk');
       return this.#lock.withWrite(() => {
-        if (failure !== null) throw failure;
-        if (!order.current(ticket)) throw new RowsCutBackError();
         try {
           appendRecords(journal, batchRecords(batches, start));
         } catch (err) {
@@ -206,6 +213,33 @@ export class ProtectedStorage {
       }, this.#block);
     } finally {
       order.pass(ticket);
+    }
+  }
+
+  /**
+   * Resolves once a flush of the bets file that started after the ticket's write has
+   * succeeded: the one in flight is waited for, then this write starts the next (covering
+   * every write before it) unless another did. A failed flush cuts back every uncommitted row
+   * and rejects.
+   */
+  async #flushed(order: CommitOrder, ticket: Ticket): Promise<void> {
+    while (!order.flushed(ticket)) {
+      if (!order.current(ticket)) throw new RowsCutBackError('an earlier write failed to reach the disk');
+      const covers = order.startFlush();
+      if (covers === null) {
+        await order.flushEnded();
+        continue;
+      }
+      let done: number | null = null;
+      try {
+        await this.#flush(this.#handle.fd);
+        done = covers;
+      } catch (err) {
+        this.#lock.withWrite(() => this.#cutUncommitted(order), this.#block);
+        throw new RowsCutBackError(`fdatasync of ${this.#handle.path} failed (${(err as Error).message})`, err);
+      } finally {
+        order.endFlush(done);
+      }
     }
   }
 
