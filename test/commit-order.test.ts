@@ -1,7 +1,7 @@
 /**
  * Writes whose flush overlaps the next write (ProtectedStorage.storeRows, sync/commit-order.ts):
- * one flush at a time, shared by the writes made during the one before; records in file
- * order; a failed flush cuts back and fails every write not yet committed, and only those; a
+ * a flush trusted only once the flushes beside it have ended; records in file order; a
+ * failed flush cuts back and fails every write not yet committed, and only those; a
  * FINISHED asked after a run lands after its records; the draw reads committed rows only;
  * BetPool runs the draw alone; recovery finds nothing to cut. Real files; the flush is held
  * back or failed on demand, and real fdatasync on two pool workers.
@@ -84,35 +84,25 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
 }
 
 describe('writes committed in file order while their flushes overlap', () => {
-  it('flushes one at a time: the writes made during a flush share the next, and records follow file order', async () => {
+  it('trusts a flush once the flushes beside it have ended, and records in file order', async () => {
     const { storage, path, flushes, flushed } = heldStorage();
     const [ra, ba] = write(1, 0, 3);
     const [rb, bb] = write(2, 0, 2);
-    const [rc, bc] = write(1, 3, 4);
     const a = storage.storeRows(ra, ba);
-    await flushed(1);
     const b = storage.storeRows(rb, bb);
-    const c = storage.storeRows(rc, bc);
-    // All three are in the file while the first flush is under way: no write waited for it.
-    expect(readFileSync(path, 'utf8')).toBe(ra.toString() + rb.toString() + rc.toString());
-    expect(await settled(b)).toBe(false);
-    expect(flushes).toHaveLength(1);
-    flushes[0]!.resolve();
-    await a;
     await flushed(2);
-    expect(journal(path)).toEqual([`batch 1:0 end ${ra.length}`]);
+    // Both are in the file and both flushes under way: the second write waited for nothing.
+    expect(readFileSync(path, 'utf8')).toBe(ra.toString() + rb.toString());
+    flushes[0]!.resolve();
+    // The second flush started before the first ended: it might be the one told of a failure about the first write's pages.
+    expect(await settled(a)).toBe(false);
+    expect(journal(path)).toEqual([]);
     flushes[1]!.resolve();
-    await Promise.all([b, c]);
-    // One flush for the two writes made during the first.
-    expect(flushes).toHaveLength(2);
-    expect(journal(path)).toEqual([
-      `batch 1:0 end ${ra.length}`,
-      `batch 2:0 end ${ra.length + rb.length}`,
-      `batch 1:3 end ${ra.length + rb.length + rc.length}`,
-    ]);
+    await Promise.all([a, b]);
+    expect(journal(path)).toEqual([`batch 1:0 end ${ra.length}`, `batch 2:0 end ${ra.length + rb.length}`]);
   });
 
-  it('cuts back and fails every write not yet committed when a flush fails; a write after the cut commits', async () => {
+  it('fails every write not yet committed when a flush fails, its own flush ok or not, and cuts their rows; a write after the cut commits', async () => {
     const { storage, path, flushes, flushed } = heldStorage();
     const [r0, b0] = write(1, 0, 2);
     const committed = storage.storeRows(r0, b0);
@@ -122,26 +112,27 @@ describe('writes committed in file order while their flushes overlap', () => {
     const [ra, ba] = write(1, 2, 5);
     const [rb, bb] = write(2, 0, 4);
     const a = storage.storeRows(ra, ba);
-    await flushed(2);
     const b = storage.storeRows(rb, bb);
+    await flushed(3);
+    // The first write's own flush succeeds; the flush beside it is told of the failed write-back.
+    flushes[1]!.resolve();
     const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-    flushes[1]!.reject(eio);
-    const failed = await a.then(
+    flushes[2]!.reject(eio);
+    await expect(a).rejects.toThrow(/a flush beside this write failed.*no batch of this write was stored/);
+    const failed = await b.then(
       () => null,
       (err: unknown) => err,
     );
     expect(failed).toBeInstanceOf(RowsCutBackError);
     expect((failed as Error).message).toMatch(/fdatasync of .*bets-\d+\.csv failed \(EIO: i\/o error/);
     expect((failed as Error).cause).toBe(eio);
-    // The cut took the rows of both uncommitted writes, the one made during the flush too, and kept the committed ones.
+    // The cut took the rows of both uncommitted writes and kept the committed ones.
     expect(readFileSync(path, 'utf8')).toBe(r0.toString());
-    await expect(b).rejects.toThrow(RowsCutBackError);
     const [rc, bc] = write(2, 0, 1);
     const c = storage.storeRows(rc, bc);
-    await flushed(3);
-    flushes[2]!.resolve();
+    await flushed(4);
+    flushes[3]!.resolve();
     await c;
-    expect(flushes).toHaveLength(3);
     expect(readFileSync(path, 'utf8')).toBe(r0.toString() + rc.toString());
     expect(journal(path)).toEqual([`batch 1:0 end ${r0.length}`, `batch 2:0 end ${r0.length + rc.length}`]);
     // What a restart would make of the files: nothing to cut, agency 1 at 2, agency 2 at 1.

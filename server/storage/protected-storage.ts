@@ -162,10 +162,10 @@ export class ProtectedStorage {
    * rows reach the disk before their records are written, and the records before this
    * resolves: one flush of each file for every batch of the write (group commit).
    *
-   * The bets file's flush runs outside the lock and off the thread, one at a time for the
-   * whole process (sync/commit-order.ts), so the next write (this worker's next task, or
-   * another worker's) goes on meanwhile and shares the next flush; the records then wait for
-   * the write's turn. If a flush or a record fails, every row not yet committed is cut back,
+   * The bets file's flush runs outside the lock and off the thread, so the next write (this
+   * worker's next task, or another worker's) and its flush go on meanwhile; a write trusts its
+   * flush once the flushes beside it have ended too, and its records then wait for the
+   * write's turn (sync/commit-order.ts). If a flush or a record fails, every row not yet committed is cut back,
    * and each write whose rows that took fails: nothing of it was stored. Resolves to the
    * seconds the flushes took (the bets file's fdatasync, waiting for the turn, then the
    * records written and flushed): the durability cost of this group commit; null without
@@ -217,30 +217,26 @@ export class ProtectedStorage {
   }
 
   /**
-   * Resolves once a flush of the bets file that started after the ticket's write has
-   * succeeded: the one in flight is waited for, then this write starts the next (covering
-   * every write before it) unless another did. A failed flush cuts back every uncommitted row
-   * and rejects.
+   * Flushes the bets file after the ticket's write, off the thread, and resolves once that
+   * flush and every flush that started before it ended have ended with the ticket's rows
+   * still in place (see CommitOrder). A failed flush cuts back every uncommitted row and
+   * rejects; so does a write whose rows another flush's failure cut.
    */
   async #flushed(order: CommitOrder, ticket: Ticket): Promise<void> {
-    while (!order.flushed(ticket)) {
-      if (!order.current(ticket)) throw new RowsCutBackError('an earlier write failed to reach the disk');
-      const covers = order.startFlush();
-      if (covers === null) {
-        await order.flushEnded();
-        continue;
-      }
-      let done: number | null = null;
+    order.flushStarts();
+    try {
+      await this.#flush(this.#handle.fd);
+    } catch (err) {
       try {
-        await this.#flush(this.#handle.fd);
-        done = covers;
-      } catch (err) {
         this.#lock.withWrite(() => this.#cutUncommitted(order), this.#block);
-        throw new RowsCutBackError(`fdatasync of ${this.#handle.path} failed (${(err as Error).message})`, err);
       } finally {
-        order.endFlush(done);
+        order.flushEnds();
       }
+      throw new RowsCutBackError(`fdatasync of ${this.#handle.path} failed (${(err as Error).message})`, err);
     }
+    const started = order.flushEnds();
+    await order.flushesEnded(started);
+    if (!order.current(ticket)) throw new RowsCutBackError('a flush beside this write failed');
   }
 
   /**

@@ -1,30 +1,31 @@
 /**
  * The order in which appended writes of the bets file are flushed and committed (their
  * journal records written), shared through a SharedArrayBuffer by every pool worker, so that
- * a write's flush to the disk overlaps the next write (protected-storage.ts). Layout: Int32
- * words [next ticket, last committed ticket, generation, flushing, last flushed ticket, 3
- * unused], then one BigInt64: where the rows of the last committed write end in the file.
+ * a write's flush to the disk overlaps the next write and its flush (protected-storage.ts).
+ * Layout: Int32 words [next ticket, last committed ticket, generation, flushes started,
+ * flushes ended, 3 unused], then one BigInt64: where the rows of the last committed write end.
  *
  * Invariants:
  *  - tickets are taken under the storage's write lock, right after the write: ticket order
  *    is file order, and a write is in the file before its ticket exists;
- *  - one flush of the bets file at a time, process-wide, and it covers every ticket taken
- *    before it started: Linux reports a failed write-back to one fdatasync of the file only,
- *    so two flushes at once could tell one writer "durable" about pages the other's error was
- *    about. Writes made during a flush share the next one (group commit);
+ *  - a write's own flush starts after its write; it counts as durable only once every flush
+ *    that started before its own ended has ended too, without a failure: Linux reports a
+ *    failed write-back to one fdatasync of the file, so a flush running beside ours may be
+ *    the one told about our pages;
  *  - a write's records are appended at its turn only (the ticket before it has passed), so
  *    journal order stays file order;
  *  - `generation` moves, under the write lock, whenever the rows after the last committed
- *    write are cut back (a failed flush or record): a ticket of an older generation has lost
- *    its rows and must fail at its turn, and still pass it, or every later ticket would wait
- *    forever (as they do for a worker that dies between its write and its turn).
+ *    write are cut back (a failed flush or record), and before that flush counts as ended: a
+ *    ticket of an older generation has lost its rows and must fail at its turn, and still pass
+ *    it, or every later ticket would wait forever (as they do for a worker that dies between
+ *    its write and its turn).
  */
 
 const NEXT = 0;
 const COMMITTED = 1;
 const GENERATION = 2;
-const FLUSHING = 3;
-const FLUSHED = 4;
+const STARTED = 3;
+const ENDED = 4;
 const WORDS = 8;
 const END_BYTE = WORDS * Int32Array.BYTES_PER_ELEMENT;
 
@@ -63,33 +64,30 @@ export class CommitOrder {
     return Atomics.load(this.#words, GENERATION) === ticket.generation;
   }
 
-  /** Whether a flush that started after the ticket's write has succeeded. */
-  flushed(ticket: Ticket): boolean {
-    return atOrAfter(Atomics.load(this.#words, FLUSHED), ticket.seq);
+  /** A flush of the bets file starts. */
+  flushStarts(): void {
+    Atomics.add(this.#words, STARTED, 1);
   }
 
   /**
-   * Claims the one flush in flight: null when another holds it (wait with `flushEnded`),
-   * else the last ticket taken, which the flush covers. Call endFlush whatever happens.
+   * The flush ends, ok or not (after the cut-back a failure makes). Returns how many flushes
+   * had started by then: the flushes the writer must see end (flushesEnded) before it trusts
+   * its own.
    */
-  startFlush(): number | null {
-    if (Atomics.compareExchange(this.#words, FLUSHING, 0, 1) !== 0) return null;
-    return Atomics.load(this.#words, NEXT);
+  flushEnds(): number {
+    const started = Atomics.load(this.#words, STARTED);
+    Atomics.add(this.#words, ENDED, 1);
+    Atomics.notify(this.#words, ENDED);
+    return started;
   }
 
-  /** Ends the flush in flight; `covered` is what startFlush answered, when the flush succeeded. */
-  endFlush(covered: number | null): void {
-    if (covered !== null) Atomics.store(this.#words, FLUSHED, covered);
-    Atomics.store(this.#words, FLUSHING, 0);
-    Atomics.notify(this.#words, FLUSHING);
-  }
-
-  /** Resolves once no flush is in flight. Never blocks the thread. */
-  async flushEnded(): Promise<void> {
+  /** Resolves once `count` flushes have ended. Never blocks the thread. */
+  async flushesEnded(count: number): Promise<void> {
     for (;;) {
-      const wait = Atomics.waitAsync(this.#words, FLUSHING, 1);
-      if (!wait.async) return;
-      await wait.value;
+      const seen = Atomics.load(this.#words, ENDED);
+      if (atOrAfter(seen, count)) return;
+      const wait = Atomics.waitAsync(this.#words, ENDED, seen);
+      if (wait.async) await wait.value;
     }
   }
 
