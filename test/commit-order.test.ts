@@ -1,12 +1,12 @@
 /**
  * Writes whose flush overlaps the next write (ProtectedStorage.storeRows, sync/commit-order.ts):
- * a flush trusted only once the flushes beside it have ended; records in file order; a
- * failed flush cuts back and fails every write not yet committed, and only those; a
+ * each flush on a description of its own; records in file order whatever order the flushes
+ * finish in; a failed flush cuts back and fails every write not yet committed, and only those; a
  * FINISHED asked after a run lands after its records; the draw reads committed rows only;
  * BetPool runs the draw alone; recovery finds nothing to cut. Real files; the flush is held
  * back or failed on demand, and real fdatasync on two pool workers.
  */
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recoverDurableState } from '../server/storage/durable-state.js';
@@ -18,6 +18,8 @@ import { makeTempDir, removeDir } from './helpers/processes.js';
 
 let dir: string;
 let files = 0;
+/** The descriptors the last heldStorage was asked to flush, in order. */
+let fds: number[] = [];
 const handles: StorageHandle[] = [];
 
 beforeAll(async () => {
@@ -40,9 +42,11 @@ function heldStorage(agencies = 2): {
   const handle = ProtectedStorage.open(path, { fsync: true, next: Array.from({ length: agencies }, () => 0) });
   handles.push(handle);
   const flushes: Deferred<void>[] = [];
-  const storage = new ProtectedStorage(handle, false, () => {
+  fds = [];
+  const storage = new ProtectedStorage(handle, false, (fd) => {
     const d = deferred();
     flushes.push(d);
+    fds.push(fd);
     return d.promise;
   });
   /** Resolves once `n` flushes in all have been asked for. */
@@ -84,25 +88,24 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
 }
 
 describe('writes committed in file order while their flushes overlap', () => {
-  it('trusts a flush once the flushes beside it have ended, and records in file order', async () => {
+  it('records a write only after the one before it, whatever order their flushes finish in', async () => {
     const { storage, path, flushes, flushed } = heldStorage();
     const [ra, ba] = write(1, 0, 3);
     const [rb, bb] = write(2, 0, 2);
     const a = storage.storeRows(ra, ba);
     const b = storage.storeRows(rb, bb);
     await flushed(2);
-    // Both are in the file and both flushes under way: the second write waited for nothing.
+    // Both writes are in the file and both flushes under way: the second waited for nothing.
     expect(readFileSync(path, 'utf8')).toBe(ra.toString() + rb.toString());
-    flushes[0]!.resolve();
-    // The second flush started before the first ended: it might be the one told of a failure about the first write's pages.
-    expect(await settled(a)).toBe(false);
-    expect(journal(path)).toEqual([]);
     flushes[1]!.resolve();
+    expect(await settled(b)).toBe(false);
+    expect(journal(path)).toEqual([]);
+    flushes[0]!.resolve();
     await Promise.all([a, b]);
     expect(journal(path)).toEqual([`batch 1:0 end ${ra.length}`, `batch 2:0 end ${ra.length + rb.length}`]);
   });
 
-  it('fails every write not yet committed when a flush fails, its own flush ok or not, and cuts their rows; a write after the cut commits', async () => {
+  it('cuts back and fails every write not yet committed when a flush fails, its own flush ok or not; a write after the cut commits', async () => {
     const { storage, path, flushes, flushed } = heldStorage();
     const [r0, b0] = write(1, 0, 2);
     const committed = storage.storeRows(r0, b0);
@@ -114,20 +117,20 @@ describe('writes committed in file order while their flushes overlap', () => {
     const a = storage.storeRows(ra, ba);
     const b = storage.storeRows(rb, bb);
     await flushed(3);
-    // The first write's own flush succeeds; the flush beside it is told of the failed write-back.
-    flushes[1]!.resolve();
     const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-    flushes[2]!.reject(eio);
-    await expect(a).rejects.toThrow(/a flush beside this write failed.*no batch of this write was stored/);
-    const failed = await b.then(
+    flushes[1]!.reject(eio);
+    const failed = await a.then(
       () => null,
       (err: unknown) => err,
     );
     expect(failed).toBeInstanceOf(RowsCutBackError);
-    expect((failed as Error).message).toMatch(/fdatasync of .*bets-\d+\.csv failed \(EIO: i\/o error/);
+    expect((failed as Error).message).toMatch(/fdatasync of .*bets-\d+\.csv failed \(EIO: i\/o error.*no batch of this write was stored/);
     expect((failed as Error).cause).toBe(eio);
     // The cut took the rows of both uncommitted writes and kept the committed ones.
     expect(readFileSync(path, 'utf8')).toBe(r0.toString());
+    // The second write's own flush succeeds, but its rows are gone.
+    flushes[2]!.resolve();
+    await expect(b).rejects.toThrow(/an earlier write failed to reach the disk/);
     const [rc, bc] = write(2, 0, 1);
     const c = storage.storeRows(rc, bc);
     await flushed(4);
@@ -139,6 +142,24 @@ describe('writes committed in file order while their flushes overlap', () => {
     const recovered = recoverDurableState(path, 2, collectingLogger().log);
     expect(recovered.cut).toEqual({ bets: 0, journal: 0 });
     expect(recovered.agencies.map((x) => x.next)).toEqual([2, 1]);
+  });
+
+  it('flushes each write through a description of the bets file of its own, opened before the write and closed after', async () => {
+    const { storage, path, flushes, flushed } = heldStorage();
+    const seen: number[] = [];
+    const [ra, ba] = write(1, 0, 1);
+    const [rb, bb] = write(1, 1, 2);
+    const a = storage.storeRows(ra, ba);
+    const b = storage.storeRows(rb, bb);
+    await flushed(2);
+    for (const fd of fds) seen.push(fd);
+    // Two flushes in flight, each on its own open file description of the bets file.
+    expect(new Set(seen).size).toBe(2);
+    for (const fd of seen) expect(realpathSync(`/proc/self/fd/${fd}`)).toBe(realpathSync(path));
+    flushes[0]!.resolve();
+    flushes[1]!.resolve();
+    await Promise.all([a, b]);
+    for (const fd of seen) expect(() => fstatSync(fd)).toThrow(/EBADF/);
   });
 
   it('records a FINISHED asked after a run once the run is recorded, not before', async () => {

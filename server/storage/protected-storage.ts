@@ -163,9 +163,8 @@ export class ProtectedStorage {
    * resolves: one flush of each file for every batch of the write (group commit).
    *
    * The bets file's flush runs outside the lock and off the thread, so the next write (this
-   * worker's next task, or another worker's) and its flush go on meanwhile; a write trusts its
-   * flush once the flushes beside it have ended too, and its records then wait for the
-   * write's turn (sync/commit-order.ts). If a flush or a record fails, every row not yet committed is cut back,
+   * worker's next task, or another worker's) and its flush go on meanwhile; the records then
+   * wait for the write's turn (sync/commit-order.ts). If a flush or a record fails, every row not yet committed is cut back,
    * and each write whose rows that took fails: nothing of it was stored. Resolves to the
    * seconds the flushes took (the bets file's fdatasync, waiting for the turn, then the
    * records written and flushed): the durability cost of this group commit; null without
@@ -183,18 +182,24 @@ export class ProtectedStorage {
     }
     if (order === null) throw new Error('a journaled storage handle has no commit order: open it with ProtectedStorage.open');
     if (batches.length === 0) return null;
-    const { start, ticket } = this.#lock.withWrite(
-      () => ({ start: appendWhole(this.#handle.fd, rows), ticket: order.take() }),
-      this.#block,
-    );
+    const flushFd = journal.fsync && rows.length > 0 ? openSync(this.#handle.path, 'r') : null;
+    let written: { start: number; ticket: Ticket };
+    try {
+      written = this.#lock.withWrite(() => ({ start: appendWhole(this.#handle.fd, rows), ticket: order.take() }), this.#block);
+    } catch (err) {
+      if (flushFd !== null) closeSync(flushFd);
+      throw err;
+    }
+    const { start, ticket } = written;
     const flushing = performance.now();
     // A failed flush has cut back already; the write still fails, and passes, at its turn only.
-    const flush = journal.fsync
-      ? this.#flushed(order, ticket).then(
-          () => null,
-          (err: unknown) => ({ err }),
-        )
-      : null;
+    const flush =
+      flushFd === null
+        ? null
+        : this.#flushed(order, flushFd).then(
+            () => null,
+            (err: unknown) => ({ err }),
+          );
     const failed = await flush;
     await order.turn(ticket);
     try {
@@ -217,26 +222,21 @@ export class ProtectedStorage {
   }
 
   /**
-   * Flushes the bets file after the ticket's write, off the thread, and resolves once that
-   * flush and every flush that started before it ended have ended with the ticket's rows
-   * still in place (see CommitOrder). A failed flush cuts back every uncommitted row and
-   * rejects; so does a write whose rows another flush's failure cut.
+   * Flushes the bets file through `fd`, a description of its own opened before the write, and
+   * closes it. Linux tells a failed write-back to every open description of the file once
+   * (errseq), so a flush on a description shared with another flush in flight could be told
+   * nothing of an error the other was told about; on its own description, success means the
+   * write's pages are on the disk. A failed flush cuts back every uncommitted row and rejects.
    */
-  async #flushed(order: CommitOrder, ticket: Ticket): Promise<void> {
-    order.flushStarts();
+  async #flushed(order: CommitOrder, fd: number): Promise<void> {
     try {
-      await this.#flush(this.#handle.fd);
+      await this.#flush(fd);
     } catch (err) {
-      try {
-        this.#lock.withWrite(() => this.#cutUncommitted(order), this.#block);
-      } finally {
-        order.flushEnds();
-      }
+      this.#lock.withWrite(() => this.#cutUncommitted(order), this.#block);
       throw new RowsCutBackError(`fdatasync of ${this.#handle.path} failed (${(err as Error).message})`, err);
+    } finally {
+      closeSync(fd);
     }
-    const started = order.flushEnds();
-    await order.flushesEnded(started);
-    if (!order.current(ticket)) throw new RowsCutBackError('a flush beside this write failed');
   }
 
   /**

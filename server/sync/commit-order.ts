@@ -1,41 +1,31 @@
 /**
- * The order in which appended writes of the bets file are flushed and committed (their
- * journal records written), shared through a SharedArrayBuffer by every pool worker, so that
- * a write's flush to the disk overlaps the next write and its flush (protected-storage.ts).
- * Layout: Int32 words [next ticket, last committed ticket, generation, flushes started,
- * flushes ended, 3 unused], then one BigInt64: where the rows of the last committed write end.
+ * The order in which appended writes of the bets file are committed (their journal records
+ * written), shared through a SharedArrayBuffer by every pool worker, so that a write's flush
+ * to the disk overlaps the next write and its flush (protected-storage.ts). Layout: Int32
+ * words [next ticket, last committed ticket, generation, unused], then one BigInt64: where the
+ * rows of the last committed write end in the bets file.
  *
  * Invariants:
  *  - tickets are taken under the storage's write lock, right after the write: ticket order
- *    is file order, and a write is in the file before its ticket exists;
- *  - a write's own flush starts after its write; it counts as durable only once every flush
- *    that started before its own ended has ended too, without a failure: Linux reports a
- *    failed write-back to one fdatasync of the file, so a flush running beside ours may be
- *    the one told about our pages;
+ *    is file order;
  *  - a write's records are appended at its turn only (the ticket before it has passed), so
- *    journal order stays file order;
+ *    journal order stays file order whatever order the flushes finish in;
  *  - `generation` moves, under the write lock, whenever the rows after the last committed
- *    write are cut back (a failed flush or record), and before that flush counts as ended: a
- *    ticket of an older generation has lost its rows and must fail at its turn, and still pass
- *    it, or every later ticket would wait forever (as they do for a worker that dies between
- *    its write and its turn).
+ *    write are cut back (a failed flush or record): a ticket of an older generation has lost
+ *    its rows and must fail at its turn, and still pass it, or every later ticket would wait
+ *    forever (as they do for a worker that dies between its write and its turn).
  */
 
 const NEXT = 0;
 const COMMITTED = 1;
 const GENERATION = 2;
-const STARTED = 3;
-const ENDED = 4;
-const WORDS = 8;
+const WORDS = 4;
 const END_BYTE = WORDS * Int32Array.BYTES_PER_ELEMENT;
 
 export interface Ticket {
   readonly seq: number;
   readonly generation: number;
 }
-
-/** Whether ticket `a` comes at or after ticket `b` (the counters wrap at 2^32). */
-const atOrAfter = (a: number, b: number): boolean => ((a - b) | 0) >= 0;
 
 export class CommitOrder {
   readonly #words: Int32Array;
@@ -62,33 +52,6 @@ export class CommitOrder {
   /** Whether the ticket's rows are still in the file (no cut-back since it was taken). */
   current(ticket: Ticket): boolean {
     return Atomics.load(this.#words, GENERATION) === ticket.generation;
-  }
-
-  /** A flush of the bets file starts. */
-  flushStarts(): void {
-    Atomics.add(this.#words, STARTED, 1);
-  }
-
-  /**
-   * The flush ends, ok or not (after the cut-back a failure makes). Returns how many flushes
-   * had started by then: the flushes the writer must see end (flushesEnded) before it trusts
-   * its own.
-   */
-  flushEnds(): number {
-    const started = Atomics.load(this.#words, STARTED);
-    Atomics.add(this.#words, ENDED, 1);
-    Atomics.notify(this.#words, ENDED);
-    return started;
-  }
-
-  /** Resolves once `count` flushes have ended. Never blocks the thread. */
-  async flushesEnded(count: number): Promise<void> {
-    for (;;) {
-      const seen = Atomics.load(this.#words, ENDED);
-      if (atOrAfter(seen, count)) return;
-      const wait = Atomics.waitAsync(this.#words, ENDED, seen);
-      if (wait.async) await wait.value;
-    }
   }
 
   /** Where the rows of the last committed write end: what a cut-back keeps. */
