@@ -43,7 +43,8 @@ const SLOTS_KEPT = 64;
 const WORKER_YOUNG_GEN_MB = 8;
 /**
  * Store tasks a worker holds at once: one writing while the one before waits for its flush
- * (ProtectedStorage.storeRows), whose completion the worker's event loop delivers.
+ * (ProtectedStorage.storeRows). piscina's default 'sync' atomics block a worker's event loop
+ * only while it holds no task, so a flush's completion, which a task awaits, is delivered.
  */
 const TASKS_PER_WORKER = 2;
 
@@ -101,7 +102,6 @@ export class BetPool {
       maxThreads: opts.workers,
       idleTimeout: Infinity,
       concurrentTasksPerWorker: TASKS_PER_WORKER,
-      atomics: 'async',
       recordTiming: false,
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB },
       workerData: opts.init,
