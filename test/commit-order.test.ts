@@ -6,14 +6,16 @@
  * BetPool runs the draw alone; recovery finds nothing to cut. Real files; the flush is held
  * back or failed on demand, and real fdatasync on two pool workers.
  */
-import { fstatSync, readFileSync, realpathSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recoverDurableState } from '../server/storage/durable-state.js';
 import { RecordKind, scanJournal } from '../server/storage/journal.js';
 import { ProtectedStorage, RowsCutBackError, type ConsumedBatch, type StorageHandle } from '../server/storage/protected-storage.js';
+import { CommitOrderBrokenError } from '../server/sync/commit-order.js';
 import { deferred, type Deferred } from '../shared/util/async.js';
-import { collectingLogger, numberedBatches, numberedRow, openDurable } from './helpers/durable.js';
+import { collectingLogger, numberedBatches, numberedBet, numberedRow, openDurable } from './helpers/durable.js';
+import { WINNING_NUMBER } from '../shared/domain/bet.js';
 import { makeTempDir, removeDir } from './helpers/processes.js';
 
 let dir: string;
@@ -36,6 +38,7 @@ function heldStorage(agencies = 2): {
   path: string;
   flushes: Deferred<void>[];
   flushed: (n: number) => Promise<void>;
+  handle: StorageHandle;
 } {
   const path = join(dir, `bets-${++files}.csv`);
   recoverDurableState(path, agencies, collectingLogger().log);
@@ -53,7 +56,7 @@ function heldStorage(agencies = 2): {
   const flushed = async (n: number): Promise<void> => {
     while (flushes.length < n) await new Promise((r) => setImmediate(r));
   };
-  return { storage, path, flushes, flushed };
+  return { storage, path, flushes, flushed, handle };
 }
 
 /** Rows and records of bets [from, to) of agency `a`, as one batch. */
@@ -144,22 +147,46 @@ describe('writes committed in file order while their flushes overlap', () => {
     expect(recovered.agencies.map((x) => x.next)).toEqual([2, 1]);
   });
 
-  it('flushes each write through a description of the bets file of its own, opened before the write and closed after', async () => {
-    const { storage, path, flushes, flushed } = heldStorage();
-    const seen: number[] = [];
+  it('flushes each write through a description of the bets file of its own, read-only, closed after', async () => {
+    const { storage, path, flushes, flushed, handle } = heldStorage();
     const [ra, ba] = write(1, 0, 1);
     const [rb, bb] = write(1, 1, 2);
     const a = storage.storeRows(ra, ba);
     const b = storage.storeRows(rb, bb);
     await flushed(2);
-    for (const fd of fds) seen.push(fd);
-    // Two flushes in flight, each on its own open file description of the bets file.
+    const seen = [...fds];
+    /** The file's open flags (/proc/self/fdinfo): a dup of the shared fd would show its O_WRONLY | O_APPEND. */
+    const flags = (fd: number): number =>
+      Number.parseInt(/^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+    expect(flags(handle.fd) & 0o3).toBe(0o1);
+    for (const fd of seen) {
+      expect(realpathSync(`/proc/self/fd/${fd}`)).toBe(realpathSync(path));
+      expect(flags(fd) & 0o3).toBe(0o0);
+    }
     expect(new Set(seen).size).toBe(2);
-    for (const fd of seen) expect(realpathSync(`/proc/self/fd/${fd}`)).toBe(realpathSync(path));
     flushes[0]!.resolve();
     flushes[1]!.resolve();
     await Promise.all([a, b]);
     for (const fd of seen) expect(() => fstatSync(fd)).toThrow(/EBADF/);
+  });
+
+  it('refuses every later write when even the cut-back fails, saying to restart', async () => {
+    const { storage, path, flushes, flushed, handle } = heldStorage();
+    const [ra, ba] = write(1, 0, 2);
+    const a = storage.storeRows(ra, ba);
+    await flushed(1);
+    // The bets file's fd, reopened read-only: the rows are written, the cut-back's ftruncate will fail.
+    closeSync(handle.fd);
+    handle.fd = openSync(path, 'r');
+    flushes[0]!.reject(new Error('EIO: i/o error, fdatasync'));
+    await expect(a).rejects.toThrow(CommitOrderBrokenError);
+    await expect(a).rejects.toThrow(/cutting .*bets-\d+\.csv back to 0 bytes failed.*restart the server, and recovery cuts them/);
+    const [rb, bb] = write(2, 0, 1);
+    await expect(storage.storeRows(rb, bb)).rejects.toThrow(CommitOrderBrokenError);
+    expect(readFileSync(path, 'utf8')).toBe(ra.toString());
+    expect(journal(path)).toEqual([]);
+    // What a restart makes of it: the unacknowledged rows cut.
+    expect(recoverDurableState(path, 2, collectingLogger().log).cut.bets).toBe(ra.length);
   });
 
   it('records a FINISHED asked after a run once the run is recorded, not before', async () => {
@@ -203,18 +230,25 @@ describe('BetPool runs the draw alone', () => {
     const path = join(dir, `bets-${++files}.csv`);
     const o = openDurable(path, 2, { fsync: true, workers: 1 });
     try {
-      // Bet 7 of each agency plays the winning number.
-      expect((await o.pool.storeBatches(1, numberedBatches(1, 0, [10]))).every((x) => x.ok)).toBe(true);
+      // ~2.4 MB, so that the draw's scan takes several reads: the run asked for meanwhile reaches the worker mid-scan.
+      const sizes = Array.from({ length: 31 }, () => 150);
+      for (let r = 0; r < 13; r++) {
+        const stored = await o.pool.storeBatches(1, numberedBatches(1, r * 31 * 150, sizes));
+        expect(stored.every((x) => x.ok)).toBe(true);
+      }
       o.counter.markFinished(1);
       o.counter.markFinished(2);
       const draw = o.pool.draw();
       const late = o.pool.storeBatches(2, numberedBatches(2, 0, [10]));
-      expect(await draw).toEqual({ winners: [[1, ['10000007']]], scanned: 10 });
+      const result = await draw;
+      expect(result.scanned).toBe(13 * 31 * 150);
+      const winning = Array.from({ length: 13 * 31 * 150 }, (_, i) => numberedBet(1, i)).filter((b) => b.number === WINNING_NUMBER);
+      expect(result.winners).toEqual([[1, winning.map((b) => b.document)]]);
       expect(await late).toEqual([{ ok: true, stored: 10 }]);
     } finally {
       await o.close();
     }
-    expect(readFileSync(path, 'utf8').split('\r\n')).toHaveLength(21);
+    expect(readFileSync(path, 'utf8').split('\r\n')).toHaveLength(13 * 31 * 150 + 10 + 1);
   });
 });
 

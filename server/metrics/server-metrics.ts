@@ -69,7 +69,7 @@ export class ServerMetrics {
     this.#drawScanned = new Gauge({ name: `${PREFIX}draw_bets_scanned`, help: 'Bets the last successful draw read', registers });
     this.#fsync = new Histogram({
       name: `${PREFIX}fsync_seconds`,
-      help: "Per group commit (one store task), the pool worker's flushes to the disk: the bets file's fdatasync, then the journal records written and flushed (SERVER_FSYNC on)",
+      help: "Per group commit (one store task), the pool worker's flushes to the disk: the bets file's fdatasync, the wait for the write's turn, then the journal records written and flushed (SERVER_FSYNC on)",
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });

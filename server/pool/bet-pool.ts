@@ -159,7 +159,7 @@ export class BetPool {
   }
 
   #send(runs: PendingRun[], size: number): void {
-    // A run larger than a slot (not possible with today's frame and run limits) gets its own buffer.
+    // Runs larger than a slot (several sessions' runs held back while the draw ran) get a buffer of their own.
     const slot = size <= SLOT_BYTES ? (this.#freeSlots.pop() ?? new SharedArrayBuffer(SLOT_BYTES)) : new SharedArrayBuffer(size);
     const bytes = new Uint8Array(slot, 0, size);
     let offset = 0;
@@ -229,7 +229,8 @@ export class BetPool {
    */
   async recordFinished(agency: number): Promise<void> {
     this.#flush();
-    if (this.#drawing !== null) await this.#drawing;
+    // Nothing between the last check and #run: a draw started meanwhile would not wait for this task.
+    while (this.#drawing !== null) await this.#drawing;
     await this.#run({ kind: TaskKind.RECORD_FINISHED, agency });
   }
 

@@ -30,8 +30,8 @@ export interface StoreRun {
 }
 
 /**
- * The runs of every session that asked in one event-loop turn, or while every worker was
- * busy, in one task: one hop to a worker and one write for all of them (group commit). `bytes` holds every batch's bets back
+ * The runs of every session that asked in one event-loop turn, or while every worker held its
+ * two store tasks (or the draw ran), in one task: one hop to a worker and one write for all of them (group commit). `bytes` holds every batch's bets back
  * to back, in a SharedArrayBuffer: shared, not copied.
  */
 export interface StoreBatchesTask {

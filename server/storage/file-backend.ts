@@ -216,7 +216,7 @@ export class FileBackend implements StorageBackend {
 
   /**
    * Lets the pool finish what it was given (within `deadlineMs`, then forces it), then flushes
-   * (fdatasync, whatever SERVER_FSYNC says: nothing is left for recovery to cut) and closes
+   * (fdatasync, whatever SERVER_FSYNC says: after a clean drain nothing is left for recovery to cut) and closes
    * the bets file and the journal, logging each. Idempotent.
    */
   close(opts: CloseOptions = {}): Promise<void> {

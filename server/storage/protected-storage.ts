@@ -8,15 +8,16 @@
  *    started once they were written): journal order is file order, and a record never names
  *    bytes that could be missing; rows after the last committed write are not bets yet;
  *  - the file descriptors are opened once, by the owner (main thread), in append mode; fds
- *    are process-wide, so workers write to them directly.
+ *    are process-wide, so workers write to them directly. Each flush of the bets file opens
+ *    a description of its own (see #flushed).
  */
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
 import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
 import { AgencyProgress } from '../sync/agency-progress.js';
-import { CommitOrder, type Ticket } from '../sync/commit-order.js';
+import { CommitOrder, CommitOrderBrokenError, type Ticket } from '../sync/commit-order.js';
 import { RWLock } from '../sync/rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
 import { scanWinners, type WinnersScan } from './winners-scan.js';
@@ -132,8 +133,19 @@ export class ProtectedStorage {
     closed.add(handle);
     try {
       if (handle.journal !== null) {
-        fdatasyncSync(handle.fd);
-        fdatasyncSync(handle.journal.fd);
+        const journalFd = handle.journal.fd;
+        try {
+          // Through a description of its own, as the writes' flushes: handle.fd may still hold a
+          // failed write-back that a cut-back has already dealt with (see #flushed).
+          const fd = openSync(handle.path, 'r');
+          try {
+            fdatasyncSync(fd);
+          } finally {
+            closeSync(fd);
+          }
+        } finally {
+          fdatasyncSync(journalFd);
+        }
       }
     } finally {
       closeSync(handle.fd);
@@ -185,7 +197,10 @@ export class ProtectedStorage {
     const flushFd = journal.fsync && rows.length > 0 ? openSync(this.#handle.path, 'r') : null;
     let written: { start: number; ticket: Ticket };
     try {
-      written = this.#lock.withWrite(() => ({ start: appendWhole(this.#handle.fd, rows), ticket: order.take() }), this.#block);
+      written = this.#lock.withWrite(() => {
+        order.checkUsable();
+        return { start: appendWhole(this.#handle.fd, rows), ticket: order.take() };
+      }, this.#block);
     } catch (err) {
       if (flushFd !== null) closeSync(flushFd);
       throw err;
@@ -204,8 +219,9 @@ export class ProtectedStorage {
     await order.turn(ticket);
     try {
       if (failed) throw failed.err;
-      if (!order.current(ticket)) throw new RowsCutBackError('an earlier write failed to reach the disk');
       return this.#lock.withWrite(() => {
+        // Checked under the lock the cut-back takes: a flush failing now cannot cut these rows after the check.
+        if (!order.current(ticket)) throw new RowsCutBackError('an earlier write failed to reach the disk');
         try {
           appendRecords(journal, batchRecords(batches, start));
         } catch (err) {
@@ -248,10 +264,22 @@ export class ProtectedStorage {
     return this.#order?.committedEnd ?? fstatSync(this.#handle.fd).size;
   }
 
-  /** Under the write lock: cuts back every row written after the last committed write. */
+  /**
+   * Under the write lock: cuts back every row written after the last committed write. If even
+   * the cut fails, rows nobody acknowledged stay in the file, and a write committed after them
+   * would make them bets: the order then refuses every write until a restart's recovery cuts them.
+   */
   #cutUncommitted(order: CommitOrder): void {
     order.cutBack();
-    cutBack(this.#handle.fd, order.committedEnd);
+    try {
+      ftruncateSync(this.#handle.fd, order.committedEnd);
+    } catch (err) {
+      order.breakDown();
+      throw new CommitOrderBrokenError(
+        `cutting ${this.#handle.path} back to ${order.committedEnd} bytes failed (${(err as Error).message})`,
+        err,
+      );
+    }
   }
 
   /**
@@ -291,8 +319,9 @@ export class ProtectedStorage {
   }
 
   /**
-   * Streams every stored bet, in chunks (see loadBetChunks), while holding a read lock: no
-   * append can land mid-scan.
+   * Streams every row of the bets file, in chunks (see loadBetChunks), while holding a read
+   * lock: no append can land mid-scan. For tests and tools: unlike the draw's scan, it also
+   * reads rows written after the last committed write (a write whose flush is under way).
    */
   async *loadBetChunks(): AsyncGenerator<Bet[]> {
     this.#lock.enterRead(this.#block);

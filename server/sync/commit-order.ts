@@ -2,7 +2,7 @@
  * The order in which appended writes of the bets file are committed (their journal records
  * written), shared through a SharedArrayBuffer by every pool worker, so that a write's flush
  * to the disk overlaps the next write and its flush (protected-storage.ts). Layout: Int32
- * words [next ticket, last committed ticket, generation, unused], then one BigInt64: where the
+ * words [next ticket, last committed ticket, generation, broken], then one BigInt64: where the
  * rows of the last committed write end in the bets file.
  *
  * Invariants:
@@ -19,8 +19,20 @@
 const NEXT = 0;
 const COMMITTED = 1;
 const GENERATION = 2;
+const BROKEN = 3;
 const WORDS = 4;
 const END_BYTE = WORDS * Int32Array.BYTES_PER_ELEMENT;
+
+/** A cut-back failed: rows nobody acknowledged may follow the committed ones, and no write may commit after them. */
+export class CommitOrderBrokenError extends Error {
+  constructor(why = 'an earlier cut-back of the bets file failed', cause?: unknown) {
+    super(
+      `${why}: rows nobody acknowledged may follow the stored ones, so nothing more is stored; restart the server, and recovery cuts them`,
+      { cause },
+    );
+    this.name = 'CommitOrderBrokenError';
+  }
+}
 
 export interface Ticket {
   readonly seq: number;
@@ -41,6 +53,16 @@ export class CommitOrder {
     const sab = new SharedArrayBuffer(END_BYTE + BigInt64Array.BYTES_PER_ELEMENT);
     new BigInt64Array(sab, END_BYTE, 1)[0] = BigInt(committedEnd);
     return sab;
+  }
+
+  /** Call under the write lock, before a write: refuses it once a cut-back has failed (breakDown). */
+  checkUsable(): void {
+    if (Atomics.load(this.#words, BROKEN) !== 0) throw new CommitOrderBrokenError();
+  }
+
+  /** Call under the write lock when a cut-back fails: every later write is refused. */
+  breakDown(): void {
+    Atomics.store(this.#words, BROKEN, 1);
   }
 
   /** Call under the write lock, right after a write: the write's place in the commit order. */
