@@ -11,29 +11,19 @@
  *    are process-wide, so workers write to them directly. Each flush of the bets file opens
  *    a description of its own (see #flushed).
  */
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Bet } from '../../shared/domain/bet.js';
 import { betsToRows, loadBetChunks, writeAll } from './bets-file.js';
-import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord, type JournalHandle } from './journal.js';
+import { RecordKind, appendRecords, cutBack, encodeRecords, type BatchRecord } from './journal.js';
 import { AgencyProgress } from '../sync/agency-progress.js';
 import { CommitOrder, CommitOrderBrokenError, type Ticket } from '../sync/commit-order.js';
 import { RWLock } from '../sync/rw-lock.js';
 import { writeWinnersFile, type Winners } from './winners-file.js';
 import { scanWinners, type WinnersScan } from './winners-scan.js';
+import { closeStorageHandle, openStorageHandle, type StorageHandle } from './storage-handle.js';
 
-/** What a worker needs to attach to the storage: plain data, sent through workerData. */
-export interface StorageHandle {
-  lock: SharedArrayBuffer;
-  fd: number;
-  path: string;
-  /** null: rows only, nothing remembered across a restart (tests of the bare storage). */
-  journal: JournalHandle | null;
-  /** With a journal: each agency's `next` (sync/agency-progress.ts), moved under the write lock. */
-  progress: SharedArrayBuffer | null;
-  /** With a journal: the order in which writes commit (sync/commit-order.ts). */
-  order: SharedArrayBuffer | null;
-}
+export { durablePaths, type StorageHandle } from './storage-handle.js';
 
 /**
  * A write whose rows were cut back, with every row written after the last committed write,
@@ -50,11 +40,6 @@ export class RowsCutBackError extends Error {
 }
 
 const fdatasyncAsync = promisify(fdatasync);
-
-/** The journal and winners files that belong to a bets file. */
-export function durablePaths(betsPath: string): { journal: string; winners: string } {
-  return { journal: `${betsPath}.journal`, winners: `${betsPath}.winners` };
-}
 
 /** One batch of a write, for its journal record: `bytes` of rows it put in the write (0 if refused). */
 export type ConsumedBatch = Omit<BatchRecord, 'kind' | 'end'> & { bytes: number };
@@ -86,8 +71,6 @@ function batchRecords(batches: readonly ConsumedBatch[], start: number): Buffer 
   );
 }
 
-const closed = new WeakSet<StorageHandle>();
-
 export class ProtectedStorage {
   readonly #lock: RWLock;
   readonly #handle: StorageHandle;
@@ -116,41 +99,12 @@ export class ProtectedStorage {
    * which recovery (durable-state.ts) must have checked and repaired first. Owner side only.
    */
   static open(path: string, durable?: { fsync: boolean; next: readonly number[] }): StorageHandle {
-    const fd = openSync(path, 'a');
-    if (durable === undefined) return { lock: RWLock.allocate(), fd, path, journal: null, progress: null, order: null };
-    const paths = durablePaths(path);
-    const journal = { fd: openSync(paths.journal, 'a'), path: paths.journal, winnersPath: paths.winners, fsync: durable.fsync };
-    const order = CommitOrder.allocate(fstatSync(fd).size);
-    return { lock: RWLock.allocate(), fd, path, journal, progress: AgencyProgress.allocate(durable.next), order };
+    return openStorageHandle(path, durable);
   }
 
-  /**
-   * Flushes the files to the disk (whatever SERVER_FSYNC says: once, at the end) and closes
-   * them. Idempotent: a second close must not close whatever file has since reused the fd number.
-   */
+  /** Flushes and closes the handle's files (storage-handle.ts); idempotent. */
   static close(handle: StorageHandle): void {
-    if (closed.has(handle)) return;
-    closed.add(handle);
-    try {
-      if (handle.journal !== null) {
-        const journalFd = handle.journal.fd;
-        try {
-          // Through a description of its own, as the writes' flushes: handle.fd may still hold a
-          // failed write-back that a cut-back has already dealt with (see #flushed).
-          const fd = openSync(handle.path, 'r');
-          try {
-            fdatasyncSync(fd);
-          } finally {
-            closeSync(fd);
-          }
-        } finally {
-          fdatasyncSync(journalFd);
-        }
-      }
-    } finally {
-      closeSync(handle.fd);
-      if (handle.journal !== null) closeSync(handle.journal.fd);
-    }
+    closeStorageHandle(handle);
   }
 
   get path(): string {
@@ -176,12 +130,12 @@ export class ProtectedStorage {
    *
    * The bets file's flush runs outside the lock and off the thread, so the next write (this
    * worker's next task, or another worker's) and its flush go on meanwhile; the records then
-   * wait for the write's turn (sync/commit-order.ts). If a flush or a record fails, every row not yet committed is cut back,
-   * and each write whose rows that took fails: nothing of it was stored. Resolves to the
-   * seconds the flushes took (the bets file's fdatasync, waiting for the turn, then the
-   * records written and flushed): the durability cost of this group commit; null without
-   * fsync. With `block` false (inline, on the main thread) the lock must never be taken by
-   * anyone else: BetPool runs the draw, the one reader, alone.
+   * wait for the write's turn (sync/commit-order.ts). If a flush or a record fails, every row
+   * not yet committed is cut back, and each write whose rows that took fails: nothing of it
+   * was stored. Resolves to the seconds the flushes took (the bets file's fdatasync, waiting
+   * for the turn, then the records written and flushed): the durability cost of this group
+   * commit; null without fsync. With `block` false (inline, on the main thread) the lock must
+   * never be taken by anyone else: BetPool runs the draw, the one reader, alone.
    */
   async storeRows(rows: Buffer, batches: readonly ConsumedBatch[] = []): Promise<number | null> {
     const bytes = batches.reduce((n, b) => n + b.bytes, 0);
