@@ -79,7 +79,10 @@ export class BetPool {
   #flushQueued = false;
   /** Store tasks sent and not yet settled. */
   #storing = 0;
-  /** Every task sent and not yet settled: the draw waits for them, and close() for the inline ones, as piscina's close() waits for its queued tasks. */
+  /**
+   * Every task sent and not yet settled: the draw waits for them, and close() for the inline
+   * ones, as piscina's close() waits for its queued tasks.
+   */
   readonly #tasks = new Set<Promise<unknown>>();
   /**
    * The draw in flight, which runs alone: it holds the storage's read lock across awaits, so
