@@ -1,13 +1,18 @@
 /**
- * The PostgreSQL backend's pure parts, without a database: the group-commit queue and the
- * COPY text format.
+ * The PostgreSQL backend's parts that need no database: the group-commit queue, the COPY text
+ * format, and a pooled client's error listener against a server that ends the connection in
+ * the read that accepts it (a fake one on 127.0.0.1: a real PostgreSQL cannot be made to send
+ * both in one read on demand).
  */
+import { createServer, type Server } from 'node:net';
 import fc from 'fast-check';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { deferred, type Deferred } from '../shared/util/async.js';
 import { StorageClosedError } from '../server/storage/backend.js';
 import { CopyRowError, escapeCopyText, parseExportLine, unescapeCopyText } from '../server/storage/postgres/copy-text.js';
 import { GroupCommit } from '../server/storage/postgres/group-commit.js';
+import { withClient } from '../server/storage/postgres/transient.js';
 
 /** A commit function whose groups the test sees and settles by hand. */
 function manualCommit(): { groups: string[][]; pending: Array<Deferred<void>>; commit: (items: string[]) => Promise<string[]> } {
@@ -132,5 +137,51 @@ describe('COPY text format', () => {
     });
     expect(() => parseExportLine('7\tAna\tP', 3)).toThrow(new CopyRowError(3, 'expected 6 tab-separated fields, found 3'));
     expect(() => parseExportLine('7\t\\N\tP\t1\t2000-01-01\t5', 4)).toThrow(/row 4: a NULL field/);
+  });
+});
+
+/** A backend message: its type byte, then its length (itself included) and body. */
+function message(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * A server that accepts any startup (AuthenticationOk, ReadyForQuery) and, in the same write,
+ * ends the session as `pg_ctl stop -m fast` does (FATAL 57P01).
+ */
+function shuttingDownServer(): Promise<Server> {
+  const fatal = Buffer.from('SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0', 'latin1');
+  const reply = Buffer.concat([message('R', Buffer.from([0, 0, 0, 0])), message('Z', Buffer.from('I')), message('E', fatal)]);
+  const server = createServer((socket) => {
+    socket.once('data', () => socket.end(reply));
+    socket.on('error', () => {});
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+describe('withClient', () => {
+  it('holds a listener on a new client from the moment the pool hands it over: an ErrorResponse in the read that accepted it fails the call, not the process', async () => {
+    const server = await shuttingDownServer();
+    const { port } = server.address() as { port: number };
+    const pool = new pg.Pool({ host: '127.0.0.1', port, user: 'u', database: 'd', max: 1 });
+    const lost: Error[] = [];
+    pool.on('error', (err) => lost.push(err));
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => {
+      uncaught.push(err);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      await expect(withClient(pool, (client) => client.query('SELECT 1'))).rejects.toThrow(/terminat|Connection/i);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await pool.end().catch(() => {});
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -34,18 +34,33 @@ export interface RetryPolicy {
 }
 
 /**
+ * Checks a client out of `pool` with `onError` attached in the pool's own callback. The pool
+ * takes its listener off as it hands a client over; a new connection is handed over while
+ * its first read is parsed, and an ErrorResponse in that same read (a server shutting down
+ * right after accepting it) would find no listener if we attached ours after an await.
+ */
+function checkOut(pool: pg.Pool, onError: (err: Error) => void): Promise<pg.PoolClient> {
+  return new Promise((resolve, reject) => {
+    pool.connect((err, client) => {
+      if (err !== undefined || client === undefined) return reject(err ?? new Error('the pool handed over no client'));
+      client.on('error', onError);
+      resolve(client);
+    });
+  });
+}
+
+/**
  * Runs `fn` on a client of `pool`. A checked-out client has no 'error' listener of the
  * pool's, so a connection lost between two statements would be an uncaught exception: one is
  * attached while we hold it. A client that failed transiently may hold a dead socket: it is
  * destroyed, never reused.
  */
 export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
   let failure: unknown;
   const onError = (err: Error): void => {
     failure ??= err;
   };
-  client.on('error', onError);
+  const client = await checkOut(pool, onError);
   try {
     return await fn(client);
   } catch (err) {
