@@ -2,7 +2,7 @@
  * Everything that crosses the main-thread / pool-worker boundary: plain data only
  * (structured-clone safe), typed here and nowhere else.
  */
-import type { StorageHandle } from '../storage/protected-storage.js';
+import type { StorageHandle } from '../storage/storage-handle.js';
 
 export const TaskKind = { STORE_BATCHES: 'store_batches', DRAW: 'draw', RECORD_FINISHED: 'record_finished' } as const;
 

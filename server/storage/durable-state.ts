@@ -11,7 +11,7 @@ import type { Logger } from '../../shared/logging/logger.js';
 import { crc32 } from '../../shared/util/crc32.js';
 import { writeAll } from './bets-file.js';
 import { RECORD_BYTES, RecordKind, encodeRecords, scanJournal, type BatchRecord, type DrawRecord, type JournalRecord } from './journal.js';
-import { durablePaths } from './protected-storage.js';
+import { durablePaths } from './storage-handle.js';
 import { checkRows } from './row-check.js';
 import { decodeWinners, fsyncDirectory, readWinnersFile, type Winners } from './winners-file.js';
 

@@ -37,7 +37,8 @@ import {
 } from './backend.js';
 import { recoverDurableState } from './durable-state.js';
 import { admitRun, outcomesOf } from './file-admission.js';
-import { ProtectedStorage, type StorageHandle } from './protected-storage.js';
+import { ProtectedStorage } from './protected-storage.js';
+import type { StorageHandle } from './storage-handle.js';
 
 /** What the backend needs of the pool (tests may stand between them). */
 export type FilePool = Pick<BetPool, 'storeBatches' | 'draw' | 'recordFinished'>;

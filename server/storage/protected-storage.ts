@@ -23,8 +23,6 @@ import { writeWinnersFile, type Winners } from './winners-file.js';
 import { scanWinners, type WinnersScan } from './winners-scan.js';
 import { closeStorageHandle, openStorageHandle, type StorageHandle } from './storage-handle.js';
 
-export { durablePaths, type StorageHandle } from './storage-handle.js';
-
 /**
  * A write whose rows were cut back, with every row written after the last committed write,
  * because a flush or a record failed: none of its batches was stored.
@@ -117,7 +115,11 @@ export class ProtectedStorage {
    */
   storeBets(bets: readonly Bet[]): void {
     if (this.#handle.journal !== null) throw new Error('storeBets would leave rows without journal records: use storeRows');
-    const rows = betsToRows(bets);
+    this.#appendBare(betsToRows(bets));
+  }
+
+  /** Without a journal: the rows in one write under the write lock, nothing recorded. */
+  #appendBare(rows: Buffer): void {
     this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
   }
 
@@ -143,7 +145,7 @@ export class ProtectedStorage {
     if (journal !== null && bytes !== rows.length) throw new RangeError(`the batches account for ${bytes} bytes of ${rows.length}`);
     const order = this.#order;
     if (journal === null) {
-      this.#lock.withWrite(() => appendWhole(this.#handle.fd, rows), this.#block);
+      this.#appendBare(rows);
       return null;
     }
     if (order === null) throw new Error('a journaled storage handle has no commit order: open it with ProtectedStorage.open');

@@ -46,13 +46,13 @@ export async function scanWinners(path: string, opts: ScanOptions = {}): Promise
   let rows = 0;
   /** Bytes of an unfinished line carried to buf[0, have). */
   let have = 0;
-  const end = opts.end ?? Infinity;
+  const limit = opts.end ?? Infinity;
   /** Bytes of the file read so far. */
   let read = 0;
   const file = await open(path, 'r');
   try {
     for (;;) {
-      const { bytesRead } = await file.read(buf, have, Math.min(buf.length - have, end - read), null);
+      const { bytesRead } = await file.read(buf, have, Math.min(buf.length - have, limit - read), null);
       if (bytesRead === 0) break;
       read += bytesRead;
       const b = buf.subarray(0, have + bytesRead);

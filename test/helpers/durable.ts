@@ -6,7 +6,8 @@
 import { BetPool, type EncodedBatch } from '../../server/pool/bet-pool.js';
 import { recoverDurableState, type RecoveredState } from '../../server/storage/durable-state.js';
 import { ProtectedNotificationCounter } from '../../server/sync/notification-counter.js';
-import { ProtectedStorage, type StorageHandle } from '../../server/storage/protected-storage.js';
+import { ProtectedStorage } from '../../server/storage/protected-storage.js';
+import type { StorageHandle } from '../../server/storage/storage-handle.js';
 import type { Bet } from '../../shared/domain/bet.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { parseLogLine, type LogLine } from '../../shared/logging/parse.js';
