@@ -3,10 +3,13 @@
  * bytes, with no Bet object or string per field. Invariant: it accepts exactly the batches
  * that decodeBets + betProblem accept and writes exactly what betsToRows would; on any
  * doubt it answers `null` and the caller takes the slow path, which also words the error
- * (test/transcode.test.ts checks both claims on random and mutated batches).
+ * (test/transcode.test.ts checks both claims on random and mutated batches, for the
+ * WebAssembly transcoder and for its JavaScript twin).
  */
 import { MAX_NUMBER } from '../../shared/domain/bet.js';
 import { NAME_DOUBT, NAME_HAS_SPECIAL, isRealDateAt, scanName } from '../../shared/domain/bet-bytes.js';
+import { wasmModule } from '../../shared/util/wasm.js';
+import { TRANSCODE_WASM } from './transcode-wasm.js';
 
 const COMMA = 0x2c;
 const QUOTE = 0x22;
@@ -49,11 +52,64 @@ function writeNumber(out: Buffer, o: number, n: number): number {
   return o;
 }
 
+/** The module's exports (wasm/transcode.ts). */
+interface Exports {
+  memory: { buffer: ArrayBuffer };
+  transcode: (len: number, count: number, agency: number) => number;
+  SRC: { value: number };
+  SRC_CAP: { value: number };
+  OUT: { value: number };
+  OUT_CAP: { value: number };
+}
+
+interface Transcoder {
+  readonly run: Exports['transcode'];
+  readonly bytes: Uint8Array;
+  readonly src: number;
+  readonly srcCap: number;
+  readonly out: number;
+  readonly outCap: number;
+}
+
+/** This thread's instance, made on first use; null where Node has no WebAssembly (`--jitless`). */
+let transcoder: Transcoder | null | undefined;
+
+function instance(): Transcoder | null {
+  if (transcoder !== undefined) return transcoder;
+  const exports = wasmModule(TRANSCODE_WASM)?.instantiate<Exports>();
+  // The module never grows its memory, so the view stays valid.
+  transcoder =
+    exports === undefined
+      ? null
+      : {
+          run: exports.transcode,
+          bytes: new Uint8Array(exports.memory.buffer),
+          src: exports.SRC.value,
+          srcCap: exports.SRC_CAP.value,
+          out: exports.OUT.value,
+          outCap: exports.OUT_CAP.value,
+        };
+  return transcoder;
+}
+
 /**
  * Transcodes `count` bets of `agency` from `src` into `out` at `o`. Returns the end offset
- * in `out`, or null when the batch must take the slow path (bad or unusual input).
+ * in `out`, or null when the batch must take the slow path (bad or unusual input). Runs the
+ * WebAssembly transcoder, copying the batch in and its rows out; a batch larger than its
+ * memory (never a BATCH frame's) goes through transcodeBatchJs.
  */
 export function transcodeBatch(src: Buffer, count: number, agency: number, out: Buffer, o: number): number | null {
+  const t = instance();
+  if (t === null || src.length > t.srcCap || maxRowsSize(src.length, count) > t.outCap) return transcodeBatchJs(src, count, agency, out, o);
+  t.bytes.set(src, t.src);
+  const length = t.run(src.length, count, agency);
+  if (length < 0) return null;
+  out.set(t.bytes.subarray(t.out, t.out + length), o);
+  return o + length;
+}
+
+/** transcodeBatch in JavaScript: where there is no WebAssembly, and the module's reference in tests. */
+export function transcodeBatchJs(src: Buffer, count: number, agency: number, out: Buffer, o: number): number | null {
   const prefix = Buffer.from(`${agency},`, 'latin1');
   let p = 0;
   for (let i = 0; i < count; i++) {

@@ -1,8 +1,9 @@
 /**
  * Builds the project's WebAssembly (AssemblyScript sources under wasm/) into the TypeScript
  * modules that carry them: the client's row encoder (wasm/plain-rows.ts ->
- * client/plain-rows-wasm.ts) and the draw's line count (wasm/line-count.ts ->
- * server/storage/line-count-wasm.ts). Those modules are checked in, so that neither
+ * client/plain-rows-wasm.ts), the draw's line count (wasm/line-count.ts ->
+ * server/storage/line-count-wasm.ts) and the pool worker's transcoder (wasm/transcode.ts ->
+ * server/pool/transcode-wasm.ts). Those modules are checked in, so that neither
  * `npm run build` nor a Docker image runs the compiler: tsconfig.json leaves this file and
  * tools/build-wasm.ts out of the build (`npm run build:wasm` runs them under tsx). The tests
  * of each module check that it is the build of its current source.
@@ -45,7 +46,25 @@ export const LINE_COUNT: WasmTarget = {
   options: { optimizeLevel: 3, shrinkLevel: 0, runtime: 'stub', noAssert: true, importMemory: true, use: ['abort='], enable: ['simd'] },
 };
 
-export const WASM_TARGETS: readonly WasmTarget[] = [PLAIN_ROWS, LINE_COUNT];
+/** No runtime, no assertions, static data above the fixed areas, exactly the 5 pages they take. */
+export const TRANSCODE: WasmTarget = {
+  source: 'wasm/transcode.ts',
+  module: 'server/pool/transcode-wasm.ts',
+  constant: 'TRANSCODE_WASM',
+  what: "the pool worker's transcoder",
+  options: {
+    optimizeLevel: 3,
+    shrinkLevel: 0,
+    runtime: 'stub',
+    noAssert: true,
+    use: ['abort='],
+    memoryBase: 0x48040,
+    initialMemory: 5,
+    maximumMemory: 5,
+  },
+};
+
+export const WASM_TARGETS: readonly WasmTarget[] = [PLAIN_ROWS, LINE_COUNT, TRANSCODE];
 
 /** The target's WebAssembly binary; throws with asc's diagnostics. `root`: the repository. */
 export async function compileWasm(root: string, target: WasmTarget): Promise<Uint8Array> {
