@@ -166,6 +166,10 @@ export class Session {
         this.#receivedAt = this.#queue.shiftedAt;
         await this.#dispatch(decodeMessage(frame));
       }
+      // A run may have taken every frame (#takeBatches) with the stream still paused: with
+      // nothing queued, no later shift would resume it, and the peer's next bytes would wait
+      // for the idle deadline.
+      this.#resumeIfRoom();
       // A bad header: the byte stream cannot be resynchronised; the frames before it were handled.
       if (this.#queue.failure !== null) this.#fail(this.#queue.failure);
     } catch (err) {
@@ -208,12 +212,16 @@ export class Session {
     }
   }
 
-  /** Removes and decodes the BATCH frames at the head of the queue, up to BATCH_WINDOW - 1. */
+  /**
+   * Removes and decodes the BATCH frames at the head of the queue, up to BATCH_WINDOW - 1, and
+   * reads ahead again if that made room: the next run then gathers while this one is stored.
+   */
   #takeBatches(): BatchDTO[] {
     const batches: BatchDTO[] = [];
     while (batches.length < BATCH_WINDOW - 1 && this.#queue.peek()?.type === MessageType.BATCH) {
       batches.push(decodeMessage(this.#queue.shift()!) as BatchDTO);
     }
+    this.#resumeIfRoom();
     return batches;
   }
 

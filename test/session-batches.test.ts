@@ -192,6 +192,23 @@ describe('Session batches', () => {
     expect(h.onDisk()).toBe(csvRows(b));
   });
 
+  it('reads again once a run has taken every queued frame, even with part of a frame left from the read that filled the window', async () => {
+    await open();
+    const p = await h.bound(2);
+    const bets = Array.from({ length: BATCH_WINDOW + 1 }, (_, i) => bet(2, `4${i}`, i));
+    const frames = bets.map((b, i) => batch(i, [b]));
+    const last = frames[BATCH_WINDOW]!;
+    // One read: a full window of frames and the start of one more, whose bytes wait undecoded.
+    p.stream.write(Buffer.concat([...frames.slice(0, BATCH_WINDOW), last.subarray(0, 3)]));
+    const acks: Message[] = [];
+    for (let i = 0; i < BATCH_WINDOW; i++) acks.push(await p.next());
+    // The run took the whole window: the session must be reading, or the rest is never seen.
+    p.stream.write(last.subarray(3));
+    acks.push(await p.next());
+    expect(acks.map(firstAndStatus)).toEqual(frames.map((_, i) => [i, AckStatus.STORED]));
+    expect(h.onDisk()).toBe(csvRows(bets));
+  });
+
   it(`reads at most ${BATCH_WINDOW} frames ahead while a batch is in the pool, then pauses (backpressure)`, async () => {
     const perCall: number[] = [];
     const gate = deferred();
