@@ -38,6 +38,13 @@ export interface RunSummary extends SendTally {
 const DIAL_ATTEMPT_MAX_MS = 5000;
 /** How long the first connection retries every 10 ms before its delay grows: a server's start. */
 const BIND_STEADY_MS = 300;
+/**
+ * Batches in flight: two of the server's windows. The server decodes BATCH_WINDOW frames
+ * ahead and takes them as one run; the next window waits in the socket's buffers, so the
+ * next run is there as soon as the one before is stored, without waiting for this process to
+ * hear the acks and send more.
+ */
+export const SEND_WINDOW = 2 * BATCH_WINDOW;
 
 export class AgencyClient {
   readonly #config: ClientConfig;
@@ -246,7 +253,7 @@ export class AgencyClient {
       },
     });
     const sender = new BatchSender(conn, {
-      window: BATCH_WINDOW,
+      window: SEND_WINDOW,
       maxAmount: c.maxAmount,
       log: this.#log,
       tally: this.#summary,

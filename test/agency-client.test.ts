@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgencyClient, type RunSummary } from '../client/agency-client.js';
+import { AgencyClient, SEND_WINDOW, type RunSummary } from '../client/agency-client.js';
 import type { ClientConfig } from '../client/config.js';
 import { ConnectTimeoutError, ServerRefusedError, WinnersTimeoutError } from '../client/errors.js';
 import { AgencyKey } from '../shared/auth/agency-key.js';
@@ -106,8 +106,8 @@ describe('AgencyClient over a duplexPair', () => {
     expect(tap.find('connect', 'success')).toHaveLength(1);
   });
 
-  it('keeps BATCH_WINDOW batches in flight, no more, and takes the acks in order', async () => {
-    const batches = BATCH_WINDOW * 3;
+  it('keeps SEND_WINDOW batches in flight, no more, and takes the acks in order', async () => {
+    const batches = SEND_WINDOW * 3;
     const { fake, tap, running } = start({ dataFile: await dataFile('window.csv', batches), maxAmount: 1 });
     // At each ack the client takes, how many batches it had written and not yet seen acknowledged.
     const inFlight: number[] = [];
@@ -119,8 +119,9 @@ describe('AgencyClient over a duplexPair', () => {
     await peer.storeUntilFinished(); // acknowledges each batch as soon as it arrives
     await answerWinners(peer, []);
     await running;
-    expect(Math.max(...inFlight)).toBe(BATCH_WINDOW);
-    expect(inFlight.slice(0, batches - BATCH_WINDOW).every((n) => n === BATCH_WINDOW)).toBe(true);
+    expect(SEND_WINDOW).toBe(2 * BATCH_WINDOW);
+    expect(Math.max(...inFlight)).toBe(SEND_WINDOW);
+    expect(inFlight.slice(0, batches - SEND_WINDOW).every((n) => n === SEND_WINDOW)).toBe(true);
     // Each batch is named by the index of its first bet: with one bet per batch, 0, 1, 2, ...
     expect(tap.find('apuesta_enviada', 'success').map((e) => e.lote)).toEqual(Array.from({ length: batches }, (_, i) => i));
   });
