@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { BetPool, type EncodedBatch } from '../server/pool/bet-pool.js';
+import { BetPool, SLOT_BYTES, type EncodedBatch } from '../server/pool/bet-pool.js';
 import { betToRow } from '../server/storage/bets-file.js';
 import { ProtectedNotificationCounter } from '../server/sync/notification-counter.js';
 import { RecordKind, scanJournal } from '../server/storage/journal.js';
@@ -98,14 +98,14 @@ describe.each([1, 0])('BetPool with %i worker(s)', (workers) => {
   it('keeps every run whole, and in order with one worker or inline, when one turn holds more than a slot (several tasks)', async () => {
     const { pool, path } = openPool(workers);
     const before = readFileSync(path, 'utf8');
-    // 9 runs of 32 batches of ~40 bets (~1.6 KiB each): more than one 256 KiB slot.
-    const runs = Array.from({ length: 9 }, (_, r) =>
+    // 18 runs of 32 batches of ~40 bets (~1.6 KiB each): more than one slot.
+    const runs = Array.from({ length: 18 }, (_, r) =>
       Array.from({ length: 32 }, (_, k) =>
         Array.from({ length: 40 }, (_, i) => bet(1 + (r % 3), String(100_000 + r * 10_000 + k * 100 + i))),
       ),
     );
     const sizes = runs.map((groups) => batches(1, groups).reduce((n, x) => n + x.bets.length, 0));
-    expect(sizes.reduce((n, s) => n + s, 0)).toBeGreaterThan(256 << 10);
+    expect(sizes.reduce((n, s) => n + s, 0)).toBeGreaterThan(SLOT_BYTES);
     const results = await Promise.all(runs.map((groups, r) => pool.storeBatches(1 + (r % 3), batches(100 + r * 32, groups))));
     expect(results.flat().every((x) => x.ok)).toBe(true);
     const later = [[bet(1, '999')]];

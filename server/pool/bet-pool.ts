@@ -29,12 +29,12 @@ export interface EncodedBatch {
  * A task's input is copied into a slot of shared memory that the worker reads in place; the
  * slot is reused once the task settles. (A fresh transferred buffer per task was external
  * memory that V8 reclaimed late; docs/benchmarks.md has the figures.) A task
- * is closed before it outgrows SLOT_BYTES (a run of 32 frames of at most 8,181 payload bytes
+ * is closed before it outgrows SLOT_BYTES (a run of 64 frames of at most 8,181 payload bytes
  * fits in one), and each session has at most one run in flight, so slots in use are bounded
  * by the connections; at most SLOTS_KEPT idle ones are kept.
  */
-const SLOT_BYTES = 256 << 10;
-const SLOTS_KEPT = 64;
+export const SLOT_BYTES = 512 << 10;
+const SLOTS_KEPT = 32;
 /**
  * A worker's young generation: its tasks allocate little (rows go to a reused buffer), and the
  * draw's chunks die young. V8's default let each worker grow it to 16+ MiB during the draw,

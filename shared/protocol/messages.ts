@@ -10,10 +10,11 @@ export const PROTOCOL_VERSION = 2;
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 /**
- * Batches a client keeps in flight without an ack; the server reads ahead and groups into one
- * run at most this many frames, so a whole window usually travels to the pool as one task.
+ * Frames the server decodes ahead on one connection, and the most BATCH frames it groups into
+ * one run (one pool task, one ack write): at most 8 KiB each, so ~512 KiB a connection. The
+ * project's client keeps two of these windows in flight (client/agency-client.ts SEND_WINDOW).
  */
-export const BATCH_WINDOW = 32;
+export const BATCH_WINDOW = 64;
 
 export const MessageType = {
   HELLO: 0x01,
