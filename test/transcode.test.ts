@@ -3,17 +3,14 @@
  * forms: the WebAssembly module (wasm/transcode.ts) that transcodeBatch runs, and its
  * JavaScript twin, which runs where Node has no WebAssembly.
  */
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { Bet } from '../shared/domain/bet.js';
 import { MAX_ENCODED_BET, decodeBets, writeBet } from '../shared/protocol/bet-codec.js';
 import { maxRowsSize, transcodeBatch, transcodeBatchJs } from '../server/pool/transcode.js';
 import { TRANSCODE_WASM } from '../server/pool/transcode-wasm.js';
 import { betsToRows } from '../server/storage/bets-file.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+import { ROOT, evalJitless } from './helpers/processes.js';
 
 /** Deterministic PRNG so a failure can be replayed. */
 function rng(seed: number): () => number {
@@ -243,21 +240,11 @@ describe('the WebAssembly transcoder', () => {
 
   it('is left for the JavaScript path where Node has no WebAssembly (--jitless)', () => {
     const bytes = batchBytes([{ agency: 5, firstName: 'Ana', lastName: 'Paz', document: '7', birthdate: '1990-01-02', number: 12 }]);
-    const out = execFileSync(
-      process.execPath,
-      [
-        '--jitless',
-        '--no-warnings',
-        '--import',
-        'tsx',
-        '--input-type=module',
-        '-e',
-        `import { transcodeBatch } from ${JSON.stringify(join(ROOT, 'server/pool/transcode.ts'))};
-         const out = Buffer.alloc(100);
-         const end = transcodeBatch(Buffer.from(${JSON.stringify(bytes.toString('base64'))}, 'base64'), 1, 5, out, 0);
-         process.stdout.write(JSON.stringify({ wasm: typeof WebAssembly, rows: out.toString('utf8', 0, end) }));`,
-      ],
-      { encoding: 'utf8', cwd: ROOT },
+    const out = evalJitless(
+      `import { transcodeBatch } from ${JSON.stringify(join(ROOT, 'server/pool/transcode.ts'))};
+       const out = Buffer.alloc(100);
+       const end = transcodeBatch(Buffer.from(${JSON.stringify(bytes.toString('base64'))}, 'base64'), 1, 5, out, 0);
+       process.stdout.write(JSON.stringify({ wasm: typeof WebAssembly, rows: out.toString('utf8', 0, end) }));`,
     );
     expect(JSON.parse(out)).toEqual({ wasm: 'undefined', rows: '5,Ana,Paz,7,1990-01-02,12\r\n' });
   });

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -9,7 +8,7 @@ import { countLinesJs, lineCounter } from '../server/storage/line-count.js';
 import { LINE_COUNT_WASM } from '../server/storage/line-count-wasm.js';
 import { scanWinners, type WinnersScan } from '../server/storage/winners-scan.js';
 import { WINNING_NUMBER, hasWon, type Bet } from '../shared/domain/bet.js';
-import { ROOT, makeTempDir, removeDir } from './helpers/processes.js';
+import { ROOT, evalJitless, makeTempDir, removeDir } from './helpers/processes.js';
 
 let dir: string;
 let n = 0;
@@ -170,20 +169,9 @@ describe('the line count (WebAssembly, SIMD)', () => {
     const path = tmp();
     const row = (doc: number, number: number): string => `1,Ana,Paz,${doc},1990-01-02,${number}\r\n`;
     await writeFile(path, `\r\n${row(1, WINNING_NUMBER)}\n\n${row(2, 1)}${row(3, WINNING_NUMBER)}`);
-    const out = execFileSync(
-      process.execPath,
-      [
-        '--jitless',
-        '--no-warnings',
-        // The sources, as this test imports them (not a build that may predate them).
-        '--import',
-        'tsx',
-        '--input-type=module',
-        '-e',
-        `import { scanWinners } from ${JSON.stringify(join(ROOT, 'server/storage/winners-scan.ts'))};
-         process.stdout.write(JSON.stringify({ wasm: typeof WebAssembly, scan: await scanWinners(${JSON.stringify(path)}) }));`,
-      ],
-      { encoding: 'utf8', cwd: ROOT },
+    const out = evalJitless(
+      `import { scanWinners } from ${JSON.stringify(join(ROOT, 'server/storage/winners-scan.ts'))};
+       process.stdout.write(JSON.stringify({ wasm: typeof WebAssembly, scan: await scanWinners(${JSON.stringify(path)}) }));`,
     );
     expect(JSON.parse(out)).toEqual({ wasm: 'undefined', scan: { winners: [[1, ['1', '3']]], scanned: 3 } });
   });

@@ -13,6 +13,8 @@
  * at OUT, each bet's end at ENDS, and the results at RES (exported: client/wasm-rows.ts reads
  * the layout from the module; tools/lib/wasm.ts puts the static data above RES + 16).
  */
+import { at, digitsAt, isRealDateAt, utf8Length } from './bet-bytes';
+
 // The layout, exported so that client/wasm-rows.ts reads it from the module (one source).
 const SRC: i32 = 0;
 export const SRC_CAP: i32 = 0x10000;
@@ -36,10 +38,6 @@ const QUOTE: u32 = 0x22;
 const CR: u32 = 0x0d;
 const LF: u32 = 0x0a;
 
-@inline function at(i: i32): u32 {
-  return <u32>load<u8>(<usize>i);
-}
-
 /** String.prototype.trim's ASCII whitespace, less LF and CR. */
 @inline function isAsciiSpace(c: u32): bool {
   return c == 0x20 || c == 0x09 || c == 0x0b || c == 0x0c;
@@ -49,41 +47,6 @@ const LF: u32 = 0x0a;
 function mayBeWideSpace(i: i32): bool {
   const c = at(i);
   return (c == 0xc2 && at(i + 1) == 0xa0) || c == 0xe1 || c == 0xe2 || c == 0xe3 || c == 0xef;
-}
-
-/** The value of n ASCII digits at p, or -1 when one is not a digit. 64-bit: a document has up to 10 digits. */
-function digitsAt(p: i32, n: i32): i64 {
-  let v: i64 = 0;
-  for (let i = 0; i < n; i++) {
-    const c = at(p + i);
-    if (c < 0x30 || c > 0x39) return -1;
-    v = v * 10 + <i64>(c - 0x30);
-  }
-  return v;
-}
-
-function daysInMonth(y: i32, m: i32): i32 {
-  if (m == 2) return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28;
-  return m == 4 || m == 6 || m == 9 || m == 11 ? 30 : 31;
-}
-
-function isRealDateAt(p: i32): bool {
-  if (at(p + 4) != 0x2d || at(p + 7) != 0x2d) return false;
-  const y = <i32>digitsAt(p, 4);
-  const m = <i32>digitsAt(p + 5, 2);
-  const d = <i32>digitsAt(p + 8, 2);
-  return y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= daysInMonth(y, m);
-}
-
-/** Length of the well-formed UTF-8 sequence at i (before end), or 0. */
-function utf8Length(i: i32, end: i32): i32 {
-  const c = at(i);
-  const n: i32 = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-  if (n == 0 || i + n > end) return 0;
-  for (let k = 1; k < n; k++) if ((at(i + k) & 0xc0) != 0x80) return 0;
-  const c1 = at(i + 1);
-  if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f)) return 0;
-  return n;
 }
 
 /** bet-bytes.ts's scanName, answering only "certainly a valid name". */

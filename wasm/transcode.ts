@@ -10,6 +10,8 @@
  * Memory (fixed, 5 pages; nothing is allocated): one batch's bytes at SRC, its rows at OUT,
  * the agency's prefix at PREFIX.
  */
+import { at, isRealDateAt, utf8Length } from './bet-bytes';
+
 export const SRC: i32 = 0;
 export const SRC_CAP: i32 = 0x10000;
 export const OUT: i32 = SRC + SRC_CAP;
@@ -25,54 +27,13 @@ const PREFIX: i32 = OUT + OUT_CAP + 16;
 const MAX_NUMBER: u32 = 9999;
 const COMMA: u32 = 0x2c;
 const QUOTE: u32 = 0x22;
-const DASH: u32 = 0x2d;
 const ZERO: u32 = 0x30;
 const NINE: u32 = 0x39;
 const DATE_LEN: i32 = 10;
 const MAX_DOCUMENT: i32 = 10;
 
-@inline function at(i: i32): u32 {
-  return <u32>load<u8>(<usize>i);
-}
-
 @inline function put(o: i32, c: u32): void {
   store<u8>(<usize>o, <u8>c);
-}
-
-/** The value of n ASCII digits at p (n <= 4), or -1 when one is not a digit. */
-function digitsAt(p: i32, n: i32): i32 {
-  let v: i32 = 0;
-  for (let i = 0; i < n; i++) {
-    const c = at(p + i);
-    if (c < ZERO || c > NINE) return -1;
-    v = v * 10 + <i32>(c - ZERO);
-  }
-  return v;
-}
-
-function daysInMonth(y: i32, m: i32): i32 {
-  if (m == 2) return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28;
-  return m == 4 || m == 6 || m == 9 || m == 11 ? 30 : 31;
-}
-
-/** bet-bytes.ts's isRealDateAt. */
-function isRealDateAt(p: i32): bool {
-  if (at(p + 4) != DASH || at(p + 7) != DASH) return false;
-  const y = digitsAt(p, 4);
-  const m = digitsAt(p + 5, 2);
-  const d = digitsAt(p + 8, 2);
-  return y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= daysInMonth(y, m);
-}
-
-/** bet-bytes.ts's utf8Length: the well-formed UTF-8 sequence at i (before end), or 0. */
-function utf8Length(i: i32, end: i32): i32 {
-  const c = at(i);
-  const n: i32 = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-  if (n == 0 || i + n > end) return 0;
-  for (let k = 1; k < n; k++) if ((at(i + k) & 0xc0) != 0x80) return 0;
-  const c1 = at(i + 1);
-  if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f)) return 0;
-  return n;
 }
 
 /**

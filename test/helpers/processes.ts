@@ -3,6 +3,7 @@
  * shared harness (tools/lib/processes.ts: lines, waits, killAll), plus temp dirs and readers
  * of the files a run leaves behind.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,15 @@ export const DATASET_ZIP = join(ROOT, '../shared/data/tp0/dataset.zip');
 
 function spawnNode(name: string, args: readonly string[], env: Record<string, string>, wrapper?: string[]): Proc {
   return new NodeProcess({ name, args: [...args], env, cwd: ROOT, wrapper });
+}
+
+/**
+ * Runs an ES module `script` in a Node without WebAssembly (`--jitless`), on the sources as the
+ * tests import them (through tsx, not a build that may predate them); its stdout.
+ */
+export function evalJitless(script: string): string {
+  const args = ['--jitless', '--no-warnings', '--import', 'tsx', '--input-type=module', '-e', script];
+  return execFileSync(process.execPath, args, { encoding: 'utf8', cwd: ROOT });
 }
 
 /** A clean environment: nothing from the parent's SERVER_*, CLI_*, LOGGING_LEVEL or NODE_OPTIONS leaks in. */

@@ -66,11 +66,38 @@ export const TRANSCODE: WasmTarget = {
 
 export const WASM_TARGETS: readonly WasmTarget[] = [PLAIN_ROWS, LINE_COUNT, TRANSCODE];
 
+/** AssemblyScript that the targets import from beside them (`./bet-bytes`): compiled into each, never an entry of its own. */
+const SHARED_SOURCES: readonly string[] = ['wasm/bet-bytes.ts'];
+
+/** asc's command-line form of the options: `--name value`, lists comma-separated, `true` as a bare flag. */
+function toArguments(options: Record<string, unknown>): string[] {
+  return Object.entries(options).flatMap(([name, value]): string[] => {
+    if (value === false) return [];
+    if (value === true) return [`--${name}`];
+    return [`--${name}`, Array.isArray(value) ? value.join(',') : String(value)];
+  });
+}
+
 /** The target's WebAssembly binary; throws with asc's diagnostics. `root`: the repository. */
 export async function compileWasm(root: string, target: WasmTarget): Promise<Uint8Array> {
-  const source = await readFile(resolve(root, target.source), 'utf8');
-  const { binary, error, stderr } = await asc.compileString({ [basename(target.source)]: source }, target.options);
-  if (error !== null || binary === null) {
+  const files = new Map<string, string>();
+  for (const path of [target.source, ...SHARED_SOURCES]) files.set(basename(path), await readFile(resolve(root, path), 'utf8'));
+  const outputs = new Map<string, Uint8Array | string>();
+  const stderr = asc.createMemoryStream();
+  // asc.compileString takes every file it is given as an entry, whose exports the module would
+  // export: here only the target is one, and its imports are read from `files`.
+  const args = ['--outFile', 'binary', ...toArguments(target.options), basename(target.source)];
+  const { error } = await asc.main(args, {
+    readFile: (name) => files.get(name) ?? null,
+    writeFile: (name, contents) => {
+      outputs.set(name, contents);
+    },
+    listFiles: () => [],
+    stdout: asc.createMemoryStream(),
+    stderr,
+  });
+  const binary = outputs.get('binary');
+  if (error !== null || !(binary instanceof Uint8Array)) {
     throw new Error(
       `asc could not compile ${target.source} (${error?.message ?? 'no binary'}); fix the source and run npm run build:wasm\n${stderr.toString()}`,
     );
