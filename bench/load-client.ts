@@ -3,7 +3,7 @@
  * through shared/protocol. Unlike the real client it encodes every batch before the clock
  * starts (so it is never the bottleneck) and timestamps each BATCH write and its BATCH_ACK.
  * Otherwise it behaves like the real one: one connection per agency, HELLO, up to `window`
- * batches in flight (BATCH_WINDOW, as the real client), FINISHED, one WINNERS_QUERY (held by
+ * batches in flight (SEND_WINDOW, as the real client), FINISHED, one WINNERS_QUERY (held by
  * the server until the draw; asked again from 20 ms doubling to 100 ms on NOT_READY), as the
  * real client does. With `barrier` every agency is connected
  * before any sends a bet. CSV rows are split on commas (the bench's files are never quoted).

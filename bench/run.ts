@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseLogLine } from '../shared/logging/parse.js';
-import { BATCH_WINDOW } from '../shared/protocol/messages.js';
+import { SEND_WINDOW } from '../shared/protocol/messages.js';
 import { countRows, type DataSet } from './data.js';
 import { Database } from './database.js';
 import type { LoadConfig, LoadReport } from './load-client.js';
@@ -242,7 +242,7 @@ async function measure(o: RunOptions, dir: string, db: Database | null): Promise
       port: ports[0]!,
       agencies: o.data.files.map((f) => ({ agency: f.agency, file: f.path, port: portOf(f.agency) })),
       maxAmount: o.maxAmount,
-      window: BATCH_WINDOW,
+      window: SEND_WINDOW,
       barrier: o.barrier ?? false,
       connectTimeoutMs: 60_000,
     };

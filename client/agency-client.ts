@@ -1,6 +1,6 @@
 /**
  * One agency's run: HELLO, answer the CHALLENGE, and from WELCOME's `next` stream the rest of
- * the CSV in batches (BATCH_WINDOW in flight, acks in order), send FINISHED, then ask for the
+ * the CSV in batches (SEND_WINDOW in flight, acks in order), send FINISHED, then ask for the
  * winners (the server answers once the draw has happened). It speaks through a Connection
  * over whatever Duplex the Dialer returns, so the tests drive it over `stream.duplexPair()`.
  * `stop()` (SIGTERM) ends reading, closes the file, then the socket.
@@ -15,7 +15,7 @@
  */
 import type { Logger } from '../shared/logging/logger.js';
 import { encodeMessage } from '../shared/protocol/codec.js';
-import { BATCH_WINDOW, MessageType, type WelcomeDTO } from '../shared/protocol/messages.js';
+import { MessageType, SEND_WINDOW, type WelcomeDTO } from '../shared/protocol/messages.js';
 import { retryWithBackoff, withDeadline } from '../shared/util/async.js';
 import { BatchSender, type SendTally } from './batch-sender.js';
 import { readAgencyBetChunks } from './bets-reader.js';
@@ -38,13 +38,6 @@ export interface RunSummary extends SendTally {
 const DIAL_ATTEMPT_MAX_MS = 5000;
 /** How long the first connection retries every 10 ms before its delay grows: a server's start. */
 const BIND_STEADY_MS = 300;
-/**
- * Batches in flight: two of the server's windows. The server decodes BATCH_WINDOW frames
- * ahead and takes them as one run; the next window waits in the socket's buffers, so the
- * next run is there as soon as the one before is stored, without waiting for this process to
- * hear the acks and send more.
- */
-export const SEND_WINDOW = 2 * BATCH_WINDOW;
 
 export class AgencyClient {
   readonly #config: ClientConfig;

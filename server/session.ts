@@ -180,9 +180,11 @@ export class Session {
     }
   }
 
+  /** Reads again if the queue has room; never once closing (close() stops reading for good). */
   #resumeIfRoom(): void {
     const q = this.#queue;
-    if (this.#stream.isPaused() && q.pendingBytes === 0 && q.length < BATCH_WINDOW && q.failure === null) this.#stream.resume();
+    if (this.#closing !== null || !this.#stream.isPaused()) return;
+    if (q.pendingBytes === 0 && q.length < BATCH_WINDOW && q.failure === null) this.#stream.resume();
   }
 
   /** The one place that maps a client message to its handler. Only PING, HELLO and PROOF may come unbound. */

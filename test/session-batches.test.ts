@@ -209,6 +209,30 @@ describe('Session batches', () => {
     expect(h.onDisk()).toBe(csvRows(bets));
   });
 
+  it('stops reading for good once closing, even when the run in the pool settles after', async () => {
+    const gate = deferred();
+    const entered = deferred();
+    await open((pool) => ({
+      storeBatches: async (agency, batches) => {
+        entered.resolve();
+        await gate.promise;
+        return pool.storeBatches(agency, batches);
+      },
+      draw: () => pool.draw(),
+      recordFinished: (agency) => pool.recordFinished(agency),
+    }));
+    const p = await h.bound(2);
+    let resumed = 0;
+    p.server.on('resume', () => resumed++);
+    p.stream.write(batch(0, [bet(2, '51', 1)]));
+    await entered.promise;
+    const closing = p.session.close(true);
+    gate.resolve();
+    await closing;
+    expect(resumed, 'the socket resumed after close() began').toBe(0);
+    expect(p.server.isPaused()).toBe(true);
+  });
+
   it(`reads at most ${BATCH_WINDOW} frames ahead while a batch is in the pool, then pauses (backpressure)`, async () => {
     const perCall: number[] = [];
     const gate = deferred();

@@ -71,24 +71,23 @@ interface Transcoder {
   readonly outCap: number;
 }
 
-/** This thread's instance, made on first use; null where Node has no WebAssembly (`--jitless`). */
-let transcoder: Transcoder | null | undefined;
+/** This thread's instance, made on first use. */
+let transcoder: Transcoder | null = null;
 
+/** null where Node has no WebAssembly (`--jitless`); that answer is not kept (shared/util/wasm.ts). */
 function instance(): Transcoder | null {
-  if (transcoder !== undefined) return transcoder;
+  if (transcoder !== null) return transcoder;
   const exports = wasmModule(TRANSCODE_WASM)?.instantiate<Exports>();
+  if (exports === undefined) return null;
   // The module never grows its memory, so the view stays valid.
-  transcoder =
-    exports === undefined
-      ? null
-      : {
-          run: exports.transcode,
-          bytes: new Uint8Array(exports.memory.buffer),
-          src: exports.SRC.value,
-          srcCap: exports.SRC_CAP.value,
-          out: exports.OUT.value,
-          outCap: exports.OUT_CAP.value,
-        };
+  transcoder = {
+    run: exports.transcode,
+    bytes: new Uint8Array(exports.memory.buffer),
+    src: exports.SRC.value,
+    srcCap: exports.SRC_CAP.value,
+    out: exports.OUT.value,
+    outCap: exports.OUT_CAP.value,
+  };
   return transcoder;
 }
 

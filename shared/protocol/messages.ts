@@ -11,10 +11,18 @@ export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 /**
  * Frames the server decodes ahead on one connection, and the most BATCH frames it groups into
- * one run (one pool task, one ack write): at most 8 KiB each, so ~512 KiB a connection. The
- * project's client keeps two of these windows in flight (client/agency-client.ts SEND_WINDOW).
+ * one run (one pool task, one ack write). A connection's memory is then one run being stored
+ * and one window decoded ahead, at most 8 KiB a frame: ~1 MiB.
  */
 export const BATCH_WINDOW = 64;
+/**
+ * Batches the project's client keeps in flight: two of the server's windows. The server takes
+ * one as a run; the next waits in the socket buffers, so the next run is there as soon as the
+ * one before is stored, without waiting for the client to hear the acks and send more. (A
+ * server before the fix of the session's resume, 1c6ed62, stalls a client that keeps more than
+ * its window of 32 in flight: upgrade servers before clients.)
+ */
+export const SEND_WINDOW = 2 * BATCH_WINDOW;
 
 export const MessageType = {
   HELLO: 0x01,

@@ -217,7 +217,7 @@ export async function serverKillDrill(o: DrillOptions & { kills: number; tornAt?
 export async function clientKillDrill(o: DrillOptions & { kills: number }): Promise<DrillReport> {
   const s = await setup('client-kills', o);
   const server = await startServer(s, o);
-  // Small batches first: a window of 32 big ones could hold the whole file before the first kill.
+  // Small batches first: a window (SEND_WINDOW) of big ones could hold the whole file before the first kill.
   const sizes = [10, 7, 33, 2, 90, 13, 64, 1, 150, 500];
   const size = (run: number): number => sizes[run % sizes.length]!;
   const clients = s.files.map((_, i) => [startAgency(s, i + 1, i === 0 ? { CLI_BATCH_MAXAMOUNT: String(size(0)) } : {})]);
