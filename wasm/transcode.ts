@@ -1,9 +1,9 @@
 /**
  * The pool worker's transcoder (server/pool/transcode.ts runs it), in AssemblyScript, compiled
  * to WebAssembly by `npm run build:wasm` (tools/lib/wasm.ts) into
- * server/pool/transcode-wasm.ts, which is checked in. A worker's isolate starts cold: V8 spent
- * more CPU interpreting and optimising the same loop in JavaScript than a run of the course's
- * size gives it to run; WebAssembly starts as machine code.
+ * server/pool/transcode-wasm.ts, which is checked in. A worker's isolate starts cold: at the
+ * course's size V8 spent more CPU interpreting and optimising the JavaScript loop than running
+ * it, while WebAssembly starts as machine code.
  * Invariant: it writes exactly what transcodeBatchJs writes, and declines (-1) exactly the
  * batches it declines; test/transcode.test.ts checks both on random and mutated batches, and
  * that the checked-in module is this file's build.
