@@ -44,3 +44,36 @@ export function utf8Length(i: i32, end: i32): i32 {
   if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f)) return 0;
   return n;
 }
+
+/** bet.ts's MAX_NAME_BYTES. */
+const MAX_NAME_BYTES: i32 = 255;
+/** scanName's answer for a name that needs the string path. */
+export const NAME_DOUBT: i32 = -1;
+/** scanName's flag for a name holding a comma or a quote (quoted in a CSV row). */
+export const NAME_HAS_SPECIAL: i32 = 1;
+
+/**
+ * bet-bytes.ts's scanName over the UTF-8 name in [p, end): NAME_DOUBT when it is empty, over
+ * 255 bytes, holds a control character (C0, DEL, C1) or invalid UTF-8, or has no visible ASCII
+ * character; else 0, or NAME_HAS_SPECIAL when it holds a comma or a quote.
+ */
+@inline export function scanName(p: i32, end: i32): i32 {
+  if (end <= p || end - p > MAX_NAME_BYTES) return NAME_DOUBT;
+  let visible = false;
+  let special: i32 = 0;
+  for (let i = p; i < end; ) {
+    const c = at(i);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) return NAME_DOUBT;
+      if (c != 0x20) visible = true;
+      if (c == 0x2c || c == 0x22) special = NAME_HAS_SPECIAL;
+      i++;
+      continue;
+    }
+    const n = utf8Length(i, end);
+    // C1 controls are U+0080-U+009F: 0xC2 0x80 to 0xC2 0x9F.
+    if (n == 0 || (c == 0xc2 && at(i + 1) < 0xa0)) return NAME_DOUBT;
+    i += n;
+  }
+  return visible ? special : NAME_DOUBT;
+}

@@ -13,7 +13,7 @@
  * at OUT, each bet's end at ENDS, and the results at RES (exported: client/wasm-rows.ts reads
  * the layout from the module; tools/lib/wasm.ts puts the static data above RES + 16).
  */
-import { at, digitsAt, isRealDateAt, utf8Length } from './bet-bytes';
+import { NAME_DOUBT, at, digitsAt, isRealDateAt, scanName } from './bet-bytes';
 
 // The layout, exported so that client/wasm-rows.ts reads it from the module (one source).
 const SRC: i32 = 0;
@@ -25,7 +25,6 @@ export const ENDS_CAP: i32 = 0x1000;
 export const RES: i32 = ENDS + 4 * ENDS_CAP;
 /** The most a plain row's bet takes: agency, two 255-byte names, document, date, number. */
 const MAX_PLAIN_BET: i32 = 4 + 2 * 256 + 11 + 11 + 2;
-const MAX_NAME_BYTES: i32 = 255;
 const MAX_NUMBER: i32 = 9999;
 
 /** Why encodeRows stopped (RES + 12). */
@@ -49,28 +48,9 @@ function mayBeWideSpace(i: i32): bool {
   return (c == 0xc2 && at(i + 1) == 0xa0) || c == 0xe1 || c == 0xe2 || c == 0xe3 || c == 0xef;
 }
 
-/** bet-bytes.ts's scanName, answering only "certainly a valid name". */
-function isCleanName(p: i32, end: i32): bool {
-  if (end <= p || end - p > MAX_NAME_BYTES) return false;
-  let visible = false;
-  for (let i = p; i < end; ) {
-    const c = at(i);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return false;
-      if (c != 0x20) visible = true;
-      i++;
-      continue;
-    }
-    const n = utf8Length(i, end);
-    if (n == 0 || (c == 0xc2 && at(i + 1) < 0xa0)) return false;
-    i += n;
-  }
-  return visible;
-}
-
 /** fast-rows.ts's isPlainName. */
 function isPlainName(a: i32, z: i32): bool {
-  if (a >= z || !isCleanName(a, z)) return false;
+  if (a >= z || scanName(a, z) == NAME_DOUBT) return false;
   if (at(a) >= 0x80 && mayBeWideSpace(a)) return false;
   if (at(z - 1) < 0x80) return true;
   let lead = z - 1;

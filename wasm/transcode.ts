@@ -10,7 +10,7 @@
  * Memory (fixed, 5 pages; nothing is allocated): one batch's bytes at SRC, its rows at OUT,
  * the agency's prefix at PREFIX.
  */
-import { at, isRealDateAt, utf8Length } from './bet-bytes';
+import { NAME_DOUBT, NAME_HAS_SPECIAL, at, isRealDateAt, scanName } from './bet-bytes';
 
 export const SRC: i32 = 0;
 export const SRC_CAP: i32 = 0x10000;
@@ -37,34 +37,17 @@ const MAX_DOCUMENT: i32 = 10;
 }
 
 /**
- * Copies the name at [p, p + len) to o as transcode.ts's copyName does, checking it on the
- * way as bet-bytes.ts's scanName would (a str8 is never over 255 bytes): the new output
- * position, or -1. A name with a comma or a quote is copied again, quoted.
+ * transcode.ts's copyName: copies the name at [p, p + len) to o, quoted when it holds a comma
+ * or a quote; the new output position, or -1 when the name needs the slow path (scanName).
  */
 function copyName(p: i32, len: i32, o: i32): i32 {
   const end = p + len;
-  if (len == 0) return -1;
-  let visible = false;
-  let special = false;
-  let w = o;
-  for (let i = p; i < end; ) {
-    const c = at(i);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return -1;
-      visible = visible || c != 0x20;
-      special = special || c == COMMA || c == QUOTE;
-      put(w++, c);
-      i++;
-      continue;
-    }
-    const n = utf8Length(i, end);
-    // C1 controls are U+0080-U+009F: 0xC2 0x80 to 0xC2 0x9F.
-    if (n == 0 || (c == 0xc2 && at(i + 1) < 0xa0)) return -1;
-    for (let k = 0; k < n; k++) put(w++, at(i + k));
-    i += n;
+  const scan = scanName(p, end);
+  if (scan == NAME_DOUBT) return -1;
+  if (scan != NAME_HAS_SPECIAL) {
+    memory.copy(<usize>o, <usize>p, <usize>len);
+    return o + len;
   }
-  if (!visible) return -1;
-  if (!special) return w;
   put(o++, QUOTE);
   for (let i = p; i < end; i++) {
     const c = at(i);
