@@ -64,6 +64,8 @@ export class AgencyClient {
   #target: string;
   /** Settles once the data file is closed (at once while it has not been opened). */
   #fileClosed: Promise<void> = Promise.resolve();
+  /** Settles once the latest socket close is logged (at once while none was started). */
+  #socketClosed: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | null = null;
 
   constructor(config: ClientConfig, log: Logger, dial: Dialer = configuredDialer(config)) {
@@ -260,12 +262,20 @@ export class AgencyClient {
     await sender.sendAll(chunks);
   }
 
-  async #closeSocket(): Promise<void> {
-    if (this.#conn === null) return;
+  /**
+   * Closes the current connection and logs it. A call while an earlier close is under way (a
+   * SIGTERM as the run closes after the winners) waits for that close and its line, so the
+   * exit line never comes before them.
+   */
+  #closeSocket(): Promise<void> {
     const conn = this.#conn;
-    this.#conn = null;
-    await conn.close();
-    this.#log.info({ action: 'close_socket', result: 'success' });
+    if (conn !== null) {
+      this.#conn = null;
+      this.#socketClosed = conn.close().then(() => {
+        this.#log.info({ action: 'close_socket', result: 'success' });
+      });
+    }
+    return this.#socketClosed;
   }
 
   /**

@@ -314,6 +314,25 @@ describe('AgencyClient over a duplexPair', () => {
     expect(tap.indexOf('close_socket'), tap.text()).toBeGreaterThan(closeFile);
     expect(tap.find('close_socket')).toHaveLength(1);
   });
+
+  it('stop() while the run is closing its socket after the winners waits for that close and its line', async () => {
+    const { fake, tap, client, running } = start({ dataFile: await dataFile('stop-late.csv', 10) });
+    let stopped: Promise<void> | null = null;
+    // The run closes its socket right after this line: a SIGTERM lands in that close.
+    tap.onEntry = (e) => {
+      if (e.action === 'consulta_ganadores') stopped = client.stop();
+    };
+    const peer = await fake.peer(0);
+    await peer.accept(1);
+    await peer.storeUntilFinished(1, 1);
+    await answerWinners(peer, []);
+    await tap.waitFor((e) => e.action === 'consulta_ganadores');
+    expect(stopped).not.toBeNull();
+    await stopped;
+    expect(tap.find('close_socket'), tap.text()).toHaveLength(1);
+    expect(tap.indexOf('close_socket')).toBeGreaterThan(tap.indexOf('consulta_ganadores'));
+    await running;
+  });
 });
 
 describe('AgencyClient over TCP on 127.0.0.1', () => {
