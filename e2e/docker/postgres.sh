@@ -19,6 +19,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
 PROJECT=${E2E_PROJECT:-loteriae2epg}
 DRILL_BETS=${E2E_PG_DRILL_BETS:-30000}
+# client1's file is ten times the others': the kill drill needs client1 still sending when
+# server1 dies, and a fast client could finish its file before the kill lands.
+DRILL_BETS1=${E2E_PG_DRILL_BETS1:-$((DRILL_BETS * 10))}
 POSTGRES_IMAGE=${POSTGRES_IMAGE:-loteria-postgres:15}
 export POSTGRES_IMAGE
 SERVERS=(server1 server2)
@@ -104,8 +107,8 @@ done
 compose down -v -t 10 >/dev/null 2>&1
 
 # ---------------------------------------------------------------- 2. a server killed
-say "drill data: 5 x $DRILL_BETS bets"
-node dist/tools/gen-data.js --agencies 5 --bets "$DRILL_BETS" --out "$WORK/big" >/dev/null
+say "drill data: agency 1 $DRILL_BETS1 bets, agencies 2-5 $DRILL_BETS each"
+node dist/tools/gen-data.js --agencies 5 --sizes "$DRILL_BETS1,$DRILL_BETS,$DRILL_BETS,$DRILL_BETS,$DRILL_BETS" --out "$WORK/big" >/dev/null
 say "2. SIGKILL server1 while its clients send: they finish on server2"
 run_once kill "$WORK/big" 'wait_sending client1 20; docker kill --signal=SIGKILL server1 >/dev/null; echo "server1 killed (exit $(docker wait server1))"'
 grep -Eq '^client1 *\|.*action: reconexion \| result: in_progress \|.*servidor: server2[:/]12345' "$WORK/kill.log" \

@@ -22,6 +22,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
 PROJECT=${E2E_PROJECT:-loteriae2e}
 DRILL_BETS=${E2E_DRILL_BETS:-100000}
+# client1's file is ten times the others': every drill signals once client1 is sending and asks
+# that a run was in progress, and at the others' size all five clients can finish before the
+# signal lands (a clean-clone CI run saw that happen before `down`).
+DRILL_BETS1=${E2E_DRILL_BETS1:-$((DRILL_BETS * 10))}
 CONTAINERS=(server client1 client2 client3 client4 client5)
 ONESHOT=(data)
 CLIENTS=(client1 client2 client3 client4 client5)
@@ -124,8 +128,8 @@ echo "the inspector's invariants hold for both runs (the re-run's bets held from
 compose down -v -t 10 >/dev/null 2>&1
 
 # ---------------------------------------------------------------- 2. SIGTERM drills
-say "drill data: 5 x $DRILL_BETS bets"
-node dist/tools/gen-data.js --agencies 5 --bets "$DRILL_BETS" --out "$WORK/big" >/dev/null
+say "drill data: agency 1 $DRILL_BETS1 bets, agencies 2-5 $DRILL_BETS each"
+node dist/tools/gen-data.js --agencies 5 --sizes "$DRILL_BETS1,$DRILL_BETS,$DRILL_BETS,$DRILL_BETS,$DRILL_BETS" --out "$WORK/big" >/dev/null
 export DATA_DIR=$WORK/big
 compose_up() { compose up -d > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "up failed"; }; }
 drill_up() { compose_up; wait_sending client1 20; }
