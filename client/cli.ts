@@ -24,6 +24,16 @@ async function loadConfig(): Promise<ClientConfig> {
 }
 
 export async function main(): Promise<void> {
+  // Installed before anything else: until a handler exists, Node's default kills the process
+  // without a line. A signal while the configuration loads is taken once the client exists.
+  let early: NodeJS.Signals | null = null;
+  let onSignal = (signal: NodeJS.Signals): void => {
+    early ??= signal;
+  };
+  const handler = (signal: NodeJS.Signals): void => onSignal(signal);
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+
   const config = await loadConfig();
   tuneTiering(config);
   const log = createLogger({ level: config.logLevel });
@@ -33,16 +43,27 @@ export async function main(): Promise<void> {
   const client = new AgencyClient(config, log);
 
   let stopping: Promise<void> | null = null;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping !== null) process.exit(1);
+  /** The run failed and is closing on its own: its exit line says why, and a signal changes nothing. */
+  let failing = false;
+  onSignal = (signal: NodeJS.Signals): void => {
+    if (failing) return;
+    if (stopping !== null) {
+      log.warn({
+        action: 'exit',
+        result: 'fail',
+        signal,
+        ...exitTotals(client.summary),
+        error: 'second signal: exiting at once, without waiting for the socket to close',
+      });
+      process.exit(1);
+    }
     log.info({ action: 'shutdown', result: 'in_progress', signal });
     stopping = client.stop().then(() => {
       log.info({ action: 'exit', result: 'success', signal, ...exitTotals(client.summary) });
       process.exit(0);
     });
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  if (early !== null) return onSignal(early);
 
   try {
     const summary = await client.run();
@@ -51,6 +72,7 @@ export async function main(): Promise<void> {
     process.exit(summary.rejected > 0 ? 1 : 0);
   } catch (err) {
     if (client.stopping) return;
+    failing = true;
     await client.stop();
     const hint = giveUpHint(err);
     if (hint !== null) log.error({ action: 'connect', result: 'fail', ...hint });

@@ -4,12 +4,23 @@ import { createLogger } from '../shared/logging/logger.js';
 import { ConfigError, EXIT_CONFIG, describe } from '../shared/config/values.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import { LotteryServer } from './server.js';
-import { StorageConfigError } from './storage/backend.js';
+import { StartStoppedError, StorageConfigError } from './storage/backend.js';
 import { RecoveryError } from './storage/durable-state.js';
 
 export { warmUp } from './warm-up.js';
 
 export async function main(): Promise<void> {
+  // Installed before anything else: until a handler exists, Node's default kills the process
+  // without a line (recovery and the pool's start take a while on a large store, and a
+  // database may be unreachable). A signal before the server listens stops it there.
+  let early: NodeJS.Signals | null = null;
+  let onSignal = (signal: NodeJS.Signals): void => {
+    early ??= signal;
+  };
+  const handler = (signal: NodeJS.Signals): void => onSignal(signal);
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+
   let config: ServerConfig;
   try {
     config = loadServerConfig();
@@ -27,12 +38,32 @@ export async function main(): Promise<void> {
       modo: 'off',
       aviso: 'SERVER_AUTH=off - any peer can act for any agency; use it only for a local test',
     });
+  let signals = 0;
+  /** Counts every signal; a second one exits at once. Returns whether this is the first. */
+  const first = (signal: NodeJS.Signals): boolean => {
+    if (++signals === 1) return true;
+    log.warn({ action: 'exit', result: 'fail', signal, error: 'second signal: exiting at once without draining' });
+    process.exit(1);
+  };
+  // While the server opens: a signal ends a wait for an unreachable database at once; the
+  // file backend's open is bounded, and the server then closes without listening.
+  const starting = new AbortController();
+  onSignal = (signal: NodeJS.Signals): void => {
+    if (!first(signal)) return;
+    log.info({ action: 'shutdown', result: 'in_progress', signal });
+    starting.abort();
+  };
+  if (early !== null) onSignal(early);
 
   let server: LotteryServer;
   let address: AddressInfo;
   try {
-    server = await LotteryServer.open(config, log);
+    server = await LotteryServer.open(config, log, starting.signal);
   } catch (err) {
+    if (err instanceof StartStoppedError) {
+      log.info({ action: 'exit', result: 'success', motivo: err.message });
+      process.exit(0);
+    }
     // RecoveryError: the files on disk cannot be trusted as they are; its message says what is
     // wrong and what to do, and no file was touched. StorageConfigError: the database holds
     // another lottery (a configuration to fix, exit 2). Anything else: the files could not be
@@ -41,20 +72,7 @@ export async function main(): Promise<void> {
     log.error({ action, result: 'fail', error: (err as Error).message, almacen: config.storage });
     process.exit(err instanceof StorageConfigError ? EXIT_CONFIG : 1);
   }
-  try {
-    address = await server.listen();
-  } catch (err) {
-    log.error({ action: 'listen', result: 'fail', error: (err as Error).message });
-    process.exit(1);
-  }
-
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) {
-      log.warn({ action: 'exit', result: 'fail', signal, error: 'second signal: exiting at once without draining' });
-      process.exit(1);
-    }
-    log.info({ action: 'shutdown', result: 'in_progress', signal });
+  const shutDown = (): void => {
     server.close().then(
       () => {
         log.info({ action: 'exit', result: 'success' });
@@ -66,8 +84,20 @@ export async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  // A signal while the server opened: close it without listening.
+  if (signals > 0) return shutDown();
+  try {
+    address = await server.listen();
+  } catch (err) {
+    log.error({ action: 'listen', result: 'fail', error: (err as Error).message });
+    process.exit(1);
+  }
+  if (signals > 0) return shutDown();
+  onSignal = (signal: NodeJS.Signals): void => {
+    if (!first(signal)) return;
+    log.info({ action: 'shutdown', result: 'in_progress', signal });
+    shutDown();
+  };
   // Logged only once the handlers are installed: whoever waits for this line may signal at once.
   log.info({ action: 'listen', result: 'success', host: address.address, puerto: address.port, workers: config.workers });
 }

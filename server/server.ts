@@ -38,10 +38,16 @@ export class LotteryServer {
   #nextSession = 1;
   #closing: Promise<void> | null = null;
 
-  /** Opens the storage backend, then builds the server on it (not listening yet); a draw left pending starts now. */
-  static async open(config: ServerConfig, log: Logger): Promise<LotteryServer> {
+  /**
+   * Opens the storage backend, then builds the server on it (not listening yet); a draw left
+   * pending starts now. `stop` aborted ends a wait for an unreachable database (StartStoppedError).
+   */
+  static async open(config: ServerConfig, log: Logger, stop?: AbortSignal): Promise<LotteryServer> {
     const metrics = config.metricsPort === null ? null : new (await import('./metrics/server-metrics.js')).ServerMetrics({ process: true });
-    const backend = await openStorage(config, log, metrics === null ? {} : { onFsync: (seconds) => metrics.fsyncTook(seconds) });
+    const backend = await openStorage(config, log, {
+      ...(metrics === null ? {} : { onFsync: (seconds: number) => metrics.fsyncTook(seconds) }),
+      ...(stop === undefined ? {} : { stop }),
+    });
     let server: LotteryServer;
     try {
       server = new LotteryServer(config, log, backend, metrics);

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage } from '../shared/protocol/codec.js';
 import { MAC_BYTES, MessageType, PROTOCOL_VERSION } from '../shared/protocol/messages.js';
 import { loadBets } from '../server/storage/bets-file.js';
+import { freePort } from '../shared/util/net.js';
 import { generateAgencyFile } from '../tools/gen-data/files.js';
 import {
   countStoredRows,
@@ -205,6 +206,72 @@ describe('SIGTERM with a peer that never reads its replies', () => {
     expect(await server.waitExit(8_000)).toEqual({ code: 0, signal: null });
     expect(server.log.find((l) => l.action === 'close_sessions')?.result).toBe('fail');
     expectIncreasing(server, ['shutdown', 'close_sessions', 'close_acceptor', 'close_pool', 'close_storage', 'exit']);
+  });
+});
+
+describe('a signal to a client whose socket close is held up (the server stopped with SIGSTOP)', () => {
+  /** A server of two agencies and agency 1's client, done sending and waiting for a draw that agency 2 holds back. */
+  async function waitingClient(name: string, env: Record<string, string> = {}): Promise<{ server: Proc; client: Proc }> {
+    const file = join(dir, `${name}.csv`);
+    await generateAgencyFile({ path: file, agency: 1, seed: 7, rows: 50 });
+    const { proc: server, port } = await startServer({ storagePath: join(dir, `${name}-bets.csv`), agencies: 2 });
+    const client = startClient({ port, id: 1, dataFile: file, env });
+    await client.waitForAction('notificacion_enviada');
+    // Stopped, the server takes no FIN: the client's close waits out its grace (CLOSE_GRACE_MS, 1 s).
+    server.signal('SIGSTOP');
+    return { server, client };
+  }
+
+  async function resume(server: Proc): Promise<void> {
+    server.signal('SIGCONT');
+    server.signal('SIGTERM');
+    expect(await server.waitExit()).toEqual({ code: 0, signal: null });
+  }
+
+  it('a second signal during the graceful stop exits 1 with an exit line that says so', async () => {
+    const { server, client } = await waitingClient('second-signal');
+    client.signal('SIGTERM');
+    await client.waitForAction('shutdown');
+    client.signal('SIGINT');
+    expect(await client.waitExit(5_000)).toEqual({ code: 1, signal: null });
+    expect(client.log.at(-1), client.text).toMatchObject({ action: 'exit', result: 'fail', fields: { signal: 'SIGINT' } });
+    expect(client.lines.at(-1)).toMatch(/second signal - exiting at once/);
+    await resume(server);
+  });
+
+  it('a signal while a failed run closes changes nothing: no shutdown, exit 1 with the failure', async () => {
+    const { server, client } = await waitingClient('failing', { CLI_WINNERS_TIMEOUT: '300ms' });
+    // The winners timeout (300 ms) has failed the run, whose close then waits up to 1 s.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    client.signal('SIGTERM');
+    expect(await client.waitExit(5_000)).toEqual({ code: 1, signal: null });
+    expect(client.indexOf('shutdown'), client.text).toBe(-1);
+    expect(client.log.at(-1)).toMatchObject({ action: 'exit', result: 'fail' });
+    expect(client.lines.at(-1)).toMatch(/no draw after 300 ms/);
+    await resume(server);
+  });
+});
+
+describe('a signal before the server listens', () => {
+  it('SIGTERM while it waits for an unreachable database: stops waiting at once and exits 0 without listening', async () => {
+    const closed = await freePort();
+    const server = spawnServer({
+      SERVER_PORT: '0',
+      SERVER_AGENCIES: '1',
+      SERVER_STORAGE: 'postgres',
+      SERVER_DATABASE_URL: `postgres://loteria@127.0.0.1:${closed}/loteria`,
+    });
+    // Logged as open() starts waiting; it retries for 30 s, and the signal must end that wait.
+    await server.waitForAction('config');
+    const signalled = Date.now();
+    server.signal('SIGTERM');
+    expect(await server.waitExit(5_000), server.text).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalled).toBeLessThan(3_000);
+    expectIncreasing(server, ['config', 'shutdown', 'close_storage', 'exit']);
+    expect(server.log.at(-1)).toMatchObject({ action: 'exit', result: 'success' });
+    expect(server.lines.at(-1)).toMatch(/motivo: stopped while waiting for the database/);
+    expect(server.indexOf('listen')).toBe(-1);
+    expect(failures(server), server.text).toEqual([]);
   });
 });
 

@@ -160,6 +160,14 @@ export class UnknownAgencyError extends RangeError {
   }
 }
 
+/** The server was told to stop while open() waited for its store: nothing was stored, nothing failed. */
+export class StartStoppedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartStoppedError';
+  }
+}
+
 /** The store was set up for another lottery (e.g. another number of agencies): fix the configuration. */
 export class StorageConfigError extends Error {
   constructor(message: string) {

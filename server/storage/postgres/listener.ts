@@ -31,9 +31,10 @@ export class Listener {
     this.#log = log;
   }
 
-  /** Connects and LISTENs, retrying transient failures for up to `timeoutMs`. */
-  async start(timeoutMs: number): Promise<void> {
-    await retryWithBackoff(() => this.#connect(), { initialMs: 50, maxMs: 1_000, timeoutMs, signal: this.#abort.signal });
+  /** Connects and LISTENs, retrying transient failures for up to `timeoutMs` or until `stop` aborts. */
+  async start(timeoutMs: number, stop?: AbortSignal): Promise<void> {
+    const signal = stop === undefined ? this.#abort.signal : AbortSignal.any([this.#abort.signal, stop]);
+    await retryWithBackoff(() => this.#connect(), { initialMs: 50, maxMs: 1_000, timeoutMs, signal });
     this.#events.onListening(false);
   }
 

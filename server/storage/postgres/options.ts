@@ -26,10 +26,12 @@ export interface PostgresBackendOptions {
   readonly retryMs?: number;
   /** How long open() waits for the database. Default 30 s. */
   readonly startTimeoutMs?: number;
+  /** Aborted when the server is told to stop while open() still waits for the database. */
+  readonly stop?: AbortSignal;
   readonly log?: Logger;
 }
 
-export type Options = Required<Omit<PostgresBackendOptions, 'log'>> & { log: Logger | undefined };
+export type Options = Required<Omit<PostgresBackendOptions, 'log' | 'stop'>> & { log: Logger | undefined; stop: AbortSignal | undefined };
 
 export function resolveOptions(options: PostgresBackendOptions): Options {
   const o: Options = {
@@ -42,6 +44,7 @@ export function resolveOptions(options: PostgresBackendOptions): Options {
     startTimeoutMs: 30_000,
     ...options,
     log: options.log,
+    stop: options.stop,
   };
   checkSchemaName(o.schema);
   return o;

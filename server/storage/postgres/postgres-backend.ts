@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { deferred, settlesWithin, type Deferred } from '../../../shared/util/async.js';
 import {
+  StartStoppedError,
   StorageClosedError,
   type CloseOptions,
   UnknownAgencyError,
@@ -56,14 +57,20 @@ export class PostgresBackend implements StorageBackend {
   /** Connects, applies the migrations, starts listening; a database that stays unreachable fails it. */
   static async open(options: PostgresBackendOptions): Promise<PostgresBackend> {
     const backend = new PostgresBackend(options);
+    const { startTimeoutMs, stop } = backend.#o;
     try {
-      const applied = await withRetry('opening the database', { retryMs: backend.#o.startTimeoutMs }, () =>
+      const applied = await withRetry('opening the database', { retryMs: startTimeoutMs, signal: stop }, () =>
         withClient(backend.#pool, (client) => prepareSchema(client, backend.#o.schema, backend.#o.agencies)),
       );
       if (applied.length > 0) backend.#o.log?.info({ action: 'db_migrate', result: 'success', versions: applied.join(',') });
-      await backend.#listener.start(backend.#o.startTimeoutMs);
+      await backend.#listener.start(startTimeoutMs, stop);
     } catch (err) {
       await backend.close();
+      // Whatever the last attempt said, the wait ended because the server is stopping.
+      if (stop?.aborted === true) {
+        const last = (err as Error).name === 'AbortError' ? '' : ` (its last answer: ${(err as Error).message})`;
+        throw new StartStoppedError(`stopped while waiting for the database${last}`, { cause: err });
+      }
       throw err;
     }
     return backend;
