@@ -10,17 +10,6 @@ import { RecoveryError } from './storage/durable-state.js';
 export { warmUp } from './warm-up.js';
 
 export async function main(): Promise<void> {
-  // Installed before anything else: until a handler exists, Node's default kills the process
-  // without a line (recovery and the pool's start take a while on a large store, and a
-  // database may be unreachable). A signal before the server listens stops it there.
-  let early: NodeJS.Signals | null = null;
-  let onSignal = (signal: NodeJS.Signals): void => {
-    early ??= signal;
-  };
-  const handler = (signal: NodeJS.Signals): void => onSignal(signal);
-  process.on('SIGTERM', handler);
-  process.on('SIGINT', handler);
-
   let config: ServerConfig;
   try {
     config = loadServerConfig();
@@ -45,15 +34,20 @@ export async function main(): Promise<void> {
     log.warn({ action: 'exit', result: 'fail', signal, error: 'second signal: exiting at once without draining' });
     process.exit(1);
   };
-  // While the server opens: a signal ends a wait for an unreachable database at once; the
-  // file backend's open is bounded, and the server then closes without listening.
+  // Installed before the first await: until a handler exists, Node's default kills the process
+  // without a line, and recovery on a large store or an unreachable database take a while. A
+  // signal before the server listens stops it there: it ends a wait for the database (within
+  // the connection attempt under way); the file backend's open is bounded, and the server
+  // then closes without listening.
   const starting = new AbortController();
-  onSignal = (signal: NodeJS.Signals): void => {
+  let onSignal = (signal: NodeJS.Signals): void => {
     if (!first(signal)) return;
     log.info({ action: 'shutdown', result: 'in_progress', signal });
     starting.abort();
   };
-  if (early !== null) onSignal(early);
+  const handler = (signal: NodeJS.Signals): void => onSignal(signal);
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
 
   let server: LotteryServer;
   let address: AddressInfo;

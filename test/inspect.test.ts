@@ -4,7 +4,7 @@
  * configuration, a native JSON run) and on doctored copies of them, each of which must be
  * caught. Expected figures are counted from the raw lines here with plain regexes.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,21 @@ describe('recorded runs', () => {
     const fails = check(r, 'fails_explained').evidence;
     expect(fails.length).toBeGreaterThan(0);
     for (const line of fails) expect(line).toMatch(/^explained: client\d.*the server had stopped \(SIGTERM/);
+  });
+
+  it('a server SIGTERMed while it waited for its database: no acceptor to close, its stop is in order', async () => {
+    const log = join(FIX, 'stopped-starting', 'server.log');
+    const { code, r } = await report([log]);
+    expect(failed(r)).toEqual([]);
+    expect(code).toBe(0);
+    expect(check(r, 'processes_exited').evidence[0]).toMatch(
+      /^server: exit \| result: success after SIGTERM code 0; close_storage > exit$/,
+    );
+    // Without its close_storage line, the stop is not in order.
+    const cut = join(dir, 'cut', 'server.log');
+    await mkdir(join(dir, 'cut'));
+    await writeFile(cut, (await readFile(log, 'utf8')).replace(/^.*action: close_storage.*\n/m, ''));
+    expect(failed((await report([cut])).r)).toEqual(['processes_exited']);
   });
 
   it('a refused configuration under Docker: exit 1, the server exited 2, and the summary names the key', async () => {

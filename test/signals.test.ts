@@ -243,6 +243,7 @@ describe('a signal to a client whose socket close is held up (the server stopped
     const { server, client } = await waitingClient('failing', { CLI_WINNERS_TIMEOUT: '300ms' });
     // The winners timeout (300 ms) has failed the run, whose close then waits up to 1 s.
     await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(client.exit, client.text).toBeNull();
     client.signal('SIGTERM');
     expect(await client.waitExit(5_000)).toEqual({ code: 1, signal: null });
     expect(client.indexOf('shutdown'), client.text).toBe(-1);

@@ -167,10 +167,12 @@ function exitOf(t: RunTally, l: Lifetime, last: boolean): { ok: boolean; text: s
     return { ok: false, text: `${l.name}: ${why}${extra}` };
   }
   const missing: string[] = [];
-  // The PostgreSQL backend has no worker pool (the database does the work): no close_pool.
-  const closing = l.entries.find((e) => e.action === 'config')?.fields.storage === 'postgres' ? SERVER_CLOSING_DB : SERVER_CLOSING;
-  if (l.role === Role.SERVER && end.shutdownAt !== null && !inOrder(l, closing)) missing.push(`${closing.join(', ')} in that order`);
   const has = (a: string): boolean => l.entries.some((e) => e.action === a && e.result === 'success');
+  // The PostgreSQL backend has no worker pool (the database does the work): no close_pool. A
+  // server stopped before it listened (while it waited for its database) had no acceptor to close.
+  const backend = l.entries.find((e) => e.action === 'config')?.fields.storage === 'postgres' ? SERVER_CLOSING_DB : SERVER_CLOSING;
+  const closing = has('listen') ? backend : backend.filter((a) => a !== 'close_acceptor');
+  if (l.role === Role.SERVER && end.shutdownAt !== null && !inOrder(l, closing)) missing.push(`${closing.join(', ')} in that order`);
   if (l.role === Role.CLIENT && has('connect') && !has('close_socket')) missing.push('close_socket');
   if (l.role === Role.CLIENT && has('apuesta_enviada') && !has('close_file')) missing.push('close_file');
   const problems = missing.length > 0 ? [`missing ${missing.join('; ')}`] : [];
