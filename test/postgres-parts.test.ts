@@ -2,17 +2,17 @@
  * The PostgreSQL backend's parts that need no database: the group-commit queue, the COPY text
  * format, and a pooled client's error listener against a server that ends the connection in
  * the read that accepts it (a fake one on 127.0.0.1: a real PostgreSQL cannot be made to send
- * both in one read on demand).
+ * both in one read on demand). And what open() throws once a stop may have cut its wait short.
  */
 import { createServer, type Server } from 'node:net';
 import fc from 'fast-check';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { deferred, type Deferred } from '../shared/util/async.js';
-import { StorageClosedError } from '../server/storage/backend.js';
+import { StartStoppedError, StorageClosedError, StorageConfigError, StorageUnavailableError } from '../server/storage/backend.js';
 import { CopyRowError, escapeCopyText, parseExportLine, unescapeCopyText } from '../server/storage/postgres/copy-text.js';
 import { GroupCommit } from '../server/storage/postgres/group-commit.js';
-import { withClient } from '../server/storage/postgres/transient.js';
+import { stopped, withClient } from '../server/storage/postgres/transient.js';
 
 /** A commit function whose groups the test sees and settles by hand. */
 function manualCommit(): { groups: string[][]; pending: Array<Deferred<void>>; commit: (items: string[]) => Promise<string[]> } {
@@ -183,5 +183,32 @@ describe('withClient', () => {
       await pool.end().catch(() => {});
       await new Promise((r) => server.close(r));
     }
+  });
+});
+
+describe('stopped: what open() throws once the server may be stopping', () => {
+  const aborted = (): AbortSignal => AbortSignal.abort();
+  const abortError = (): Error => Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+  const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+
+  it('a wait for the database that the stop cut short is StartStoppedError, naming the last answer when there was one', () => {
+    const cut = stopped(abortError(), aborted());
+    expect(cut).toBeInstanceOf(StartStoppedError);
+    expect((cut as Error).message).toBe('stopped while waiting for the database');
+    const gone = stopped(new StorageUnavailableError('opening the database failed: unreachable'), aborted());
+    expect((gone as Error).message).toBe(
+      'stopped while waiting for the database (its last answer: opening the database failed: unreachable)',
+    );
+    expect(stopped(refused(), aborted())).toBeInstanceOf(StartStoppedError);
+  });
+
+  it('any other error stays as it is, stop or not; and nothing changes without a stop', () => {
+    const config = new StorageConfigError('the database holds another lottery');
+    expect(stopped(config, aborted())).toBe(config);
+    const bug = new TypeError('x is undefined');
+    expect(stopped(bug, aborted())).toBe(bug);
+    const gone = new StorageUnavailableError('unreachable');
+    expect(stopped(gone, undefined)).toBe(gone);
+    expect(stopped(gone, new AbortController().signal)).toBe(gone);
   });
 });

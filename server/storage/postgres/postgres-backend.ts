@@ -9,9 +9,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { deferred, settlesWithin, type Deferred } from '../../../shared/util/async.js';
 import {
-  StartStoppedError,
   StorageClosedError,
-  StorageUnavailableError,
   type CloseOptions,
   UnknownAgencyError,
   type AgencyClaim,
@@ -30,7 +28,7 @@ import { clientConfig, resolveOptions, type Options, type PostgresBackendOptions
 import { prepareSchema } from './schema.js';
 import { claimAgency, currentEpochs, decodeClaim, releaseAgency } from './sessions.js';
 import { storeGroup } from './store.js';
-import { isTransient, transaction, withClient, withRetry, type RetryPolicy } from './transient.js';
+import { stopped, transaction, withClient, withRetry, type RetryPolicy } from './transient.js';
 
 export type { PostgresBackendOptions } from './options.js';
 
@@ -67,16 +65,7 @@ export class PostgresBackend implements StorageBackend {
       await backend.#listener.start(startTimeoutMs, stop);
     } catch (err) {
       await backend.close();
-      // A wait for the database that the stop cut short (between attempts, or after an attempt
-      // that found it unreachable) is no failure; anything else (another lottery's schema, a
-      // failed migration) is reported as it is, stop or not.
-      const error = err as Error;
-      const waiting = error.name === 'AbortError' || error instanceof StorageUnavailableError || isTransient(error);
-      if (stop?.aborted === true && waiting) {
-        const last = error.name === 'AbortError' ? '' : ` (its last answer: ${error.message})`;
-        throw new StartStoppedError(`stopped while waiting for the database${last}`, { cause: err });
-      }
-      throw err;
+      throw stopped(err, stop);
     }
     return backend;
   }

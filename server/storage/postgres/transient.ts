@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { retryWithBackoff } from '../../../shared/util/async.js';
-import { StorageUnavailableError } from '../backend.js';
+import { StartStoppedError, StorageUnavailableError } from '../backend.js';
 
 /**
  * SQLSTATEs that say "try again": the server shutting down or starting (57P01-57P03), too
@@ -92,6 +92,20 @@ export function transaction<T>(pool: pg.Pool, what: string, policy: RetryPolicy,
       }
     });
   return withRetry(what, policy, attempt);
+}
+
+/**
+ * What open() throws for `err` once `stop` may have aborted it: a wait for the database that
+ * the stop cut short (between attempts, or after an attempt that found it unreachable) is
+ * StartStoppedError, no failure; anything else (another lottery's schema, a failed migration)
+ * stays as it is, stop or not.
+ */
+export function stopped(err: unknown, stop: AbortSignal | undefined): unknown {
+  const error = err as Error;
+  const waiting = error.name === 'AbortError' || error instanceof StorageUnavailableError || isTransient(error);
+  if (stop?.aborted !== true || !waiting) return err;
+  const last = error.name === 'AbortError' ? '' : ` (its last answer: ${error.message})`;
+  return new StartStoppedError(`stopped while waiting for the database${last}`, { cause: err });
 }
 
 /** `attempt` retried on transient errors within the policy; the last transient error becomes StorageUnavailableError. */
