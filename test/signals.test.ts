@@ -22,7 +22,7 @@ import {
   type Proc,
 } from './helpers/processes.js';
 
-const BIG = 200_000;
+const BIG = 1_000_000;
 const NO_KEY_PROOF = encodeMessage({ type: MessageType.PROOF, mac: Buffer.alloc(MAC_BYTES) });
 let dir: string;
 let bigFile: string;
