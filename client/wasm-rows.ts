@@ -6,7 +6,7 @@
  * and runs as machine code from its first row. Nothing here loops per row, so that no
  * JavaScript on this path gets hot enough to be optimised.
  */
-import { wasmModule } from '../shared/util/wasm.js';
+import { globalsOf, onFirstUse } from '../shared/util/wasm.js';
 import { PLAIN_ROWS_WASM } from './plain-rows-wasm.js';
 
 /**
@@ -44,23 +44,16 @@ interface Encoder extends Layout {
   readonly words: Int32Array;
 }
 
-let encoder: Encoder | null = null;
-
 /**
  * The module's instance, made on first use; null where there is no WebAssembly (Node's
  * start-up snapshot builder, tools/bundle.ts). That answer is never kept: a program
  * deserialised from the snapshot makes its instance on its first run.
  */
-function instance(): Encoder | null {
-  if (encoder !== null) return encoder;
-  const exports = wasmModule(PLAIN_ROWS_WASM)?.instantiate<Exports>();
-  if (exports === undefined) return null;
+const instance = onFirstUse<Exports, Encoder>(PLAIN_ROWS_WASM, (exports) => {
   // The module never grows its memory, so these views stay valid.
   const { buffer } = exports.memory;
-  const layout = Object.fromEntries(LAYOUT.map((name) => [name, exports[name].value])) as Layout;
-  encoder = { ...layout, encode: exports.encodeRows, bytes: new Uint8Array(buffer), words: new Int32Array(buffer) };
-  return encoder;
-}
+  return { ...globalsOf(exports, LAYOUT), encode: exports.encodeRows, bytes: new Uint8Array(buffer), words: new Int32Array(buffer) };
+});
 
 /**
  * Takes whole lines of src[s, end) and writes their bets at out[o...], each bet's end into

@@ -8,7 +8,7 @@
  */
 import { MAX_NUMBER } from '../../shared/domain/bet.js';
 import { NAME_DOUBT, NAME_HAS_SPECIAL, isRealDateAt, scanName } from '../../shared/domain/bet-bytes.js';
-import { wasmModule } from '../../shared/util/wasm.js';
+import { globalsOf, onFirstUse } from '../../shared/util/wasm.js';
 import { TRANSCODE_WASM } from './transcode-wasm.js';
 
 const COMMA = 0x2c;
@@ -52,44 +52,26 @@ function writeNumber(out: Buffer, o: number, n: number): number {
   return o;
 }
 
-/** The module's exports (wasm/transcode.ts). */
-interface Exports {
-  memory: { buffer: ArrayBuffer };
-  transcode: (len: number, count: number, agency: number) => number;
-  SRC: { value: number };
-  SRC_CAP: { value: number };
-  OUT: { value: number };
-  OUT_CAP: { value: number };
-}
+/** The module's memory layout (byte offsets and sizes), as wasm/transcode.ts exports it. */
+const LAYOUT = ['SRC', 'SRC_CAP', 'OUT', 'OUT_CAP'] as const;
+type Layout = Record<(typeof LAYOUT)[number], number>;
 
-interface Transcoder {
-  readonly run: Exports['transcode'];
+/** The module's exports. */
+type Exports = { memory: { buffer: ArrayBuffer }; transcode: TranscodeFn } & Record<keyof Layout, { value: number }>;
+type TranscodeFn = (len: number, count: number, agency: number) => number;
+
+interface Transcoder extends Layout {
+  readonly run: TranscodeFn;
   readonly bytes: Uint8Array;
-  readonly src: number;
-  readonly srcCap: number;
-  readonly out: number;
-  readonly outCap: number;
 }
 
-/** This thread's instance, made on first use. */
-let transcoder: Transcoder | null = null;
-
-/** null where Node has no WebAssembly (`--jitless`); that answer is not kept (shared/util/wasm.ts). */
-function instance(): Transcoder | null {
-  if (transcoder !== null) return transcoder;
-  const exports = wasmModule(TRANSCODE_WASM)?.instantiate<Exports>();
-  if (exports === undefined) return null;
+/** This thread's instance, made on first use; null where Node has no WebAssembly (`--jitless`), not kept. */
+const instance = onFirstUse<Exports, Transcoder>(TRANSCODE_WASM, (exports) => ({
+  ...globalsOf(exports, LAYOUT),
+  run: exports.transcode,
   // The module never grows its memory, so the view stays valid.
-  transcoder = {
-    run: exports.transcode,
-    bytes: new Uint8Array(exports.memory.buffer),
-    src: exports.SRC.value,
-    srcCap: exports.SRC_CAP.value,
-    out: exports.OUT.value,
-    outCap: exports.OUT_CAP.value,
-  };
-  return transcoder;
-}
+  bytes: new Uint8Array(exports.memory.buffer),
+}));
 
 /**
  * Transcodes `count` bets of `agency` from `src` into `out` at `o`. Returns the end offset
@@ -99,11 +81,12 @@ function instance(): Transcoder | null {
  */
 export function transcodeBatch(src: Buffer, count: number, agency: number, out: Buffer, o: number): number | null {
   const t = instance();
-  if (t === null || src.length > t.srcCap || maxRowsSize(src.length, count) > t.outCap) return transcodeBatchJs(src, count, agency, out, o);
-  t.bytes.set(src, t.src);
+  if (t === null || src.length > t.SRC_CAP || maxRowsSize(src.length, count) > t.OUT_CAP)
+    return transcodeBatchJs(src, count, agency, out, o);
+  t.bytes.set(src, t.SRC);
   const length = t.run(src.length, count, agency);
   if (length < 0) return null;
-  out.set(t.bytes.subarray(t.out, t.out + length), o);
+  out.set(t.bytes.subarray(t.OUT, t.OUT + length), o);
   return o + length;
 }
 

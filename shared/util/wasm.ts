@@ -1,5 +1,6 @@
 /**
- * The project's WebAssembly modules (the client's row encoder, the draw's line count), each
+ * The project's WebAssembly modules (the client's row encoder, the draw's line count, the pool
+ * worker's transcoder), each
  * compiled on first use, once per thread. null where Node has no WebAssembly (`--jitless`, the
  * start-up snapshot builder): the caller then takes its JavaScript path. That answer is never
  * kept, so a program deserialised from a snapshot compiles its module on its first run.
@@ -35,4 +36,24 @@ export function wasmModule(base64: string): WasmModule | null {
     compiled.set(base64, module);
   }
   return module;
+}
+
+/**
+ * This thread's one instance of the module, made by `make` from its exports on the first call;
+ * null where Node has no WebAssembly, an answer that is not kept (above).
+ */
+export function onFirstUse<E, T>(base64: string, make: (exports: E) => T): () => T | null {
+  let made: T | null = null;
+  return () => {
+    if (made !== null) return made;
+    const exports = wasmModule(base64)?.instantiate<E>();
+    if (exports === undefined) return null;
+    made = make(exports);
+    return made;
+  };
+}
+
+/** The values of the module's exported globals `names`: its memory layout (offsets and sizes). */
+export function globalsOf<N extends string>(exports: Record<N, { value: number }>, names: readonly N[]): Record<N, number> {
+  return Object.fromEntries(names.map((name) => [name, exports[name].value])) as Record<N, number>;
 }
