@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateAgencyFile } from '../tools/gen-data/files.js';
 import { CLIENT_BLOB, CLIENT_NODE_FLAGS, NodeProcess, clientArgs } from '../tools/lib/processes.js';
+import { findBuiltinCodeCache, withoutBuiltinCodeCache } from '../tools/lib/snapshot-blob.js';
 import { ROOT, baseEnv, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
 
 const ROWS = 3_000;
@@ -114,5 +115,62 @@ process.on('exit', () => require('node:fs').writeFileSync(process.env.WASM_REPOR
       process.stdout.write(JSON.stringify({ deleted, count: without.count, same: without.hex === withWasm.hex }));`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
     expect(JSON.parse(stdout)).toEqual({ deleted: true, count: ROWS, same: true });
+  });
+});
+
+/** A length field of Node's blob: 64 bits, little-endian. */
+const u64 = (n: number): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(n, 0);
+  return b;
+};
+const entry = (id: string, data: Buffer): Buffer => Buffer.concat([u64(id.length), Buffer.from(id), u64(data.length), data]);
+
+describe("Node's code cache of its built-ins in a snapshot blob (tools/lib/snapshot-blob.ts)", () => {
+  const head = Buffer.from('a snapshot: metadata, V8 startup data, isolate and environment info\x00\x01');
+  const cache = Buffer.concat([u64(2), entry('fs', Buffer.from([1, 2, 3])), entry('internal/deps/undici/undici', Buffer.alloc(40, 7))]);
+
+  it('is found where its entries end exactly at the end of the blob, and the blob keeps an empty one without it', () => {
+    const blob = Buffer.concat([head, cache]);
+    expect(findBuiltinCodeCache(blob)).toEqual({ offset: head.length, ids: ['fs', 'internal/deps/undici/undici'] });
+    expect(withoutBuiltinCodeCache(blob)).toEqual(Buffer.concat([head, u64(0)]));
+  });
+
+  it('is not recognised when the entries do not end at the end of the blob, or an id is not a module id', () => {
+    expect(findBuiltinCodeCache(Buffer.concat([head, cache, Buffer.from([0])]))).toBeNull();
+    expect(withoutBuiltinCodeCache(Buffer.concat([head, cache.subarray(0, cache.length - 1)]))).toBeNull();
+    const odd = Buffer.concat([u64(1), entry('fs\nx', Buffer.from([1]))]);
+    expect(findBuiltinCodeCache(Buffer.concat([head, odd]))).toBeNull();
+    expect(withoutBuiltinCodeCache(Buffer.alloc(64))).toBeNull();
+  });
+
+  it('a blob Node writes holds one for each built-in; without it the blob starts, and a module it does not hold still loads', async () => {
+    const builder = join(dir, 'builder.cjs');
+    const blob = join(dir, 'small.blob');
+    const lean = join(dir, 'small-lean.blob');
+    await writeFile(
+      builder,
+      `const { startupSnapshot } = require('node:v8');
+globalThis.held = require('node:path').join('a', 'b');
+startupSnapshot.setDeserializeMainFunction(() => {
+  const zlib = require('node:zlib');
+  process.stdout.write(JSON.stringify({ held, zlib: zlib.gunzipSync(zlib.gzipSync('bet')).toString() }));
+});\n`,
+    );
+    await promisify(execFile)(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', builder], { cwd: dir });
+    const written = await readFile(blob);
+    const found = findBuiltinCodeCache(written);
+    expect(found?.ids).toEqual(expect.arrayContaining(['fs', 'zlib', 'net', 'internal/streams/readable']));
+    const stripped = withoutBuiltinCodeCache(written);
+    expect(stripped?.length).toBe((found?.offset ?? 0) + 8);
+    await writeFile(lean, stripped ?? Buffer.alloc(0));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--snapshot-blob', lean]);
+    expect(JSON.parse(stdout)).toEqual({ held: join('a', 'b'), zlib: 'bet' });
+  });
+
+  it("the build keeps none in the client's blob", async () => {
+    const blob = await readFile(join(ROOT, CLIENT_BLOB));
+    expect(findBuiltinCodeCache(blob)).toBeNull();
+    expect(blob.subarray(blob.length - 8)).toEqual(u64(0));
   });
 });

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { type BuildOptions, type Plugin, build } from 'esbuild';
 import { CLIENT_BLOB, CLIENT_NODE_FLAGS } from './lib/processes.js';
+import { withoutBuiltinCodeCache } from './lib/snapshot-blob.js';
 
 const ENTRIES = ['dist/tools/healthcheck.js'];
 
@@ -160,9 +161,10 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
  * included, which a code cache cannot hold (docs/benchmarks.md, eighth round). Node takes a
  * blob only from the build of Node that wrote it, so it is written here, by the Node that
  * runs the client (the Docker build stage uses the runtime's image). The builder has no
- * WebAssembly: the warm-up's rows take the JavaScript path there (client/wasm-rows.ts). A
- * warm-up that fails, or a blob that does not start, leaves no blob, and clientArgs() falls back
- * to main.cjs.
+ * WebAssembly: the warm-up's rows take the JavaScript path there (client/wasm-rows.ts). The
+ * blob is kept without Node's code cache of its built-ins (tools/lib/snapshot-blob.ts), or with
+ * it when it does not start without. A warm-up that fails, or a blob that does not start,
+ * leaves no blob, and clientArgs() falls back to main.cjs.
  */
 async function clientSnapshot(dir: string): Promise<void> {
   const entry = `${dir}/snapshot.cjs`;
@@ -183,6 +185,7 @@ async function clientSnapshot(dir: string): Promise<void> {
   ]);
   const blob = resolve(CLIENT_BLOB);
   const tmp = `${blob}.${process.pid}.tmp`;
+  const lean = `${tmp}.lean`;
   // Node refuses a blob under other V8 flags (exit 14): none may come from NODE_OPTIONS.
   const env = { ...process.env, NODE_OPTIONS: undefined };
   try {
@@ -191,20 +194,35 @@ async function clientSnapshot(dir: string): Promise<void> {
       stdio: ['ignore', 'ignore', 'inherit'],
       env,
     });
-    // The blob must start: its program runs and refuses a missing data file (exit 2, EXIT_CONFIG).
-    const check = spawnSync(process.execPath, [...CLIENT_NODE_FLAGS, '--snapshot-blob', tmp], {
-      env: { PATH: process.env.PATH, CLI_ID: '1', CLI_DATA_FILE: `${tmp}.missing` },
-      encoding: 'utf8',
-    });
-    if (check.status !== 2) throw new Error(`the blob did not start its program (exit ${check.status ?? check.signal})`);
-    renameSync(tmp, blob);
+    // Without Node's code cache of its built-ins, which this program never consults (tools/lib/snapshot-blob.ts).
+    const stripped = withoutBuiltinCodeCache(readFileSync(tmp));
+    if (stripped !== null) writeFileSync(lean, stripped);
+    if (stripped !== null && notStarting(lean) === null) renameSync(lean, blob);
+    else {
+      const failure = notStarting(tmp);
+      if (failure !== null) throw new Error(`the blob did not start its program (${failure})`);
+      const why = stripped === null ? 'its layout was not recognised' : 'the blob without it did not start';
+      process.stderr.write(`bundle: the client's start-up snapshot keeps Node's code cache of its built-ins (${why})\n`);
+      renameSync(tmp, blob);
+    }
   } catch (err) {
-    rmSync(tmp, { force: true });
     rmSync(blob, { force: true });
     process.stderr.write(
       `bundle: no start-up snapshot for the client (${(err as Error).message.split('\n')[0]}); it starts from main.cjs\n`,
     );
+  } finally {
+    rmSync(tmp, { force: true });
+    rmSync(lean, { force: true });
   }
+}
+
+/** Why `blob` does not start its program, or null when it does: the program refuses a missing data file (exit 2, EXIT_CONFIG). */
+function notStarting(blob: string): string | null {
+  const check = spawnSync(process.execPath, [...CLIENT_NODE_FLAGS, '--snapshot-blob', blob], {
+    env: { PATH: process.env.PATH, CLI_ID: '1', CLI_DATA_FILE: `${blob}.missing` },
+    encoding: 'utf8',
+  });
+  return check.status === 2 ? null : `exit ${check.status ?? check.signal}`;
 }
 
 // A blob left from an earlier build would run an older program if this one fails before its own.
