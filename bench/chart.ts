@@ -115,7 +115,7 @@ function floorRate(s: ScenarioSummary, floors: FloorSummary[], key: string): Spr
   const f = floors.find((v) => v.key === key)?.transferMs;
   if (f === undefined || f === null) return null;
   const rate = (ms: number): number => s.bets / (ms / 1000);
-  return { median: rate(f.median), min: rate(f.max), max: rate(f.min), n: f.n };
+  return { median: rate(f.median), mean: rate(f.mean), min: rate(f.max), max: rate(f.min), n: f.n };
 }
 
 export function renderChart(s: ScenarioSummary[], floors: FloorSummary[], floorKeyOf: (id: string) => string, caption: string): string {

@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   try {
     if (doStartup) {
       say('start-up: node -e 0, server time to listen and to first ack, client time to connect, module counts');
-      startup = await measureStartup(workDir, quick ? 2 : 5, repoRoot);
+      startup = await measureStartup(workDir, repeats ?? (quick ? 2 : 5), repoRoot);
     }
     for (const d of plan.data) {
       say(`data ${d.key}: preparing (generated files are cached in the OS temp dir)`);
@@ -246,10 +246,11 @@ async function main(): Promise<void> {
 
 function startupLine(s: StartupResult): string {
   const m = (v: { median: number } | null): string => (v === null ? 'n/a' : String(Math.round(v.median)));
+  const mean = (v: { mean: number } | null): string => (v === null ? 'n/a' : v.mean.toFixed(1));
   return (
-    `node -e 0 ${m(s.nodeBareMs)} (CPU ${m(s.nodeBareCpuMs)}); server listen ${m(s.serverListenMs)} (inline ${m(s.serverListenInlineMs)}), ` +
+    `node -e 0 ${m(s.nodeBareMs)} (CPU ${m(s.nodeBareCpuMs)}, mean ${mean(s.nodeBareCpuMs)}); server listen ${m(s.serverListenMs)} (inline ${m(s.serverListenInlineMs)}), ` +
     `first ack ${m(s.serverFirstAckMs)} (inline ${m(s.serverFirstAckInlineMs)}); client config ${m(s.clientConfigMs)}, ` +
-    `connect ${m(s.clientConnectMs)}, exit ${m(s.clientExitMs)} (CPU ${m(s.clientCpuMs)}); modules server ${s.serverModules?.total ?? '?'}, client ${s.clientModules?.total ?? '?'}`
+    `connect ${m(s.clientConnectMs)}, exit ${m(s.clientExitMs)} (CPU ${m(s.clientCpuMs)}, mean ${mean(s.clientCpuMs)}); modules server ${s.serverModules?.total ?? '?'}, client ${s.clientModules?.total ?? '?'}`
   );
 }
 

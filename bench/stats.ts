@@ -1,7 +1,9 @@
-/** Summaries of repeated measurements: median with min and max, and percentiles of samples. */
+/** Summaries of repeated measurements: median and mean with min and max, and percentiles of samples. */
 
 export interface Spread {
   median: number;
+  /** Unbiased where each value is quantised (CPU in 10 ms ticks) at a random phase, as a median is not. */
+  mean: number;
   min: number;
   max: number;
   n: number;
@@ -15,13 +17,14 @@ export function percentile(samples: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number;
 }
 
-/** Median, min and max of the finite values; null when no value is finite. */
+/** Median, mean, min and max of the finite values; null when no value is finite. */
 export function spread(values: readonly number[]): Spread | null {
   const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   if (finite.length === 0) return null;
   const mid = finite.length >> 1;
   const median = finite.length % 2 === 1 ? (finite[mid] as number) : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
-  return { median, min: finite[0] as number, max: finite[finite.length - 1] as number, n: finite.length };
+  const mean = finite.reduce((a, b) => a + b, 0) / finite.length;
+  return { median, mean, min: finite[0] as number, max: finite[finite.length - 1] as number, n: finite.length };
 }
 
 /** Spread of one field over a list of run results. */

@@ -48,12 +48,15 @@ export function fastClientTargets(s: ScenarioSummary[], startup: StartupResult |
       met: course.wallVsFloor <= 2,
     });
   }
-  const startupMs = startup?.clientCpuMs?.median;
-  if (startupMs !== undefined) {
+  // The mean: each run's CPU is a difference of counters in 10 ms ticks, which a median rounds
+  // to a tick and the mean of many runs does not.
+  const cpu = startup?.clientCpuMs;
+  const startupMs = cpu?.mean;
+  if (cpu != null && startupMs !== undefined) {
     out.push({
       id: 'client-startup',
-      text: 'client start-up ≤ 50 ms CPU (one-bet run)',
-      measured: `${startupMs.toFixed(0)} ms`,
+      text: 'client start-up ≤ 50 ms CPU (one-bet run, mean)',
+      measured: `${startupMs.toFixed(1)} ms (n ${cpu.n}, median ${cpu.median.toFixed(0)})`,
       met: startupMs <= 50,
     });
     const perBet = [course, scale].flatMap((v) => {
