@@ -110,7 +110,7 @@ function panel(p: Panel, ox: number, oy: number): string {
   return out.join('\n');
 }
 
-/** Throughput a floor run reaches, in the scenario's bets per second of transfer. */
+/** Throughput a floor run reaches, in the scenario's bets per second of transfer (its mean: the rate of the mean time). */
 function floorRate(s: ScenarioSummary, floors: FloorSummary[], key: string): Spread | null {
   const f = floors.find((v) => v.key === key)?.transferMs;
   if (f === undefined || f === null) return null;

@@ -18,6 +18,8 @@
  * compiled from its source. So `tuneTiering` first loads the built-ins the configured run
  * loads later: `dns` for a server named by host name, `crypto` for a key or TLS, `tls` for
  * TLS. What only an error path loads (a message's formatting) may still compile from source.
+ * Started from its start-up snapshot, the client finds there Node's code cache of exactly the
+ * built-ins that these load beyond what the snapshot holds (tools/bundle.ts).
  */
 import { isIP } from 'node:net';
 import { setFlagsFromString } from 'node:v8';

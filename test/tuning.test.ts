@@ -4,16 +4,19 @@
  * source (a built-in first loaded after the change misses Node's code cache); and it starts
  * one thread in libuv's pool, two when it has a host name to look up. A preload
  * (test/helpers/builtins.ts) reports the flags set at run time, the built-ins loaded after
- * the first of them, and the process's threads.
+ * the first of them and after start (from the client's start-up snapshot, each must find Node's
+ * code cache in the blob), and the process's threads.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_TIERING_FLAGS } from '../client/tuning.js';
 import { generateAgencyFile } from '../tools/gen-data/files.js';
+import { CLIENT_BLOB } from '../tools/lib/processes.js';
+import { findBuiltinCodeCache } from '../tools/lib/snapshot-blob.js';
 import { genKeys } from '../tools/gen-keys.js';
 import { type BuiltinsReport, recordBuiltins } from './helpers/builtins.js';
 import { ROOT, killAll, makeTempDir, removeDir, startClient, startServer } from './helpers/processes.js';
@@ -76,9 +79,13 @@ describe('the built client tunes its process at run time', () => {
     'with %s: it raises the tiering budgets, loads no built-in module after that, and its run succeeds',
     { timeout: 60_000 },
     async (_, host, setup) => {
-      const { flags, late } = await run(host, setup());
+      const { flags, late, afterStart } = await run(host, setup());
       expect(flags).toEqual(CLIENT_TIERING_FLAGS);
       expect(late).toEqual([]);
+      // What it loads beyond its start-up snapshot finds Node's code cache there (tools/bundle.ts).
+      const cached = findBuiltinCodeCache(await readFile(join(ROOT, CLIENT_BLOB)))?.entries.map((e) => e.id) ?? [];
+      expect(afterStart.filter((id) => !cached.includes(id))).toEqual([]);
+      if (setup !== plain) expect(afterStart).toContain('crypto');
     },
   );
 

@@ -12,7 +12,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { type BuildOptions, type Plugin, build } from 'esbuild';
 import { CLIENT_BLOB, CLIENT_NODE_FLAGS } from './lib/processes.js';
-import { withoutBuiltinCodeCache } from './lib/snapshot-blob.js';
+import { LAZY_BUILTINS } from '../shared/util/lazy-builtin.js';
+import { pruneBuiltinCodeCache } from './lib/snapshot-blob.js';
 
 const ENTRIES = ['dist/tools/healthcheck.js'];
 
@@ -162,9 +163,9 @@ async function cachedProgram(dir: string, warmUp: string | null, flags: readonly
  * blob only from the build of Node that wrote it, so it is written here, by the Node that
  * runs the client (the Docker build stage uses the runtime's image). The builder has no
  * WebAssembly: the warm-up's rows take the JavaScript path there (client/wasm-rows.ts). The
- * blob is kept without Node's code cache of its built-ins (tools/lib/snapshot-blob.ts), or with
- * it when it does not start without. A warm-up that fails, or a blob that does not start,
- * leaves no blob, and clientArgs() falls back to main.cjs.
+ * blob keeps Node's code cache only for the built-ins its program loads after it starts. A
+ * warm-up that fails, or a blob that does not start, leaves no blob, and clientArgs() falls
+ * back to main.cjs.
  */
 async function clientSnapshot(dir: string): Promise<void> {
   const entry = `${dir}/snapshot.cjs`;
@@ -185,7 +186,6 @@ async function clientSnapshot(dir: string): Promise<void> {
   ]);
   const blob = resolve(CLIENT_BLOB);
   const tmp = `${blob}.${process.pid}.tmp`;
-  const lean = `${tmp}.lean`;
   // Node refuses a blob under other V8 flags (exit 14): none may come from NODE_OPTIONS.
   const env = { ...process.env, NODE_OPTIONS: undefined };
   try {
@@ -194,17 +194,10 @@ async function clientSnapshot(dir: string): Promise<void> {
       stdio: ['ignore', 'ignore', 'inherit'],
       env,
     });
-    // Without Node's code cache of its built-ins, which this program never consults (tools/lib/snapshot-blob.ts).
-    const stripped = withoutBuiltinCodeCache(readFileSync(tmp));
-    if (stripped !== null) writeFileSync(lean, stripped);
-    if (stripped !== null && notStarting(lean) === null) renameSync(lean, blob);
-    else {
-      const failure = notStarting(tmp);
-      if (failure !== null) throw new Error(`the blob did not start its program (${failure})`);
-      const why = stripped === null ? 'its layout was not recognised' : 'the blob without it did not start';
-      process.stderr.write(`bundle: the client's start-up snapshot keeps Node's code cache of its built-ins (${why})\n`);
-      renameSync(tmp, blob);
-    }
+    const failure = notStarting(tmp);
+    if (failure !== null) throw new Error(`the blob did not start its program (${failure})`);
+    pruneCodeCache(tmp);
+    renameSync(tmp, blob);
   } catch (err) {
     rmSync(blob, { force: true });
     process.stderr.write(
@@ -212,7 +205,58 @@ async function clientSnapshot(dir: string): Promise<void> {
     );
   } finally {
     rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * Keeps in the blob at `path` Node's code cache of the built-ins its program loads after it
+ * starts, and no other (tools/lib/snapshot-blob.ts), when the blob so pruned starts; otherwise
+ * leaves the blob whole and says why.
+ */
+function pruneCodeCache(path: string): void {
+  const lean = `${path}.lean`;
+  try {
+    const pruned = pruneBuiltinCodeCache(readFileSync(path), new Set(loadedAfterStart(path)));
+    if (pruned === null) throw new Error("the blob's layout was not recognised");
+    writeFileSync(lean, pruned);
+    const failure = notStarting(lean);
+    if (failure !== null) throw new Error(`the pruned blob did not start: ${failure}`);
+    renameSync(lean, path);
+  } catch (err) {
+    const why = (err as Error).message.split('\n')[0];
+    process.stderr.write(`bundle: the client's start-up snapshot keeps all of Node's code cache of its built-ins (${why})\n`);
+  } finally {
     rmSync(lean, { force: true });
+  }
+}
+
+/**
+ * The built-in modules that the program started from `blob` loads when it first uses those it
+ * loads lazily (LAZY_BUILTINS: TLS's, the key's proof's), beyond those the snapshot holds: a
+ * preload loads them, lists what that added, and exits before the program runs.
+ */
+function loadedAfterStart(blob: string): string[] {
+  const probe = `${blob}.probe.cjs`;
+  writeFileSync(
+    probe,
+    `'use strict';
+const held = new Set(process.moduleLoadList);
+for (const id of ${JSON.stringify(LAZY_BUILTINS)}) require(id);
+const added = process.moduleLoadList.filter((m) => !held.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13));
+require('node:fs').writeSync(1, JSON.stringify(added));
+process.exit(0);
+`,
+  );
+  try {
+    const run = spawnSync(process.execPath, [...CLIENT_NODE_FLAGS, '--require', probe, '--snapshot-blob', blob], {
+      env: { PATH: process.env.PATH },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    if (run.status !== 0) throw new Error(`listing the built-ins loaded after start failed (exit ${run.status ?? run.signal})`);
+    return JSON.parse(run.stdout) as string[];
+  } finally {
+    rmSync(probe, { force: true });
   }
 }
 
@@ -221,6 +265,7 @@ function notStarting(blob: string): string | null {
   const check = spawnSync(process.execPath, [...CLIENT_NODE_FLAGS, '--snapshot-blob', blob], {
     env: { PATH: process.env.PATH, CLI_ID: '1', CLI_DATA_FILE: `${blob}.missing` },
     encoding: 'utf8',
+    timeout: 30_000,
   });
   return check.status === 2 ? null : `exit ${check.status ?? check.signal}`;
 }

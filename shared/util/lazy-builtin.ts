@@ -9,7 +9,15 @@ import { createRequire } from 'node:module';
 
 const load = createRequire(import.meta.url);
 
+/**
+ * Every id below, for the build: the client's start-up snapshot keeps Node's code cache of the
+ * built-ins these load, since its run loads them after it starts (tools/bundle.ts).
+ */
+const ids: string[] = [];
+export const LAZY_BUILTINS: readonly string[] = ids;
+
 function lazyBuiltin<T>(id: `node:${string}`): () => T {
+  ids.push(id);
   let loaded: T | undefined;
   return () => (loaded ??= load(id) as T);
 }

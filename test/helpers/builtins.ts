@@ -2,7 +2,7 @@
  * A preload (NODE_OPTIONS=--require) that makes a built program report, when it exits, the
  * Node built-in modules it loaded, the files its main thread require()d, the V8 flags it set
  * at run time (v8.setFlagsFromString), which built-ins it loaded after the first of those
- * flags, and how many threads it has.
+ * flags and after the preload itself, and how many threads it has.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,6 +16,8 @@ export interface BuiltinsReport {
   flags: string[];
   /** Of `loaded`, those loaded after the first v8.setFlagsFromString call. */
   late: string[];
+  /** Of `loaded`, those loaded after this preload ran (a program from a snapshot: beyond what it holds). */
+  afterStart: string[];
   /** Threads of the process at exit (/proc/self/task). */
   threads: number;
 }
@@ -25,6 +27,7 @@ const v8 = require('node:v8');
 const { readdirSync, writeFileSync } = require('node:fs');
 const set = v8.setFlagsFromString;
 const flags = [];
+const started = process.moduleLoadList.length;
 let mark = -1;
 v8.setFlagsFromString = (flag) => {
   if (mark < 0) mark = process.moduleLoadList.length;
@@ -34,7 +37,7 @@ v8.setFlagsFromString = (flag) => {
 const builtins = (list) => list.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
 process.on('exit', () => {
   const loaded = process.moduleLoadList;
-  const report = { loaded: builtins(loaded), files: Object.keys(require.cache), flags, late: mark < 0 ? [] : builtins(loaded.slice(mark)), threads: readdirSync('/proc/self/task').length };
+  const report = { loaded: builtins(loaded), files: Object.keys(require.cache), flags, late: mark < 0 ? [] : builtins(loaded.slice(mark)), afterStart: builtins(loaded.slice(started)), threads: readdirSync('/proc/self/task').length };
   writeFileSync(process.env.RECORD_BUILTINS, JSON.stringify(report));
 });
 `;
