@@ -3,6 +3,8 @@
  * clientArgs, which every starter of the client uses, starts the client from it. Node's
  * snapshot builder has no WebAssembly, so the warm-up's rows take the JavaScript path there;
  * the deserialised program must still make its WebAssembly encoder when it first reads rows.
+ * Of the code cache of Node's built-ins that Node appends to every blob, the build keeps only
+ * the entries of those the program loads after it starts (tools/lib/snapshot-blob.ts).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
